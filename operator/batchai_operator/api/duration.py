@@ -1,0 +1,66 @@
+"""maxWallClockTime durations in the three spellings Batch AI users have in their files.
+
+- Batch AI SDK / .NET TimeSpan: ``7.00:00:00`` ([d.]hh:mm:ss[.fff])
+- the az CLI's output (Python timedelta str): ``7 days, 0:00:00`` or ``1 day, 2:03:04``
+- ISO 8601 as in the REST API: ``P7D``, ``PT1H30M``, ``P1DT2H``
+
+Hand-written because isodate and friends cover only ISO 8601; the other two are tiny regexes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_TIMESPAN = re.compile(r"^(?:(?P<d>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<f>\d{1,7}))?$")
+_PYTHON = re.compile(
+    r"^(?:(?P<d>\d+) days?, )?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<f>\d{1,6}))?$"
+)
+_ISO = re.compile(
+    r"^P(?!$)(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+
+# The same three spellings as one regex, for the CRD schema's `pattern` (so kubectl apply rejects a
+# malformed duration before the operator sees it).
+DURATION_PATTERN = (
+    r"^((\d+\.)?\d{1,2}:\d{2}:\d{2}(\.\d{1,7})?"
+    r"|(\d+ days?, )?\d{1,2}:\d{2}:\d{2}(\.\d{1,6})?"
+    r"|P(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?)$"
+)
+
+DEFAULT_MAX_WALL_CLOCK_TIME = "7.00:00:00"
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a Batch AI duration; raises ValueError naming the accepted formats."""
+    text = text.strip()
+    for rx in (_TIMESPAN, _PYTHON):
+        m = rx.match(text)
+        if m:
+            frac = m.group("f") or "0"
+            return timedelta(
+                days=int(m.group("d") or 0),
+                hours=int(m.group("h")),
+                minutes=int(m.group("m")),
+                seconds=int(m.group("s")) + float("0." + frac),
+            )
+    m = _ISO.match(text)
+    if m and text not in ("P", "PT") and not text.endswith("T"):
+        return timedelta(
+            weeks=int(m.group("w") or 0),
+            days=int(m.group("d") or 0),
+            hours=int(m.group("h") or 0),
+            minutes=int(m.group("m") or 0),
+            seconds=float(m.group("s") or 0),
+        )
+    raise ValueError(
+        f"invalid duration {text!r}: use Batch AI's '7.00:00:00', the CLI's '7 days, 0:00:00' or ISO 8601 'P7D'"
+    )
+
+
+def to_seconds(text: str) -> int:
+    """Whole seconds, rounded up so a deadline is never shorter than asked."""
+    td = parse_duration(text)
+    whole = int(td.total_seconds())
+    return whole if whole == td.total_seconds() else whole + 1

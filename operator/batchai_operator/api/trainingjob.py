@@ -1,0 +1,366 @@
+"""TrainingJob: a Batch AI job. `spec` is Batch AI's job `properties`, field for field, plus a few
+Kubernetes additions (experiment, suspend, terminate, ttlSecondsAfterFinished, serviceAccountName)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import ApiModel, StatusModel, cel, rules
+from .common import (
+    ENV_NAME_PATTERN,
+    EnvironmentVariable,
+    EnvironmentVariableWithSecretValue,
+    MountVolumes,
+    SecretKeyRef,
+)
+from .duration import DEFAULT_MAX_WALL_CLOCK_TIME, DURATION_PATTERN, to_seconds
+from .toolkits import (
+    TOOLKIT_FIELDS,
+    Caffe2Settings,
+    CaffeSettings,
+    ChainerSettings,
+    CNTKsettings,
+    CustomMpiSettings,
+    CustomToolkitSettings,
+    HorovodSettings,
+    PyTorchSettings,
+    TensorFlowSettings,
+)
+
+KIND = "TrainingJob"
+PLURAL = "trainingjobs"
+
+
+class RegistryCredentials(ApiModel):
+    """Credentials for a private registry, kept in a kubernetes.io/dockerconfigjson Secret."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": rules(
+            cel(
+                "!has(self.password)",
+                "containerSettings.imageSourceRegistry.credentials.password: registry passwords are not accepted "
+                "inline; create a docker-registry Secret and set credentials.secretRef.name",
+                reason="FieldValueForbidden",
+            ),
+            cel(
+                "!has(self.passwordSecretReference)",
+                "containerSettings.imageSourceRegistry.credentials.passwordSecretReference: Key Vault references "
+                "are not supported; set credentials.secretRef.name",
+                reason="FieldValueForbidden",
+            ),
+        )
+    }
+
+    username: str | None = Field(default=None, description="Registry user name (informational here).")
+    password: str | None = Field(default=None, description="Batch AI's inline password. Rejected here.")
+    password_secret_reference: dict[str, str] | None = Field(
+        default=None, description="Batch AI's Key Vault reference. Rejected here."
+    )
+    secret_ref: SecretKeyRef | None = Field(
+        default=None, description="kubernetes.io/dockerconfigjson Secret used as the pod's imagePullSecret."
+    )
+
+
+class ImageSourceRegistry(ApiModel):
+    """The job's container image and where to pull it from."""
+
+    server_url: str | None = Field(default=None, description="Registry URL; the image must then be fully qualified.")
+    image: str = Field(description="Container image, e.g. microsoft/cntk:2.5.1-gpu-python3.5-cuda9.0-cudnn7.0.")
+    credentials: RegistryCredentials | None = Field(default=None, description="Pull credentials for the registry.")
+
+
+class ContainerSettings(ApiModel):
+    """Run the job in this container (without it, the toolkit's default image is used)."""
+
+    image_source_registry: ImageSourceRegistry = Field(description="Image and registry.")
+    shm_size: str | None = Field(
+        default=None,
+        description="Size of /dev/shm in docker format, e.g. '16gb' or '512m'.",
+        pattern=r"^[0-9]+(\.[0-9]+)?([bkmgtBKMGT]|[kmgtKMGT][bB])?$",
+    )
+
+
+class JobPreparation(ApiModel):
+    """A command run on every node of the job before the toolkit starts."""
+
+    command_line: str = Field(description="Command line, run by a shell; failure fails the job.", min_length=1)
+
+
+class InputDirectory(ApiModel):
+    """An input directory, exported as AZ_BATCHAI_INPUT_<id>."""
+
+    id: str = Field(description="Id; the variable is AZ_BATCHAI_INPUT_<id> (case kept).", pattern=ENV_NAME_PATTERN)
+    path: str = Field(description="Path of the directory.", min_length=1)
+
+
+class OutputDirectory(ApiModel):
+    """An output directory, exported as AZ_BATCHAI_OUTPUT_<id> = <pathPrefix>/<segment>/outputs[/<pathSuffix>]."""
+
+    id: str = Field(description="Id; the variable is AZ_BATCHAI_OUTPUT_<id> (case kept).", pattern=ENV_NAME_PATTERN)
+    path_prefix: str = Field(description="Prefix of the path, usually on a mount.", min_length=1)
+    path_suffix: str | None = Field(default=None, description="Suffix appended after '<segment>/outputs'.")
+
+
+class Constraints(ApiModel):
+    """Limits on the job."""
+
+    max_wall_clock_time: str = Field(
+        default=DEFAULT_MAX_WALL_CLOCK_TIME,
+        description="Maximum run time: '7.00:00:00', '7 days, 0:00:00' or ISO 8601 'P7D'. Default 7 days.",
+        pattern=DURATION_PATTERN,
+        json_schema_extra=rules(
+            cel("self != 'P' && !self.endsWith('T')", "constraints.maxWallClockTime is not a valid duration")
+        ),
+    )
+    max_retry_count: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Kubernetes addition: times a failed node is retried (Job backoffLimit). Default 0, as Batch AI.",
+    )
+
+    @property
+    def max_wall_clock_seconds(self) -> int:
+        return to_seconds(self.max_wall_clock_time)
+
+
+_TOOLKITS_CEL = "[" + ", ".join(
+    f"has(self.{f})"
+    for f in (
+        "cntkSettings",
+        "tensorFlowSettings",
+        "pyTorchSettings",
+        "caffeSettings",
+        "caffe2Settings",
+        "chainerSettings",
+        "horovodSettings",
+        "customMpiSettings",
+        "customToolkitSettings",
+    )
+) + "].filter(x, x).size() == 1"
+
+_SPEC_RULES = rules(
+    cel(
+        _TOOLKITS_CEL,
+        "spec: set exactly one toolkit: cntkSettings, tensorFlowSettings, pyTorchSettings, caffeSettings, "
+        "caffe2Settings, chainerSettings, horovodSettings, customMpiSettings or customToolkitSettings",
+    ),
+    cel(
+        "!has(self.tensorFlowSettings) || !has(self.tensorFlowSettings.parameterServerCount) || "
+        "self.tensorFlowSettings.parameterServerCount <= self.nodeCount",
+        "spec.tensorFlowSettings.parameterServerCount must not exceed nodeCount",
+        field_path=".tensorFlowSettings.parameterServerCount",
+    ),
+    cel(
+        "!has(self.outputDirectories) || self.outputDirectories.all(d, "
+        "self.outputDirectories.filter(e, e.id == d.id).size() == 1)",
+        "spec.outputDirectories: ids must be unique",
+        field_path=".outputDirectories",
+    ),
+    cel(
+        "!has(self.inputDirectories) || self.inputDirectories.all(d, "
+        "self.inputDirectories.filter(e, e.id == d.id).size() == 1)",
+        "spec.inputDirectories: ids must be unique",
+        field_path=".inputDirectories",
+    ),
+    cel(
+        "!has(self.environmentVariables) || self.environmentVariables.all(v, "
+        "self.environmentVariables.filter(e, e.name == v.name).size() == 1)",
+        "spec.environmentVariables: names must be unique",
+        field_path=".environmentVariables",
+    ),
+    # A running job cannot be changed underneath its pods (Batch AI jobs were immutable too); only the
+    # Kubernetes controls suspend, terminate and ttlSecondsAfterFinished may change.
+    cel(
+        "self.nodeCount == oldSelf.nodeCount && self.cluster == oldSelf.cluster && "
+        "self.stdOutErrPathPrefix == oldSelf.stdOutErrPathPrefix && self.experiment == oldSelf.experiment",
+        "spec is immutable except suspend, terminate and ttlSecondsAfterFinished: delete and re-create the job "
+        "to change nodeCount, cluster, stdOutErrPathPrefix or experiment",
+    ),
+    cel(
+        "!has(oldSelf.terminate) || !oldSelf.terminate || (has(self.terminate) && self.terminate)",
+        "spec.terminate cannot be reverted once set",
+        field_path=".terminate",
+    ),
+)
+
+
+class TrainingJobSpec(ApiModel):
+    """A Batch AI job: the job.json `properties`, field for field, plus Kubernetes additions."""
+
+    model_config = ApiModel.model_config | {"json_schema_extra": _SPEC_RULES}
+
+    cluster: str = Field(
+        description=(
+            "BatchAICluster to run on: a name in the same namespace, or a Batch AI cluster ARM id "
+            "(.../clusters/<name>) whose last segment names it."
+        ),
+        min_length=1,
+        max_length=1024,
+    )
+    node_count: int = Field(description="Number of nodes (pods) the job is gang-scheduled on.", ge=1, le=1000)
+    std_out_err_path_prefix: str = Field(
+        description="Prefix of the stdout/stderr directory, e.g. $AZ_BATCHAI_JOB_MOUNT_ROOT/logs.", min_length=1
+    )
+    scheduling_priority: Literal["low", "normal", "high"] = Field(
+        default="normal", description="low, normal or high; mapped to PriorityClasses configured in the chart."
+    )
+    mount_volumes: MountVolumes | None = Field(
+        default=None, description="Job-level mounts, under $AZ_BATCHAI_JOB_MOUNT_ROOT."
+    )
+    container_settings: ContainerSettings | None = Field(
+        default=None, description="Container image; the toolkit's default image is used when unset."
+    )
+    job_preparation: JobPreparation | None = Field(
+        default=None, description="Command run on every node before the toolkit."
+    )
+    input_directories: list[InputDirectory] | None = Field(
+        default=None, description="Input directories, exported as AZ_BATCHAI_INPUT_<id>.", max_length=64
+    )
+    output_directories: list[OutputDirectory] | None = Field(
+        default=None, description="Output directories, exported as AZ_BATCHAI_OUTPUT_<id>.", max_length=64
+    )
+    environment_variables: list[EnvironmentVariable] | None = Field(
+        default=None, description="Environment variables for the job and its preparation.", max_length=256
+    )
+    secrets: list[EnvironmentVariableWithSecretValue] | None = Field(
+        default=None, description="Secret environment variables, read from Kubernetes Secrets.", max_length=256
+    )
+    constraints: Constraints | None = Field(default=None, description="Limits, such as maxWallClockTime.")
+
+    cntk_settings: CNTKsettings | None = Field(default=None, description="CNTK toolkit.")
+    tensor_flow_settings: TensorFlowSettings | None = Field(default=None, description="TensorFlow toolkit.")
+    py_torch_settings: PyTorchSettings | None = Field(default=None, description="PyTorch toolkit.")
+    caffe_settings: CaffeSettings | None = Field(default=None, description="Caffe toolkit.")
+    caffe2_settings: Caffe2Settings | None = Field(default=None, description="Caffe2 toolkit.")
+    chainer_settings: ChainerSettings | None = Field(default=None, description="Chainer toolkit.")
+    horovod_settings: HorovodSettings | None = Field(default=None, description="Horovod toolkit.")
+    custom_mpi_settings: CustomMpiSettings | None = Field(default=None, description="A custom MPI program.")
+    custom_toolkit_settings: CustomToolkitSettings | None = Field(
+        default=None, description="A custom command line run on node 0."
+    )
+
+    # Kubernetes additions.
+    experiment: str = Field(
+        default="default",
+        description="Batch AI experiment the job belongs to; copied to label batchai.io/experiment.",
+        pattern=r"^[-\w]{1,63}$",
+    )
+    suspend: bool | None = Field(default=None, description="Suspend the job (passed to the child Job; Kueue uses it).")
+    terminate: bool | None = Field(
+        default=None, description="Terminate the job, as 'az batchai job terminate'. Cannot be reverted."
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="Delete the job this many seconds after it succeeded or failed."
+    )
+    service_account_name: str | None = Field(
+        default=None, description="ServiceAccount for the job pods (for workload identity)."
+    )
+
+    @property
+    def tool_type(self) -> str:
+        for field, tool in TOOLKIT_FIELDS.items():
+            if getattr(self, field) is not None:
+                return tool
+        raise ValueError("no toolkit settings")
+
+    @property
+    def cluster_name(self) -> str:
+        """The BatchAICluster name: the value itself, or the last segment of an ARM id."""
+        return self.cluster.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def effective_constraints(self) -> Constraints:
+        return self.constraints or Constraints()
+
+
+class TrainingJob(ApiModel):
+    """The whole custom resource as parsed from Kubernetes (metadata kept as a plain dict)."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    api_version: str = Field(default="batchai.io/v1alpha1")
+    kind: Literal["TrainingJob"] = "TrainingJob"
+    metadata: dict[str, object] = Field(default_factory=dict)
+    spec: TrainingJobSpec
+
+
+# ---- status -----------------------------------------------------------------------------------------
+
+ExecutionState = Literal["queued", "running", "terminating", "succeeded", "failed"]
+
+
+class NameValuePair(StatusModel):
+    name: str = Field(description="Name.")
+    value: str = Field(description="Value.")
+
+
+class BatchAIError(StatusModel):
+    """An error with Batch AI's codes (JobFailed, JobPreparationFailed, FailedStartingContainer, ...)."""
+
+    code: str = Field(description="Batch AI error code.")
+    message: str = Field(description="Human-readable message.")
+    details: list[NameValuePair] | None = Field(default=None, description="Further details.")
+
+
+class ExecutionInfo(StatusModel):
+    """When the job ran and how it ended."""
+
+    start_time: str | None = Field(default=None, description="When the job started running (RFC 3339).")
+    end_time: str | None = Field(default=None, description="When the job completed (RFC 3339).")
+    exit_code: int | None = Field(default=None, description="Exit code of the node that decided the outcome.")
+    errors: list[BatchAIError] | None = Field(default=None, description="Errors that failed the job.")
+
+
+class DirectoryPath(StatusModel):
+    """A resolved directory path (output directories)."""
+
+    id: str = Field(description="Directory id.")
+    path: str = Field(description="Path in the pod, with environment variables unexpanded as written.")
+
+
+class NodeCounts(StatusModel):
+    """Pods (nodes) of the job by state."""
+
+    ready: int = Field(default=0, description="Pods ready.")
+    running: int = Field(default=0, description="Pods running.")
+    succeeded: int = Field(default=0, description="Pods succeeded.")
+    failed: int = Field(default=0, description="Pods failed.")
+
+
+class Condition(StatusModel):
+    """A Kubernetes-style condition."""
+
+    type: str = Field(description="Condition type.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str | None = Field(default=None, description="CamelCase reason.")
+    message: str | None = Field(default=None, description="Human-readable message.")
+    last_transition_time: str | None = Field(default=None, description="When status last changed (RFC 3339).")
+    observed_generation: int | None = Field(default=None, description="Generation the condition was set for.")
+
+
+class TrainingJobStatus(StatusModel):
+    """What the job is doing, as Batch AI reported it, plus Kubernetes conditions."""
+
+    execution_state: ExecutionState | None = Field(
+        default=None, description="queued, running, terminating, succeeded or failed."
+    )
+    execution_state_transition_time: str | None = Field(default=None, description="When executionState changed.")
+    execution_info: ExecutionInfo | None = Field(default=None, description="Start, end, exit code and errors.")
+    job_output_directory_path_segment: str | None = Field(
+        default=None, description="<namespace>/<experiment>/<job>/<uid>: the segment of output paths."
+    )
+    output_directories: list[DirectoryPath] | None = Field(
+        default=None, description="Resolved AZ_BATCHAI_OUTPUT_<id> paths."
+    )
+    std_out_err_directory: str | None = Field(default=None, description="Directory of stdout/stderr files.")
+    tool_type: str | None = Field(default=None, description="Toolkit: cntk, tensorflow, pytorch, ...")
+    cluster: str | None = Field(default=None, description="BatchAICluster name the job runs on.")
+    nodes: NodeCounts | None = Field(default=None, description="Job pods by state.")
+    nodes_summary: str | None = Field(default=None, description="'<running+succeeded>/<nodeCount>' for printing.")
+    conditions: list[Condition] | None = Field(
+        default=None, description="Queued, Running, Succeeded, Failed, Suspended."
+    )
+    observed_generation: int | None = Field(default=None, description="Last spec generation acted on.")
