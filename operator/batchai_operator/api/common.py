@@ -2,15 +2,60 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, model_validator
 
 from .base import ApiModel, cel, rules
 
 # Environment variable names (Batch AI used them verbatim) and directory ids (suffixes of
 # AZ_BATCHAI_OUTPUT_<id> / AZ_BATCHAI_INPUT_<id>) must be usable as shell variable names.
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+# Bounds on strings and lists. Besides sanity, they keep the apiserver's CEL cost estimates of the
+# rules below within its limits (an unbounded string or list is costed at the request size limit).
+MAX_NAME = 256  # env var names, directory ids
+MAX_PATH = 4096  # paths and URLs
+MAX_COMMAND = 32768  # command lines and argument strings
+MAX_MOUNTS = 64  # per mount type
+MAX_ENV = 256  # environment variables, secrets
+
+# Azure storage account names: 3-24 lowercase letters and digits.
+STORAGE_ACCOUNT_PATTERN = r"^[a-z0-9]{3,24}$"
+
+# Messages shared by the CEL rules and the pydantic validators that mirror them, so the CLI (which
+# validates with these models) and the apiserver say the same thing.
+MSG_MOUNT_PATH_ABSOLUTE = "relativeMountPath must not start with '/'"
+MSG_MOUNT_PATH_DOTDOT = "relativeMountPath must not contain '..'"
+MSG_MOUNT_PATHS_UNIQUE = "mountVolumes: relativeMountPath values must be unique across all mounts"
+MSG_INLINE_ACCOUNT_KEY = (
+    "credentials.accountKey: inline storage keys are not accepted; store the key in a Secret (keys "
+    "azurestorageaccountname, azurestorageaccountkey) and set credentials.secretRef.name "
+    "('kubectl batchai job convert' does this for job.json files)"
+)
+MSG_KEYVAULT_ACCOUNT_KEY = (
+    "credentials.accountKeySecretReference: Key Vault references are not supported; store the key in a "
+    "Secret and set credentials.secretRef.name"
+)
+MSG_CREDENTIALS_ONE_OF = "credentials: set exactly one of secretRef or workloadIdentity"
+MSG_INLINE_SECRET_VALUE = (
+    "secrets[].value: secret values are not accepted inline; store it in a Secret and set "
+    "secrets[].secretRef ('kubectl batchai job convert' does this for job.json files)"
+)
+MSG_KEYVAULT_SECRET_VALUE = (
+    "secrets[].valueSecretReference: Key Vault references are not supported; use secrets[].secretRef"
+)
+MSG_SECRET_REF_REQUIRED = "secrets[].secretRef is required"
+
+
+def _check_relative_mount_path(value: str) -> str:
+    if value.startswith("/"):
+        raise ValueError(MSG_MOUNT_PATH_ABSOLUTE)
+    if ".." in value.split("/"):
+        raise ValueError(MSG_MOUNT_PATH_DOTDOT)
+    return value
+
 
 RelativeMountPath = Annotated[
     str,
@@ -22,30 +67,67 @@ RelativeMountPath = Annotated[
             "$AZ_BATCHAI_MOUNT_ROOT for cluster mounts). No leading '/', no '..'."
         ),
         json_schema_extra=rules(
-            cel("!self.startsWith('/')", "relativeMountPath must not start with '/'"),
-            cel(
-                "!self.split('/').exists(p, p == '..')",
-                "relativeMountPath must not contain '..'",
-            ),
+            cel("!self.startsWith('/')", MSG_MOUNT_PATH_ABSOLUTE),
+            cel("!self.split('/').exists(p, p == '..')", MSG_MOUNT_PATH_DOTDOT),
         ),
     ),
+    AfterValidator(_check_relative_mount_path),
 ]
+
+
+def duplicates(values: Iterable[str]) -> list[str]:
+    """Values that occur more than once, in first-seen order."""
+    seen: set[str] = set()
+    dup: list[str] = []
+    for v in values:
+        if v in seen and v not in dup:
+            dup.append(v)
+        seen.add(v)
+    return dup
+
+
+def unique_rule(list_field: str, key: str, message: str) -> dict[str, str]:
+    """CEL: the `key` of every item of the optional list `list_field` is unique."""
+    return cel(
+        f"!has(self.{list_field}) || self.{list_field}.all(x, "
+        f"self.{list_field}.filter(y, y.{key} == x.{key}).size() == 1)",
+        message,
+        field_path=f".{list_field}",
+    )
 
 
 class SecretKeyRef(ApiModel):
     """A key of a Kubernetes Secret in the object's namespace."""
 
-    name: str = Field(description="Name of the Secret in the same namespace.", min_length=1)
-    key: str | None = Field(default=None, description="Key in the Secret. Defaults depend on the field using it.")
+    name: str = Field(
+        description="Name of the Secret in the same namespace.",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    )
+    key: str | None = Field(
+        default=None,
+        description="Key in the Secret. Defaults depend on the field using it.",
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+    )
+
+
+class ResourceId(ApiModel):
+    """An Azure Resource Manager id, as Batch AI referred to other resources."""
+
+    id: str = Field(description="ARM resource id.", min_length=1, max_length=1024)
 
 
 class KeyVaultSecretReference(ApiModel):
     """Batch AI's Azure Key Vault reference. Accepted by the schema only to reject it with a clear message."""
 
-    source_vault: dict[str, str] | None = Field(
+    source_vault: ResourceId | None = Field(
         default=None, description="Batch AI: {id} of the Key Vault. Not supported here: use secretRef."
     )
-    secret_url: str | None = Field(default=None, description="Batch AI: URL of the secret. Not supported here.")
+    secret_url: str | None = Field(
+        default=None, description="Batch AI: URL of the secret. Not supported here.", max_length=MAX_PATH
+    )
 
 
 class StorageCredentials(ApiModel):
@@ -53,29 +135,18 @@ class StorageCredentials(ApiModel):
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": rules(
+            cel("!has(self.accountKey)", MSG_INLINE_ACCOUNT_KEY, reason="FieldValueForbidden"),
             cel(
-                "!has(self.accountKey)",
-                "credentials.accountKey: inline storage keys are not accepted in a TrainingJob; store the key in a "
-                "Secret (keys azurestorageaccountname, azurestorageaccountkey) and set credentials.secretRef.name "
-                "('kubectl batchai job convert' does this for job.json files)",
-                reason="FieldValueForbidden",
+                "!has(self.accountKeySecretReference)", MSG_KEYVAULT_ACCOUNT_KEY, reason="FieldValueForbidden"
             ),
-            cel(
-                "!has(self.accountKeySecretReference)",
-                "credentials.accountKeySecretReference: Key Vault references are not supported; store the key in a "
-                "Secret and set credentials.secretRef.name",
-                reason="FieldValueForbidden",
-            ),
-            cel(
-                "has(self.secretRef) != has(self.workloadIdentity)",
-                "credentials: set exactly one of secretRef or workloadIdentity",
-            ),
+            cel("has(self.secretRef) != has(self.workloadIdentity)", MSG_CREDENTIALS_ONE_OF),
         )
     }
 
     account_key: str | None = Field(
         default=None,
-        description="Batch AI's inline account key. Always rejected here: secrets never live in a TrainingJob.",
+        description="Batch AI's inline account key. Always rejected: secrets never live in a TrainingJob.",
+        max_length=MAX_COMMAND,
     )
     account_key_secret_reference: KeyVaultSecretReference | None = Field(
         default=None, description="Batch AI's Key Vault reference. Rejected here: use secretRef."
@@ -91,26 +162,51 @@ class StorageCredentials(ApiModel):
         default=None, description="Mount with the pod's Azure workload identity instead of a key."
     )
 
+    @model_validator(mode="after")
+    def _check(self) -> StorageCredentials:
+        if self.account_key is not None:
+            raise ValueError(MSG_INLINE_ACCOUNT_KEY)
+        if self.account_key_secret_reference is not None:
+            raise ValueError(MSG_KEYVAULT_ACCOUNT_KEY)
+        if (self.secret_ref is None) == (self.workload_identity is None):
+            raise ValueError(MSG_CREDENTIALS_ONE_OF)
+        return self
+
 
 class WorkloadIdentity(ApiModel):
     """Azure AD workload identity used by the CSI driver to mount without a storage key."""
 
-    client_id: str = Field(description="Client id of the user-assigned managed identity.", min_length=1)
+    client_id: str = Field(
+        description="Client id of the user-assigned managed identity.", min_length=1, max_length=64
+    )
 
 
 class AzureFileShareReference(ApiModel):
     """An Azure Files share mounted over SMB (file.csi.azure.com inline volume)."""
 
-    account_name: str = Field(description="Storage account name.", min_length=1)
+    account_name: str = Field(
+        description="Storage account name (3-24 lowercase letters and digits).",
+        pattern=STORAGE_ACCOUNT_PATTERN,
+        max_length=24,
+    )
     azure_file_url: str = Field(
         description="URL of the share, https://<account>.file.core.windows.net/<share>.",
         pattern=r"^https://[^/]+/[^/]+/?$",
+        max_length=MAX_PATH,
     )
     credentials: StorageCredentials = Field(description="How to authenticate to the storage account.")
     relative_mount_path: RelativeMountPath
-    file_mode: str = Field(default="0777", description="Permissions of files on the share.", pattern=r"^0?[0-7]{3}$")
+    file_mode: str = Field(
+        default="0777",
+        description="Permissions of files on the share.",
+        pattern=r"^0?[0-7]{3}$",
+        max_length=4,
+    )
     directory_mode: str = Field(
-        default="0777", description="Permissions of directories on the share.", pattern=r"^0?[0-7]{3}$"
+        default="0777",
+        description="Permissions of directories on the share.",
+        pattern=r"^0?[0-7]{3}$",
+        max_length=4,
     )
 
     @property
@@ -121,35 +217,43 @@ class AzureFileShareReference(ApiModel):
 class AzureBlobFileSystemReference(ApiModel):
     """An Azure Blob container mounted with blobfuse2 (blob.csi.azure.com inline volume)."""
 
-    account_name: str = Field(description="Storage account name.", min_length=1)
+    account_name: str = Field(
+        description="Storage account name (3-24 lowercase letters and digits).",
+        pattern=STORAGE_ACCOUNT_PATTERN,
+        max_length=24,
+    )
     container_name: str = Field(
-        description="Blob container name.", pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$|^\$root$"
+        description="Blob container name.",
+        pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$|^\$root$",
+        max_length=63,
     )
     credentials: StorageCredentials = Field(description="How to authenticate to the storage account.")
     relative_mount_path: RelativeMountPath
     mount_options: str | None = Field(
-        default=None, description="blobfuse mount options. Batch AI's defaults apply when unset."
+        default=None,
+        description="blobfuse mount options. Batch AI's defaults apply when unset.",
+        max_length=MAX_COMMAND,
     )
-
-
-class ResourceId(ApiModel):
-    """An Azure Resource Manager id, as Batch AI referred to other resources."""
-
-    id: str = Field(description="ARM resource id.", min_length=1)
 
 
 class FileServerReference(ApiModel):
     """An NFS file server (Batch AI fileServers) mounted as an nfs volume."""
 
     file_server: ResourceId = Field(
-        description="Batch AI's file server ARM id; its last segment is used as the NFS host unless server is set."
+        description="Batch AI's file server ARM id; its last segment is the NFS host unless server is set."
     )
-    server: str | None = Field(default=None, description="NFS server host or IP (Kubernetes addition).")
+    server: str | None = Field(
+        default=None, description="NFS server host or IP (Kubernetes addition).", max_length=253
+    )
     source_directory: str | None = Field(
-        default=None, description="Exported directory on the server to mount. Defaults to '/'."
+        default=None,
+        description="Exported directory on the server to mount. Defaults to '/'.",
+        max_length=MAX_PATH,
     )
     relative_mount_path: RelativeMountPath
-    mount_options: str | None = Field(default=None, description="NFS mount options, e.g. 'rw'.")
+    mount_options: str | None = Field(
+        default=None, description="NFS mount options, e.g. 'rw'.", max_length=MAX_COMMAND
+    )
 
     @property
     def host(self) -> str:
@@ -162,23 +266,51 @@ class UnmanagedFileSystemReference(ApiModel):
     Needs a privileged container; the operator refuses it unless an admin enabled privileged mounts.
     """
 
-    mount_command: str = Field(description="Mount command; the mount path is appended.", min_length=1)
+    mount_command: str = Field(
+        description="Mount command; the mount path is appended.", min_length=1, max_length=MAX_COMMAND
+    )
     relative_mount_path: RelativeMountPath
+
+
+_MOUNT_GROUPS = ("azureFileShares", "azureBlobFileSystems", "fileServers", "unmanagedFileSystems")
+# All relative mount paths of a MountVolumes object, as one CEL list.
+_ALL_PATHS_CEL = " + ".join(
+    f"(has(self.{g}) ? self.{g}.map(v, v.relativeMountPath) : [])" for g in _MOUNT_GROUPS
+)
 
 
 class MountVolumes(ApiModel):
     """Volumes to mount, as Batch AI's mountVolumes."""
 
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": rules(
+            cel(
+                f"({_ALL_PATHS_CEL}).all(p, ({_ALL_PATHS_CEL}).filter(q, q == p).size() == 1)",
+                MSG_MOUNT_PATHS_UNIQUE,
+            )
+        )
+    }
+
     azure_file_shares: list[AzureFileShareReference] | None = Field(
-        default=None, description="Azure Files shares.", max_length=64
+        default=None, description="Azure Files shares.", max_length=MAX_MOUNTS
     )
     azure_blob_file_systems: list[AzureBlobFileSystemReference] | None = Field(
-        default=None, description="Azure Blob containers mounted with blobfuse.", max_length=64
+        default=None, description="Azure Blob containers mounted with blobfuse.", max_length=MAX_MOUNTS
     )
-    file_servers: list[FileServerReference] | None = Field(default=None, description="NFS file servers.", max_length=64)
+    file_servers: list[FileServerReference] | None = Field(
+        default=None, description="NFS file servers.", max_length=MAX_MOUNTS
+    )
     unmanaged_file_systems: list[UnmanagedFileSystemReference] | None = Field(
-        default=None, description="File systems mounted with a custom mount command.", max_length=64
+        default=None, description="File systems mounted with a custom mount command.", max_length=MAX_MOUNTS
     )
+
+    @model_validator(mode="after")
+    def _check(self) -> MountVolumes:
+        if duplicates(self.relative_paths()):
+            raise ValueError(
+                f"{MSG_MOUNT_PATHS_UNIQUE} (repeated: {', '.join(duplicates(self.relative_paths()))})"
+            )
+        return self
 
     def relative_paths(self) -> list[str]:
         out: list[str] = []
@@ -195,8 +327,10 @@ class MountVolumes(ApiModel):
 class EnvironmentVariable(ApiModel):
     """An environment variable for the job (and its preparation task)."""
 
-    name: str = Field(description="Variable name.", pattern=ENV_NAME_PATTERN, max_length=256)
-    value: str = Field(description="Value; $VARS are expanded by the shell in the pod.", max_length=32768)
+    name: str = Field(description="Variable name.", pattern=ENV_NAME_PATTERN, max_length=MAX_NAME)
+    value: str = Field(
+        description="Value; $VARS are expanded by the shell in the pod.", max_length=MAX_COMMAND
+    )
 
 
 class EnvironmentVariableWithSecretValue(ApiModel):
@@ -204,23 +338,18 @@ class EnvironmentVariableWithSecretValue(ApiModel):
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": rules(
-            cel(
-                "!has(self.value)",
-                "secrets[].value: secret values are not accepted inline; store it in a Secret and set "
-                "secrets[].secretRef ('kubectl batchai job convert' does this for job.json files)",
-                reason="FieldValueForbidden",
-            ),
-            cel(
-                "!has(self.valueSecretReference)",
-                "secrets[].valueSecretReference: Key Vault references are not supported; use secrets[].secretRef",
-                reason="FieldValueForbidden",
-            ),
-            cel("has(self.secretRef)", "secrets[].secretRef is required", reason="FieldValueRequired"),
+            cel("!has(self.value)", MSG_INLINE_SECRET_VALUE, reason="FieldValueForbidden"),
+            cel("!has(self.valueSecretReference)", MSG_KEYVAULT_SECRET_VALUE, reason="FieldValueForbidden"),
+            cel("has(self.secretRef)", MSG_SECRET_REF_REQUIRED, reason="FieldValueRequired"),
         )
     }
 
-    name: str = Field(description="Variable name.", pattern=ENV_NAME_PATTERN, max_length=256)
-    value: str | None = Field(default=None, description="Batch AI's inline value. Rejected here: use secretRef.")
+    name: str = Field(description="Variable name.", pattern=ENV_NAME_PATTERN, max_length=MAX_NAME)
+    value: str | None = Field(
+        default=None,
+        description="Batch AI's inline value. Rejected here: use secretRef.",
+        max_length=MAX_COMMAND,
+    )
     value_secret_reference: KeyVaultSecretReference | None = Field(
         default=None, description="Batch AI's Key Vault reference. Rejected here: use secretRef."
     )
@@ -228,17 +357,39 @@ class EnvironmentVariableWithSecretValue(ApiModel):
         default=None, description="Secret and key holding the value (key defaults to the variable name)."
     )
 
+    @model_validator(mode="after")
+    def _check(self) -> EnvironmentVariableWithSecretValue:
+        if self.value is not None:
+            raise ValueError(MSG_INLINE_SECRET_VALUE)
+        if self.value_secret_reference is not None:
+            raise ValueError(MSG_KEYVAULT_SECRET_VALUE)
+        if self.secret_ref is None:
+            raise ValueError(MSG_SECRET_REF_REQUIRED)
+        return self
+
 
 class Toleration(ApiModel):
     """A Kubernetes toleration, added to the job pods."""
 
-    key: str | None = Field(default=None, description="Taint key.")
-    operator: str | None = Field(default=None, description="Exists or Equal.", pattern=r"^(Exists|Equal)$")
-    value: str | None = Field(default=None, description="Taint value.")
+    key: str | None = Field(default=None, description="Taint key.", max_length=316)
+    operator: str | None = Field(
+        default=None, description="Exists or Equal.", pattern=r"^(Exists|Equal)$", max_length=8
+    )
+    value: str | None = Field(default=None, description="Taint value.", max_length=63)
     effect: str | None = Field(
-        default=None, description="Taint effect.", pattern=r"^(NoSchedule|PreferNoSchedule|NoExecute)$"
+        default=None,
+        description="Taint effect.",
+        pattern=r"^(NoSchedule|PreferNoSchedule|NoExecute)$",
+        max_length=16,
     )
     toleration_seconds: int | None = Field(default=None, description="For NoExecute: how long to stay bound.")
+
+
+def check_unique(items: Iterable[str], message: str) -> None:
+    """Raise ValueError(message) naming the repeated values, if any."""
+    dup = duplicates(items)
+    if dup:
+        raise ValueError(f"{message} (repeated: {', '.join(dup)})")
 
 
 StorageCredentials.model_rebuild()

@@ -12,13 +12,18 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-_TIMESPAN = re.compile(r"^(?:(?P<d>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<f>\d{1,7}))?$")
+# re.ASCII: `\d` means [0-9], as in the RE2 pattern the apiserver checks (Python's `\d` would also
+# take other Unicode digits).
+_TIMESPAN = re.compile(
+    r"^(?:(?P<d>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<f>\d{1,7}))?$", re.ASCII
+)
 _PYTHON = re.compile(
-    r"^(?:(?P<d>\d+) days?, )?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<f>\d{1,6}))?$"
+    r"^(?:(?P<d>\d+) days?, )?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<f>\d{1,6}))?$", re.ASCII
 )
 _ISO = re.compile(
     r"^P(?!$)(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
-    r"(?:T(?=\d)(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+    r"(?:T(?=\d)(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
+    re.ASCII,
 )
 
 # The same three spellings as one regex, for the CRD schema's `pattern` (so kubectl apply rejects a
@@ -55,7 +60,8 @@ def parse_duration(text: str) -> timedelta:
             seconds=float(m.group("s") or 0),
         )
     raise ValueError(
-        f"invalid duration {text!r}: use Batch AI's '7.00:00:00', the CLI's '7 days, 0:00:00' or ISO 8601 'P7D'"
+        f"invalid duration {text!r}: use Batch AI's '7.00:00:00', the CLI's '7 days, 0:00:00' "
+        "or ISO 8601 'P7D'"
     )
 
 

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import ApiModel, cel, rules
+from .common import MAX_COMMAND, MAX_PATH
 
 PROCESS_COUNT_DESC = "Number of processes, passed to the MPI runtime. Defaults to the job's nodeCount."
 INTERPRETER_DESC = "Python interpreter to run the script with. Defaults to 'python' on the PATH."
 ARGS_DESC = "Command line arguments; $VARS are expanded by the shell in the pod."
+SCRIPT_DESC = "Python script to run."
+
+MSG_BRAINSCRIPT_CONFIG = "cntkSettings.configFilePath is required when languageType is BrainScript"
+MSG_CNTK_PYTHON_SCRIPT = "cntkSettings.pythonScriptFilePath is required for Python CNTK jobs"
+MSG_CNTK_PYTHON_ONLY = "cntkSettings.pythonScriptFilePath and pythonInterpreterPath are for Python jobs only"
+MSG_CAFFE_ONE_OF = "caffeSettings: set exactly one of configFilePath or pythonScriptFilePath"
+MSG_CAFFE_INTERPRETER = "caffeSettings.pythonInterpreterPath needs pythonScriptFilePath"
+
+_BRAINSCRIPT = "(has(self.languageType) && self.languageType == 'BrainScript')"
 
 
 class CNTKsettings(ApiModel):
@@ -19,53 +29,84 @@ class CNTKsettings(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": rules(
             cel(
-                "!has(self.languageType) || self.languageType != 'BrainScript' || has(self.configFilePath)",
-                "cntkSettings.configFilePath is required when languageType is BrainScript",
+                f"!{_BRAINSCRIPT} || has(self.configFilePath)",
+                MSG_BRAINSCRIPT_CONFIG,
                 field_path=".configFilePath",
+                reason="FieldValueRequired",
             ),
             cel(
-                "(has(self.languageType) && self.languageType == 'BrainScript') || has(self.pythonScriptFilePath)",
-                "cntkSettings.pythonScriptFilePath is required for Python CNTK jobs",
+                f"{_BRAINSCRIPT} || has(self.pythonScriptFilePath)",
+                MSG_CNTK_PYTHON_SCRIPT,
                 field_path=".pythonScriptFilePath",
+                reason="FieldValueRequired",
             ),
             cel(
-                "!(has(self.languageType) && self.languageType == 'BrainScript') || "
-                "(!has(self.pythonScriptFilePath) && !has(self.pythonInterpreterPath))",
-                "cntkSettings.pythonScriptFilePath and pythonInterpreterPath are for Python jobs only",
+                f"!{_BRAINSCRIPT} || (!has(self.pythonScriptFilePath) && !has(self.pythonInterpreterPath))",
+                MSG_CNTK_PYTHON_ONLY,
             ),
         )
     }
 
     language_type: Literal["BrainScript", "Python"] | None = Field(
-        default=None, description="BrainScript or Python. Defaults to Python (Batch AI reported Python for scripts)."
+        default=None,
+        description="BrainScript or Python. Defaults to Python (Batch AI reported Python for scripts).",
     )
-    config_file_path: str | None = Field(default=None, description="BrainScript configuration file.")
-    python_script_file_path: str | None = Field(default=None, description="Python script to run.")
-    python_interpreter_path: str | None = Field(default=None, description=INTERPRETER_DESC)
-    command_line_args: str | None = Field(default=None, description="Arguments for the python script or cntk.")
-    process_count: int | None = Field(default=None, ge=1, description=PROCESS_COUNT_DESC)
+    config_file_path: str | None = Field(
+        default=None, description="BrainScript configuration file.", min_length=1, max_length=MAX_PATH
+    )
+    python_script_file_path: str | None = Field(
+        default=None, description=SCRIPT_DESC, min_length=1, max_length=MAX_PATH
+    )
+    python_interpreter_path: str | None = Field(
+        default=None, description=INTERPRETER_DESC, min_length=1, max_length=MAX_PATH
+    )
+    command_line_args: str | None = Field(
+        default=None, description="Arguments for the python script or cntk.", max_length=MAX_COMMAND
+    )
+    process_count: int | None = Field(default=None, ge=1, le=100000, description=PROCESS_COUNT_DESC)
 
     @property
     def is_brainscript(self) -> bool:
         return self.language_type == "BrainScript"
 
+    @model_validator(mode="after")
+    def _check(self) -> CNTKsettings:
+        if self.is_brainscript:
+            if self.config_file_path is None:
+                raise ValueError(MSG_BRAINSCRIPT_CONFIG)
+            if self.python_script_file_path is not None or self.python_interpreter_path is not None:
+                raise ValueError(MSG_CNTK_PYTHON_ONLY)
+        elif self.python_script_file_path is None:
+            raise ValueError(MSG_CNTK_PYTHON_SCRIPT)
+        return self
+
 
 class TensorFlowSettings(ApiModel):
     """TensorFlow: parameter servers and workers, each 'python <script> <role args>'."""
 
-    python_script_file_path: str = Field(description="Python script to run.", min_length=1)
-    python_interpreter_path: str | None = Field(default=None, description=INTERPRETER_DESC)
-    master_command_line_args: str | None = Field(default=None, description="Arguments for worker 0 (the master).")
-    worker_command_line_args: str | None = Field(default=None, description="Arguments for the other workers.")
+    python_script_file_path: str = Field(description=SCRIPT_DESC, min_length=1, max_length=MAX_PATH)
+    python_interpreter_path: str | None = Field(
+        default=None, description=INTERPRETER_DESC, min_length=1, max_length=MAX_PATH
+    )
+    master_command_line_args: str | None = Field(
+        default=None, description="Arguments for worker 0 (the master).", max_length=MAX_COMMAND
+    )
+    worker_command_line_args: str | None = Field(
+        default=None, description="Arguments for the other workers.", max_length=MAX_COMMAND
+    )
     parameter_server_command_line_args: str | None = Field(
-        default=None, description="Arguments for parameter servers."
+        default=None, description="Arguments for parameter servers.", max_length=MAX_COMMAND
     )
     worker_count: int | None = Field(
-        default=None, ge=1, description="Worker tasks (at most nodeCount x GPUs per node). Defaults to nodeCount."
+        default=None,
+        ge=1,
+        le=100000,
+        description="Worker tasks (at most nodeCount x GPUs per node). Defaults to nodeCount.",
     )
     parameter_server_count: int | None = Field(
         default=None,
         ge=0,
+        le=1000,
         description="Parameter server tasks (at most nodeCount). Defaults to 1 for distributed jobs, else 0.",
     )
     use_chief: bool | None = Field(
@@ -80,14 +121,19 @@ class TensorFlowSettings(ApiModel):
 class PyTorchSettings(ApiModel):
     """PyTorch: processCount ranks, each 'python <script> <args>' with AZ_BATCHAI_TASK_INDEX = rank."""
 
-    python_script_file_path: str = Field(description="Python script to run.", min_length=1)
-    python_interpreter_path: str | None = Field(default=None, description=INTERPRETER_DESC)
-    command_line_args: str | None = Field(default=None, description=ARGS_DESC)
-    process_count: int | None = Field(default=None, ge=1, description="Number of ranks. Defaults to nodeCount.")
+    python_script_file_path: str = Field(description=SCRIPT_DESC, min_length=1, max_length=MAX_PATH)
+    python_interpreter_path: str | None = Field(
+        default=None, description=INTERPRETER_DESC, min_length=1, max_length=MAX_PATH
+    )
+    command_line_args: str | None = Field(default=None, description=ARGS_DESC, max_length=MAX_COMMAND)
+    process_count: int | None = Field(
+        default=None, ge=1, le=100000, description="Number of ranks. Defaults to nodeCount."
+    )
     communication_backend: str | None = Field(
         default=None,
-        description="TCP, Gloo or MPI (any case); exported as AZ_BATCHAI_PYTORCH_BACKEND.",
+        description="TCP, Gloo, MPI or NCCL (any case); exported as AZ_BATCHAI_PYTORCH_BACKEND.",
         pattern=r"^(?i:tcp|gloo|mpi|nccl)$",
+        max_length=8,
     )
 
 
@@ -96,62 +142,83 @@ class CaffeSettings(ApiModel):
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": rules(
-            cel(
-                "has(self.configFilePath) != has(self.pythonScriptFilePath)",
-                "caffeSettings: set exactly one of configFilePath or pythonScriptFilePath",
-            ),
+            cel("has(self.configFilePath) != has(self.pythonScriptFilePath)", MSG_CAFFE_ONE_OF),
             cel(
                 "!has(self.pythonInterpreterPath) || has(self.pythonScriptFilePath)",
-                "caffeSettings.pythonInterpreterPath needs pythonScriptFilePath",
+                MSG_CAFFE_INTERPRETER,
                 field_path=".pythonInterpreterPath",
             ),
         )
     }
 
-    config_file_path: str | None = Field(default=None, description="Solver file for 'caffe train'.")
-    python_script_file_path: str | None = Field(default=None, description="Python script to run.")
-    python_interpreter_path: str | None = Field(default=None, description=INTERPRETER_DESC)
-    command_line_args: str | None = Field(default=None, description=ARGS_DESC)
-    process_count: int | None = Field(default=None, ge=1, description=PROCESS_COUNT_DESC)
+    config_file_path: str | None = Field(
+        default=None, description="Solver file for 'caffe train'.", min_length=1, max_length=MAX_PATH
+    )
+    python_script_file_path: str | None = Field(
+        default=None, description=SCRIPT_DESC, min_length=1, max_length=MAX_PATH
+    )
+    python_interpreter_path: str | None = Field(
+        default=None, description=INTERPRETER_DESC, min_length=1, max_length=MAX_PATH
+    )
+    command_line_args: str | None = Field(default=None, description=ARGS_DESC, max_length=MAX_COMMAND)
+    process_count: int | None = Field(default=None, ge=1, le=100000, description=PROCESS_COUNT_DESC)
+
+    @model_validator(mode="after")
+    def _check(self) -> CaffeSettings:
+        if (self.config_file_path is None) == (self.python_script_file_path is None):
+            raise ValueError(MSG_CAFFE_ONE_OF)
+        if self.python_interpreter_path is not None and self.python_script_file_path is None:
+            raise ValueError(MSG_CAFFE_INTERPRETER)
+        return self
 
 
 class Caffe2Settings(ApiModel):
     """Caffe2: one task per node, each with AZ_BATCHAI_TASK_INDEX."""
 
-    python_script_file_path: str = Field(description="Python script to run.", min_length=1)
-    python_interpreter_path: str | None = Field(default=None, description=INTERPRETER_DESC)
-    command_line_args: str | None = Field(default=None, description=ARGS_DESC)
+    python_script_file_path: str = Field(description=SCRIPT_DESC, min_length=1, max_length=MAX_PATH)
+    python_interpreter_path: str | None = Field(
+        default=None, description=INTERPRETER_DESC, min_length=1, max_length=MAX_PATH
+    )
+    command_line_args: str | None = Field(default=None, description=ARGS_DESC, max_length=MAX_COMMAND)
 
 
 class ChainerSettings(ApiModel):
     """Chainer (ChainerMN) under mpirun with processCount ranks."""
 
-    python_script_file_path: str = Field(description="Python script to run.", min_length=1)
-    python_interpreter_path: str | None = Field(default=None, description=INTERPRETER_DESC)
-    command_line_args: str | None = Field(default=None, description=ARGS_DESC)
-    process_count: int | None = Field(default=None, ge=1, description=PROCESS_COUNT_DESC)
+    python_script_file_path: str = Field(description=SCRIPT_DESC, min_length=1, max_length=MAX_PATH)
+    python_interpreter_path: str | None = Field(
+        default=None, description=INTERPRETER_DESC, min_length=1, max_length=MAX_PATH
+    )
+    command_line_args: str | None = Field(default=None, description=ARGS_DESC, max_length=MAX_COMMAND)
+    process_count: int | None = Field(default=None, ge=1, le=100000, description=PROCESS_COUNT_DESC)
 
 
 class HorovodSettings(ApiModel):
     """Horovod: 'python <script> <args>' under mpirun with processCount ranks."""
 
-    python_script_file_path: str = Field(description="Python script to run.", min_length=1)
-    python_interpreter_path: str | None = Field(default=None, description=INTERPRETER_DESC)
-    command_line_args: str | None = Field(default=None, description=ARGS_DESC)
-    process_count: int | None = Field(default=None, ge=1, description=PROCESS_COUNT_DESC)
+    python_script_file_path: str = Field(description=SCRIPT_DESC, min_length=1, max_length=MAX_PATH)
+    python_interpreter_path: str | None = Field(
+        default=None, description=INTERPRETER_DESC, min_length=1, max_length=MAX_PATH
+    )
+    command_line_args: str | None = Field(default=None, description=ARGS_DESC, max_length=MAX_COMMAND)
+    process_count: int | None = Field(default=None, ge=1, le=100000, description=PROCESS_COUNT_DESC)
 
 
 class CustomMpiSettings(ApiModel):
     """A program run by the MPI runtime with processCount ranks."""
 
-    command_line: str = Field(description="Program and arguments executed by the MPI runtime.", min_length=1)
-    process_count: int | None = Field(default=None, ge=1, description=PROCESS_COUNT_DESC)
+    command_line: str = Field(
+        description="Program and arguments executed by the MPI runtime.", min_length=1, max_length=MAX_COMMAND
+    )
+    process_count: int | None = Field(default=None, ge=1, le=100000, description=PROCESS_COUNT_DESC)
 
 
 class CustomToolkitSettings(ApiModel):
     """A command line run once, on the job's first node."""
 
-    command_line: str | None = Field(default=None, description="Command line, run by a shell on node 0.")
+    command_line: str | None = Field(
+        default=None, description="Command line, run by a shell on node 0.", max_length=MAX_COMMAND
+    )
 
 
 # toolType reported in status for each settings field (Batch AI's toolType values).

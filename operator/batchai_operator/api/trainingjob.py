@@ -5,17 +5,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 from .base import ApiModel, StatusModel, cel, rules
 from .common import (
     ENV_NAME_PATTERN,
+    MAX_COMMAND,
+    MAX_ENV,
+    MAX_NAME,
+    MAX_PATH,
     EnvironmentVariable,
     EnvironmentVariableWithSecretValue,
+    KeyVaultSecretReference,
     MountVolumes,
     SecretKeyRef,
+    check_unique,
+    unique_rule,
 )
-from .duration import DEFAULT_MAX_WALL_CLOCK_TIME, DURATION_PATTERN, to_seconds
+from .duration import DEFAULT_MAX_WALL_CLOCK_TIME, DURATION_PATTERN, parse_duration, to_seconds
 from .toolkits import (
     TOOLKIT_FIELDS,
     Caffe2Settings,
@@ -32,43 +40,87 @@ from .toolkits import (
 KIND = "TrainingJob"
 PLURAL = "trainingjobs"
 
+# `cluster`: a BatchAICluster name, or an ARM id whose last segment is one.
+CLUSTER_PATTERN = r"^(.*/clusters/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+# `experiment` is copied to a label value and used as a path segment.
+EXPERIMENT_PATTERN = r"^[A-Za-z0-9]([-_A-Za-z0-9]{0,61}[A-Za-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+# Longest TrainingJob name: it names the job's Service (a DNS-1035 label) and, with "-<index>", the
+# host names of its pods (63 characters at most), with room for the operator's child-name suffixes.
+# Enforced by a CEL rule on metadata.name (crdgen).
+MAX_JOB_NAME = 52
+JOB_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+
+MSG_REGISTRY_PASSWORD = (
+    "containerSettings.imageSourceRegistry.credentials.password: registry passwords are not accepted "
+    "inline; create a docker-registry Secret and set credentials.secretRef.name"
+)
+MSG_REGISTRY_KEYVAULT = (
+    "containerSettings.imageSourceRegistry.credentials.passwordSecretReference: Key Vault references "
+    "are not supported; set credentials.secretRef.name"
+)
+MSG_ONE_TOOLKIT = (
+    "spec: set exactly one toolkit: cntkSettings, tensorFlowSettings, pyTorchSettings, caffeSettings, "
+    "caffe2Settings, chainerSettings, horovodSettings, customMpiSettings or customToolkitSettings"
+)
+MSG_PS_COUNT = "spec.tensorFlowSettings.parameterServerCount must not exceed nodeCount"
+MSG_OUTPUT_IDS = "spec.outputDirectories: ids must be unique"
+MSG_INPUT_IDS = "spec.inputDirectories: ids must be unique"
+MSG_ENV_NAMES = "spec.environmentVariables: names must be unique"
+MSG_SECRET_NAMES = "spec.secrets: names must be unique"
+MSG_IMMUTABLE = (
+    "spec is immutable except suspend, terminate and ttlSecondsAfterFinished: delete and re-create the "
+    "job to change nodeCount, cluster, stdOutErrPathPrefix or experiment"
+)
+MSG_TERMINATE = "spec.terminate cannot be reverted once set"
+
 
 class RegistryCredentials(ApiModel):
     """Credentials for a private registry, kept in a kubernetes.io/dockerconfigjson Secret."""
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": rules(
-            cel(
-                "!has(self.password)",
-                "containerSettings.imageSourceRegistry.credentials.password: registry passwords are not accepted "
-                "inline; create a docker-registry Secret and set credentials.secretRef.name",
-                reason="FieldValueForbidden",
-            ),
-            cel(
-                "!has(self.passwordSecretReference)",
-                "containerSettings.imageSourceRegistry.credentials.passwordSecretReference: Key Vault references "
-                "are not supported; set credentials.secretRef.name",
-                reason="FieldValueForbidden",
-            ),
+            cel("!has(self.password)", MSG_REGISTRY_PASSWORD, reason="FieldValueForbidden"),
+            cel("!has(self.passwordSecretReference)", MSG_REGISTRY_KEYVAULT, reason="FieldValueForbidden"),
         )
     }
 
-    username: str | None = Field(default=None, description="Registry user name (informational here).")
-    password: str | None = Field(default=None, description="Batch AI's inline password. Rejected here.")
-    password_secret_reference: dict[str, str] | None = Field(
+    username: str | None = Field(
+        default=None, description="Registry user name (informational here).", max_length=MAX_NAME
+    )
+    password: str | None = Field(
+        default=None, description="Batch AI's inline password. Rejected here.", max_length=MAX_COMMAND
+    )
+    password_secret_reference: KeyVaultSecretReference | None = Field(
         default=None, description="Batch AI's Key Vault reference. Rejected here."
     )
     secret_ref: SecretKeyRef | None = Field(
         default=None, description="kubernetes.io/dockerconfigjson Secret used as the pod's imagePullSecret."
     )
 
+    @model_validator(mode="after")
+    def _check(self) -> RegistryCredentials:
+        if self.password is not None:
+            raise ValueError(MSG_REGISTRY_PASSWORD)
+        if self.password_secret_reference is not None:
+            raise ValueError(MSG_REGISTRY_KEYVAULT)
+        return self
+
 
 class ImageSourceRegistry(ApiModel):
     """The job's container image and where to pull it from."""
 
-    server_url: str | None = Field(default=None, description="Registry URL; the image must then be fully qualified.")
-    image: str = Field(description="Container image, e.g. microsoft/cntk:2.5.1-gpu-python3.5-cuda9.0-cudnn7.0.")
-    credentials: RegistryCredentials | None = Field(default=None, description="Pull credentials for the registry.")
+    server_url: str | None = Field(
+        default=None, description="Registry URL; the image must then be fully qualified.", max_length=MAX_PATH
+    )
+    image: str = Field(
+        description="Container image, e.g. microsoft/cntk:2.5.1-gpu-python3.5-cuda9.0-cudnn7.0.",
+        min_length=1,
+        max_length=MAX_PATH,
+    )
+    credentials: RegistryCredentials | None = Field(
+        default=None, description="Pull credentials for the registry."
+    )
 
 
 class ContainerSettings(ApiModel):
@@ -79,28 +131,48 @@ class ContainerSettings(ApiModel):
         default=None,
         description="Size of /dev/shm in docker format, e.g. '16gb' or '512m'.",
         pattern=r"^[0-9]+(\.[0-9]+)?([bkmgtBKMGT]|[kmgtKMGT][bB])?$",
+        max_length=32,
     )
 
 
 class JobPreparation(ApiModel):
     """A command run on every node of the job before the toolkit starts."""
 
-    command_line: str = Field(description="Command line, run by a shell; failure fails the job.", min_length=1)
+    command_line: str = Field(
+        description="Command line, run by a shell; failure fails the job.",
+        min_length=1,
+        max_length=MAX_COMMAND,
+    )
 
 
 class InputDirectory(ApiModel):
     """An input directory, exported as AZ_BATCHAI_INPUT_<id>."""
 
-    id: str = Field(description="Id; the variable is AZ_BATCHAI_INPUT_<id> (case kept).", pattern=ENV_NAME_PATTERN)
-    path: str = Field(description="Path of the directory.", min_length=1)
+    id: str = Field(
+        description="Id; the variable is AZ_BATCHAI_INPUT_<id> (case kept), so letters, digits and '_'.",
+        pattern=ENV_NAME_PATTERN,
+        max_length=MAX_NAME,
+    )
+    path: str = Field(description="Path of the directory.", min_length=1, max_length=MAX_PATH)
 
 
 class OutputDirectory(ApiModel):
-    """An output directory, exported as AZ_BATCHAI_OUTPUT_<id> = <pathPrefix>/<segment>/outputs[/<pathSuffix>]."""
+    """An output directory, exported as AZ_BATCHAI_OUTPUT_<id>.
 
-    id: str = Field(description="Id; the variable is AZ_BATCHAI_OUTPUT_<id> (case kept).", pattern=ENV_NAME_PATTERN)
-    path_prefix: str = Field(description="Prefix of the path, usually on a mount.", min_length=1)
-    path_suffix: str | None = Field(default=None, description="Suffix appended after '<segment>/outputs'.")
+    The path is <pathPrefix>/<segment>/outputs[/<pathSuffix>].
+    """
+
+    id: str = Field(
+        description="Id; the variable is AZ_BATCHAI_OUTPUT_<id> (case kept), so letters, digits and '_'.",
+        pattern=ENV_NAME_PATTERN,
+        max_length=MAX_NAME,
+    )
+    path_prefix: str = Field(
+        description="Prefix of the path, usually on a mount.", min_length=1, max_length=MAX_PATH
+    )
+    path_suffix: str | None = Field(
+        default=None, description="Suffix appended after '<segment>/outputs'.", max_length=MAX_PATH
+    )
 
 
 class Constraints(ApiModel):
@@ -110,6 +182,7 @@ class Constraints(ApiModel):
         default=DEFAULT_MAX_WALL_CLOCK_TIME,
         description="Maximum run time: '7.00:00:00', '7 days, 0:00:00' or ISO 8601 'P7D'. Default 7 days.",
         pattern=DURATION_PATTERN,
+        max_length=64,
         json_schema_extra=rules(
             cel("self != 'P' && !self.endsWith('T')", "constraints.maxWallClockTime is not a valid duration")
         ),
@@ -118,70 +191,48 @@ class Constraints(ApiModel):
         default=None,
         ge=0,
         le=100,
-        description="Kubernetes addition: times a failed node is retried (Job backoffLimit). Default 0, as Batch AI.",
+        description=(
+            "Kubernetes addition: times a failed node is retried (Job backoffLimit). Default 0, as Batch AI."
+        ),
     )
+
+    @field_validator("max_wall_clock_time")
+    @classmethod
+    def _valid_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
     @property
     def max_wall_clock_seconds(self) -> int:
         return to_seconds(self.max_wall_clock_time)
 
 
-_TOOLKITS_CEL = "[" + ", ".join(
-    f"has(self.{f})"
-    for f in (
-        "cntkSettings",
-        "tensorFlowSettings",
-        "pyTorchSettings",
-        "caffeSettings",
-        "caffe2Settings",
-        "chainerSettings",
-        "horovodSettings",
-        "customMpiSettings",
-        "customToolkitSettings",
-    )
-) + "].filter(x, x).size() == 1"
+_TOOLKITS_CEL = (
+    "[" + ", ".join(f"has(self.{to_camel(f)})" for f in TOOLKIT_FIELDS) + "].filter(x, x).size() == 1"
+)
 
 _SPEC_RULES = rules(
-    cel(
-        _TOOLKITS_CEL,
-        "spec: set exactly one toolkit: cntkSettings, tensorFlowSettings, pyTorchSettings, caffeSettings, "
-        "caffe2Settings, chainerSettings, horovodSettings, customMpiSettings or customToolkitSettings",
-    ),
+    cel(_TOOLKITS_CEL, MSG_ONE_TOOLKIT),
     cel(
         "!has(self.tensorFlowSettings) || !has(self.tensorFlowSettings.parameterServerCount) || "
         "self.tensorFlowSettings.parameterServerCount <= self.nodeCount",
-        "spec.tensorFlowSettings.parameterServerCount must not exceed nodeCount",
+        MSG_PS_COUNT,
         field_path=".tensorFlowSettings.parameterServerCount",
     ),
-    cel(
-        "!has(self.outputDirectories) || self.outputDirectories.all(d, "
-        "self.outputDirectories.filter(e, e.id == d.id).size() == 1)",
-        "spec.outputDirectories: ids must be unique",
-        field_path=".outputDirectories",
-    ),
-    cel(
-        "!has(self.inputDirectories) || self.inputDirectories.all(d, "
-        "self.inputDirectories.filter(e, e.id == d.id).size() == 1)",
-        "spec.inputDirectories: ids must be unique",
-        field_path=".inputDirectories",
-    ),
-    cel(
-        "!has(self.environmentVariables) || self.environmentVariables.all(v, "
-        "self.environmentVariables.filter(e, e.name == v.name).size() == 1)",
-        "spec.environmentVariables: names must be unique",
-        field_path=".environmentVariables",
-    ),
+    unique_rule("outputDirectories", "id", MSG_OUTPUT_IDS),
+    unique_rule("inputDirectories", "id", MSG_INPUT_IDS),
+    unique_rule("environmentVariables", "name", MSG_ENV_NAMES),
+    unique_rule("secrets", "name", MSG_SECRET_NAMES),
     # A running job cannot be changed underneath its pods (Batch AI jobs were immutable too); only the
     # Kubernetes controls suspend, terminate and ttlSecondsAfterFinished may change.
     cel(
         "self.nodeCount == oldSelf.nodeCount && self.cluster == oldSelf.cluster && "
         "self.stdOutErrPathPrefix == oldSelf.stdOutErrPathPrefix && self.experiment == oldSelf.experiment",
-        "spec is immutable except suspend, terminate and ttlSecondsAfterFinished: delete and re-create the job "
-        "to change nodeCount, cluster, stdOutErrPathPrefix or experiment",
+        MSG_IMMUTABLE,
     ),
     cel(
         "!has(oldSelf.terminate) || !oldSelf.terminate || (has(self.terminate) && self.terminate)",
-        "spec.terminate cannot be reverted once set",
+        MSG_TERMINATE,
         field_path=".terminate",
     ),
 )
@@ -199,13 +250,17 @@ class TrainingJobSpec(ApiModel):
         ),
         min_length=1,
         max_length=1024,
+        pattern=CLUSTER_PATTERN,
     )
     node_count: int = Field(description="Number of nodes (pods) the job is gang-scheduled on.", ge=1, le=1000)
     std_out_err_path_prefix: str = Field(
-        description="Prefix of the stdout/stderr directory, e.g. $AZ_BATCHAI_JOB_MOUNT_ROOT/logs.", min_length=1
+        description="Prefix of the stdout/stderr directory, e.g. $AZ_BATCHAI_JOB_MOUNT_ROOT/logs.",
+        min_length=1,
+        max_length=MAX_PATH,
     )
     scheduling_priority: Literal["low", "normal", "high"] = Field(
-        default="normal", description="low, normal or high; mapped to PriorityClasses configured in the chart."
+        default="normal",
+        description="low, normal or high; mapped to PriorityClasses configured in the chart.",
     )
     mount_volumes: MountVolumes | None = Field(
         default=None, description="Job-level mounts, under $AZ_BATCHAI_JOB_MOUNT_ROOT."
@@ -223,32 +278,81 @@ class TrainingJobSpec(ApiModel):
         default=None, description="Output directories, exported as AZ_BATCHAI_OUTPUT_<id>.", max_length=64
     )
     environment_variables: list[EnvironmentVariable] | None = Field(
-        default=None, description="Environment variables for the job and its preparation.", max_length=256
+        default=None, description="Environment variables for the job and its preparation.", max_length=MAX_ENV
     )
     secrets: list[EnvironmentVariableWithSecretValue] | None = Field(
-        default=None, description="Secret environment variables, read from Kubernetes Secrets.", max_length=256
+        default=None,
+        description="Secret environment variables, read from Kubernetes Secrets.",
+        max_length=MAX_ENV,
     )
     constraints: Constraints | None = Field(default=None, description="Limits, such as maxWallClockTime.")
 
-    cntk_settings: CNTKsettings | None = Field(default=None, description="CNTK toolkit.")
-    tensor_flow_settings: TensorFlowSettings | None = Field(default=None, description="TensorFlow toolkit.")
-    py_torch_settings: PyTorchSettings | None = Field(default=None, description="PyTorch toolkit.")
-    caffe_settings: CaffeSettings | None = Field(default=None, description="Caffe toolkit.")
-    caffe2_settings: Caffe2Settings | None = Field(default=None, description="Caffe2 toolkit.")
-    chainer_settings: ChainerSettings | None = Field(default=None, description="Chainer toolkit.")
-    horovod_settings: HorovodSettings | None = Field(default=None, description="Horovod toolkit.")
-    custom_mpi_settings: CustomMpiSettings | None = Field(default=None, description="A custom MPI program.")
+    cntk_settings: CNTKsettings | None = Field(
+        default=None,
+        description=(
+            "CNTK toolkit: a Python script (pythonScriptFilePath) or BrainScript (languageType BrainScript "
+            "with configFilePath), run under MPI with processCount ranks. Set exactly one toolkit."
+        ),
+    )
+    tensor_flow_settings: TensorFlowSettings | None = Field(
+        default=None,
+        description=(
+            "TensorFlow toolkit: workerCount workers and parameterServerCount parameter servers, each "
+            "'python <pythonScriptFilePath> <role args>', with TF_CONFIG set. Set exactly one toolkit."
+        ),
+    )
+    py_torch_settings: PyTorchSettings | None = Field(
+        default=None,
+        description=(
+            "PyTorch toolkit: processCount ranks of 'python <pythonScriptFilePath> <commandLineArgs>', with "
+            "AZ_BATCHAI_PYTORCH_INIT_METHOD and AZ_BATCHAI_PYTORCH_BACKEND set. Set exactly one toolkit."
+        ),
+    )
+    caffe_settings: CaffeSettings | None = Field(
+        default=None,
+        description=(
+            "Caffe toolkit: 'caffe train --solver=<configFilePath>' or a Python script, under MPI with "
+            "processCount ranks. Set exactly one toolkit."
+        ),
+    )
+    caffe2_settings: Caffe2Settings | None = Field(
+        default=None,
+        description="Caffe2 toolkit: the Python script on every node. Set exactly one toolkit.",
+    )
+    chainer_settings: ChainerSettings | None = Field(
+        default=None,
+        description=(
+            "Chainer toolkit: the Python script under mpirun, processCount ranks. Set exactly one toolkit."
+        ),
+    )
+    horovod_settings: HorovodSettings | None = Field(
+        default=None,
+        description=(
+            "Horovod toolkit: the Python script under mpirun, processCount ranks. Set exactly one toolkit."
+        ),
+    )
+    custom_mpi_settings: CustomMpiSettings | None = Field(
+        default=None,
+        description="A custom program run under mpirun with processCount ranks. Set exactly one toolkit.",
+    )
     custom_toolkit_settings: CustomToolkitSettings | None = Field(
-        default=None, description="A custom command line run on node 0."
+        default=None,
+        description="A custom command line run by a shell on the job's first node. Set exactly one toolkit.",
     )
 
     # Kubernetes additions.
     experiment: str = Field(
         default="default",
-        description="Batch AI experiment the job belongs to; copied to label batchai.io/experiment.",
-        pattern=r"^[-\w]{1,63}$",
+        description=(
+            "Batch AI experiment the job belongs to; copied to label batchai.io/experiment, so at most 63 "
+            "letters, digits, '-' and '_', starting and ending with a letter or digit."
+        ),
+        pattern=EXPERIMENT_PATTERN,
+        max_length=63,
     )
-    suspend: bool | None = Field(default=None, description="Suspend the job (passed to the child Job; Kueue uses it).")
+    suspend: bool | None = Field(
+        default=None, description="Suspend the job (passed to the child Job; Kueue uses it)."
+    )
     terminate: bool | None = Field(
         default=None, description="Terminate the job, as 'az batchai job terminate'. Cannot be reverted."
     )
@@ -256,8 +360,28 @@ class TrainingJobSpec(ApiModel):
         default=None, ge=0, description="Delete the job this many seconds after it succeeded or failed."
     )
     service_account_name: str | None = Field(
-        default=None, description="ServiceAccount for the job pods (for workload identity)."
+        default=None,
+        description="ServiceAccount for the job pods (for workload identity).",
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
     )
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainingJobSpec:
+        if sum(getattr(self, f) is not None for f in TOOLKIT_FIELDS) != 1:
+            raise ValueError(MSG_ONE_TOOLKIT)
+        tf = self.tensor_flow_settings
+        if (
+            tf is not None
+            and tf.parameter_server_count is not None
+            and tf.parameter_server_count > self.node_count
+        ):
+            raise ValueError(MSG_PS_COUNT)
+        check_unique((d.id for d in self.output_directories or []), MSG_OUTPUT_IDS)
+        check_unique((d.id for d in self.input_directories or []), MSG_INPUT_IDS)
+        check_unique((v.name for v in self.environment_variables or []), MSG_ENV_NAMES)
+        check_unique((v.name for v in self.secrets or []), MSG_SECRET_NAMES)
+        return self
 
     @property
     def tool_type(self) -> str:
@@ -293,6 +417,8 @@ ExecutionState = Literal["queued", "running", "terminating", "succeeded", "faile
 
 
 class NameValuePair(StatusModel):
+    """A name and a value (details of an error)."""
+
     name: str = Field(description="Name.")
     value: str = Field(description="Value.")
 
@@ -347,8 +473,12 @@ class TrainingJobStatus(StatusModel):
     execution_state: ExecutionState | None = Field(
         default=None, description="queued, running, terminating, succeeded or failed."
     )
-    execution_state_transition_time: str | None = Field(default=None, description="When executionState changed.")
-    execution_info: ExecutionInfo | None = Field(default=None, description="Start, end, exit code and errors.")
+    execution_state_transition_time: str | None = Field(
+        default=None, description="When executionState changed."
+    )
+    execution_info: ExecutionInfo | None = Field(
+        default=None, description="Start, end, exit code and errors."
+    )
     job_output_directory_path_segment: str | None = Field(
         default=None, description="<namespace>/<experiment>/<job>/<uid>: the segment of output paths."
     )
@@ -359,7 +489,9 @@ class TrainingJobStatus(StatusModel):
     tool_type: str | None = Field(default=None, description="Toolkit: cntk, tensorflow, pytorch, ...")
     cluster: str | None = Field(default=None, description="BatchAICluster name the job runs on.")
     nodes: NodeCounts | None = Field(default=None, description="Job pods by state.")
-    nodes_summary: str | None = Field(default=None, description="'<running+succeeded>/<nodeCount>' for printing.")
+    nodes_summary: str | None = Field(
+        default=None, description="'<running+succeeded>/<nodeCount>' for printing."
+    )
     conditions: list[Condition] | None = Field(
         default=None, description="Queued, Running, Succeeded, Failed, Suspended."
     )
