@@ -583,3 +583,14 @@ def test_cli_reads_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(minimal())))
     assert main(["job", "convert", "-f", "-", "-c", "nc6", "-n", "piped"]) == 0
     assert "name: piped" in capsys.readouterr().out
+
+
+def test_secret_values_are_not_scanned_for_placeholders() -> None:
+    """A password may well contain '<FOO>'; it is moved into a Secret, not reported as a placeholder."""
+    registry = {"image": "r.io/x:1", "credentials": {"username": "u", "password": "<NOT_A_PLACEHOLDER>"}}
+    doc = minimal(
+        secrets=[{"name": "T", "value": "<ALSO_NOT>"}], containerSettings={"imageSourceRegistry": registry}
+    )
+    result = run(doc)
+    assert decoded(secret(result, "job1-secrets")) == {"T": "<ALSO_NOT>"}
+    assert "<NOT_A_PLACEHOLDER>" in decoded(secret(result, "job1-registry"))[".dockerconfigjson"]
