@@ -1,0 +1,81 @@
+"""Batch AI's paths and the AZ_BATCHAI_* environment (batchai-reference.md §2, design.md §2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..api.trainingjob import TrainingJobSpec
+
+MOUNT_ROOT = "/mnt/batch/tasks/shared/LS_root/mounts"
+JOB_TEMP_DIR = "/mnt/batch/tasks/shared/LS_root/jobs"
+CONFIG_DIR = "/etc/batchai"
+SSH_DIR = "/etc/batchai-ssh"
+
+
+@dataclass(frozen=True)
+class JobIdentity:
+    """Who a TrainingJob is: the inputs of every path rule."""
+
+    namespace: str
+    name: str
+    uid: str
+    experiment: str
+
+    @property
+    def segment(self) -> str:
+        """jobOutputDirectoryPathSegment: <namespace>/<experiment>/<job>/<uid> (workspace = namespace)."""
+        return f"{self.namespace}/{self.experiment}/{self.name}/{self.uid}"
+
+    @property
+    def job_root(self) -> str:
+        return f"{JOB_TEMP_DIR}/{self.namespace}/{self.experiment}/{self.name}"
+
+    @property
+    def job_mount_root(self) -> str:
+        return f"{self.job_root}/mounts"
+
+    @property
+    def job_temp(self) -> str:
+        return f"{self.job_root}/temp"
+
+    @property
+    def shared_job_temp(self) -> str:
+        return f"{self.job_root}/temp/shared"
+
+
+def stdouterr_dir(spec: TrainingJobSpec, ident: JobIdentity) -> str:
+    """<stdOutErrPathPrefix>/<segment>/stdouterr, $VARS left for the pod's shell to expand."""
+    return f"{spec.std_out_err_path_prefix.rstrip('/')}/{ident.segment}/stdouterr"
+
+
+def output_directories(spec: TrainingJobSpec, ident: JobIdentity) -> list[tuple[str, str]]:
+    """(id, path) per output directory: <pathPrefix>/<segment>/outputs[/<pathSuffix>]."""
+    out = []
+    for d in spec.output_directories or []:
+        path = f"{d.path_prefix.rstrip('/')}/{ident.segment}/outputs"
+        if d.path_suffix:
+            path += "/" + d.path_suffix.strip("/")
+        out.append((d.id, path))
+    return out
+
+
+def batchai_env(spec: TrainingJobSpec, ident: JobIdentity, gpus_per_node: int) -> dict[str, str]:
+    """The AZ_BATCHAI_* variables every pod of the job gets (toolkit variables come from the launcher)."""
+    env = {
+        "AZ_BATCHAI_MOUNT_ROOT": MOUNT_ROOT,
+        "AZ_BATCHAI_JOB_MOUNT_ROOT": ident.job_mount_root,
+        "AZ_BATCHAI_JOB_TEMP_DIR": JOB_TEMP_DIR,
+        "AZ_BATCHAI_JOB_TEMP": ident.job_temp,
+        "AZ_BATCHAI_STDOUTERR_DIR": stdouterr_dir(spec, ident),
+        "AZ_BATCHAI_MPI_HOST_FILE": f"{CONFIG_DIR}/hostfile",
+        "AZ_BATCHAI_NUM_GPUS": str(gpus_per_node),
+    }
+    # Only one node's processes can share its pod-local temp; multi-node jobs have no shared temp
+    # unless the user mounts one, so the variable is set where it is true.
+    if spec.node_count == 1:
+        env["AZ_BATCHAI_SHARED_JOB_TEMP"] = ident.shared_job_temp
+    for d in spec.input_directories or []:
+        env[f"AZ_BATCHAI_INPUT_{d.id}"] = d.path
+    for out_id, path in output_directories(spec, ident):
+        env[f"AZ_BATCHAI_OUTPUT_{out_id}"] = path
+    return env

@@ -1,0 +1,106 @@
+"""Batch AI mountVolumes as pod volumes: CSI inline volumes for Azure Files and Blob, nfs for file servers.
+
+Job mounts live under $AZ_BATCHAI_JOB_MOUNT_ROOT, cluster mounts under $AZ_BATCHAI_MOUNT_ROOT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..api.common import MountVolumes, StorageCredentials
+from .errors import BuildError
+
+# Batch AI's blobfuse defaults (batchai-reference.md §1), in the form blobfuse2 through the Blob CSI
+# driver accepts them.
+DEFAULT_BLOB_MOUNT_OPTIONS = (
+    "-o allow_other --use-https=true -o attr_timeout=240 -o entry_timeout=240 -o negative_timeout=120"
+)
+
+
+@dataclass
+class PodVolumes:
+    """Volumes and the main container's mounts, plus unmanaged mount commands for the launcher."""
+
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    mounts: list[dict[str, Any]] = field(default_factory=list)
+    unmanaged: list[tuple[str, str]] = field(default_factory=list)  # (mountCommand, path)
+
+    def extend(self, other: PodVolumes) -> None:
+        self.volumes.extend(other.volumes)
+        self.mounts.extend(other.mounts)
+        self.unmanaged.extend(other.unmanaged)
+
+
+def _volume_name(scope: str, kind: str, rel: str) -> str:
+    # Volume names are DNS labels; the relative path may hold anything, so a short hash keeps them unique.
+    return f"{scope}-{kind}-{hashlib.sha256(rel.encode()).hexdigest()[:10]}"
+
+
+def _credential_attributes(creds: StorageCredentials, account: str) -> dict[str, str]:
+    if creds.secret_ref is not None:
+        return {"secretName": creds.secret_ref.name}
+    if creds.workload_identity is not None:
+        return {
+            "storageAccount": account,
+            "clientID": creds.workload_identity.client_id,
+            "mountWithWorkloadIdentityToken": "true",
+        }
+    raise BuildError("InvalidCredentials", f"storage account {account}: no secretRef or workloadIdentity")
+
+
+def build_volumes(mv: MountVolumes | None, root: str, scope: str, allow_privileged: bool) -> PodVolumes:
+    """Volumes for one MountVolumes block mounted under root; scope ('job'/'cluster') prefixes names."""
+    out = PodVolumes()
+    if mv is None:
+        return out
+
+    def add(kind: str, rel: str, source: dict[str, Any]) -> None:
+        name = _volume_name(scope, kind, rel)
+        out.volumes.append({"name": name, **source})
+        out.mounts.append({"name": name, "mountPath": f"{root}/{rel.strip('/')}"})
+
+    for afs in mv.azure_file_shares or []:
+        attrs = {
+            "shareName": afs.share_name,
+            "mountOptions": f"dir_mode={afs.directory_mode},file_mode={afs.file_mode},actimeo=30,nosharesock",
+            **_credential_attributes(afs.credentials, afs.account_name),
+        }
+        add(
+            "afs",
+            afs.relative_mount_path,
+            {"csi": {"driver": "file.csi.azure.com", "volumeAttributes": attrs}},
+        )
+
+    for bfs in mv.azure_blob_file_systems or []:
+        attrs = {
+            "containerName": bfs.container_name,
+            "protocol": "fuse2",
+            "mountOptions": bfs.mount_options or DEFAULT_BLOB_MOUNT_OPTIONS,
+            **_credential_attributes(bfs.credentials, bfs.account_name),
+        }
+        add(
+            "bfs",
+            bfs.relative_mount_path,
+            {"csi": {"driver": "blob.csi.azure.com", "volumeAttributes": attrs}},
+        )
+
+    for nfs in mv.file_servers or []:
+        # Inline nfs volumes take no mount options; readOnly is the one Batch AI option that maps.
+        read_only = "ro" in (nfs.mount_options or "").split(",")
+        add(
+            "nfs",
+            nfs.relative_mount_path,
+            {"nfs": {"server": nfs.host, "path": nfs.source_directory or "/", "readOnly": read_only}},
+        )
+
+    for ufs in mv.unmanaged_file_systems or []:
+        if not allow_privileged:
+            raise BuildError(
+                "UnmanagedFileSystemNotAllowed",
+                f"unmanagedFileSystems ({ufs.relative_mount_path}) need privileged pods, which this "
+                "installation does not allow (chart value jobs.allowPrivilegedMounts)",
+            )
+        out.unmanaged.append((ufs.mount_command, f"{root}/{ufs.relative_mount_path.strip('/')}"))
+    return out

@@ -1,0 +1,331 @@
+"""kopf registrations: thin. Watches TrainingJobs, their Jobs and pods, and BatchAIClusters; every change
+runs `sync_job`, which builds manifests and status with pure functions and applies them.
+
+Run: kopf run --standalone -m batchai_operator.handlers --all-namespaces
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from . import GROUP, VERSION
+from .api.cluster import BatchAIClusterSpec
+from .api.trainingjob import PLURAL as TJ_PLURAL
+from .api.trainingjob import TrainingJobSpec
+from .build.errors import BuildError
+from .build.job import JobChildren, build_children, build_ssh_secret, identity
+from .build.ssh import generate_ssh_keypair
+from .config import (
+    DOMAIN,
+    FINALIZER,
+    LABEL_JOB_UID,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    OperatorConfig,
+)
+from .kube import Kube
+from .status import TERMINAL, Observed, compute_status
+from .storage.refs import referenced_secrets
+
+log = logging.getLogger("batchai_operator")
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+SECRET_RETRY_SECONDS = 10.0
+
+
+class _State:
+    """Process-wide state: the client, config, per-job locks and the last status written per job."""
+
+    def __init__(self) -> None:
+        self.kube: Kube | None = None
+        self.config = OperatorConfig()
+        self.locks: dict[str, asyncio.Lock] = {}
+        self.written: dict[str, dict[str, Any]] = {}
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+
+
+STATE = _State()
+MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=DOMAIN)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=DOMAIN, key="last-handled-configuration"
+    )
+    # Events are posted explicitly (one per state change); handler log lines never become Events.
+    settings.posting.level = logging.CRITICAL + 1
+    settings.networking.request_timeout = 30
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    # The kubernetes client is synchronous: give its calls enough threads for bursts of jobs.
+    asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=32))
+    STATE.config = OperatorConfig.from_env()
+    STATE.kube = Kube.load()
+
+
+# ---- indexes: in-memory views of what the watches saw, so syncing reads no API --------------------
+
+
+@kopf.index(GROUP, VERSION, TJ_PLURAL)
+def trainingjobs_by_uid(uid: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {uid: dict(body)}
+
+
+@kopf.index("batch", "v1", "jobs", labels=MANAGED)
+def jobs_by_owner(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]] | None:
+    owner = labels.get(LABEL_JOB_UID)
+    return (
+        {owner: {"metadata": dict(body.metadata), "spec": dict(body.spec), "status": dict(body.status)}}
+        if owner
+        else None
+    )
+
+
+@kopf.index("", "v1", "pods", labels=MANAGED)
+def pods_by_owner(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]] | None:
+    owner = labels.get(LABEL_JOB_UID)
+    if not owner:
+        return None
+    slim = {
+        "metadata": {"name": body.metadata.name, "labels": dict(labels)},
+        "spec": {"nodeName": body.spec.get("nodeName")},
+        "status": dict(body.status),
+    }
+    return {owner: slim}
+
+
+@kopf.index(GROUP, VERSION, "batchaiclusters")
+def clusters_by_name(
+    namespace: str, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(namespace, name): dict(body)}
+
+
+# ---- event handlers: every change of a TrainingJob or its children syncs that TrainingJob ---------
+
+
+@kopf.on.event(GROUP, VERSION, TJ_PLURAL)
+async def on_trainingjob(event: dict[str, Any], uid: str, **kwargs: Any) -> None:
+    if event.get("type") == "DELETED":
+        _forget(uid)
+        return
+    await sync_job(uid, kwargs)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
+async def on_job(labels: kopf.Labels, **kwargs: Any) -> None:
+    if labels.get(LABEL_JOB_UID):
+        await sync_job(labels[LABEL_JOB_UID], kwargs)
+
+
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
+async def on_pod(labels: kopf.Labels, **kwargs: Any) -> None:
+    if labels.get(LABEL_JOB_UID):
+        await sync_job(labels[LABEL_JOB_UID], kwargs)
+
+
+@kopf.on.event(GROUP, VERSION, "batchaiclusters")
+async def on_cluster_for_jobs(namespace: str, name: str, **kwargs: Any) -> None:
+    """A cluster appeared or changed: jobs waiting for it may start now."""
+    for uid, store in list(kwargs["trainingjobs_by_uid"].items()):
+        for tj in store:
+            if (
+                tj["metadata"].get("namespace") != namespace
+                or (tj.get("status") or {}).get("executionState") != "queued"
+            ):
+                continue
+            if str((tj.get("spec") or {}).get("cluster", "")).rstrip("/").rsplit("/", 1)[-1] == name:
+                await sync_job(uid, kwargs)
+
+
+# ---- the sync ------------------------------------------------------------------------------------
+
+
+def _first(index: Any, key: Any) -> dict[str, Any] | None:
+    store = index.get(key)
+    return next(iter(store), None) if store else None
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def sync_job(uid: str, indexes: dict[str, Any]) -> None:
+    """Bring one TrainingJob's children and status in line with its spec (idempotent)."""
+    lock = STATE.locks.setdefault(uid, asyncio.Lock())
+    async with lock:
+        body = _first(indexes["trainingjobs_by_uid"], uid)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        await _sync_locked(uid, body, indexes)
+
+
+async def _sync_locked(uid: str, body: dict[str, Any], indexes: dict[str, Any]) -> None:
+    kube = STATE.kube
+    assert kube is not None
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    old_status = STATE.written.get(uid) or dict(body.get("status") or {})
+    try:
+        spec = TrainingJobSpec.model_validate(body.get("spec") or {})
+    except ValidationError as e:
+        await _report_invalid(body, old_status, str(e))
+        return
+
+    cluster_name = spec.cluster_name
+    cluster_body = _first(indexes["clusters_by_name"], (namespace, cluster_name))
+    job = _first(indexes["jobs_by_owner"], uid)
+    pods = list(indexes["pods_by_owner"].get(uid, []))
+    obs = Observed(
+        spec=spec,
+        ident=identity(body, spec),
+        generation=int(meta.get("generation") or 1),
+        status=old_status,
+        cluster=cluster_name,
+        cluster_found=cluster_body is not None,
+        job=job,
+        pods=pods,
+    )
+
+    if old_status.get("executionState") not in TERMINAL:
+        if spec.terminate:
+            if job is not None:
+                await kube.delete("Job", namespace, job["metadata"]["name"])
+        elif cluster_body is not None and job is None:
+            await _start(body, spec, cluster_name, cluster_body, obs, uid, indexes)
+        elif job is not None and KUEUE_QUEUE_LABEL not in (meta.get("labels") or {}):
+            # Kueue owns suspend on queued Jobs; without Kueue the TrainingJob's suspend is passed through.
+            if bool((job.get("spec") or {}).get("suspend")) != bool(spec.suspend):
+                await kube.patch_job(
+                    namespace, job["metadata"]["name"], {"spec": {"suspend": bool(spec.suspend)}}
+                )
+                job["spec"]["suspend"] = bool(spec.suspend)
+
+    result = compute_status(obs, _now())
+    if result.stop_job and job is not None:
+        await kube.delete("Job", namespace, job["metadata"]["name"])
+    if result.status != old_status:
+        await kube.patch_status(TJ_PLURAL, namespace, name, result.status)
+        STATE.written[uid] = result.status
+    for etype, reason, message in result.events:
+        kopf.event(body, type=etype, reason=reason, message=message)
+    _schedule_ttl(uid, body, spec, result.status, indexes)
+
+
+async def _start(
+    body: dict[str, Any],
+    spec: TrainingJobSpec,
+    cluster_name: str,
+    cluster_body: dict[str, Any],
+    obs: Observed,
+    uid: str,
+    indexes: dict[str, Any],
+) -> None:
+    """Create the children of a job that has none yet."""
+    kube = STATE.kube
+    assert kube is not None
+    namespace = body["metadata"]["namespace"]
+    try:
+        cluster = BatchAIClusterSpec.model_validate(cluster_body.get("spec") or {})
+        children = build_children(body, spec, cluster_name, cluster, STATE.config)
+    except BuildError as e:
+        obs.build_error = (e.code, e.message)
+        return
+    except ValidationError as e:
+        obs.waiting_reason = (
+            "ClusterInvalid",
+            f"BatchAICluster {cluster_name} is invalid: {e.errors()[0]['msg']}",
+        )
+        return
+    missing = [s for s in referenced_secrets(spec, cluster) if not await kube.secret_exists(namespace, s)]
+    if missing:
+        obs.waiting_reason = (
+            "SecretNotFound",
+            f"Waiting for Secret(s) {', '.join(sorted(missing))} in namespace {namespace}",
+        )
+        _retry_later(uid, SECRET_RETRY_SECONDS, indexes)
+        return
+    await _create_children(children)
+    obs.job = children.job
+
+
+async def _create_children(children: JobChildren) -> None:
+    kube = STATE.kube
+    assert kube is not None
+    await kube.create(children.config_map)
+    if children.ssh_secret_name:
+        private, public = generate_ssh_keypair()
+        await kube.create(build_ssh_secret(children, private, public))
+    if children.service:
+        await kube.create(children.service)
+    # The Job last: its pods mount everything above.
+    await kube.create(children.job)
+
+
+async def _report_invalid(body: dict[str, Any], old_status: dict[str, Any], detail: str) -> None:
+    kube = STATE.kube
+    assert kube is not None
+    if old_status.get("executionState") == "failed":
+        return
+    message = f"The spec cannot be parsed: {detail.splitlines()[0]}"
+    status = {
+        "executionState": "failed",
+        "executionStateTransitionTime": _now(),
+        "executionInfo": {"endTime": _now(), "errors": [{"code": "InvalidSpec", "message": message}]},
+    }
+    meta = body["metadata"]
+    await kube.patch_status(TJ_PLURAL, meta["namespace"], meta["name"], status)
+    kopf.event(body, type="Warning", reason="Failed", message=message)
+
+
+def _retry_later(uid: str, delay: float, indexes: dict[str, Any]) -> None:
+    if uid in STATE.timers:
+        return
+    loop = asyncio.get_running_loop()
+
+    def fire() -> None:
+        STATE.timers.pop(uid, None)
+        loop.create_task(sync_job(uid, indexes))
+
+    STATE.timers[uid] = loop.call_later(delay, fire)
+
+
+def _schedule_ttl(
+    uid: str, body: dict[str, Any], spec: TrainingJobSpec, status: dict[str, Any], indexes: dict[str, Any]
+) -> None:
+    """ttlSecondsAfterFinished: delete the TrainingJob (and so its children) after it finished."""
+    if spec.ttl_seconds_after_finished is None or status.get("executionState") not in TERMINAL:
+        return
+    end = (status.get("executionInfo") or {}).get("endTime")
+    if not end:
+        return
+    due = (
+        datetime.strptime(end, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        + spec.ttl_seconds_after_finished
+    )
+    remaining = due - datetime.now(UTC).timestamp()
+    meta = body["metadata"]
+    if remaining <= 0:
+        kube = STATE.kube
+        assert kube is not None
+        asyncio.get_running_loop().create_task(kube.delete_custom(TJ_PLURAL, meta["namespace"], meta["name"]))
+    else:
+        _retry_later(uid, remaining + 0.5, indexes)
+
+
+def _forget(uid: str) -> None:
+    STATE.locks.pop(uid, None)
+    STATE.written.pop(uid, None)
+    timer = STATE.timers.pop(uid, None)
+    if timer:
+        timer.cancel()

@@ -1,0 +1,130 @@
+"""The operator's one door to the Kubernetes API (besides kopf's own watches).
+
+Uses the official `kubernetes` client in worker threads: kopf brings no client of its own, and the
+synchronous client is the best-kept one. Every call is idempotent: create treats 409 as done, delete
+treats 404 as done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from . import GROUP, VERSION
+
+log = logging.getLogger(__name__)
+
+
+class Kube:
+    """Thin async wrapper over the kubernetes client."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
+        self.api = api_client or kubernetes.client.ApiClient()
+        self.core = kubernetes.client.CoreV1Api(self.api)
+        self.batch = kubernetes.client.BatchV1Api(self.api)
+        self.apps = kubernetes.client.AppsV1Api(self.api)
+        self.custom = kubernetes.client.CustomObjectsApi(self.api)
+
+    @staticmethod
+    def load() -> Kube:
+        try:
+            kubernetes.config.load_incluster_config()
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config()
+        return Kube()
+
+    async def create(self, manifest: dict[str, Any]) -> bool:
+        """Create the object; False when it already existed."""
+        ns = manifest["metadata"]["namespace"]
+        kind = manifest["kind"]
+        fn = {
+            "Job": self.batch.create_namespaced_job,
+            "ConfigMap": self.core.create_namespaced_config_map,
+            "Secret": self.core.create_namespaced_secret,
+            "Service": self.core.create_namespaced_service,
+            "DaemonSet": self.apps.create_namespaced_daemon_set,
+        }[kind]
+        try:
+            await asyncio.to_thread(fn, ns, manifest)
+            return True
+        except ApiException as e:
+            if e.status == 409:
+                return False
+            raise
+
+    async def delete(self, kind: str, namespace: str, name: str) -> None:
+        fn = {
+            "Job": self.batch.delete_namespaced_job,
+            "DaemonSet": self.apps.delete_namespaced_daemon_set,
+        }[kind]
+        try:
+            await asyncio.to_thread(fn, name, namespace, propagation_policy="Background")
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    async def patch_json(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> bool:
+        """Apply a JSON patch (RFC 6902; a "test" op can guard it); False when it is gone or the test failed."""
+        fn: Any = {"DaemonSet": self.apps.patch_namespaced_daemon_set}[kind]
+        try:
+            await asyncio.to_thread(fn, name, namespace, ops)
+            return True
+        except ApiException as e:
+            if e.status in (404, 409, 422):
+                return False
+            raise
+
+    async def patch_custom(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """Merge-patch one of our custom objects' metadata (the spec is the user's). 404: gone, fine."""
+        try:
+            await asyncio.to_thread(
+                self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name, patch
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.batch.patch_namespaced_job, name, namespace, patch)
+
+    async def secret_exists(self, namespace: str, name: str) -> bool:
+        try:
+            # Only existence is checked: the raw response is dropped unread, so no key reaches memory or logs.
+            resp = await asyncio.to_thread(
+                self.core.read_namespaced_secret, name, namespace, _preload_content=False
+            )
+            resp.release_conn()
+            return True
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+
+    async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource of one of our custom objects (404: it is gone, fine)."""
+        try:
+            await asyncio.to_thread(
+                self.custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"status": status},
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    async def delete_custom(self, plural: str, namespace: str, name: str) -> None:
+        try:
+            await asyncio.to_thread(
+                self.custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise

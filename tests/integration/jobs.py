@@ -1,0 +1,102 @@
+"""Helpers for TrainingJob integration tests: create clusters, secrets and jobs; wait on status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devcluster import wait_for
+from kubernetes import client
+
+GROUP, VERSION = "batchai.io", "v1alpha1"
+SECRET_KEY_VALUE = "c2VjcmV0LWtleS1zaG91bGQtbmV2ZXItbGVhaw=="  # a storage key the tests hunt for in logs
+
+
+def custom() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi()
+
+
+def create_cluster(ns: str, name: str = "nc6", **spec: Any) -> dict[str, Any]:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BatchAICluster",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"vmSize": "STANDARD_NC6", "scaleSettings": {"manual": {"targetNodeCount": 4}}, **spec},
+    }
+    return custom().create_namespaced_custom_object(GROUP, VERSION, ns, "batchaiclusters", body)
+
+
+def create_storage_secret(ns: str, name: str = "storage") -> None:
+    client.CoreV1Api().create_namespaced_secret(
+        ns,
+        {
+            "metadata": {"name": name},
+            "stringData": {"azurestorageaccountname": "acct", "azurestorageaccountkey": SECRET_KEY_VALUE},
+        },
+    )
+
+
+def cntk_spec(**extra: Any) -> dict[str, Any]:
+    """The seed quickstart's job, converted: one node, CNTK Python, Azure Files + Blob mounts."""
+    creds = {"secretRef": {"name": "storage"}}
+    spec: dict[str, Any] = {
+        "cluster": "nc6",
+        "nodeCount": 1,
+        "cntkSettings": {
+            "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/cntk/ConvNet_MNIST.py",
+            "commandLineArgs": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/mnist_cntk $AZ_BATCHAI_OUTPUT_MODEL",
+        },
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+        "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}],
+        "mountVolumes": {
+            "azureFileShares": [
+                {"accountName": "acct", "azureFileUrl": "https://acct.file.core.windows.net/logs",
+                 "credentials": creds, "relativeMountPath": "logs"},
+                {"accountName": "acct", "azureFileUrl": "https://acct.file.core.windows.net/scripts",
+                 "credentials": creds, "relativeMountPath": "scripts"},
+            ],
+            "azureBlobFileSystems": [
+                {"accountName": "acct", "containerName": "data", "credentials": creds, "relativeMountPath": "data"}
+            ],
+        },
+    }
+    spec.update(extra)
+    return spec
+
+
+def create_job(ns: str, name: str, spec: dict[str, Any], annotations: dict[str, str] | None = None,
+               labels: dict[str, str] | None = None) -> dict[str, Any]:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainingJob",
+        "metadata": {"name": name, "namespace": ns, "annotations": annotations or {}, "labels": labels or {}},
+        "spec": spec,
+    }
+    return custom().create_namespaced_custom_object(GROUP, VERSION, ns, "trainingjobs", body)
+
+
+def get_job(ns: str, name: str) -> dict[str, Any]:
+    return custom().get_namespaced_custom_object(GROUP, VERSION, ns, "trainingjobs", name)
+
+
+def patch_job(ns: str, name: str, patch: dict[str, Any]) -> None:
+    custom().patch_namespaced_custom_object(GROUP, VERSION, ns, "trainingjobs", name, patch)
+
+
+def wait_state(ns: str, name: str, state: str, timeout: float = 60) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        obj = get_job(ns, name)
+        return obj if (obj.get("status") or {}).get("executionState") == state else None
+
+    try:
+        return wait_for(check, timeout=timeout, what=f"TrainingJob {ns}/{name} {state}")
+    except TimeoutError as e:
+        raise TimeoutError(f"{e}; status now: {get_job(ns, name).get('status')}") from None
+
+
+def job_pods(ns: str, name: str) -> list[client.V1Pod]:
+    uid = get_job(ns, name)["metadata"]["uid"]
+    return client.CoreV1Api().list_namespaced_pod(ns, label_selector=f"batchai.io/trainingjob-uid={uid}").items
+
+
+def events_for(ns: str, name: str) -> list[client.CoreV1Event]:
+    return client.CoreV1Api().list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items

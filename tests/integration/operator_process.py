@@ -1,0 +1,96 @@
+"""The operator as a real subprocess (`kopf run`), so tests can kill and restart it like a pod."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+LIVENESS_PORT = 18080
+
+
+class OperatorProcess:
+    """One `kopf run` of batchai_operator.main against the local control plane."""
+
+    def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.log_path = log_path
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **self.extra_env}
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces",
+                f"--liveness=http://127.0.0.1:{LIVENESS_PORT}/healthz",
+                "-m", "batchai_operator.main",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"operator exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{LIVENESS_PORT}/healthz", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("operator did not become live in 60 s:\n" + self.log_text()[-3000:])
+
+    def kill(self) -> None:
+        """SIGKILL, as when a node dies: no cleanup runs."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def crds_installed(devcluster: object) -> None:
+    """The committed CRDs, applied to the local apiserver and Established."""
+    subprocess.run(
+        ["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds")],
+        check=True, capture_output=True,
+    )
+    subprocess.run(
+        ["kubectl", "wait", "--for=condition=Established", "--timeout=60s",
+         "crd/trainingjobs.batchai.io", "crd/batchaiclusters.batchai.io"],
+        check=True, capture_output=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def operator(devcluster: object, crds_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """The operator, started once per session (after the CRDs are installed)."""
+    op = OperatorProcess(tmp_path_factory.mktemp("operator") / "operator.log")
+    op.start()
+    yield op
+    op.stop()

@@ -1,0 +1,234 @@
+"""The TrainingJob reconciler against the real local control plane, with kwok running the pods."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from devcluster import wait_for
+from jobs import (
+    SECRET_KEY_VALUE,
+    cntk_spec,
+    create_cluster,
+    create_job,
+    create_storage_secret,
+    events_for,
+    get_job,
+    job_pods,
+    patch_job,
+    wait_state,
+)
+from kubernetes import client
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("operator")]
+
+
+def env_of(pod: client.V1Pod) -> dict[str, str]:
+    return {e.name: e.value for e in pod.spec.containers[0].env if e.value is not None}
+
+
+def test_single_node_cntk_job_succeeds_with_batchai_paths(namespace: str) -> None:
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    created = create_job(namespace, "cntk-python-1", cntk_spec())
+    done = wait_state(namespace, "cntk-python-1", "succeeded")
+    st = done["status"]
+    assert st["executionInfo"]["exitCode"] == 0
+    assert st["executionInfo"]["startTime"] <= st["executionInfo"]["endTime"]
+    assert st["toolType"] == "cntk"
+    assert st["nodes"]["succeeded"] == 1
+    seg = f"{namespace}/default/cntk-python-1/{created['metadata']['uid']}"
+    assert st["jobOutputDirectoryPathSegment"] == seg
+    assert st["outputDirectories"] == [{"id": "MODEL", "path": f"$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/{seg}/outputs"}]
+    (pod,) = job_pods(namespace, "cntk-python-1")
+    env = env_of(pod)
+    assert env["AZ_BATCHAI_OUTPUT_MODEL"] == f"$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/{seg}/outputs"
+    assert env["AZ_BATCHAI_JOB_MOUNT_ROOT"] == (
+        f"/mnt/batch/tasks/shared/LS_root/jobs/{namespace}/default/cntk-python-1/mounts"
+    )
+    node = client.CoreV1Api().read_node(pod.spec.node_name)
+    assert node.metadata.labels["node.kubernetes.io/instance-type"] == "Standard_NC6"
+    reasons = [e.reason for e in events_for(namespace, "cntk-python-1")]
+    assert {"Queued", "Running", "Succeeded"} <= set(reasons)
+    conds = {c["type"]: c["status"] for c in st["conditions"]}
+    assert conds["Succeeded"] == "True" and conds["Failed"] == "False"
+    assert st["observedGeneration"] == done["metadata"]["generation"]
+
+
+def test_exit_code_three_fails_the_job_with_job_failed(namespace: str) -> None:
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    create_job(namespace, "fails", cntk_spec(), annotations={"sim.batchai.io/exit-code": "3"})
+    st = wait_state(namespace, "fails", "failed")["status"]
+    assert st["executionInfo"]["exitCode"] == 3
+    err = st["executionInfo"]["errors"][0]
+    assert err["code"] == "JobFailed" and "exit code 3" in err["message"]
+    warnings = [e for e in events_for(namespace, "fails") if e.type == "Warning"]
+    assert any(e.reason == "Failed" and "exit code 3" in e.message for e in warnings)
+
+
+def test_two_node_horovod_spreads_over_gpu_nodes_with_hostfile(namespace: str) -> None:
+    create_cluster(namespace)
+    spec = {"cluster": "nc6", "nodeCount": 2, "stdOutErrPathPrefix": "/tmp/logs",
+            "horovodSettings": {"pythonScriptFilePath": "train.py", "processCount": 2}}
+    create_job(namespace, "hvd", spec, annotations={"sim.batchai.io/run-for": "3s"})
+    pods = wait_for(lambda: [p for p in job_pods(namespace, "hvd") if p.spec.node_name] if
+                    len([p for p in job_pods(namespace, "hvd") if p.spec.node_name]) == 2 else None,
+                    timeout=30, what="2 scheduled pods")
+    assert len({p.spec.node_name for p in pods}) == 2
+    for p in pods:
+        assert p.spec.containers[0].resources.limits["nvidia.com/gpu"] == "1"
+        assert p.spec.subdomain == "hvd"
+    cm = client.CoreV1Api().read_namespaced_config_map("hvd", namespace)
+    assert "hvd-0.hvd" in cm.data["hostfile"] and "hvd-1.hvd" in cm.data["hostfile"]
+    job = client.BatchV1Api().read_namespaced_job("hvd", namespace)
+    assert job.spec.success_policy.rules[0].succeeded_indexes == "0"
+    client.CoreV1Api().read_namespaced_service("hvd", namespace)
+    client.CoreV1Api().read_namespaced_secret("hvd-ssh", namespace)
+    st = wait_state(namespace, "hvd", "succeeded")["status"]
+    assert st["executionInfo"]["exitCode"] == 0
+
+
+def test_two_node_tensorflow_gets_batchai_host_lists(namespace: str) -> None:
+    create_cluster(namespace)
+    spec = {"cluster": "nc6", "nodeCount": 2, "stdOutErrPathPrefix": "/tmp/logs",
+            "tensorFlowSettings": {"pythonScriptFilePath": "mnist.py", "parameterServerCount": 1, "workerCount": 3}}
+    create_job(namespace, "tf", spec)
+    pods = wait_for(lambda: job_pods(namespace, "tf") if len(job_pods(namespace, "tf")) == 2 else None, timeout=30)
+    env = env_of(pods[0])
+    assert env["AZ_BATCHAI_PS_HOSTS"] == "tf-0.tf:2222"
+    assert env["AZ_BATCHAI_WORKER_HOSTS"] == "tf-0.tf:2223,tf-1.tf:2222,tf-0.tf:2224"
+    cm = client.CoreV1Api().read_namespaced_config_map("tf", namespace)
+    tasks0 = cm.data["tasks-0.sh"]
+    cluster = {"ps": ["tf-0.tf:2222"], "worker": ["tf-0.tf:2223", "tf-1.tf:2222", "tf-0.tf:2224"]}
+    for role, index in (("ps", 0), ("worker", 0), ("worker", 2)):
+        tf_config = {"cluster": cluster, "task": {"type": role, "index": index}, "environment": "cloud"}
+        assert json.dumps(tf_config, separators=(",", ":")) in tasks0 or json.dumps(tf_config) in tasks0
+    wait_state(namespace, "tf", "succeeded")
+
+
+def test_max_wall_clock_time_fails_the_job(namespace: str) -> None:
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    create_job(namespace, "slow", cntk_spec(constraints={"maxWallClockTime": "PT3S"}),
+               annotations={"sim.batchai.io/run-for": "60s"})
+    st = wait_state(namespace, "slow", "failed", timeout=60)["status"]
+    assert st["executionInfo"]["errors"][0]["code"] == "MaxWallClockTimeExceeded"
+
+
+def test_terminate_stops_a_running_job(namespace: str) -> None:
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    create_job(namespace, "term", cntk_spec(), annotations={"sim.batchai.io/run-for": "120s"})
+    wait_state(namespace, "term", "running")
+    patch_job(namespace, "term", {"spec": {"terminate": True}})
+    st = wait_state(namespace, "term", "failed")["status"]
+    assert st["executionInfo"]["errors"][0]["code"] == "JobTerminated"
+    wait_for(lambda: not client.BatchV1Api().list_namespaced_job(namespace).items, timeout=30, what="Job gone")
+    # Batch AI: terminate cannot be taken back.
+    with pytest.raises(client.ApiException) as err:
+        patch_job(namespace, "term", {"spec": {"terminate": False}})
+    assert "terminate" in err.value.body
+
+
+def test_deleting_a_job_removes_every_child(namespace: str) -> None:
+    create_cluster(namespace)
+    spec = {"cluster": "nc6", "nodeCount": 2, "stdOutErrPathPrefix": "/tmp/logs",
+            "customMpiSettings": {"commandLine": "hostname"}}
+    create_job(namespace, "gone", spec, annotations={"sim.batchai.io/run-for": "120s"})
+    wait_state(namespace, "gone", "running")
+    client.CustomObjectsApi().delete_namespaced_custom_object("batchai.io", "v1alpha1", namespace, "trainingjobs", "gone")
+    core, batch = client.CoreV1Api(), client.BatchV1Api()
+    sel = "app.kubernetes.io/managed-by=batchai-operator"
+
+    def nothing_left() -> bool:
+        return not (
+            batch.list_namespaced_job(namespace, label_selector=sel).items
+            or core.list_namespaced_pod(namespace, label_selector=sel).items
+            or core.list_namespaced_config_map(namespace, label_selector=sel).items
+            or core.list_namespaced_service(namespace, label_selector=sel).items
+            or core.list_namespaced_secret(namespace, label_selector=sel).items
+        )
+
+    wait_for(nothing_left, timeout=60, what="no child left")
+
+
+def test_missing_cluster_waits_in_queued_then_runs(namespace: str) -> None:
+    create_storage_secret(namespace)
+    create_job(namespace, "early", cntk_spec())
+    st = wait_state(namespace, "early", "queued")["status"]
+    queued = next(c for c in st["conditions"] if c["type"] == "Queued")
+    assert queued["reason"] == "ClusterNotFound" and "nc6" in queued["message"]
+    assert not client.BatchV1Api().list_namespaced_job(namespace).items
+    create_cluster(namespace)
+    wait_state(namespace, "early", "succeeded")
+
+
+def test_missing_storage_secret_waits_then_runs(namespace: str) -> None:
+    create_cluster(namespace)
+    create_job(namespace, "nosecret", cntk_spec())
+    wait_for(lambda: any(c["reason"] == "SecretNotFound" for c in (get_job(namespace, "nosecret").get("status") or {})
+                         .get("conditions", []) if c["status"] == "True"), timeout=30, what="SecretNotFound")
+    create_storage_secret(namespace)
+    wait_state(namespace, "nosecret", "succeeded", timeout=60)
+
+
+def test_suspend_and_resume(namespace: str) -> None:
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    create_job(namespace, "susp", cntk_spec(suspend=True))
+    wait_for(lambda: next((c for c in (get_job(namespace, "susp").get("status") or {}).get("conditions", [])
+                           if c["type"] == "Suspended" and c["status"] == "True"), None), timeout=30)
+    assert get_job(namespace, "susp")["status"]["executionState"] == "queued"
+    assert client.BatchV1Api().read_namespaced_job("susp", namespace).spec.suspend is True
+    assert not job_pods(namespace, "susp")
+    patch_job(namespace, "susp", {"spec": {"suspend": False}})
+    wait_state(namespace, "susp", "succeeded")
+
+
+def test_operator_restart_mid_job_keeps_status_and_creates_no_duplicate(namespace: str, operator) -> None:  # type: ignore[no-untyped-def]
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    create_job(namespace, "survivor", cntk_spec(), annotations={"sim.batchai.io/run-for": "8s"})
+    wait_state(namespace, "survivor", "running")
+    operator.kill()
+    operator.start()
+    st = wait_state(namespace, "survivor", "succeeded", timeout=60)["status"]
+    assert st["executionInfo"]["exitCode"] == 0
+    assert len(client.BatchV1Api().list_namespaced_job(namespace).items) == 1
+    assert [e.reason for e in events_for(namespace, "survivor")].count("Running") == 1
+
+
+def test_image_pull_failure_reports_failed_starting_container(namespace: str) -> None:
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    spec = cntk_spec(containerSettings={"imageSourceRegistry": {"image": "sim.batchai.io/image-pull-failure"}})
+    create_job(namespace, "badimage", spec)
+    st = wait_state(namespace, "badimage", "failed")["status"]
+    assert st["executionInfo"]["errors"][0]["code"] == "FailedStartingContainer"
+
+
+def test_ttl_seconds_after_finished_deletes_the_job(namespace: str) -> None:
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    create_job(namespace, "short-lived", cntk_spec(ttlSecondsAfterFinished=2))
+    wait_state(namespace, "short-lived", "succeeded")
+
+    def gone() -> bool:
+        try:
+            get_job(namespace, "short-lived")
+            return False
+        except client.ApiException as e:
+            return e.status == 404
+
+    wait_for(gone, timeout=30, what="TrainingJob deleted by TTL")
+
+
+def test_no_storage_key_in_operator_logs_status_or_events(namespace: str, operator) -> None:  # type: ignore[no-untyped-def]
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    create_job(namespace, "keysafe", cntk_spec())
+    done = wait_state(namespace, "keysafe", "succeeded")
+    assert SECRET_KEY_VALUE not in json.dumps(done)
+    assert SECRET_KEY_VALUE not in operator.log_text()
+    assert all(SECRET_KEY_VALUE not in (e.message or "") for e in events_for(namespace, "keysafe"))

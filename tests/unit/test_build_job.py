@@ -1,0 +1,227 @@
+"""Pure builders: TrainingJob + BatchAICluster -> Job, ConfigMap, Service, volumes, environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from batchai_operator.api.cluster import BatchAIClusterSpec
+from batchai_operator.api.trainingjob import TrainingJobSpec
+from batchai_operator.build.errors import BuildError
+from batchai_operator.build.job import build_children, hosts, node_selector, shm_quantity
+from batchai_operator.build.names import child_name
+from batchai_operator.config import OperatorConfig
+
+SEED_SPEC: dict[str, Any] = {
+    "cluster": "nc6",
+    "nodeCount": 1,
+    "cntkSettings": {
+        "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/cntk/ConvNet_MNIST.py",
+        "commandLineArgs": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/mnist_cntk $AZ_BATCHAI_OUTPUT_MODEL",
+    },
+    "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+    "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}],
+    "mountVolumes": {
+        "azureFileShares": [
+            {
+                "accountName": "acct",
+                "azureFileUrl": "https://acct.file.core.windows.net/logs",
+                "credentials": {"secretRef": {"name": "acct-storage"}},
+                "relativeMountPath": "logs",
+            }
+        ],
+        "azureBlobFileSystems": [
+            {
+                "accountName": "acct",
+                "containerName": "data",
+                "credentials": {"secretRef": {"name": "acct-storage"}},
+                "relativeMountPath": "data",
+            }
+        ],
+    },
+}
+
+
+def obj(spec: dict[str, Any], name: str = "cntk-python-1", annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "batchai.io/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {
+            "name": name,
+            "namespace": "team-a",
+            "uid": "1111-2222",
+            "labels": {"kueue.x-k8s.io/queue-name": "gpu"},
+            "annotations": annotations or {},
+        },
+        "spec": spec,
+    }
+
+
+def build(spec: dict[str, Any], cluster: dict[str, Any] | None = None, config: OperatorConfig | None = None, **kw: Any):
+    parsed = TrainingJobSpec.model_validate(spec)
+    cl = BatchAIClusterSpec.model_validate(cluster or {"vmSize": "STANDARD_NC6"})
+    return build_children(obj(spec, **kw), parsed, "nc6", cl, config or OperatorConfig())
+
+
+def env_of(children: Any) -> dict[str, str]:
+    c = children.job["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", "<from>") for e in c["env"]}
+
+
+def test_seed_job_env_follows_batchai_path_rules() -> None:
+    env = env_of(build(SEED_SPEC))
+    root = "/mnt/batch/tasks/shared/LS_root/jobs/team-a/default/cntk-python-1"
+    assert env["AZ_BATCHAI_MOUNT_ROOT"] == "/mnt/batch/tasks/shared/LS_root/mounts"
+    assert env["AZ_BATCHAI_JOB_MOUNT_ROOT"] == f"{root}/mounts"
+    seg = "team-a/default/cntk-python-1/1111-2222"
+    assert env["AZ_BATCHAI_OUTPUT_MODEL"] == f"$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/{seg}/outputs"
+    assert env["AZ_BATCHAI_STDOUTERR_DIR"] == f"$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/{seg}/stdouterr"
+    assert env["AZ_BATCHAI_NUM_GPUS"] == "1"
+    assert env["AZ_BATCHAI_SHARED_JOB_TEMP"].startswith(root)
+
+
+def test_seed_job_is_one_indexed_job_on_the_clusters_gpu_nodes() -> None:
+    ch = build(SEED_SPEC)
+    job = ch.job
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 1
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["activeDeadlineSeconds"] == 7 * 24 * 3600
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu"
+    assert job["metadata"]["ownerReferences"][0]["uid"] == "1111-2222"
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"node.kubernetes.io/instance-type": "Standard_NC6"}
+    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert pod["containers"][0]["image"].startswith("microsoft/cntk")
+    assert pod["containers"][0]["securityContext"] == {"privileged": False}
+    assert {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"} in pod["tolerations"]
+    assert ch.service is None and ch.ssh_secret_name is None
+    assert "successPolicy" not in job["spec"]
+
+
+def test_csi_inline_volumes_for_files_and_blobs() -> None:
+    pod = build(SEED_SPEC).job["spec"]["template"]["spec"]
+    csi = {v["csi"]["driver"]: v["csi"]["volumeAttributes"] for v in pod["volumes"] if "csi" in v}
+    assert csi["file.csi.azure.com"]["shareName"] == "logs"
+    assert csi["file.csi.azure.com"]["secretName"] == "acct-storage"
+    assert csi["blob.csi.azure.com"]["containerName"] == "data"
+    assert csi["blob.csi.azure.com"]["protocol"] == "fuse2"
+    paths = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    root = "/mnt/batch/tasks/shared/LS_root/jobs/team-a/default/cntk-python-1/mounts"
+    assert {f"{root}/logs", f"{root}/data", "/etc/batchai"} <= paths
+
+
+def test_no_secret_value_reaches_the_manifests() -> None:
+    spec = {**SEED_SPEC, "secrets": [{"name": "TOKEN", "secretRef": {"name": "tok"}}]}
+    env = build(spec).job["spec"]["template"]["spec"]["containers"][0]["env"]
+    tok = next(e for e in env if e["name"] == "TOKEN")
+    assert tok == {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "TOKEN"}}}
+
+
+def test_cluster_mounts_go_under_the_mount_root() -> None:
+    cluster = {
+        "vmSize": "Standard_NC6",
+        "nodeSetup": {"mountVolumes": {"fileServers": [
+            {"fileServer": {"id": "/subscriptions/x/fileServers/nfs1"}, "relativeMountPath": "nfs", "sourceDirectory": "/data"}
+        ]}},
+    }
+    pod = build(SEED_SPEC, cluster).job["spec"]["template"]["spec"]
+    nfs = next(v for v in pod["volumes"] if "nfs" in v)
+    assert nfs["nfs"] == {"server": "nfs1", "path": "/data", "readOnly": False}
+    assert "/mnt/batch/tasks/shared/LS_root/mounts/nfs" in {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+
+
+def test_unmanaged_file_systems_need_the_admin_opt_in() -> None:
+    spec = {**SEED_SPEC, "mountVolumes": {"unmanagedFileSystems": [
+        {"mountCommand": "mount -t glusterfs 10.0.0.4:/gv0", "relativeMountPath": "gfs"}]}}
+    with pytest.raises(BuildError) as err:
+        build(spec)
+    assert err.value.code == "UnmanagedFileSystemNotAllowed"
+    ch = build(spec, config=OperatorConfig(allow_privileged_mounts=True))
+    c = ch.job["spec"]["template"]["spec"]["containers"][0]
+    assert c["securityContext"] == {"privileged": True}
+
+
+def test_multi_node_horovod_gets_service_hostnames_ssh_and_node_zero_success() -> None:
+    spec = {"cluster": "nc6", "nodeCount": 2, "stdOutErrPathPrefix": "/logs",
+            "horovodSettings": {"pythonScriptFilePath": "train.py"}}
+    ch = build(spec)
+    pod = ch.job["spec"]["template"]["spec"]
+    assert pod["subdomain"] == ch.service["metadata"]["name"] == "cntk-python-1"  # type: ignore[index]
+    assert ch.service["spec"]["clusterIP"] == "None"  # type: ignore[index]
+    assert ch.ssh_secret_name == "cntk-python-1-ssh"
+    assert ch.job["spec"]["successPolicy"] == {"rules": [{"succeededIndexes": "0"}]}
+    anti = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert anti["topologyKey"] == "kubernetes.io/hostname"
+    env = env_of(ch)
+    assert env["BATCHAI_HOSTS"] == "cntk-python-1-0.cntk-python-1,cntk-python-1-1.cntk-python-1"
+    assert "AZ_BATCHAI_SHARED_JOB_TEMP" not in env
+    assert "hostfile" in ch.config_map["data"]
+
+
+def test_container_settings_image_pull_secret_and_shm() -> None:
+    spec = {**SEED_SPEC, "containerSettings": {
+        "imageSourceRegistry": {"image": "myreg.azurecr.io/cntk:1", "credentials": {"secretRef": {"name": "regcred"}}},
+        "shmSize": "16gb"}}
+    pod = build(spec).job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "myreg.azurecr.io/cntk:1"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
+    assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Gi"}
+
+
+@pytest.mark.parametrize(("docker", "quantity"), [("16gb", "16Gi"), ("512m", "512Mi"), ("1024", "1024"), ("2G", "2Gi")])
+def test_shm_quantity(docker: str, quantity: str) -> None:
+    assert shm_quantity(docker) == quantity
+
+
+def test_constraints_deadline_retries_suspend_priority() -> None:
+    spec = {**SEED_SPEC, "constraints": {"maxWallClockTime": "0.01:30:00", "maxRetryCount": 2},
+            "suspend": True, "schedulingPriority": "high"}
+    job = build(spec, config=OperatorConfig(priority_classes={"high": "batchai-high"})).job
+    assert job["spec"]["activeDeadlineSeconds"] == 5400
+    assert job["spec"]["backoffLimit"] == 2
+    assert job["spec"]["suspend"] is True
+    assert job["spec"]["template"]["spec"]["priorityClassName"] == "batchai-high"
+
+
+def test_cluster_selection_agent_pool_spot_and_unknown_sizes() -> None:
+    cl = BatchAIClusterSpec.model_validate({"vmSize": "Standard_NC6", "agentPool": "gpupool", "nodeSelector": {"x": "y"}})
+    assert node_selector(cl) == {"kubernetes.azure.com/agentpool": "gpupool", "x": "y"}
+    pod = build(SEED_SPEC, {"vmSize": "Standard_NC24", "vmPriority": "lowpriority"}).job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    assert any(t["key"] == "kubernetes.azure.com/scalesetpriority" for t in pod["tolerations"])
+    with pytest.raises(BuildError) as err:
+        build(SEED_SPEC, {"vmSize": "Standard_Foo9"})
+    assert err.value.code == "UnknownVmSize"
+    pod = build(SEED_SPEC, {"vmSize": "Standard_Foo9", "gpusPerNode": 2}).job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+
+
+def test_pod_annotations_pass_through_except_tooling_ones() -> None:
+    ann = {"sim.batchai.io/exit-code": "3", "kubectl.kubernetes.io/last-applied-configuration": "{}"}
+    job = build(SEED_SPEC, annotations=ann).job
+    assert job["spec"]["template"]["metadata"]["annotations"] == {"sim.batchai.io/exit-code": "3"}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("cntk-python-1", "cntk-python-1"), ("1job", None), ("a.b", None), ("x" * 200, None)],
+)
+def test_child_names_are_dns_labels(name: str, expected: str | None) -> None:
+    got = child_name(name)
+    assert len(got) <= 50 and got[0].isalpha() and all(c.isalnum() or c == "-" for c in got)
+    if expected:
+        assert got == expected
+    assert child_name(name) == got  # stable
+
+
+def test_hosts() -> None:
+    assert hosts("j", 2) == ["j-0.j", "j-1.j"]
+
+
+def test_user_variables_with_dollar_are_expanded_by_the_launcher() -> None:
+    spec = {**SEED_SPEC, "environmentVariables": [{"name": "DATA", "value": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data"},
+                                                 {"name": "PLAIN", "value": "x"}]}
+    assert env_of(build(spec))["BATCHAI_EXPAND_VARS"] == "DATA"

@@ -1,0 +1,180 @@
+"""The pure status function: observed Job and pods -> TrainingJob status, Events, stop decisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchai_operator.api.trainingjob import TrainingJobSpec
+from batchai_operator.build.paths import JobIdentity
+from batchai_operator.status import Observed, compute_status
+
+NOW = "2026-11-29T12:00:00Z"
+LATER = "2026-11-29T12:05:00Z"
+IDENT = JobIdentity(namespace="ns", name="j", uid="u1", experiment="default")
+
+
+def spec(**extra: Any) -> TrainingJobSpec:
+    base: dict[str, Any] = {
+        "cluster": "nc6",
+        "nodeCount": 1,
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+        "cntkSettings": {"pythonScriptFilePath": "a.py"},
+        "outputDirectories": [{"id": "MODEL", "pathPrefix": "/out", "pathSuffix": "m"}],
+    }
+    base.update(extra)
+    return TrainingJobSpec.model_validate(base)
+
+
+def pod(index: int, phase: str = "Running", exit_code: int | None = None, node: str | None = "n1",
+        waiting: str | None = None, message: str | None = None) -> dict[str, Any]:
+    cs: dict[str, Any] = {"name": "main"}
+    if exit_code is not None:
+        cs["state"] = {"terminated": {"exitCode": exit_code, "finishedAt": f"2026-11-29T12:0{index}:00Z",
+                                      **({"message": message} if message else {})}}
+    elif waiting:
+        cs["state"] = {"waiting": {"reason": waiting, "message": "pull access denied"}}
+    else:
+        cs["state"] = {"running": {}}
+    return {
+        "metadata": {"name": f"j-{index}", "labels": {"batch.kubernetes.io/job-completion-index": str(index)}},
+        "spec": {"nodeName": node},
+        "status": {"phase": phase, "startTime": "2026-11-29T11:59:00Z", "containerStatuses": [cs],
+                   "conditions": [{"type": "Ready", "status": "True" if phase == "Running" else "False"}]},
+    }
+
+
+def job(*conditions: tuple[str, str], suspend: bool = False) -> dict[str, Any]:
+    return {"metadata": {"name": "j"}, "spec": {"suspend": suspend},
+            "status": {"conditions": [{"type": t, "status": "True", "reason": r} for t, r in conditions]}}
+
+
+def observe(s: TrainingJobSpec | None = None, status: dict[str, Any] | None = None, **kw: Any) -> Observed:
+    kw.setdefault("cluster_found", True)
+    return Observed(spec=s or spec(), ident=IDENT, generation=1, status=status or {}, cluster="nc6", **kw)
+
+
+def test_missing_cluster_waits_in_queued_with_reason() -> None:
+    r = compute_status(observe(cluster_found=False), NOW)
+    assert r.status["executionState"] == "queued"
+    queued = next(c for c in r.status["conditions"] if c["type"] == "Queued")
+    assert queued["status"] == "True" and queued["reason"] == "ClusterNotFound"
+    assert r.events == [("Normal", "Queued", "BatchAICluster 'nc6' does not exist in this namespace yet")]
+
+
+def test_resolved_paths_and_tool_type() -> None:
+    r = compute_status(observe(job=job(), pods=[]), NOW)
+    seg = "ns/default/j/u1"
+    assert r.status["jobOutputDirectoryPathSegment"] == seg
+    assert r.status["outputDirectories"] == [{"id": "MODEL", "path": f"/out/{seg}/outputs/m"}]
+    assert r.status["stdOutErrDirectory"] == f"$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/{seg}/stdouterr"
+    assert r.status["toolType"] == "cntk"
+
+
+def test_unschedulable_pods_keep_the_job_queued_with_the_schedulers_message() -> None:
+    p = pod(0, phase="Pending", node=None)
+    p["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                  "message": "0/7 nodes are available: 7 Insufficient nvidia.com/gpu."}]
+    r = compute_status(observe(job=job(), pods=[p]), NOW)
+    assert r.status["executionState"] == "queued"
+    assert "Insufficient nvidia.com/gpu" in r.events[0][2]
+
+
+def test_lifecycle_running_then_succeeded_with_exit_code_zero() -> None:
+    r1 = compute_status(observe(job=job(), pods=[pod(0)]), NOW)
+    assert r1.status["executionState"] == "running"
+    assert r1.status["executionInfo"]["startTime"] == "2026-11-29T11:59:00Z"
+    assert r1.status["nodes"] == {"ready": 1, "running": 1, "succeeded": 0, "failed": 0}
+    assert r1.events[0][:2] == ("Normal", "Running")
+    r2 = compute_status(observe(status=r1.status, job=job(("Complete", "")), pods=[pod(0, "Succeeded", 0)]), LATER)
+    assert r2.status["executionState"] == "succeeded"
+    assert r2.status["executionInfo"]["exitCode"] == 0
+    assert r2.status["executionInfo"]["endTime"] == LATER
+    assert r2.status["executionInfo"]["startTime"] == "2026-11-29T11:59:00Z"
+    assert r2.status["nodesSummary"] == "1/1"
+    assert r2.events == [("Normal", "Succeeded", "The job completed successfully")]
+    succeeded = next(c for c in r2.status["conditions"] if c["type"] == "Succeeded")
+    assert succeeded["status"] == "True" and succeeded["lastTransitionTime"] == LATER
+
+
+def test_same_observation_gives_the_same_status_and_no_event() -> None:
+    r1 = compute_status(observe(job=job(), pods=[pod(0)]), NOW)
+    r2 = compute_status(observe(status=r1.status, job=job(), pods=[pod(0)]), LATER)
+    assert r2.status == r1.status
+    assert r2.events == []
+
+
+def test_failed_pod_reports_job_failed_with_its_exit_code() -> None:
+    r = compute_status(observe(job=job(("Failed", "BackoffLimitExceeded")), pods=[pod(0, "Failed", 3)]), NOW)
+    assert r.status["executionState"] == "failed"
+    info = r.status["executionInfo"]
+    assert info["exitCode"] == 3
+    assert info["errors"][0]["code"] == "JobFailed"
+    assert "non-zero exit code 3" in info["errors"][0]["message"]
+    assert r.events[0][:2] == ("Warning", "Failed")
+
+
+def test_job_preparation_failure_is_reported_as_such() -> None:
+    p = pod(0, "Failed", 7, message="JobPreparationFailed: exit code 7")
+    r = compute_status(observe(job=job(("Failed", "BackoffLimitExceeded")), pods=[p]), NOW)
+    assert r.status["executionInfo"]["errors"][0]["code"] == "JobPreparationFailed"
+    assert r.status["executionInfo"]["exitCode"] == 7
+
+
+def test_node_zero_decides_mpi_jobs() -> None:
+    s = spec(nodeCount=2, cntkSettings=None, horovodSettings={"pythonScriptFilePath": "t.py"})
+    pods = [pod(1, "Failed", 5), pod(0, "Failed", 2)]
+    r = compute_status(observe(s, job=job(("Failed", "BackoffLimitExceeded")), pods=pods), NOW)
+    assert r.status["executionInfo"]["exitCode"] == 2
+
+
+def test_deadline_exceeded() -> None:
+    s = spec(constraints={"maxWallClockTime": "PT10S"})
+    r = compute_status(observe(s, job=job(("Failed", "DeadlineExceeded")), pods=[pod(0)]), NOW)
+    err = r.status["executionInfo"]["errors"][0]
+    assert err["code"] == "MaxWallClockTimeExceeded" and "PT10S" in err["message"]
+
+
+def test_image_pull_failure_fails_the_job_and_stops_it() -> None:
+    p = pod(0, phase="Pending", waiting="ErrImagePull")
+    r = compute_status(observe(job=job(), pods=[p]), NOW)
+    assert r.status["executionState"] == "failed"
+    assert r.status["executionInfo"]["errors"][0]["code"] == "FailedStartingContainer"
+    assert r.stop_job
+
+
+def test_terminate_goes_through_terminating_to_failed() -> None:
+    s = spec(terminate=True)
+    r1 = compute_status(observe(s, status={"executionState": "running"}, job=job(), pods=[pod(0)]), NOW)
+    assert r1.status["executionState"] == "terminating"
+    r2 = compute_status(observe(s, status=r1.status, job=None, pods=[]), LATER)
+    assert r2.status["executionState"] == "failed"
+    assert r2.status["executionInfo"]["errors"][0]["code"] == "JobTerminated"
+
+
+def test_terminal_states_are_sticky() -> None:
+    done = compute_status(observe(job=job(("Complete", "")), pods=[pod(0, "Succeeded", 0)]), NOW).status
+    r = compute_status(observe(spec(terminate=True), status=done, job=None, pods=[]), LATER)
+    assert r.status["executionState"] == "succeeded"
+    assert r.events == []
+
+
+def test_suspended_job_is_queued_with_suspended_condition() -> None:
+    r = compute_status(observe(job=job(suspend=True), pods=[]), NOW)
+    assert r.status["executionState"] == "queued"
+    conds = {c["type"]: c["status"] for c in r.status["conditions"]}
+    assert conds["Suspended"] == "True" and conds["Queued"] == "True"
+
+
+def test_build_error_fails_with_its_code() -> None:
+    r = compute_status(observe(build_error=("UnknownVmSize", "vmSize X unknown")), NOW)
+    assert r.status["executionState"] == "failed"
+    assert r.status["executionInfo"]["errors"] == [{"code": "UnknownVmSize", "message": "vmSize X unknown"}]
+
+
+def test_launcher_mount_and_launcher_failures_are_named() -> None:
+    p = pod(0, "Failed", 32, message="MountFailed: /mnt/x: exit code 32")
+    r = compute_status(observe(job=job(("Failed", "BackoffLimitExceeded")), pods=[p]), NOW)
+    assert r.status["executionInfo"]["errors"][0]["code"] == "AZFMountError"
+    p = pod(0, "Failed", 1, message="LauncherFailed: timed out after 900s waiting for sshd on h:22 (node 0 of 2)")
+    r = compute_status(observe(job=job(("Failed", "BackoffLimitExceeded")), pods=[p]), NOW)
+    assert "timed out" in r.status["executionInfo"]["errors"][0]["message"]
