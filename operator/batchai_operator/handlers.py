@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from pydantic import ValidationError
@@ -48,6 +49,7 @@ class _State:
         self.locks: dict[str, asyncio.Lock] = {}
         self.written: dict[str, dict[str, Any]] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
 
 
 STATE = _State()
@@ -106,16 +108,16 @@ def pods_by_owner(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, d
 
 @kopf.index(GROUP, VERSION, "batchaiclusters")
 def clusters_by_name(
-    namespace: str, name: str, body: kopf.Body, **_: Any
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(namespace, name): dict(body)}
+    return {(namespace or "", name): dict(body)}
 
 
 # ---- event handlers: every change of a TrainingJob or its children syncs that TrainingJob ---------
 
 
 @kopf.on.event(GROUP, VERSION, TJ_PLURAL)
-async def on_trainingjob(event: dict[str, Any], uid: str, **kwargs: Any) -> None:
+async def on_trainingjob(event: kopf.RawEvent, uid: str, **kwargs: Any) -> None:
     if event.get("type") == "DELETED":
         _forget(uid)
         return
@@ -135,7 +137,7 @@ async def on_pod(labels: kopf.Labels, **kwargs: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "batchaiclusters")
-async def on_cluster_for_jobs(namespace: str, name: str, **kwargs: Any) -> None:
+async def on_cluster_for_jobs(namespace: str | None, name: str, **kwargs: Any) -> None:
     """A cluster appeared or changed: jobs waiting for it may start now."""
     for uid, store in list(kwargs["trainingjobs_by_uid"].items()):
         for tj in store:
@@ -203,13 +205,16 @@ async def _sync_locked(uid: str, body: dict[str, Any], indexes: dict[str, Any]) 
                 await kube.delete("Job", namespace, job["metadata"]["name"])
         elif cluster_body is not None and job is None:
             await _start(body, spec, cluster_name, cluster_body, obs, uid, indexes)
-        elif job is not None and KUEUE_QUEUE_LABEL not in (meta.get("labels") or {}):
+        elif (
+            job is not None
             # Kueue owns suspend on queued Jobs; without Kueue the TrainingJob's suspend is passed through.
-            if bool((job.get("spec") or {}).get("suspend")) != bool(spec.suspend):
-                await kube.patch_job(
-                    namespace, job["metadata"]["name"], {"spec": {"suspend": bool(spec.suspend)}}
-                )
-                job["spec"]["suspend"] = bool(spec.suspend)
+            and KUEUE_QUEUE_LABEL not in (meta.get("labels") or {})
+            and bool((job.get("spec") or {}).get("suspend")) != bool(spec.suspend)
+        ):
+            await kube.patch_job(
+                namespace, job["metadata"]["name"], {"spec": {"suspend": bool(spec.suspend)}}
+            )
+            job["spec"]["suspend"] = bool(spec.suspend)
 
     result = compute_status(obs, _now())
     if result.stop_job and job is not None:
@@ -218,7 +223,7 @@ async def _sync_locked(uid: str, body: dict[str, Any], indexes: dict[str, Any]) 
         await kube.patch_status(TJ_PLURAL, namespace, name, result.status)
         STATE.written[uid] = result.status
     for etype, reason, message in result.events:
-        kopf.event(body, type=etype, reason=reason, message=message)
+        kopf.event(cast(kopf.Body, body), type=etype, reason=reason, message=message)
     _schedule_ttl(uid, body, spec, result.status, indexes)
 
 
@@ -285,7 +290,14 @@ async def _report_invalid(body: dict[str, Any], old_status: dict[str, Any], deta
     }
     meta = body["metadata"]
     await kube.patch_status(TJ_PLURAL, meta["namespace"], meta["name"], status)
-    kopf.event(body, type="Warning", reason="Failed", message=message)
+    kopf.event(cast(kopf.Body, body), type="Warning", reason="Failed", message=message)
+
+
+def _spawn(coro: Coroutine[Any, Any, None]) -> None:
+    """Run in the background, keeping a reference so the task is not garbage-collected mid-flight."""
+    task = asyncio.get_running_loop().create_task(coro)
+    STATE.tasks.add(task)
+    task.add_done_callback(STATE.tasks.discard)
 
 
 def _retry_later(uid: str, delay: float, indexes: dict[str, Any]) -> None:
@@ -295,7 +307,7 @@ def _retry_later(uid: str, delay: float, indexes: dict[str, Any]) -> None:
 
     def fire() -> None:
         STATE.timers.pop(uid, None)
-        loop.create_task(sync_job(uid, indexes))
+        _spawn(sync_job(uid, indexes))
 
     STATE.timers[uid] = loop.call_later(delay, fire)
 
@@ -318,7 +330,7 @@ def _schedule_ttl(
     if remaining <= 0:
         kube = STATE.kube
         assert kube is not None
-        asyncio.get_running_loop().create_task(kube.delete_custom(TJ_PLURAL, meta["namespace"], meta["name"]))
+        _spawn(kube.delete_custom(TJ_PLURAL, meta["namespace"], meta["name"]))
     else:
         _retry_later(uid, remaining + 0.5, indexes)
 

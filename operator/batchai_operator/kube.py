@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes
@@ -32,22 +33,23 @@ class Kube:
     @staticmethod
     def load() -> Kube:
         try:
-            kubernetes.config.load_incluster_config()
+            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config()
+            kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
         return Kube()
 
     async def create(self, manifest: dict[str, Any]) -> bool:
         """Create the object; False when it already existed."""
         ns = manifest["metadata"]["namespace"]
         kind = manifest["kind"]
-        fn = {
+        creators: dict[str, Callable[..., Any]] = {
             "Job": self.batch.create_namespaced_job,
             "ConfigMap": self.core.create_namespaced_config_map,
             "Secret": self.core.create_namespaced_secret,
             "Service": self.core.create_namespaced_service,
             "DaemonSet": self.apps.create_namespaced_daemon_set,
-        }[kind]
+        }
+        fn = creators[kind]
         try:
             await asyncio.to_thread(fn, ns, manifest)
             return True
@@ -57,10 +59,11 @@ class Kube:
             raise
 
     async def delete(self, kind: str, namespace: str, name: str) -> None:
-        fn = {
+        deleters: dict[str, Callable[..., Any]] = {
             "Job": self.batch.delete_namespaced_job,
             "DaemonSet": self.apps.delete_namespaced_daemon_set,
-        }[kind]
+        }
+        fn = deleters[kind]
         try:
             await asyncio.to_thread(fn, name, namespace, propagation_policy="Background")
         except ApiException as e:
@@ -93,8 +96,8 @@ class Kube:
 
     async def secret_exists(self, namespace: str, name: str) -> bool:
         try:
-            # Only existence is checked: the raw response is dropped unread, so no key reaches memory or logs.
-            resp = await asyncio.to_thread(
+            # Only existence is checked: the raw response is dropped unread (no key in memory or logs).
+            resp: Any = await asyncio.to_thread(
                 self.core.read_namespaced_secret, name, namespace, _preload_content=False
             )
             resp.release_conn()

@@ -69,10 +69,10 @@ def compute_status(obs: Observed, now: str) -> StatusResult:
     counts = node_counts(obs.pods)
     if old_state in TERMINAL:
         # Batch AI: a completed job stays completed (terminate is a no-op); only counts move on.
-        new = dict(old)
-        new["nodes"] = counts if obs.pods else old.get("nodes", counts)
-        new["observedGeneration"] = obs.generation
-        return StatusResult(new, [])
+        kept = dict(old)
+        kept["nodes"] = counts if obs.pods else old.get("nodes", counts)
+        kept["observedGeneration"] = obs.generation
+        return StatusResult(kept, [])
 
     d = decide(obs)
     info = dict(old.get("executionInfo") or {})
@@ -262,15 +262,14 @@ def _waiting_message(obs: Observed) -> str:
     n = obs.spec.node_count
     if unschedulable:
         return (
-            f"Waiting for {n} free node(s) of cluster {obs.cluster}: {len(unschedulable)} pod(s) unschedulable: "
-            f"{unschedulable[0]}"
+            f"Waiting for {n} free node(s) of cluster {obs.cluster}: "
+            f"{len(unschedulable)} pod(s) unschedulable: {unschedulable[0]}"
         )
     return f"Waiting for {n} node(s) of cluster {obs.cluster}"
 
 
 def _pods_start(pods: list[dict[str, Any]]) -> str | None:
-    starts = [(p.get("status") or {}).get("startTime") for p in pods]
-    starts = [s for s in starts if s]
+    starts: list[str] = [s for p in pods if (s := (p.get("status") or {}).get("startTime"))]
     return min(starts) if starts else None
 
 

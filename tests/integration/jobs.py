@@ -49,13 +49,26 @@ def cntk_spec(**extra: Any) -> dict[str, Any]:
         "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}],
         "mountVolumes": {
             "azureFileShares": [
-                {"accountName": "acct", "azureFileUrl": "https://acct.file.core.windows.net/logs",
-                 "credentials": creds, "relativeMountPath": "logs"},
-                {"accountName": "acct", "azureFileUrl": "https://acct.file.core.windows.net/scripts",
-                 "credentials": creds, "relativeMountPath": "scripts"},
+                {
+                    "accountName": "acct",
+                    "azureFileUrl": "https://acct.file.core.windows.net/logs",
+                    "credentials": creds,
+                    "relativeMountPath": "logs",
+                },
+                {
+                    "accountName": "acct",
+                    "azureFileUrl": "https://acct.file.core.windows.net/scripts",
+                    "credentials": creds,
+                    "relativeMountPath": "scripts",
+                },
             ],
             "azureBlobFileSystems": [
-                {"accountName": "acct", "containerName": "data", "credentials": creds, "relativeMountPath": "data"}
+                {
+                    "accountName": "acct",
+                    "containerName": "data",
+                    "credentials": creds,
+                    "relativeMountPath": "data",
+                }
             ],
         },
     }
@@ -63,8 +76,13 @@ def cntk_spec(**extra: Any) -> dict[str, Any]:
     return spec
 
 
-def create_job(ns: str, name: str, spec: dict[str, Any], annotations: dict[str, str] | None = None,
-               labels: dict[str, str] | None = None) -> dict[str, Any]:
+def create_job(
+    ns: str,
+    name: str,
+    spec: dict[str, Any],
+    annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "TrainingJob",
@@ -95,7 +113,9 @@ def wait_state(ns: str, name: str, state: str, timeout: float = 60) -> dict[str,
 
 def job_pods(ns: str, name: str) -> list[client.V1Pod]:
     uid = get_job(ns, name)["metadata"]["uid"]
-    return client.CoreV1Api().list_namespaced_pod(ns, label_selector=f"batchai.io/trainingjob-uid={uid}").items
+    return (
+        client.CoreV1Api().list_namespaced_pod(ns, label_selector=f"batchai.io/trainingjob-uid={uid}").items
+    )
 
 
 def events_for(ns: str, name: str) -> list[client.CoreV1Event]:

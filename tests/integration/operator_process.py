@@ -29,9 +29,15 @@ class OperatorProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces",
+                sys.executable,
+                "-m",
+                "kopf",
+                "run",
+                "--standalone",
+                "--all-namespaces",
                 f"--liveness=http://127.0.0.1:{LIVENESS_PORT}/healthz",
-                "-m", "batchai_operator.main",
+                "-m",
+                "batchai_operator.main",
             ],
             env=env,
             stdout=log,
@@ -78,17 +84,27 @@ def crds_installed(devcluster: object) -> None:
     """The committed CRDs, applied to the local apiserver and Established."""
     subprocess.run(
         ["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds")],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     subprocess.run(
-        ["kubectl", "wait", "--for=condition=Established", "--timeout=60s",
-         "crd/trainingjobs.batchai.io", "crd/batchaiclusters.batchai.io"],
-        check=True, capture_output=True,
+        [
+            "kubectl",
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/trainingjobs.batchai.io",
+            "crd/batchaiclusters.batchai.io",
+        ],
+        check=True,
+        capture_output=True,
     )
 
 
 @pytest.fixture(scope="session")
-def operator(devcluster: object, crds_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def operator(
+    devcluster: object, crds_installed: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
     """The operator, started once per session (after the CRDs are installed)."""
     op = OperatorProcess(tmp_path_factory.mktemp("operator") / "operator.log")
     op.start()

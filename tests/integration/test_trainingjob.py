@@ -39,7 +39,9 @@ def test_single_node_cntk_job_succeeds_with_batchai_paths(namespace: str) -> Non
     assert st["nodes"]["succeeded"] == 1
     seg = f"{namespace}/default/cntk-python-1/{created['metadata']['uid']}"
     assert st["jobOutputDirectoryPathSegment"] == seg
-    assert st["outputDirectories"] == [{"id": "MODEL", "path": f"$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/{seg}/outputs"}]
+    assert st["outputDirectories"] == [
+        {"id": "MODEL", "path": f"$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/{seg}/outputs"}
+    ]
     (pod,) = job_pods(namespace, "cntk-python-1")
     env = env_of(pod)
     assert env["AZ_BATCHAI_OUTPUT_MODEL"] == f"$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/{seg}/outputs"
@@ -48,8 +50,13 @@ def test_single_node_cntk_job_succeeds_with_batchai_paths(namespace: str) -> Non
     )
     node = client.CoreV1Api().read_node(pod.spec.node_name)
     assert node.metadata.labels["node.kubernetes.io/instance-type"] == "Standard_NC6"
-    reasons = [e.reason for e in events_for(namespace, "cntk-python-1")]
-    assert {"Queued", "Running", "Succeeded"} <= set(reasons)
+    wait_for(
+        lambda: (
+            {"Queued", "Running", "Succeeded"} <= {e.reason for e in events_for(namespace, "cntk-python-1")}
+        ),
+        timeout=15,
+        what="Queued, Running and Succeeded events",
+    )
     conds = {c["type"]: c["status"] for c in st["conditions"]}
     assert conds["Succeeded"] == "True" and conds["Failed"] == "False"
     assert st["observedGeneration"] == done["metadata"]["generation"]
@@ -63,18 +70,35 @@ def test_exit_code_three_fails_the_job_with_job_failed(namespace: str) -> None:
     assert st["executionInfo"]["exitCode"] == 3
     err = st["executionInfo"]["errors"][0]
     assert err["code"] == "JobFailed" and "exit code 3" in err["message"]
-    warnings = [e for e in events_for(namespace, "fails") if e.type == "Warning"]
-    assert any(e.reason == "Failed" and "exit code 3" in e.message for e in warnings)
+    # Events are posted asynchronously: poll for the Warning.
+    wait_for(
+        lambda: any(
+            e.type == "Warning" and e.reason == "Failed" and "exit code 3" in e.message
+            for e in events_for(namespace, "fails")
+        ),
+        timeout=15,
+        what="Warning event naming exit code 3",
+    )
 
 
 def test_two_node_horovod_spreads_over_gpu_nodes_with_hostfile(namespace: str) -> None:
     create_cluster(namespace)
-    spec = {"cluster": "nc6", "nodeCount": 2, "stdOutErrPathPrefix": "/tmp/logs",
-            "horovodSettings": {"pythonScriptFilePath": "train.py", "processCount": 2}}
+    spec = {
+        "cluster": "nc6",
+        "nodeCount": 2,
+        "stdOutErrPathPrefix": "/tmp/logs",
+        "horovodSettings": {"pythonScriptFilePath": "train.py", "processCount": 2},
+    }
     create_job(namespace, "hvd", spec, annotations={"sim.batchai.io/run-for": "3s"})
-    pods = wait_for(lambda: [p for p in job_pods(namespace, "hvd") if p.spec.node_name] if
-                    len([p for p in job_pods(namespace, "hvd") if p.spec.node_name]) == 2 else None,
-                    timeout=30, what="2 scheduled pods")
+    pods = wait_for(
+        lambda: (
+            [p for p in job_pods(namespace, "hvd") if p.spec.node_name]
+            if len([p for p in job_pods(namespace, "hvd") if p.spec.node_name]) == 2
+            else None
+        ),
+        timeout=30,
+        what="2 scheduled pods",
+    )
     assert len({p.spec.node_name for p in pods}) == 2
     for p in pods:
         assert p.spec.containers[0].resources.limits["nvidia.com/gpu"] == "1"
@@ -91,10 +115,20 @@ def test_two_node_horovod_spreads_over_gpu_nodes_with_hostfile(namespace: str) -
 
 def test_two_node_tensorflow_gets_batchai_host_lists(namespace: str) -> None:
     create_cluster(namespace)
-    spec = {"cluster": "nc6", "nodeCount": 2, "stdOutErrPathPrefix": "/tmp/logs",
-            "tensorFlowSettings": {"pythonScriptFilePath": "mnist.py", "parameterServerCount": 1, "workerCount": 3}}
+    spec = {
+        "cluster": "nc6",
+        "nodeCount": 2,
+        "stdOutErrPathPrefix": "/tmp/logs",
+        "tensorFlowSettings": {
+            "pythonScriptFilePath": "mnist.py",
+            "parameterServerCount": 1,
+            "workerCount": 3,
+        },
+    }
     create_job(namespace, "tf", spec)
-    pods = wait_for(lambda: job_pods(namespace, "tf") if len(job_pods(namespace, "tf")) == 2 else None, timeout=30)
+    pods = wait_for(
+        lambda: job_pods(namespace, "tf") if len(job_pods(namespace, "tf")) == 2 else None, timeout=30
+    )
     env = env_of(pods[0])
     assert env["AZ_BATCHAI_PS_HOSTS"] == "tf-0.tf:2222"
     assert env["AZ_BATCHAI_WORKER_HOSTS"] == "tf-0.tf:2223,tf-1.tf:2222,tf-0.tf:2224"
@@ -110,8 +144,12 @@ def test_two_node_tensorflow_gets_batchai_host_lists(namespace: str) -> None:
 def test_max_wall_clock_time_fails_the_job(namespace: str) -> None:
     create_cluster(namespace)
     create_storage_secret(namespace)
-    create_job(namespace, "slow", cntk_spec(constraints={"maxWallClockTime": "PT3S"}),
-               annotations={"sim.batchai.io/run-for": "60s"})
+    create_job(
+        namespace,
+        "slow",
+        cntk_spec(constraints={"maxWallClockTime": "PT3S"}),
+        annotations={"sim.batchai.io/run-for": "60s"},
+    )
     st = wait_state(namespace, "slow", "failed", timeout=60)["status"]
     assert st["executionInfo"]["errors"][0]["code"] == "MaxWallClockTimeExceeded"
 
@@ -124,7 +162,9 @@ def test_terminate_stops_a_running_job(namespace: str) -> None:
     patch_job(namespace, "term", {"spec": {"terminate": True}})
     st = wait_state(namespace, "term", "failed")["status"]
     assert st["executionInfo"]["errors"][0]["code"] == "JobTerminated"
-    wait_for(lambda: not client.BatchV1Api().list_namespaced_job(namespace).items, timeout=30, what="Job gone")
+    wait_for(
+        lambda: not client.BatchV1Api().list_namespaced_job(namespace).items, timeout=30, what="Job gone"
+    )
     # Batch AI: terminate cannot be taken back.
     with pytest.raises(client.ApiException) as err:
         patch_job(namespace, "term", {"spec": {"terminate": False}})
@@ -133,11 +173,17 @@ def test_terminate_stops_a_running_job(namespace: str) -> None:
 
 def test_deleting_a_job_removes_every_child(namespace: str) -> None:
     create_cluster(namespace)
-    spec = {"cluster": "nc6", "nodeCount": 2, "stdOutErrPathPrefix": "/tmp/logs",
-            "customMpiSettings": {"commandLine": "hostname"}}
+    spec = {
+        "cluster": "nc6",
+        "nodeCount": 2,
+        "stdOutErrPathPrefix": "/tmp/logs",
+        "customMpiSettings": {"commandLine": "hostname"},
+    }
     create_job(namespace, "gone", spec, annotations={"sim.batchai.io/run-for": "120s"})
     wait_state(namespace, "gone", "running")
-    client.CustomObjectsApi().delete_namespaced_custom_object("batchai.io", "v1alpha1", namespace, "trainingjobs", "gone")
+    client.CustomObjectsApi().delete_namespaced_custom_object(
+        "batchai.io", "v1alpha1", namespace, "trainingjobs", "gone"
+    )
     core, batch = client.CoreV1Api(), client.BatchV1Api()
     sel = "app.kubernetes.io/managed-by=batchai-operator"
 
@@ -167,8 +213,15 @@ def test_missing_cluster_waits_in_queued_then_runs(namespace: str) -> None:
 def test_missing_storage_secret_waits_then_runs(namespace: str) -> None:
     create_cluster(namespace)
     create_job(namespace, "nosecret", cntk_spec())
-    wait_for(lambda: any(c["reason"] == "SecretNotFound" for c in (get_job(namespace, "nosecret").get("status") or {})
-                         .get("conditions", []) if c["status"] == "True"), timeout=30, what="SecretNotFound")
+    wait_for(
+        lambda: any(
+            c["reason"] == "SecretNotFound"
+            for c in (get_job(namespace, "nosecret").get("status") or {}).get("conditions", [])
+            if c["status"] == "True"
+        ),
+        timeout=30,
+        what="SecretNotFound",
+    )
     create_storage_secret(namespace)
     wait_state(namespace, "nosecret", "succeeded", timeout=60)
 
@@ -177,8 +230,17 @@ def test_suspend_and_resume(namespace: str) -> None:
     create_cluster(namespace)
     create_storage_secret(namespace)
     create_job(namespace, "susp", cntk_spec(suspend=True))
-    wait_for(lambda: next((c for c in (get_job(namespace, "susp").get("status") or {}).get("conditions", [])
-                           if c["type"] == "Suspended" and c["status"] == "True"), None), timeout=30)
+    wait_for(
+        lambda: next(
+            (
+                c
+                for c in (get_job(namespace, "susp").get("status") or {}).get("conditions", [])
+                if c["type"] == "Suspended" and c["status"] == "True"
+            ),
+            None,
+        ),
+        timeout=30,
+    )
     assert get_job(namespace, "susp")["status"]["executionState"] == "queued"
     assert client.BatchV1Api().read_namespaced_job("susp", namespace).spec.suspend is True
     assert not job_pods(namespace, "susp")
@@ -202,7 +264,9 @@ def test_operator_restart_mid_job_keeps_status_and_creates_no_duplicate(namespac
 def test_image_pull_failure_reports_failed_starting_container(namespace: str) -> None:
     create_cluster(namespace)
     create_storage_secret(namespace)
-    spec = cntk_spec(containerSettings={"imageSourceRegistry": {"image": "sim.batchai.io/image-pull-failure"}})
+    spec = cntk_spec(
+        containerSettings={"imageSourceRegistry": {"image": "sim.batchai.io/image-pull-failure"}}
+    )
     create_job(namespace, "badimage", spec)
     st = wait_state(namespace, "badimage", "failed")["status"]
     assert st["executionInfo"]["errors"][0]["code"] == "FailedStartingContainer"

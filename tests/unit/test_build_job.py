@@ -43,7 +43,9 @@ SEED_SPEC: dict[str, Any] = {
 }
 
 
-def obj(spec: dict[str, Any], name: str = "cntk-python-1", annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def obj(
+    spec: dict[str, Any], name: str = "cntk-python-1", annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "apiVersion": "batchai.io/v1alpha1",
         "kind": "TrainingJob",
@@ -58,7 +60,12 @@ def obj(spec: dict[str, Any], name: str = "cntk-python-1", annotations: dict[str
     }
 
 
-def build(spec: dict[str, Any], cluster: dict[str, Any] | None = None, config: OperatorConfig | None = None, **kw: Any):
+def build(
+    spec: dict[str, Any],
+    cluster: dict[str, Any] | None = None,
+    config: OperatorConfig | None = None,
+    **kw: Any,
+):
     parsed = TrainingJobSpec.model_validate(spec)
     cl = BatchAIClusterSpec.model_validate(cluster or {"vmSize": "STANDARD_NC6"})
     return build_children(obj(spec, **kw), parsed, "nc6", cl, config or OperatorConfig())
@@ -122,19 +129,35 @@ def test_no_secret_value_reaches_the_manifests() -> None:
 def test_cluster_mounts_go_under_the_mount_root() -> None:
     cluster = {
         "vmSize": "Standard_NC6",
-        "nodeSetup": {"mountVolumes": {"fileServers": [
-            {"fileServer": {"id": "/subscriptions/x/fileServers/nfs1"}, "relativeMountPath": "nfs", "sourceDirectory": "/data"}
-        ]}},
+        "nodeSetup": {
+            "mountVolumes": {
+                "fileServers": [
+                    {
+                        "fileServer": {"id": "/subscriptions/x/fileServers/nfs1"},
+                        "relativeMountPath": "nfs",
+                        "sourceDirectory": "/data",
+                    }
+                ]
+            }
+        },
     }
     pod = build(SEED_SPEC, cluster).job["spec"]["template"]["spec"]
     nfs = next(v for v in pod["volumes"] if "nfs" in v)
     assert nfs["nfs"] == {"server": "nfs1", "path": "/data", "readOnly": False}
-    assert "/mnt/batch/tasks/shared/LS_root/mounts/nfs" in {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert "/mnt/batch/tasks/shared/LS_root/mounts/nfs" in {
+        m["mountPath"] for m in pod["containers"][0]["volumeMounts"]
+    }
 
 
 def test_unmanaged_file_systems_need_the_admin_opt_in() -> None:
-    spec = {**SEED_SPEC, "mountVolumes": {"unmanagedFileSystems": [
-        {"mountCommand": "mount -t glusterfs 10.0.0.4:/gv0", "relativeMountPath": "gfs"}]}}
+    spec = {
+        **SEED_SPEC,
+        "mountVolumes": {
+            "unmanagedFileSystems": [
+                {"mountCommand": "mount -t glusterfs 10.0.0.4:/gv0", "relativeMountPath": "gfs"}
+            ]
+        },
+    }
     with pytest.raises(BuildError) as err:
         build(spec)
     assert err.value.code == "UnmanagedFileSystemNotAllowed"
@@ -144,8 +167,12 @@ def test_unmanaged_file_systems_need_the_admin_opt_in() -> None:
 
 
 def test_multi_node_horovod_gets_service_hostnames_ssh_and_node_zero_success() -> None:
-    spec = {"cluster": "nc6", "nodeCount": 2, "stdOutErrPathPrefix": "/logs",
-            "horovodSettings": {"pythonScriptFilePath": "train.py"}}
+    spec = {
+        "cluster": "nc6",
+        "nodeCount": 2,
+        "stdOutErrPathPrefix": "/logs",
+        "horovodSettings": {"pythonScriptFilePath": "train.py"},
+    }
     ch = build(spec)
     pod = ch.job["spec"]["template"]["spec"]
     assert pod["subdomain"] == ch.service["metadata"]["name"] == "cntk-python-1"  # type: ignore[index]
@@ -161,9 +188,16 @@ def test_multi_node_horovod_gets_service_hostnames_ssh_and_node_zero_success() -
 
 
 def test_container_settings_image_pull_secret_and_shm() -> None:
-    spec = {**SEED_SPEC, "containerSettings": {
-        "imageSourceRegistry": {"image": "myreg.azurecr.io/cntk:1", "credentials": {"secretRef": {"name": "regcred"}}},
-        "shmSize": "16gb"}}
+    spec = {
+        **SEED_SPEC,
+        "containerSettings": {
+            "imageSourceRegistry": {
+                "image": "myreg.azurecr.io/cntk:1",
+                "credentials": {"secretRef": {"name": "regcred"}},
+            },
+            "shmSize": "16gb",
+        },
+    }
     pod = build(spec).job["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "myreg.azurecr.io/cntk:1"
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
@@ -171,14 +205,20 @@ def test_container_settings_image_pull_secret_and_shm() -> None:
     assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Gi"}
 
 
-@pytest.mark.parametrize(("docker", "quantity"), [("16gb", "16Gi"), ("512m", "512Mi"), ("1024", "1024"), ("2G", "2Gi")])
+@pytest.mark.parametrize(
+    ("docker", "quantity"), [("16gb", "16Gi"), ("512m", "512Mi"), ("1024", "1024"), ("2G", "2Gi")]
+)
 def test_shm_quantity(docker: str, quantity: str) -> None:
     assert shm_quantity(docker) == quantity
 
 
 def test_constraints_deadline_retries_suspend_priority() -> None:
-    spec = {**SEED_SPEC, "constraints": {"maxWallClockTime": "0.01:30:00", "maxRetryCount": 2},
-            "suspend": True, "schedulingPriority": "high"}
+    spec = {
+        **SEED_SPEC,
+        "constraints": {"maxWallClockTime": "0.01:30:00", "maxRetryCount": 2},
+        "suspend": True,
+        "schedulingPriority": "high",
+    }
     job = build(spec, config=OperatorConfig(priority_classes={"high": "batchai-high"})).job
     assert job["spec"]["activeDeadlineSeconds"] == 5400
     assert job["spec"]["backoffLimit"] == 2
@@ -187,9 +227,13 @@ def test_constraints_deadline_retries_suspend_priority() -> None:
 
 
 def test_cluster_selection_agent_pool_spot_and_unknown_sizes() -> None:
-    cl = BatchAIClusterSpec.model_validate({"vmSize": "Standard_NC6", "agentPool": "gpupool", "nodeSelector": {"x": "y"}})
+    cl = BatchAIClusterSpec.model_validate(
+        {"vmSize": "Standard_NC6", "agentPool": "gpupool", "nodeSelector": {"x": "y"}}
+    )
     assert node_selector(cl) == {"kubernetes.azure.com/agentpool": "gpupool", "x": "y"}
-    pod = build(SEED_SPEC, {"vmSize": "Standard_NC24", "vmPriority": "lowpriority"}).job["spec"]["template"]["spec"]
+    pod = build(SEED_SPEC, {"vmSize": "Standard_NC24", "vmPriority": "lowpriority"}).job["spec"]["template"][
+        "spec"
+    ]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "4"
     assert any(t["key"] == "kubernetes.azure.com/scalesetpriority" for t in pod["tolerations"])
     with pytest.raises(BuildError) as err:
@@ -222,6 +266,11 @@ def test_hosts() -> None:
 
 
 def test_user_variables_with_dollar_are_expanded_by_the_launcher() -> None:
-    spec = {**SEED_SPEC, "environmentVariables": [{"name": "DATA", "value": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data"},
-                                                 {"name": "PLAIN", "value": "x"}]}
+    spec = {
+        **SEED_SPEC,
+        "environmentVariables": [
+            {"name": "DATA", "value": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data"},
+            {"name": "PLAIN", "value": "x"},
+        ],
+    }
     assert env_of(build(spec))["BATCHAI_EXPAND_VARS"] == "DATA"

@@ -25,27 +25,48 @@ def spec(**extra: Any) -> TrainingJobSpec:
     return TrainingJobSpec.model_validate(base)
 
 
-def pod(index: int, phase: str = "Running", exit_code: int | None = None, node: str | None = "n1",
-        waiting: str | None = None, message: str | None = None) -> dict[str, Any]:
+def pod(
+    index: int,
+    phase: str = "Running",
+    exit_code: int | None = None,
+    node: str | None = "n1",
+    waiting: str | None = None,
+    message: str | None = None,
+) -> dict[str, Any]:
     cs: dict[str, Any] = {"name": "main"}
     if exit_code is not None:
-        cs["state"] = {"terminated": {"exitCode": exit_code, "finishedAt": f"2026-11-29T12:0{index}:00Z",
-                                      **({"message": message} if message else {})}}
+        cs["state"] = {
+            "terminated": {
+                "exitCode": exit_code,
+                "finishedAt": f"2026-11-29T12:0{index}:00Z",
+                **({"message": message} if message else {}),
+            }
+        }
     elif waiting:
         cs["state"] = {"waiting": {"reason": waiting, "message": "pull access denied"}}
     else:
         cs["state"] = {"running": {}}
     return {
-        "metadata": {"name": f"j-{index}", "labels": {"batch.kubernetes.io/job-completion-index": str(index)}},
+        "metadata": {
+            "name": f"j-{index}",
+            "labels": {"batch.kubernetes.io/job-completion-index": str(index)},
+        },
         "spec": {"nodeName": node},
-        "status": {"phase": phase, "startTime": "2026-11-29T11:59:00Z", "containerStatuses": [cs],
-                   "conditions": [{"type": "Ready", "status": "True" if phase == "Running" else "False"}]},
+        "status": {
+            "phase": phase,
+            "startTime": "2026-11-29T11:59:00Z",
+            "containerStatuses": [cs],
+            "conditions": [{"type": "Ready", "status": "True" if phase == "Running" else "False"}],
+        },
     }
 
 
 def job(*conditions: tuple[str, str], suspend: bool = False) -> dict[str, Any]:
-    return {"metadata": {"name": "j"}, "spec": {"suspend": suspend},
-            "status": {"conditions": [{"type": t, "status": "True", "reason": r} for t, r in conditions]}}
+    return {
+        "metadata": {"name": "j"},
+        "spec": {"suspend": suspend},
+        "status": {"conditions": [{"type": t, "status": "True", "reason": r} for t, r in conditions]},
+    }
 
 
 def observe(s: TrainingJobSpec | None = None, status: dict[str, Any] | None = None, **kw: Any) -> Observed:
@@ -72,8 +93,14 @@ def test_resolved_paths_and_tool_type() -> None:
 
 def test_unschedulable_pods_keep_the_job_queued_with_the_schedulers_message() -> None:
     p = pod(0, phase="Pending", node=None)
-    p["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                                  "message": "0/7 nodes are available: 7 Insufficient nvidia.com/gpu."}]
+    p["status"]["conditions"] = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/7 nodes are available: 7 Insufficient nvidia.com/gpu.",
+        }
+    ]
     r = compute_status(observe(job=job(), pods=[p]), NOW)
     assert r.status["executionState"] == "queued"
     assert "Insufficient nvidia.com/gpu" in r.events[0][2]
@@ -85,7 +112,9 @@ def test_lifecycle_running_then_succeeded_with_exit_code_zero() -> None:
     assert r1.status["executionInfo"]["startTime"] == "2026-11-29T11:59:00Z"
     assert r1.status["nodes"] == {"ready": 1, "running": 1, "succeeded": 0, "failed": 0}
     assert r1.events[0][:2] == ("Normal", "Running")
-    r2 = compute_status(observe(status=r1.status, job=job(("Complete", "")), pods=[pod(0, "Succeeded", 0)]), LATER)
+    r2 = compute_status(
+        observe(status=r1.status, job=job(("Complete", "")), pods=[pod(0, "Succeeded", 0)]), LATER
+    )
     assert r2.status["executionState"] == "succeeded"
     assert r2.status["executionInfo"]["exitCode"] == 0
     assert r2.status["executionInfo"]["endTime"] == LATER
@@ -175,6 +204,8 @@ def test_launcher_mount_and_launcher_failures_are_named() -> None:
     p = pod(0, "Failed", 32, message="MountFailed: /mnt/x: exit code 32")
     r = compute_status(observe(job=job(("Failed", "BackoffLimitExceeded")), pods=[p]), NOW)
     assert r.status["executionInfo"]["errors"][0]["code"] == "AZFMountError"
-    p = pod(0, "Failed", 1, message="LauncherFailed: timed out after 900s waiting for sshd on h:22 (node 0 of 2)")
+    p = pod(
+        0, "Failed", 1, message="LauncherFailed: timed out after 900s waiting for sshd on h:22 (node 0 of 2)"
+    )
     r = compute_status(observe(job=job(("Failed", "BackoffLimitExceeded")), pods=[p]), NOW)
     assert "timed out" in r.status["executionInfo"]["errors"][0]["message"]

@@ -8,12 +8,11 @@ from ..api.trainingjob import TrainingJobSpec
 
 
 def _mount_secrets(mv: MountVolumes | None) -> set[str]:
-    out: set[str] = set()
     if mv is None:
-        return out
-    for v in [*(mv.azure_file_shares or []), *(mv.azure_blob_file_systems or [])]:
-        if v.credentials.secret_ref is not None:
-            out.add(v.credentials.secret_ref.name)
+        return set()
+    credentials = [v.credentials for v in mv.azure_file_shares or []]
+    credentials += [v.credentials for v in mv.azure_blob_file_systems or []]
+    out = {c.secret_ref.name for c in credentials if c.secret_ref is not None}
     return out
 
 

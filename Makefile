@@ -1,0 +1,41 @@
+# batchai-operator: the commands a newcomer needs. `make demo` runs a Batch AI job end to end;
+# `make test` runs everything CI runs.
+PY ?= .venv/bin/python
+PYTEST ?= .venv/bin/pytest
+
+.PHONY: test lint unit integration devcluster devcluster-down crds demo bench venv
+
+venv: .venv/bin/python
+.venv/bin/python: pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install -q --upgrade pip
+	.venv/bin/pip install -q -e '.[dev]'
+	touch .venv/bin/python
+
+## Everything: lint, type check, unit tests, integration tests against the local control plane.
+test: venv lint
+	$(PYTEST) tests -q
+
+lint: venv
+	.venv/bin/ruff check operator tests bench
+	.venv/bin/mypy
+
+unit: venv
+	$(PYTEST) tests/unit -q
+
+integration: venv
+	$(PYTEST) tests/integration -q
+
+devcluster:
+	hack/devcluster up
+
+devcluster-down:
+	hack/devcluster down
+
+## The main job: local control plane + operator + the seed's CNTK quickstart job, to completion.
+demo: venv
+	hack/demo.sh
+
+## Regenerate crds/ (and the chart's templates/crds/) from the pydantic models in operator/batchai_operator/api.
+crds: venv
+	$(PY) -m batchai_operator.crdgen
