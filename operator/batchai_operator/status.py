@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .api.trainingjob import TrainingJobSpec
-from .build.job import MAIN_CONTAINER
+from .build.job import MAIN_CONTAINER, SPEC_HASH_ANNOTATION, spec_hash
 from .build.paths import JobIdentity, output_directories, stdouterr_dir
 from .launcher import commands
 
@@ -23,6 +23,7 @@ CONDITION_FOR_STATE = {
     "failed": "Failed",
 }
 CONDITION_TYPES = ("Queued", "Running", "Succeeded", "Failed", "Suspended")
+SPEC_APPLIED = "SpecApplied"
 INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 START_FAILURES = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
@@ -101,6 +102,7 @@ def compute_status(obs: Observed, now: str) -> StatusResult:
         "observedGeneration": obs.generation,
     }
     new["conditions"] = _conditions(old.get("conditions") or [], d, obs.generation, now)
+    new["conditions"].append(_spec_applied(obs, old.get("conditions") or [], now))
     events = []
     if d.state != old_state:
         kind = "Warning" if d.state == "failed" else "Normal"
@@ -271,6 +273,27 @@ def _waiting_message(obs: Observed) -> str:
 def _pods_start(pods: list[dict[str, Any]]) -> str | None:
     starts: list[str] = [s for p in pods if (s := (p.get("status") or {}).get("startTime"))]
     return min(starts) if starts else None
+
+
+def _spec_applied(obs: Observed, old: list[dict[str, Any]], now: str) -> dict[str, Any]:
+    """Whether the running Job was built from the current spec: edits after the start are not applied."""
+    built_from = ((obs.job or {}).get("metadata") or {}).get("annotations", {}).get(SPEC_HASH_ANNOTATION)
+    applied = built_from is None or built_from == spec_hash(obs.spec)
+    prev = next((c for c in old if c.get("type") == SPEC_APPLIED), None)
+    status = "True" if applied else "False"
+    return {
+        "type": SPEC_APPLIED,
+        "status": status,
+        "reason": "Applied" if applied else "ImmutableAfterStart",
+        "message": ""
+        if applied
+        else "The spec changed after the job's pods were created; only suspend, terminate and "
+        "ttlSecondsAfterFinished apply to a started job. Delete and re-create it to run the new spec.",
+        "lastTransitionTime": now
+        if prev is None or prev.get("status") != status
+        else prev["lastTransitionTime"],
+        "observedGeneration": obs.generation,
+    }
 
 
 def _conditions(old: list[dict[str, Any]], d: _Decision, generation: int, now: str) -> list[dict[str, Any]]:

@@ -258,7 +258,8 @@ def test_operator_restart_mid_job_keeps_status_and_creates_no_duplicate(namespac
     st = wait_state(namespace, "survivor", "succeeded", timeout=60)["status"]
     assert st["executionInfo"]["exitCode"] == 0
     assert len(client.BatchV1Api().list_namespaced_job(namespace).items) == 1
-    assert [e.reason for e in events_for(namespace, "survivor")].count("Running") == 1
+    # No second "Running" from the restarted operator (events are best-effort, so at most one).
+    assert [e.reason for e in events_for(namespace, "survivor")].count("Running") <= 1
 
 
 def test_image_pull_failure_reports_failed_starting_container(namespace: str) -> None:
@@ -296,3 +297,23 @@ def test_no_storage_key_in_operator_logs_status_or_events(namespace: str, operat
     assert SECRET_KEY_VALUE not in json.dumps(done)
     assert SECRET_KEY_VALUE not in operator.log_text()
     assert all(SECRET_KEY_VALUE not in (e.message or "") for e in events_for(namespace, "keysafe"))
+
+
+def test_spec_edit_of_a_started_job_is_refused_or_reported(namespace: str) -> None:
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    create_job(namespace, "edited", cntk_spec(), annotations={"sim.batchai.io/run-for": "60s"})
+    wait_state(namespace, "edited", "running")
+    # Immutable fields: the apiserver refuses the change (CEL transition rule).
+    with pytest.raises(client.ApiException) as err:
+        patch_job(namespace, "edited", {"spec": {"nodeCount": 2}})
+    assert err.value.status == 422 and "nodeCount" in err.value.body
+    # Other fields: accepted, not applied to the running Job, and status says so.
+    patch_job(namespace, "edited", {"spec": {"environmentVariables": [{"name": "LR", "value": "0.1"}]}})
+
+    def not_applied() -> dict | None:  # type: ignore[type-arg]
+        conds = (get_job(namespace, "edited").get("status") or {}).get("conditions", [])
+        return next((c for c in conds if c["type"] == "SpecApplied" and c["status"] == "False"), None)
+
+    cond = wait_for(not_applied, timeout=30, what="SpecApplied=False")
+    assert cond["reason"] == "ImmutableAfterStart"

@@ -209,3 +209,20 @@ def test_launcher_mount_and_launcher_failures_are_named() -> None:
     )
     r = compute_status(observe(job=job(("Failed", "BackoffLimitExceeded")), pods=[p]), NOW)
     assert "timed out" in r.status["executionInfo"]["errors"][0]["message"]
+
+
+def test_spec_change_after_start_is_reported_as_not_applied() -> None:
+    from batchai_operator.build.job import SPEC_HASH_ANNOTATION, spec_hash
+
+    started = job()
+    started["metadata"]["annotations"] = {SPEC_HASH_ANNOTATION: spec_hash(spec())}
+    r = compute_status(observe(job=started, pods=[pod(0)]), NOW)
+    applied = next(c for c in r.status["conditions"] if c["type"] == "SpecApplied")
+    assert applied["status"] == "True"
+    changed = spec(environmentVariables=[{"name": "A", "value": "b"}])
+    r = compute_status(observe(changed, status=r.status, job=started, pods=[pod(0)]), LATER)
+    applied = next(c for c in r.status["conditions"] if c["type"] == "SpecApplied")
+    assert applied["status"] == "False" and applied["reason"] == "ImmutableAfterStart"
+    # suspend/terminate/ttl steer a started job and do not count as a change.
+    r = compute_status(observe(spec(ttlSecondsAfterFinished=5), job=started, pods=[pod(0)]), LATER)
+    assert next(c for c in r.status["conditions"] if c["type"] == "SpecApplied")["status"] == "True"

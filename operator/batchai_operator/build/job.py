@@ -3,6 +3,8 @@ plus a ConfigMap (launcher, hostfile, per-node tasks) and an SSH key Secret. Pur
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +19,10 @@ from .paths import CONFIG_DIR, SSH_DIR, JobIdentity, batchai_env
 from .volumes import PodVolumes, build_volumes
 
 MAIN_CONTAINER = "main"
+# The spec a Job was built from, so a later spec change can be reported as not applied.
+SPEC_HASH_ANNOTATION = "batchai.io/spec-hash"
+# Fields that may change on a running job: they steer the Job instead of rebuilding it.
+MUTABLE_FIELDS = {"suspend", "terminate", "ttlSecondsAfterFinished"}
 # Annotation prefixes that stay on the TrainingJob and are not copied onto pods.
 _NOT_FOR_PODS = ("kubectl.kubernetes.io/", "batchai.io/", "kopf.zalando.org/", "argocd.argoproj.io/")
 
@@ -48,6 +54,12 @@ def identity(obj: dict[str, Any], spec: TrainingJobSpec) -> JobIdentity:
     return JobIdentity(
         namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], experiment=spec.experiment
     )
+
+
+def spec_hash(spec: TrainingJobSpec) -> str:
+    """Hash of the spec without its mutable fields."""
+    fixed = {k: v for k, v in spec.wire().items() if k not in MUTABLE_FIELDS}
+    return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def gpus_per_node(cluster: BatchAIClusterSpec) -> int:
@@ -241,7 +253,13 @@ def build_children(
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": child, "namespace": namespace, "labels": labels, "ownerReferences": [owner]},
+        "metadata": {
+            "name": child,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {SPEC_HASH_ANNOTATION: spec_hash(spec)},
+            "ownerReferences": [owner],
+        },
         "spec": job_spec,
     }
     config_map = {
