@@ -113,6 +113,47 @@ def test_two_node_horovod_spreads_over_gpu_nodes_with_hostfile(namespace: str) -
     assert st["executionInfo"]["exitCode"] == 0
 
 
+@pytest.mark.parametrize(("node0_exit", "state"), [("0", "succeeded"), ("3", "failed")])
+def test_node_zero_decides_a_multi_node_mpi_job(namespace: str, node0_exit: str, state: str) -> None:
+    """Workers (sshd) never finish by themselves: node 0's exit ends the job, as in Batch AI."""
+    create_cluster(namespace)
+    spec = {
+        "cluster": "nc6",
+        "nodeCount": 2,
+        "stdOutErrPathPrefix": "/tmp/logs",
+        "horovodSettings": {"pythonScriptFilePath": "train.py"},
+    }
+    sim = {
+        "sim.batchai.io/run-for-0": "2s",
+        "sim.batchai.io/exit-code-0": node0_exit,
+        "sim.batchai.io/run-for-1": "600s",
+    }
+    create_job(namespace, "hvd0", spec, annotations=sim)
+    st = wait_state(namespace, "hvd0", state, timeout=60)["status"]
+    assert st["executionInfo"]["exitCode"] == int(node0_exit)
+    if state == "failed":
+        assert "on node 0" in st["executionInfo"]["errors"][0]["message"]
+
+
+def test_every_node_counts_for_pytorch(namespace: str) -> None:
+    create_cluster(namespace)
+    spec = {
+        "cluster": "nc6",
+        "nodeCount": 2,
+        "stdOutErrPathPrefix": "/tmp/logs",
+        "pyTorchSettings": {"pythonScriptFilePath": "train.py", "communicationBackend": "gloo"},
+    }
+    create_job(
+        namespace,
+        "pt",
+        spec,
+        annotations={"sim.batchai.io/exit-code-1": "5", "sim.batchai.io/run-for-0": "30s"},
+    )
+    st = wait_state(namespace, "pt", "failed", timeout=60)["status"]
+    assert st["executionInfo"]["exitCode"] == 5
+    assert "on node 1" in st["executionInfo"]["errors"][0]["message"]
+
+
 def test_two_node_tensorflow_gets_batchai_host_lists(namespace: str) -> None:
     create_cluster(namespace)
     spec = {
