@@ -71,7 +71,7 @@ class Kube:
                 raise
 
     async def patch_json(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> bool:
-        """Apply a JSON patch (RFC 6902; a "test" op can guard it); False when it is gone or the test failed."""
+        """Apply a JSON patch (RFC 6902, a "test" op may guard it); False when gone or the test failed."""
         fn: Any = {"DaemonSet": self.apps.patch_namespaced_daemon_set}[kind]
         try:
             await asyncio.to_thread(fn, name, namespace, ops)

@@ -1,0 +1,322 @@
+"""sync_cluster with in-memory indexes, a recording Kube and a recording scaler: which writes happen
+(DaemonSet create/replace/delete, status patches only on change, one ARM apply per scaleSettings change)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import kopf
+import pytest
+
+from batchai_operator import cluster_handlers as ch
+from batchai_operator.config import OperatorConfig
+from batchai_operator.scaling import DesiredScale, ScaleError, ScaleResult
+
+AKS = {"subscriptionId": "sub-1", "resourceGroup": "rg", "clusterName": "aks", "agentPoolName": "nc6pool"}
+KEY = ("team-a", "nc6")
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    async def create(self, manifest: dict[str, Any]) -> bool:
+        self.calls.append(("create", manifest))
+        return True
+
+    async def patch_json(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> bool:
+        self.calls.append(("json-patch", (kind, namespace, name, ops)))
+        return True
+
+    async def delete(self, kind: str, namespace: str, name: str) -> None:
+        self.calls.append(("delete", (kind, namespace, name)))
+
+    async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.calls.append(("status", status))
+
+    async def patch_custom(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.calls.append(("custom", patch))
+
+    def of(self, what: str) -> list[Any]:
+        return [c[1] for c in self.calls if c[0] == what]
+
+
+class FakeScaler:
+    def __init__(self) -> None:
+        self.applied: list[tuple[DesiredScale, bool]] = []
+        self.error: ScaleError | None = None
+
+    async def apply(self, desired: DesiredScale, first_time: bool) -> ScaleResult:
+        self.applied.append((desired, first_time))
+        if self.error:
+            raise self.error
+        return ScaleResult(True, {})
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeKube, FakeScaler, list[tuple[str, str, str]]]]:
+    state = ch._ClusterState()
+    kube, scaler = FakeKube(), FakeScaler()
+    state.kube = kube  # type: ignore[assignment]
+    state.scaler = scaler  # type: ignore[assignment]
+    state.config = OperatorConfig()
+    monkeypatch.setattr(ch, "CSTATE", state)
+    events: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(
+        kopf, "event", lambda body, type, reason, message: events.append((type, reason, message))
+    )
+    yield kube, scaler, events
+    for t in (*state.recheck.values(), *state.retry.values()):
+        t.cancel()
+
+
+def node(name: str, pool: str = "nc6pool") -> dict[str, Any]:
+    return ch.slim_node(
+        {
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "node.kubernetes.io/instance-type": "Standard_NC6",
+                    "kubernetes.azure.com/agentpool": pool,
+                },
+            },
+            "spec": {},
+            "status": {
+                "conditions": [
+                    {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+                ]
+            },
+        }
+    )
+
+
+def cluster_body(spec: dict[str, Any], annotations: dict[str, str] | None = None) -> kopf.Body:
+    return kopf.Body(
+        {  # type: ignore[typeddict-item]
+            "apiVersion": "batchai.io/v1alpha1",
+            "kind": "BatchAICluster",
+            "metadata": {
+                "name": "nc6",
+                "namespace": "team-a",
+                "uid": "uid-1",
+                "generation": 1,
+                "annotations": annotations or {},
+            },
+            "spec": spec,
+            "status": {},
+        }
+    )
+
+
+def indexes(
+    spec: dict[str, Any],
+    nodes: list[dict[str, Any]],
+    annotations: dict[str, str] | None = None,
+    daemonset: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    body = cluster_body(spec, annotations)
+    entry = ch.bac_clusters(namespace="team-a", name="nc6", body=body)
+    assert entry is not None
+    return {
+        "bac_clusters": {k: [v] for k, v in entry.items()},
+        "bac_nodes": {n["name"]: [n] for n in nodes},
+        "bac_job_pods": {},
+        "bac_setup_pods": {},
+        "bac_setup_daemonsets": {"uid-1": [daemonset]} if daemonset else {},
+    }
+
+
+SPEC = {"vmSize": "Standard_NC6", "agentPool": "nc6pool"}
+SETUP = {"nodeSetup": {"setupTask": {"commandLine": "echo hi", "stdOutErrPathPrefix": "/logs"}}}
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+    tasks = [t for t in ch.CSTATE.tasks if not t.done()]
+    if tasks:
+        await asyncio.gather(*tasks)
+
+
+async def test_status_patched_once_and_only_on_change(env: Any) -> None:
+    kube, scaler, _ = env
+    idx = indexes(SPEC, [node("a"), node("b"), node("x", pool="other")])
+    await ch.sync_cluster(KEY, idx)
+    [status] = kube.of("status")
+    assert status["currentNodeCount"] == 2
+    assert status["nodeStateCounts"]["idleNodeCount"] == 2
+    await ch.sync_cluster(KEY, idx)
+    assert len(kube.of("status")) == 1  # nothing changed: no second patch
+    idx["bac_nodes"]["c"] = [node("c")]
+    await ch.sync_cluster(KEY, idx)
+    assert kube.of("status")[-1] == {
+        "currentNodeCount": 3,
+        "nodeStateCounts": {
+            "idleNodeCount": 3,
+            "runningNodeCount": 0,
+            "preparingNodeCount": 0,
+            "unusableNodeCount": 0,
+            "leavingNodeCount": 0,
+        },
+        "conditions": kube.of("status")[-1]["conditions"],
+    }
+    assert scaler.applied == []
+    assert kube.of("create") == []  # no setup task: no DaemonSet
+
+
+async def test_daemonset_created_replaced_and_deleted(env: Any) -> None:
+    kube, _, _ = env
+    await ch.sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")]))
+    [ds] = kube.of("create")
+    assert ds["kind"] == "DaemonSet" and ds["metadata"]["name"] == "nc6-setup"
+    revision = ds["metadata"]["annotations"]["batchai.io/setup-task-revision"]
+    existing = {"name": "nc6-setup", "namespace": "team-a", "resourceVersion": "42", "revision": revision}
+    # Unchanged: nothing to do. The node waits for its setup pod: preparing.
+    await ch.sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")], daemonset=existing))
+    assert len(kube.of("create")) == 1 and kube.of("json-patch") == []
+    assert kube.of("status")[-1]["nodeStateCounts"]["preparingNodeCount"] == 1
+    # A changed command replaces it, guarded by the resourceVersion.
+    changed = {
+        **SPEC,
+        "nodeSetup": {"setupTask": {"commandLine": "echo bye", "stdOutErrPathPrefix": "/logs"}},
+    }
+    await ch.sync_cluster(KEY, indexes(changed, [node("a")], daemonset=existing))
+    [(kind, ns, name, ops)] = kube.of("json-patch")
+    assert (kind, ns, name) == ("DaemonSet", "team-a", "nc6-setup")
+    assert ops[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": "42"}
+    spec_op = next(op for op in ops if op["path"] == "/spec")
+    init = spec_op["value"]["template"]["spec"]["initContainers"][0]
+    assert {"name": "BATCHAI_SETUP_TASK_COMMAND_LINE", "value": "echo bye"} in init["env"]
+    # setupTask removed: the DaemonSet goes.
+    await ch.sync_cluster(KEY, indexes(SPEC, [node("a")], daemonset=existing))
+    assert kube.of("delete") == [("DaemonSet", "team-a", "nc6-setup")]
+
+
+async def test_scale_applied_once_per_change_and_recorded(env: Any) -> None:
+    kube, scaler, events = env
+    spec = {**SPEC, "aks": AKS, "scaleSettings": {"manual": {"targetNodeCount": 2}}}
+    idx = indexes(spec, [node("a")])
+    await ch.sync_cluster(KEY, idx)
+    assert kube.of("status")[0]["allocationState"] == "resizing"
+    await settle()
+    assert [(d.mode, d.count, first) for d, first in scaler.applied] == [("manual", 2, True)]
+    [patch] = kube.of("custom")
+    recorded = patch["metadata"]["annotations"][ch.ANNOTATION_APPLIED_SCALE]
+    assert recorded == scaler.applied[0][0].key()
+    assert ("Normal", "Scaled") in [(e[0], e[1]) for e in events]
+    # More syncs (nodes coming and going) before the annotation comes back: no new ARM call.
+    idx["bac_nodes"]["b"] = [node("b")]
+    await ch.sync_cluster(KEY, idx)
+    await settle()
+    assert len(scaler.applied) == 1
+    # With the annotation in place, still nothing; a new target applies once more.
+    await ch.sync_cluster(KEY, indexes(spec, [node("a"), node("b")], {ch.ANNOTATION_APPLIED_SCALE: recorded}))
+    await settle()
+    assert len(scaler.applied) == 1
+    spec2 = {**spec, "scaleSettings": {"autoScale": {"minimumNodeCount": 1, "maximumNodeCount": 4}}}
+    await ch.sync_cluster(
+        KEY, indexes(spec2, [node("a"), node("b")], {ch.ANNOTATION_APPLIED_SCALE: recorded})
+    )
+    await settle()
+    assert [(d.mode, d.min_count, d.max_count, first) for d, first in scaler.applied[1:]] == [
+        ("autoScale", 1, 4, False)
+    ]
+
+
+async def test_no_arm_calls_without_aks(env: Any) -> None:
+    _, scaler, _ = env
+    await ch.sync_cluster(
+        KEY, indexes({**SPEC, "scaleSettings": {"manual": {"targetNodeCount": 5}}}, [node("a")])
+    )
+    await settle()
+    assert scaler.applied == []
+
+
+async def test_scale_failure_reported_and_retried_later(env: Any) -> None:
+    kube, scaler, events = env
+    scaler.error = ScaleError(
+        "HTTP 403 AuthorizationFailed: no access", status_code=403, arm_code="AuthorizationFailed"
+    )
+    spec = {**SPEC, "aks": AKS, "scaleSettings": {"manual": {"targetNodeCount": 1}}}
+    idx = indexes(spec, [node("a")])
+    await ch.sync_cluster(KEY, idx)
+    await settle()
+    status = kube.of("status")[-1]
+    [err] = status["errors"]
+    assert err["code"] == "ScaleFailed"
+    assert (
+        "agent pool nc6pool of AKS cluster aks" in err["message"] and "AuthorizationFailed" in err["message"]
+    )
+    assert status["conditions"][0]["reason"] == "ScaleFailed"
+    assert [e for e in events if e[1] == "ScaleFailed" and e[0] == "Warning"]
+    assert KEY in ch.CSTATE.retry  # a one-shot retry is scheduled
+    # Syncs before the retry time do not call ARM again.
+    await ch.sync_cluster(KEY, idx)
+    await settle()
+    assert len(scaler.applied) == 1
+    # Removing spec.aks clears the error.
+    await ch.sync_cluster(KEY, indexes({**SPEC, "scaleSettings": spec["scaleSettings"]}, [node("a")]))
+    assert kube.of("status")[-1]["errors"] is None
+
+
+async def test_invalid_spec_reported(env: Any) -> None:
+    kube, _, _ = env
+    await ch.sync_cluster(KEY, indexes({"vmSize": "Standard_NC6", "bogus": 1}, [node("a")]))
+    status = kube.of("status")[-1]
+    assert status["errors"][0]["code"] == "InvalidSpec"
+    assert status["currentNodeCount"] == 0
+
+
+async def test_clusters_of_node(env: Any) -> None:
+    idx = indexes(SPEC, [node("a"), node("x", pool="other")])
+    assert ch.clusters_of_node("a", idx) == [KEY]
+    assert ch.clusters_of_node("x", idx) == []
+    await ch.sync_cluster(KEY, idx)
+    # A node that left (relabelled or deleted) still resyncs the cluster that counted it.
+    del idx["bac_nodes"]["a"]
+    assert ch.clusters_of_node("a", idx) == [KEY]
+
+
+def test_indexers_return_empty_mappings_to_drop_objects() -> None:
+    """kopf keeps an object's previous index values when an indexer returns None; {} removes them."""
+    running = kopf.Body(
+        {  # type: ignore[typeddict-item]
+            "metadata": {"name": "p", "namespace": "ns", "labels": {}},
+            "spec": {"nodeName": "a"},
+            "status": {"phase": "Running"},
+        }
+    )
+    done = kopf.Body(
+        {  # type: ignore[typeddict-item]
+            "metadata": {"name": "p", "namespace": "ns", "labels": {}},
+            "spec": {"nodeName": "a"},
+            "status": {"phase": "Succeeded"},
+        }
+    )
+    assert set(ch.bac_job_pods(body=running)) == {"a"}
+    assert ch.bac_job_pods(body=done) == {}
+    assert ch.bac_setup_pods(labels={}, body=done) == {}
+    assert ch.bac_setup_daemonsets(labels={}, body=done) == {}
+
+
+async def test_rejected_daemonset_is_reported(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    kube, _, _ = env
+
+    async def refuse(manifest: dict[str, Any]) -> bool:
+        e = ApiException(status=422, reason="Unprocessable Entity")
+        e.body = '{"message": "DaemonSet.apps \\"nc6-setup\\" is invalid: spec.template...: Invalid value"}'
+        raise e
+
+    monkeypatch.setattr(kube, "create", refuse)
+    await ch.sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")]))
+    status = kube.of("status")[-1]
+    assert status["errors"][0]["code"] == "SetupTaskRejected"
+    assert "is invalid" in status["errors"][0]["message"]
+    assert status["conditions"][0]["reason"] == "SetupTaskRejected"
