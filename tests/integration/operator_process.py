@@ -49,6 +49,14 @@ class OperatorProcess:
                 raise RuntimeError(f"operator exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{LIVENESS_PORT}/healthz", timeout=1)
+                # The port is fixed on purpose: a second operator on the same control plane would fight
+                # this one, and its port answering here while ours died is caught by this check.
+                time.sleep(0.5)
+                if self.proc.poll() is not None:
+                    raise RuntimeError(
+                        "another operator answers on the liveness port; ours exited:\n"
+                        + self.log_text()[-3000:]
+                    )
                 return
             except OSError:
                 time.sleep(0.3)
