@@ -5,12 +5,13 @@ PYTEST ?= .venv/bin/pytest
 
 .PHONY: test lint unit integration devcluster devcluster-down crds demo bench venv
 
-venv: .venv/bin/python
-.venv/bin/python: pyproject.toml
-	python3 -m venv .venv
+venv: .venv/.installed
+# A stamp file, not .venv/bin/python: that is a symlink, and make would read the interpreter's mtime.
+.venv/.installed: pyproject.toml
+	[ -x .venv/bin/python ] || python3 -m venv .venv
 	.venv/bin/pip install -q --upgrade pip
 	.venv/bin/pip install -q -e '.[dev]'
-	touch .venv/bin/python
+	touch $@
 
 ## Everything: lint, type check, unit tests, integration tests against the local control plane.
 test: venv lint
@@ -39,3 +40,7 @@ demo: venv
 ## Regenerate crds/ (and the chart's templates/crds/) from the pydantic models in operator/batchai_operator/api.
 crds: venv
 	$(PY) -m batchai_operator.crdgen
+
+## Benchmarks (not tests): TrainingJobs through the operator vs the same raw Jobs, ratio printed.
+bench: venv
+	$(PY) bench/jobs_vs_raw.py

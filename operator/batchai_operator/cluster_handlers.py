@@ -27,20 +27,16 @@ from pydantic import ValidationError
 
 from . import GROUP, VERSION
 from .api.cluster import PLURAL, BatchAIClusterSpec
-from .build.cluster import (
-    ANNOTATION_SETUP_REVISION,
-    LABEL_CLUSTER_UID,
-    SETUP_ROLE,
-    build_setup_daemonset,
-    setup_stdouterr_dir,
-)
+from .build.cluster import ANNOTATION_SETUP_REVISION, build_setup_daemonset, setup_stdouterr_dir
 from .build.errors import BuildError
 from .build.job import node_selector
+from .build.names import LABEL_CLUSTER_UID, LABEL_SETUP_STATE, SETUP_ROLE, SETUP_SUCCEEDED
 from .cluster_status import (
     SCALE_FAILED,
     ClusterObserved,
     compute_cluster_status,
     selects,
+    setup_pods_to_mark,
     slim_job_pod,
     slim_node,
     slim_setup_pod,
@@ -321,6 +317,9 @@ async def _sync_locked(key: Key, cluster: dict[str, Any], indexes: dict[str, Any
         invalid=invalid,
         grace_seconds=CSTATE.config.unusable_grace_seconds,
     )
+    # Open the nodes whose setup task finished to the cluster's jobs (they require a marked setup pod).
+    for pod_name in setup_pods_to_mark(obs.setup_pods, revision):
+        await kube.label_pod(key[0], pod_name, {LABEL_SETUP_STATE: SETUP_SUCCEEDED})
     result = compute_cluster_status(obs, datetime.now(UTC))
     patch = status_patch(obs.status, result.status)
     if patch is not None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from .api.cluster import BatchAIClusterSpec
 from .build.cluster import LABEL_SETUP_REVISION, SETUP_CONTAINER
+from .build.names import LABEL_SETUP_STATE, SETUP_SUCCEEDED
 
 STATES = ("idle", "running", "preparing", "unusable", "leaving")
 COUNT_KEYS = {
@@ -129,6 +130,7 @@ def slim_setup_pod(body: Mapping[str, Any]) -> dict[str, Any]:
         "name": meta.get("name"),
         "nodeName": (body.get("spec") or {}).get("nodeName"),
         "revision": (meta.get("labels") or {}).get(LABEL_SETUP_REVISION),
+        "marked": (meta.get("labels") or {}).get(LABEL_SETUP_STATE) == SETUP_SUCCEEDED,
         "deleting": bool(meta.get("deletionTimestamp")),
         "creationTimestamp": meta.get("creationTimestamp"),
         "phase": status.get("phase"),
@@ -155,6 +157,23 @@ class SetupState:
     reason: str | None = None
     message: str | None = None
     pod: str | None = None
+
+
+def setup_pods_to_mark(pods: list[dict[str, Any]], revision: str | None) -> list[str]:
+    """Setup pods of the current revision whose task exited 0 and that are not yet marked succeeded."""
+    out = []
+    for p in pods:
+        init = p.get("init") or {}
+        done = init.get("state") == "terminated" and init.get("exitCode") == 0
+        if (
+            revision
+            and p.get("revision") == revision
+            and done
+            and not p.get("marked")
+            and not p.get("deleting")
+        ):
+            out.append(str(p["name"]))
+    return out
 
 
 def setup_state(pods: list[dict[str, Any]], revision: str) -> SetupState:

@@ -39,8 +39,9 @@ VM_SIZES: dict[str, tuple[str, int]] = {
     name.lower(): (name, gpus)
     for name, gpus in [
         ("Standard_NC6", 1), ("Standard_NC12", 2), ("Standard_NC24", 4), ("Standard_NC24r", 4),
-        ("Standard_NC6s_v2", 1), ("Standard_NC12s_v2", 2), ("Standard_NC24s_v2", 4), ("Standard_NC24rs_v2", 4),
-        ("Standard_NC6s_v3", 1), ("Standard_NC12s_v3", 2), ("Standard_NC24s_v3", 4), ("Standard_NC24rs_v3", 4),
+        ("Standard_NC6s_v2", 1), ("Standard_NC12s_v2", 2), ("Standard_NC24s_v2", 4),
+        ("Standard_NC24rs_v2", 4), ("Standard_NC6s_v3", 1), ("Standard_NC12s_v3", 2),
+        ("Standard_NC24s_v3", 4), ("Standard_NC24rs_v3", 4),
         ("Standard_ND6s", 1), ("Standard_ND12s", 2), ("Standard_ND24s", 4), ("Standard_ND24rs", 4),
         ("Standard_NV6", 1), ("Standard_NV12", 2), ("Standard_NV24", 4),
         ("Standard_NC4as_T4_v3", 1), ("Standard_NC8as_T4_v3", 1), ("Standard_NC16as_T4_v3", 1),

@@ -242,7 +242,9 @@ async def _start(
     namespace = body["metadata"]["namespace"]
     try:
         cluster = BatchAIClusterSpec.model_validate(cluster_body.get("spec") or {})
-        children = build_children(body, spec, cluster_name, cluster, STATE.config)
+        children = build_children(
+            body, spec, cluster_name, cluster, STATE.config, cluster_uid=cluster_body["metadata"].get("uid")
+        )
     except BuildError as e:
         obs.build_error = (e.code, e.message)
         return

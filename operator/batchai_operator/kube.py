@@ -91,6 +91,16 @@ class Kube:
             if e.status != 404:
                 raise
 
+    async def label_pod(self, namespace: str, name: str, labels: dict[str, str]) -> None:
+        """Merge labels into a pod (404: it is gone, fine)."""
+        try:
+            await asyncio.to_thread(
+                self.core.patch_namespaced_pod, name, namespace, {"metadata": {"labels": labels}}
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
     async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         await asyncio.to_thread(self.batch.patch_namespaced_job, name, namespace, patch)
 

@@ -15,11 +15,13 @@ def custom() -> client.CustomObjectsApi:
     return client.CustomObjectsApi()
 
 
-def create_cluster(ns: str, name: str = "nc6", **spec: Any) -> dict[str, Any]:
+def create_cluster(
+    ns: str, name: str = "nc6", annotations: dict[str, str] | None = None, **spec: Any
+) -> dict[str, Any]:
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "BatchAICluster",
-        "metadata": {"name": name, "namespace": ns},
+        "metadata": {"name": name, "namespace": ns, "annotations": annotations or {}},
         "spec": {"vmSize": "STANDARD_NC6", "scaleSettings": {"manual": {"targetNodeCount": 4}}, **spec},
     }
     return custom().create_namespaced_custom_object(GROUP, VERSION, ns, "batchaiclusters", body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from devcluster import wait_for
@@ -358,3 +359,51 @@ def test_spec_edit_of_a_started_job_is_refused_or_reported(namespace: str) -> No
 
     cond = wait_for(not_applied, timeout=30, what="SpecApplied=False")
     assert cond["reason"] == "ImmutableAfterStart"
+
+
+def test_jobs_run_only_on_nodes_whose_setup_task_succeeded(namespace: str) -> None:
+    setup = {
+        "nodeSetup": {"setupTask": {"commandLine": "echo prepared", "stdOutErrPathPrefix": "/tmp/setup"}}
+    }
+    spec = {
+        "cluster": "nc24",
+        "nodeCount": 1,
+        "stdOutErrPathPrefix": "/tmp/logs",
+        "customToolkitSettings": {"commandLine": "nvidia-smi"},
+    }
+    # A setup task that fails on every node: the job must not start anywhere.
+    create_cluster(
+        namespace,
+        "broken",
+        annotations={"sim.batchai.io/init-exit-code": "3"},
+        vmSize="Standard_NC24",
+        **setup,
+    )
+    create_job(namespace, "blocked", {**spec, "cluster": "broken"})
+    wait_for(
+        lambda: (
+            (get_job(namespace, "blocked").get("status") or {}).get("executionState") == "queued"
+            and any(p.status.phase == "Pending" for p in job_pods(namespace, "blocked"))
+        ),
+        timeout=30,
+        what="job pod pending",
+    )
+    # Stays unscheduled while the setup task fails.
+    time.sleep(4)
+    assert all(not p.spec.node_name for p in job_pods(namespace, "blocked"))
+    assert get_job(namespace, "blocked")["status"]["executionState"] == "queued"
+
+    create_cluster(namespace, "nc24", vmSize="Standard_NC24", **setup)
+    create_job(namespace, "prepared", spec)
+    wait_state(namespace, "prepared", "succeeded", timeout=60)
+    (pod,) = job_pods(namespace, "prepared")
+    setup_pods = (
+        client.CoreV1Api()
+        .list_namespaced_pod(
+            namespace,
+            label_selector="batchai.io/setup-task-state=succeeded",
+            field_selector=f"spec.nodeName={pod.spec.node_name}",
+        )
+        .items
+    )
+    assert setup_pods, "the job ran on a node without a finished setup task"

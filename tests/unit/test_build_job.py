@@ -274,3 +274,22 @@ def test_user_variables_with_dollar_are_expanded_by_the_launcher() -> None:
         ],
     }
     assert env_of(build(spec))["BATCHAI_EXPAND_VARS"] == "DATA"
+
+
+def test_jobs_on_a_cluster_with_a_setup_task_need_a_finished_setup_pod_on_their_node() -> None:
+    cluster = {
+        "vmSize": "Standard_NC6",
+        "nodeSetup": {"setupTask": {"commandLine": "apt-get install -y foo", "stdOutErrPathPrefix": "/logs"}},
+    }
+    parsed = TrainingJobSpec.model_validate(SEED_SPEC)
+    cl = BatchAIClusterSpec.model_validate(cluster)
+    pod = build_children(obj(SEED_SPEC), parsed, "nc6", cl, OperatorConfig(), cluster_uid="c-uid").job[
+        "spec"
+    ]["template"]["spec"]
+    (term,) = pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["labelSelector"]["matchLabels"] == {
+        "batchai.io/cluster-uid": "c-uid",
+        "batchai.io/role": "setup-task",
+        "batchai.io/setup-task-state": "succeeded",
+    }
+    assert "podAffinity" not in build(SEED_SPEC).job["spec"]["template"]["spec"]["affinity"]

@@ -436,3 +436,19 @@ def test_slim_node_and_pods() -> None:
         is None
     )
     assert selects({"a": "1"}, {"a": "1", "b": "2"}) and not selects({"a": "1", "c": "3"}, {"a": "1"})
+
+
+def test_setup_pods_to_mark_only_current_finished_unmarked_pods() -> None:
+    from batchai_operator.cluster_status import setup_pods_to_mark
+
+    done = {"state": "terminated", "exitCode": 0}
+    pods = [
+        {"name": "a", "revision": "r2", "init": done, "marked": False},
+        {"name": "b", "revision": "r2", "init": done, "marked": True},
+        {"name": "c", "revision": "r1", "init": done, "marked": False},
+        {"name": "d", "revision": "r2", "init": {"state": "terminated", "exitCode": 1}},
+        {"name": "e", "revision": "r2", "init": {"state": "running"}},
+        {"name": "f", "revision": "r2", "init": done, "deleting": True},
+    ]
+    assert setup_pods_to_mark(pods, "r2") == ["a"]
+    assert setup_pods_to_mark(pods, None) == []

@@ -21,14 +21,12 @@ from typing import Any
 from ..api.cluster import BatchAIClusterSpec, SetupTask
 from ..config import LABEL_CLUSTER, LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY, OperatorConfig
 from .job import node_selector, tolerations
-from .names import label_value
+from .names import LABEL_CLUSTER_UID, SETUP_ROLE, label_value
 from .paths import MOUNT_ROOT
 from .volumes import build_volumes
 
-SETUP_ROLE = "setup-task"
 SETUP_CONTAINER = "setup-task"
 IDLE_CONTAINER = "idle"
-LABEL_CLUSTER_UID = "batchai.io/cluster-uid"
 # Template label carrying the hash of the pod template: tells pods of the current setup task from old ones.
 LABEL_SETUP_REVISION = "batchai.io/setup-task-revision"
 ANNOTATION_SETUP_REVISION = LABEL_SETUP_REVISION

@@ -14,7 +14,7 @@ from ..api.trainingjob import TrainingJobSpec
 from ..config import LABEL_CLUSTER, OperatorConfig, vm_size_info
 from ..launcher import commands
 from .errors import BuildError
-from .names import child_labels, child_name, label_value, owner_reference
+from .names import child_labels, child_name, label_value, owner_reference, setup_done_affinity
 from .paths import CONFIG_DIR, SSH_DIR, JobIdentity, batchai_env
 from .volumes import PodVolumes, build_volumes
 
@@ -131,6 +131,7 @@ def build_children(
     cluster_name: str,
     cluster: BatchAIClusterSpec,
     config: OperatorConfig,
+    cluster_uid: str | None = None,
 ) -> JobChildren:
     """The manifests for a TrainingJob object (as read from the API) on a given cluster."""
     meta = obj["metadata"]
@@ -220,6 +221,11 @@ def build_children(
         },
         "enableServiceLinks": False,
     }
+    if cluster.node_setup and cluster.node_setup.setup_task and cluster_uid:
+        # Batch AI ran jobs only on nodes whose setup task succeeded.
+        pod_spec["affinity"]["podAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": [setup_done_affinity(cluster_uid)]
+        }
     if multi_node:
         pod_spec["subdomain"] = child
     if spec.service_account_name:

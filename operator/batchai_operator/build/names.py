@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from ..config import LABEL_EXPERIMENT, LABEL_JOB, LABEL_JOB_UID, LABEL_MANAGED_BY, MANAGED_BY
+from ..config import LABEL_EXPERIMENT, LABEL_JOB, LABEL_JOB_UID, LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY
 
 # Pod hostnames of an Indexed Job are '<job>-<index>' and must fit a 63-character DNS label, and the
 # headless Service name must be a DNS-1035 label (starting with a letter).
@@ -37,6 +37,28 @@ def child_labels(job_name: str, uid: str, experiment: str) -> dict[str, str]:
         LABEL_JOB: label_value(job_name),
         LABEL_JOB_UID: uid,
         LABEL_EXPERIMENT: label_value(experiment),
+    }
+
+
+# Setup-task pods: which cluster they belong to, and (set by the operator once the setup task exited 0)
+# that the node is ready for jobs. Job pods of a cluster with a setup task require such a pod on their node.
+LABEL_CLUSTER_UID = "batchai.io/cluster-uid"
+LABEL_SETUP_STATE = "batchai.io/setup-task-state"
+SETUP_ROLE = "setup-task"
+SETUP_SUCCEEDED = "succeeded"
+
+
+def setup_done_affinity(cluster_uid: str) -> dict[str, object]:
+    """Pod affinity term: schedule only onto nodes whose setup-task pod has finished successfully."""
+    return {
+        "labelSelector": {
+            "matchLabels": {
+                LABEL_CLUSTER_UID: cluster_uid,
+                LABEL_ROLE: SETUP_ROLE,
+                LABEL_SETUP_STATE: SETUP_SUCCEEDED,
+            }
+        },
+        "topologyKey": "kubernetes.io/hostname",
     }
 
 
