@@ -1,0 +1,672 @@
+"""The Helm chart (charts/batchai-operator) against the real local control plane (design.md §5 item 5).
+
+1. `helm lint --strict` passes; values.schema.json rejects bad values, naming them.
+2. `helm template | kubectl apply --dry-run=server` is accepted by the apiserver (several value sets).
+3. `helm install` into a fresh namespace (crds.enabled=false: the session's `crds_installed` owns the
+   cluster-scoped CRDs; a crds.enabled=true render is compared with crds/ instead), uninstalled at the
+   end with its cluster-scoped objects (ClusterRole/Binding, PriorityClasses) checked gone.
+4. RBAC proof: the operator runs with a token of the chart's ServiceAccount (not admin), with the
+   Deployment's own args and env (so --all-namespaces, as the chart's default), and runs TrainingJobs
+   and a BatchAICluster to success with no 403 in its log; `kubectl auth can-i` shows what it must not do.
+
+Ordering assumption: the SA-token operator watches all namespaces, so no other operator may run
+meanwhile (two operators would fight over the same objects). The session `operator` fixture
+(tests/integration/operator_process.py, liveness port 18080) is started lazily by the first test that
+requests it, and pytest runs modules in file order: test_chart.py sorts before test_cluster.py,
+test_control_plane.py, test_crds.py and test_trainingjob.py, and this module never requests `operator`.
+`sa_operator` asserts that nothing listens on 18080 (nor on 18081, its own fixed liveness port, which
+a concurrent run of this module would hold) before it starts, and fails clearly otherwise; the test
+checks 18080 again at its end.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+from devcluster import DevCluster, wait_for
+from jobs import (
+    GROUP,
+    VERSION,
+    cntk_spec,
+    create_cluster,
+    create_job,
+    create_storage_secret,
+    events_for,
+    get_job,
+    job_pods,
+    patch_job,
+    wait_state,
+)
+from kubernetes import client
+from operator_process import LIVENESS_PORT
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "batchai-operator"
+KUBE_VERSION = "1.37.2"
+# The SA-token operator's liveness port: fixed, so a second run of this module at the same time is
+# noticed (its port is taken) instead of running a second all-namespaces operator.
+SA_LIVENESS_PORT = LIVENESS_PORT + 1
+GPU_TAINT = {"key": "sku", "value": "gpu", "effect": "NoSchedule"}
+PERMISSION_PROBLEM = re.compile(
+    r"(?<![,.:\d])\b403\b|forbidden|not enough permissions|unauthorized",
+    re.IGNORECASE,
+)
+NAMESPACE_TERMINATING = (
+    "is being terminated"  # "namespace x is being terminated", "... because it is being terminated"
+)
+LOG_RECORD_START = re.compile(r"^\[\d{4}-\d\d-\d\d ", re.MULTILINE)
+
+
+# ---- helpers --------------------------------------------------------------------------------------
+
+
+def run(*cmd: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(list(cmd), capture_output=True, text=True, input=input, timeout=120)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+def set_args(values: dict[str, str]) -> list[str]:
+    return [a for k, v in values.items() for a in ("--set", f"{k}={v}")]
+
+
+def helm_template(
+    values: dict[str, str] | None = None, release: str = "r", namespace: str = "default"
+) -> list[dict[str, Any]]:
+    out = run(
+        "helm", "template", release, str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION,
+        *set_args(values or {}),
+    ).stdout  # fmt: skip
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (deploy,) = by_kind(docs, "Deployment")
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    return container  # type: ignore[no-any-return]
+
+
+def permission_problems(log: str) -> list[str]:
+    """Log records (a "[date time] logger [LEVEL] ..." line and its continuation lines, e.g. a
+    traceback) about a refused request: a 403 (not the milliseconds of a timestamp), 401, or a kopf
+    permission warning. A 403 for writing into a terminating namespace (another test's, being deleted;
+    the operator watches all namespaces) comes from admission, not RBAC, and is not counted."""
+    starts = [m.start() for m in LOG_RECORD_START.finditer(log)]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    records = [log[a:b].rstrip("\n") for a, b in zip(starts, [*starts[1:], len(log)], strict=True)]
+    return [r for r in records if r and PERMISSION_PROBLEM.search(r) and NAMESPACE_TERMINATING not in r]
+
+
+def as_dict(obj: object) -> dict[str, Any]:
+    """A kubernetes client model as the API's JSON (camelCase keys), so tests index it freely."""
+    return cast(dict[str, Any], client.ApiClient().sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
+
+
+def gone(read: Callable[[], object]) -> bool:
+    """True when read() answers 404."""
+    try:
+        read()
+    except client.ApiException as e:
+        if e.status == 404:
+            return True
+        raise
+    return False
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# ---- 1. lint and values.schema.json ---------------------------------------------------------------
+
+
+def test_helm_lint_strict_passes() -> None:
+    out = run("helm", "lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION)
+    assert "0 chart(s) failed" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "named", "why"),
+    [
+        ("jobs.allowPrivilegedMounts=yes", "/jobs/allowPrivilegedMounts", "want boolean"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy", "must be one of"),
+        ("logLevel=trace", "/logLevel", "must be one of"),
+        ("watchNamespaces={Bad_NS}", "/watchNamespaces/0", "does not match pattern"),
+        ("jobs.priorityClasses.high.value=2000000000", "/jobs/priorityClasses/high/value", "maximum"),
+        ("watchNamespace={a}", "'watchNamespace' not allowed", "additional properties"),
+    ],
+)
+def test_schema_rejects_bad_values_naming_them(value: str, named: str, why: str) -> None:
+    lint = run(
+        "helm", "lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION, "--set", value, check=False
+    )
+    assert lint.returncode != 0
+    assert named in lint.stdout and why in lint.stdout, lint.stdout
+    tmpl = run(
+        "helm", "template", "r", str(CHART), "--kube-version", KUBE_VERSION, "--set", value, check=False
+    )
+    assert tmpl.returncode != 0
+    assert named in tmpl.stderr and why in tmpl.stderr, tmpl.stderr
+
+
+# ---- 2. rendered objects: valid for the apiserver, and what they say --------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{}, {"crds.enabled": "false"}, {"watchNamespaces": "{a,b}"}],
+    ids=["defaults", "crds-disabled", "watch-namespaces"],
+)
+def test_rendered_chart_passes_server_side_dry_run(namespace: str, values: dict[str, str]) -> None:
+    rendered = run(
+        "helm", "template", "dry", str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION,
+        *set_args(values),
+    ).stdout  # fmt: skip
+    kinds = sorted(d["kind"] for d in yaml.safe_load_all(rendered) if d)
+    expected = ["ClusterRole", "ClusterRoleBinding", "Deployment", "PriorityClass", "PriorityClass"]
+    expected += ["PriorityClass", "ServiceAccount"]
+    if values.get("crds.enabled") != "false":
+        expected += ["CustomResourceDefinition"] * 2
+    assert kinds == sorted(expected)
+    out = run("kubectl", "apply", "--dry-run=server", "-f", "-", input=rendered)
+    assert out.stdout.count("(server dry run)") == len(kinds), out.stdout
+
+
+def test_default_watches_all_namespaces_without_namespace_rbac() -> None:
+    docs = helm_template()
+    args = operator_container(docs)["args"]
+    assert "--all-namespaces" in args and not any(a.startswith("--namespace") for a in args)
+    (role,) = by_kind(docs, "ClusterRole")
+    assert not any("namespaces" in r["resources"] for r in role["rules"])
+
+
+def test_watch_namespaces_become_namespace_args_and_namespace_list_watch() -> None:
+    docs = helm_template({"watchNamespaces": "{a,b}", "logLevel": "debug"})
+    args = operator_container(docs)["args"]
+    assert args[:5] == ["run", "--standalone", "--namespace=a", "--namespace=b", "--debug"]
+    assert "--all-namespaces" not in args
+    (role,) = by_kind(docs, "ClusterRole")
+    assert {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]} in role["rules"]
+
+
+def test_cluster_role_is_least_privilege() -> None:
+    """The exact grant: every verb is justified in templates/rbac.yaml, and all but two (see
+    exercise_every_grant) are used by the RBAC proof below; the chart's own negative checks are there too."""
+    (role,) = by_kind(helm_template(), "ClusterRole")
+    grants = {
+        (g, r, v)
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
+    assert not any("*" in part for grant in grants for part in grant)
+    expected = {("batchai.io", "trainingjobs", v) for v in ("list", "watch", "delete")}
+    expected |= {("batchai.io", "batchaiclusters", v) for v in ("list", "watch", "patch")}
+    expected |= {("batchai.io", f"{p}/status", "patch") for p in ("trainingjobs", "batchaiclusters")}
+    expected |= {("batchai.io", f"{p}/finalizers", "update") for p in ("trainingjobs", "batchaiclusters")}
+    expected |= {("batch", "jobs", v) for v in ("list", "watch", "create", "patch", "delete")}
+    expected |= {("apps", "daemonsets", v) for v in ("list", "watch", "create", "patch", "delete")}
+    expected |= {("", r, v) for r in ("pods", "nodes") for v in ("list", "watch")} | {("", "pods", "patch")}
+    expected |= {("", "configmaps", "create"), ("", "services", "create"), ("", "events", "create")}
+    expected |= {("", "secrets", "get"), ("", "secrets", "create")}
+    expected |= {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
+    assert grants == expected
+
+
+def test_crd_templates_render_the_committed_crds() -> None:
+    committed = {
+        d["metadata"]["name"]: d
+        for f in sorted((REPO / "crds").glob("*.yaml"))
+        for d in yaml.safe_load_all(f.read_text())
+        if d
+    }
+    assert set(committed) == {"trainingjobs.batchai.io", "batchaiclusters.batchai.io"}
+
+    plain = {
+        d["metadata"]["name"]: d
+        for d in by_kind(helm_template({"crds.keep": "false"}), "CustomResourceDefinition")
+    }
+    assert plain == committed
+
+    kept = {d["metadata"]["name"]: d for d in by_kind(helm_template(), "CustomResourceDefinition")}
+    for name, crd in committed.items():
+        expected = copy.deepcopy(crd)
+        expected["metadata"]["annotations"] = {"helm.sh/resource-policy": "keep"}
+        assert kept[name] == expected
+
+    assert not by_kind(helm_template({"crds.enabled": "false"}), "CustomResourceDefinition")
+
+
+# ---- 3. helm install ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    namespace: str
+    service_account: str
+    priority_classes: dict[str, str]
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.name}-batchai-operator"
+
+
+def cluster_scoped_objects(rel: Release) -> list[str]:
+    """The release's cluster-scoped objects that exist (kind/name)."""
+    out = run(
+        "kubectl", "get", "clusterroles,clusterrolebindings,priorityclasses",
+        "-l", f"app.kubernetes.io/instance={rel.name}", "-o", "name",
+    ).stdout  # fmt: skip
+    return out.split()
+
+
+@pytest.fixture(scope="module")
+def release(devcluster: DevCluster, crds_installed: None, core_v1: client.CoreV1Api) -> Iterator[Release]:
+    """One install for the module: fresh namespace, unique release (and PriorityClass) names,
+    crds.enabled=false since the session's crds_installed applies crds/ (no two owners)."""
+    suffix = uuid.uuid4().hex[:6]
+    rel = Release(
+        name=f"chart-{suffix}",
+        namespace=f"it-chart-{suffix}",
+        service_account=f"chart-{suffix}-batchai-operator",
+        priority_classes={p: f"chart-{suffix}-{p}" for p in ("low", "normal", "high")},
+    )
+    labels = {"batchai.io/integration-test": "true"}
+    core_v1.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=rel.namespace, labels=labels))
+    )
+    values = {"crds.enabled": "false"}
+    values |= {f"jobs.priorityClasses.{p}.name": n for p, n in rel.priority_classes.items()}
+    try:
+        run(
+            "helm", "install", rel.name, str(CHART), "-n", rel.namespace, "--wait", "--timeout", "60s",
+            *set_args(values),
+        )  # fmt: skip
+        yield rel
+    finally:
+        # test_uninstall_* normally did this already; here only as a safety net.
+        if rel.name in run("helm", "list", "-n", rel.namespace, "-q").stdout.split():
+            run("helm", "uninstall", rel.name, "-n", rel.namespace, "--wait", "--timeout", "60s")
+        core_v1.delete_namespace(rel.namespace, propagation_policy="Background")
+
+
+def test_install_creates_a_running_operator_deployment(release: Release, core_v1: client.CoreV1Api) -> None:
+    status = json.loads(run("helm", "status", release.name, "-n", release.namespace, "-o", "json").stdout)
+    assert status["info"]["status"] == "deployed"
+    deploy = as_dict(client.AppsV1Api().read_namespaced_deployment(release.fullname, release.namespace))
+    assert deploy["status"]["availableReplicas"] == 1
+    pod_spec = deploy["spec"]["template"]["spec"]
+    assert pod_spec["serviceAccountName"] == release.service_account
+    assert "--all-namespaces" in pod_spec["containers"][0]["args"]
+    (pod,) = as_dict(
+        core_v1.list_namespaced_pod(
+            release.namespace, label_selector=f"app.kubernetes.io/instance={release.name}"
+        )
+    )["items"]
+    assert pod["status"]["phase"] == "Running" and pod["spec"]["nodeName"]  # kwok "runs" it on a fake node
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    core_v1.read_namespaced_service_account(release.service_account, release.namespace)
+    assert sorted(cluster_scoped_objects(release)) == sorted(
+        [f"clusterrole.rbac.authorization.k8s.io/{release.fullname}"]
+        + [f"clusterrolebinding.rbac.authorization.k8s.io/{release.fullname}"]
+        + [f"priorityclass.scheduling.k8s.io/{n}" for n in release.priority_classes.values()]
+    )
+    values = {
+        pc["metadata"]["name"]: pc["value"]
+        for pc in as_dict(
+            client.SchedulingV1Api().list_priority_class(
+                label_selector=f"app.kubernetes.io/instance={release.name}"
+            )
+        )["items"]
+    }
+    assert values == {
+        release.priority_classes[p]: v for p, v in (("low", 1000), ("normal", 2000), ("high", 3000))
+    }
+
+
+# ---- 4. RBAC proof: the operator with the chart's ServiceAccount token ----------------------------
+
+
+def as_sa(release: Release) -> str:
+    return f"--as=system:serviceaccount:{release.namespace}:{release.service_account}"
+
+
+@pytest.mark.parametrize(
+    "verb_resource",
+    [
+        ("list", "secrets"),
+        ("watch", "secrets"),
+        ("delete", "pods"),
+        ("create", "pods"),
+        ("create", "deployments.apps"),
+        ("update", "trainingjobs.batchai.io"),
+        ("create", "trainingjobs.batchai.io"),
+        ("delete", "nodes"),
+        ("create", "clusterroles.rbac.authorization.k8s.io"),
+    ],
+    ids=lambda vr: "-".join(vr),
+)
+def test_service_account_cannot(release: Release, verb_resource: tuple[str, str]) -> None:
+    out = run("kubectl", "auth", "can-i", *verb_resource, "-A", as_sa(release), check=False)
+    assert out.stdout.strip() == "no", out.stdout + out.stderr
+
+
+def test_service_account_has_every_rule_of_the_cluster_role(release: Release) -> None:
+    role = json.loads(run("kubectl", "get", "clusterrole", release.fullname, "-o", "json").stdout)
+    checked = 0
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for res in rule["resources"]:
+                base, _, sub = res.partition("/")
+                target = f"{base}.{group}" if group else base
+                for verb in rule["verbs"]:
+                    cmd = ["kubectl", "auth", "can-i", verb, target, "-A", as_sa(release)]
+                    if sub:
+                        cmd.append(f"--subresource={sub}")
+                    assert run(*cmd, check=False).stdout.strip() == "yes", cmd
+                    checked += 1
+    assert checked >= 25
+
+
+class SaOperator:
+    """`kopf run` with the Deployment's args and env, authenticated as the chart's ServiceAccount."""
+
+    def __init__(self, release: Release, workdir: Path) -> None:
+        token = run(
+            "kubectl", "create", "token", release.service_account, "-n", release.namespace, "--duration=1h"
+        ).stdout.strip()  # fmt: skip
+        admin = yaml.safe_load(Path(os.environ["KUBECONFIG"]).read_text())
+        context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+        cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])["cluster"]
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "dev", "cluster": cluster}],  # server + the apiserver's CA
+            "users": [{"name": "sa", "user": {"token": token}}],
+            "contexts": [{"name": "sa", "context": {"cluster": "dev", "user": "sa"}}],
+            "current-context": "sa",
+        }
+        self.kubeconfig = workdir / "sa-kubeconfig"
+        self.kubeconfig.write_text(yaml.safe_dump(kubeconfig))
+        self.kubeconfig.chmod(0o600)
+        self.log_path = workdir / "operator.log"
+        self.port = SA_LIVENESS_PORT
+
+        deploy = as_dict(client.AppsV1Api().read_namespaced_deployment(release.fullname, release.namespace))
+        container = deploy["spec"]["template"]["spec"]["containers"][0]
+        # The chart's args (--all-namespaces by default), with a local liveness endpoint.
+        self.args = [
+            f"--liveness=http://127.0.0.1:{self.port}/healthz" if a.startswith("--liveness") else a
+            for a in container["args"]
+        ]
+        self.env: dict[str, str] = {e["name"]: e["value"] for e in container["env"]}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig)}
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kopf", *self.args], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"SA operator exited {self.proc.returncode}:\n{self.log_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("SA operator did not become live in 30 s:\n" + self.log_text()[-3000:])
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def permission_problems(self) -> list[str]:
+        return permission_problems(self.log_text())
+
+
+def test_permission_problems_finds_rbac_denials_only() -> None:
+    kopf_retry = (
+        "[2026-11-29 11:27:21,661] kopf._core.engines.p [ERROR   ] Request attempt #1/9 failed; will retry: "
+        'POST https://127.0.0.1:16443/api/v1/namespaces/x/events -> APIForbiddenError(\'events "kopf-event-" '
+        'is forbidden: User "system:serviceaccount:x:sa" cannot create resource "events" in API group ""\')'
+    )
+    terminating = (
+        "[2026-11-29 11:27:21,667] kopf._core.engines.p [ERROR   ] Request attempt #1/9 failed; will retry: "
+        "... is forbidden: unable to create new content in namespace y because it is being terminated"
+    )
+    traceback = (
+        "[2026-11-29 11:32:38,992] kopf.objects [ERROR   ] [ns/cntk] Handler 'on_trainingjob' failed with an "
+        "exception and will ignore it: (403)\nReason: Forbidden\nHTTP response body: {{{}}}\nTraceback:\n"
+        "kubernetes.client.exceptions.ForbiddenException: (403)"
+    )
+    rbac_traceback = traceback.format('"message":"secrets \\"storage\\" is forbidden: User ... cannot get"')
+    terminating_traceback = traceback.format('"message":"namespace y is being terminated"')
+    kopf_warning = "[2026-11-29 11:27:21,700] kopf._core.reactor.o [WARNING ] Not enough permissions to watch"
+    harmless = "[2026-11-29 11:27:16,403] kopf.objects [INFO    ] [it-7/nc6] Handler 'on_job' succeeded."
+    event_404 = (
+        "[2026-11-29 11:34:28,054] kopf._core.engines.p [WARNING ] Failed to post an event. Code: 404."
+    )
+    log = "\n".join(
+        [harmless, kopf_retry, terminating, rbac_traceback, terminating_traceback, kopf_warning, event_404]
+    )
+    assert permission_problems(log + "\n") == [kopf_retry, rbac_traceback, kopf_warning]
+
+
+def assert_no_other_operator() -> None:
+    for port, who in (
+        (LIVENESS_PORT, "the session `operator` fixture (or another run's)"),
+        (SA_LIVENESS_PORT, "another run of test_chart.py"),
+    ):
+        if port_open(port):
+            pytest.fail(
+                f"another operator is live on 127.0.0.1:{port}: {who}. The chart's all-namespaces operator "
+                "must not run beside it (both would act on the same objects). test_chart.py relies on "
+                "running before any module that requests `operator` (pytest's file order)"
+                " and on no concurrent run."
+            )
+
+
+@pytest.fixture(scope="module")
+def sa_operator(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaOperator]:
+    assert_no_other_operator()
+    op = SaOperator(release, tmp_path_factory.mktemp("sa-operator"))
+    op.start()
+    yield op
+    op.stop()
+
+
+def get_bac(ns: str, name: str) -> dict[str, Any]:
+    return cast(
+        dict[str, Any],
+        client.CustomObjectsApi().get_namespaced_custom_object(GROUP, VERSION, ns, "batchaiclusters", name),
+    )
+
+
+def exercise_every_grant(
+    release: Release, namespace: str, fake_node: Callable[..., client.V1Node], core_v1: client.CoreV1Api
+) -> None:
+    """TrainingJobs and a BatchAICluster run to success, and between them every grant of the ClusterRole
+    is used, except two this control plane cannot call for: batchaiclusters patch (the annotation written
+    after an ARM agent-pool update: no spec.aks here) and */finalizers update (checked only by the
+    OwnerReferencesPermissionEnforcement admission plugin, which is off)."""
+    custom = client.CustomObjectsApi()
+    apps = client.AppsV1Api()
+
+    # A BatchAICluster with a setup task on two fresh nodes of its own agent pool.
+    pool = f"chart{uuid.uuid4().hex[:6]}"
+    for _ in range(2):
+        fake_node(f"aks-{pool}", gpus=1, instance_type="Standard_NC6", agent_pool=pool, taints=[GPU_TAINT])
+    setup = {"commandLine": "echo setup", "stdOutErrPathPrefix": "/tmp/setup-logs"}
+    bac = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BatchAICluster",
+        "metadata": {"name": "pool", "namespace": namespace},
+        "spec": {"vmSize": "Standard_NC6", "agentPool": pool, "nodeSetup": {"setupTask": setup}},
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "batchaiclusters", bac)
+
+    # Jobs: single-node CNTK with a storage Secret (get) and a TTL (TrainingJob delete); a 2-node
+    # Horovod job created suspended (Job patch), with its ConfigMap, headless Service and SSH Secret.
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    create_job(namespace, "cntk", cntk_spec(ttlSecondsAfterFinished=4))
+    hvd = {
+        "cluster": "nc6",
+        "nodeCount": 2,
+        "suspend": True,
+        "stdOutErrPathPrefix": "/tmp/logs",
+        "horovodSettings": {"pythonScriptFilePath": "train.py", "processCount": 2},
+    }
+    create_job(namespace, "hvd", hvd, annotations={"sim.batchai.io/run-for": "2s"})
+    # Terminated while suspended (no GPU needed): the operator deletes its Job.
+    create_job(namespace, "term", cntk_spec(suspend=True))
+
+    batch = client.BatchV1Api()
+    suspended = wait_for(lambda: batch.read_namespaced_job("hvd", namespace), timeout=20, what="Job hvd")
+    assert as_dict(suspended)["spec"]["suspend"] is True
+    core_v1.read_namespaced_config_map("hvd", namespace)
+    core_v1.read_namespaced_service("hvd", namespace)
+    core_v1.read_namespaced_secret("hvd-ssh", namespace)
+    patch_job(namespace, "hvd", {"spec": {"suspend": False}})
+    wait_for(lambda: batch.read_namespaced_job("term", namespace), timeout=20, what="Job term")
+    patch_job(namespace, "term", {"spec": {"terminate": True}})
+
+    cntk = wait_state(namespace, "cntk", "succeeded", timeout=40)
+    assert cntk["status"]["executionInfo"]["exitCode"] == 0
+    wait_for(
+        lambda: {"Queued", "Running", "Succeeded"} <= {e.reason for e in events_for(namespace, "cntk")},
+        timeout=10,
+        what="Events posted with the SA",
+    )
+    term = wait_state(namespace, "term", "failed", timeout=20)
+    assert term["status"]["executionInfo"]["errors"][0]["code"] == "JobTerminated"
+    wait_for(
+        lambda: gone(lambda: batch.read_namespaced_job("term", namespace)), timeout=10, what="Job deleted"
+    )
+    hvd_done = wait_state(namespace, "hvd", "succeeded", timeout=40)
+    assert hvd_done["status"]["executionInfo"]["exitCode"] == 0
+    pods = job_pods(namespace, "hvd")
+    assert pods and all(
+        as_dict(p)["spec"]["priorityClassName"] == release.priority_classes["normal"] for p in pods
+    )
+
+    # The cluster: DaemonSet created, setup done on both nodes, steady with 2 idle nodes.
+    def steady() -> dict[str, Any] | None:
+        st = get_bac(namespace, "pool").get("status") or {}
+        counts = st.get("nodeStateCounts") or {}
+        ok = st.get("allocationState") == "steady" and st.get("currentNodeCount") == 2
+        return st if ok and counts.get("idleNodeCount") == 2 else None
+
+    wait_for(steady, timeout=30, what="BatchAICluster pool steady with 2 idle nodes")
+
+    def setup_revision() -> str:
+        ds = as_dict(apps.read_namespaced_daemon_set("pool-setup", namespace))
+        return str(ds["metadata"]["annotations"]["batchai.io/setup-task-revision"])
+
+    revision = setup_revision()
+    # A changed setup task: the DaemonSet is replaced by a JSON patch; removed: it is deleted.
+    custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "batchaiclusters", "pool",
+        {"spec": {"nodeSetup": {"setupTask": {**setup, "commandLine": "echo again"}}}},
+    )  # fmt: skip
+    wait_for(lambda: setup_revision() != revision, timeout=10, what="setup DaemonSet patched")
+    custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "batchaiclusters", "pool", {"spec": {"nodeSetup": None}}
+    )
+    wait_for(
+        lambda: not apps.list_namespaced_daemon_set(namespace).items, timeout=10, what="DaemonSet deleted"
+    )
+    # Its pods gone too, before the fake nodes are deleted (pods of deleted nodes linger until pod GC).
+    uid = get_bac(namespace, "pool")["metadata"]["uid"]
+    wait_for(
+        lambda: (
+            not core_v1.list_namespaced_pod(namespace, label_selector=f"batchai.io/cluster-uid={uid}").items
+        ),
+        timeout=15,
+        what="setup pods deleted",
+    )
+
+    # ttlSecondsAfterFinished: the operator deleted the TrainingJob.
+    wait_for(
+        lambda: gone(lambda: get_job(namespace, "cntk")), timeout=15, what="TrainingJob cntk deleted (TTL)"
+    )
+
+
+def test_operator_with_the_chart_rbac_runs_jobs_and_a_cluster(
+    sa_operator: SaOperator,
+    release: Release,
+    namespace: str,
+    fake_node: Callable[..., client.V1Node],
+    core_v1: client.CoreV1Api,
+) -> None:
+    assert "--all-namespaces" in sa_operator.args
+    # The operator's kubeconfig is the ServiceAccount's token, not admin.
+    env = {**os.environ, "KUBECONFIG": str(sa_operator.kubeconfig)}
+    whoami = subprocess.run(
+        ["kubectl", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"],
+        env=env, capture_output=True, text=True, check=True, timeout=30,
+    ).stdout  # fmt: skip
+    assert whoami == f"system:serviceaccount:{release.namespace}:{release.service_account}"
+    try:
+        exercise_every_grant(release, namespace, fake_node, core_v1)
+    except Exception as e:
+        problems = sa_operator.permission_problems()
+        if problems:
+            raise AssertionError("the operator was refused:\n" + "\n".join(problems)) from e
+        raise
+    assert sa_operator.proc is not None and sa_operator.proc.poll() is None, sa_operator.log_text()[-3000:]
+    if port_open(LIVENESS_PORT):
+        pytest.fail(
+            f"an operator started on 127.0.0.1:{LIVENESS_PORT} during this test: the RBAC proof is void"
+        )
+    assert sa_operator.permission_problems() == [], "\n".join(sa_operator.permission_problems())
+
+
+# ---- uninstall (last: the tests above use the release) ---------------------------------------------
+
+
+def test_uninstall_removes_cluster_scoped_objects_and_keeps_the_crds(release: Release) -> None:
+    run("helm", "uninstall", release.name, "-n", release.namespace, "--wait", "--timeout", "60s")
+    assert cluster_scoped_objects(release) == []
+    run("kubectl", "get", "crd", "trainingjobs.batchai.io", "batchaiclusters.batchai.io")
+    assert run("kubectl", "get", "serviceaccount", release.service_account, "-n", release.namespace,
+               check=False).returncode != 0  # fmt: skip
