@@ -38,6 +38,7 @@ from .storage.refs import referenced_secrets
 log = logging.getLogger("batchai_operator")
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 SECRET_RETRY_SECONDS = 10.0
+SYNC_RETRY_MAX_SECONDS = 60.0
 
 
 class _State:
@@ -50,6 +51,7 @@ class _State:
         self.written: dict[str, dict[str, Any]] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.failures: dict[str, int] = {}
 
 
 STATE = _State()
@@ -169,7 +171,18 @@ async def sync_job(uid: str, indexes: dict[str, Any]) -> None:
         body = _first(indexes["trainingjobs_by_uid"], uid)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
-        await _sync_locked(uid, body, indexes)
+        try:
+            await _sync_locked(uid, body, indexes)
+        except Exception:
+            # kopf does not retry event handlers: retry here with backoff, or the change would be lost.
+            failures = STATE.failures[uid] = STATE.failures.get(uid, 0) + 1
+            delay = min(SYNC_RETRY_MAX_SECONDS, 2.0**failures)
+            log.exception(
+                "sync of TrainingJob %s failed (attempt %d); retrying in %.0fs", uid, failures, delay
+            )
+            _retry_later(uid, delay, indexes)
+        else:
+            STATE.failures.pop(uid, None)
 
 
 async def _sync_locked(uid: str, body: dict[str, Any], indexes: dict[str, Any]) -> None:
@@ -340,6 +353,7 @@ def _schedule_ttl(
 def _forget(uid: str) -> None:
     STATE.locks.pop(uid, None)
     STATE.written.pop(uid, None)
+    STATE.failures.pop(uid, None)
     timer = STATE.timers.pop(uid, None)
     if timer:
         timer.cancel()

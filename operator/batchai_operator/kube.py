@@ -18,6 +18,8 @@ from kubernetes.client.exceptions import ApiException
 from . import GROUP, VERSION
 
 log = logging.getLogger(__name__)
+# Ask the apiserver for an object's metadata only (used for Secrets: their values never reach us).
+PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 class Kube:
@@ -105,17 +107,24 @@ class Kube:
         await asyncio.to_thread(self.batch.patch_namespaced_job, name, namespace, patch)
 
     async def secret_exists(self, namespace: str, name: str) -> bool:
+        """Whether a Secret exists. Asks for its metadata only, so no secret value is ever transferred."""
         try:
-            # Only existence is checked: the raw response is dropped unread (no key in memory or logs).
-            resp: Any = await asyncio.to_thread(
-                self.core.read_namespaced_secret, name, namespace, _preload_content=False
-            )
-            resp.release_conn()
+            await asyncio.to_thread(self._secret_metadata, namespace, name)
             return True
         except ApiException as e:
             if e.status == 404:
                 return False
             raise
+
+    def _secret_metadata(self, namespace: str, name: str) -> bytes:
+        resp: Any = self.core.read_namespaced_secret(
+            name, namespace, _headers={"Accept": PARTIAL_METADATA}, _preload_content=False
+        )
+        # Read the (metadata-only) body to the end so the pooled connection stays usable.
+        data: bytes = resp.read()
+        if b'"PartialObjectMetadata"' not in data:
+            raise RuntimeError("the apiserver did not honour the metadata-only request for a Secret")
+        return data
 
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource of one of our custom objects (404: it is gone, fine)."""
