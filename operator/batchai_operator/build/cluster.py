@@ -20,6 +20,7 @@ from typing import Any
 
 from ..api.cluster import BatchAIClusterSpec, SetupTask
 from ..config import LABEL_CLUSTER, LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY, OperatorConfig
+from .env import user_env
 from .job import node_selector, tolerations
 from .names import LABEL_CLUSTER_UID, SETUP_ROLE, label_value
 from .paths import MOUNT_ROOT
@@ -145,16 +146,7 @@ def setup_env(setup: SetupTask, stdouterr_dir: str) -> list[dict[str, Any]]:
         {"name": "BATCHAI_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "BATCHAI_SETUP_TASK_COMMAND_LINE", "value": setup.command_line},
     ]
-    env += [v.wire() for v in setup.environment_variables or []]
-    for s in setup.secrets or []:
-        assert s.secret_ref is not None  # the schema requires it
-        env.append(
-            {
-                "name": s.name,
-                "valueFrom": {"secretKeyRef": {"name": s.secret_ref.name, "key": s.secret_ref.key or s.name}},
-            }
-        )
-    return env
+    return env + user_env(setup.environment_variables, setup.secrets)
 
 
 def _revision(template: dict[str, Any]) -> str:

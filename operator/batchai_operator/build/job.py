@@ -13,6 +13,7 @@ from ..api.cluster import BatchAIClusterSpec
 from ..api.trainingjob import TrainingJobSpec
 from ..config import LABEL_CLUSTER, OperatorConfig, vm_size_info
 from ..launcher import commands
+from .env import user_env
 from .errors import BuildError
 from .names import child_labels, child_name, label_value, owner_reference, setup_done_affinity
 from .paths import CONFIG_DIR, SSH_DIR, JobIdentity, batchai_env
@@ -179,16 +180,7 @@ def build_children(
     to_expand = [e.name for e in spec.environment_variables or [] if "$" in e.value]
     if to_expand:
         env["BATCHAI_EXPAND_VARS"] = " ".join(to_expand)
-    env_list = _env_list(env)
-    env_list += [e.wire() for e in spec.environment_variables or []]
-    for s in spec.secrets or []:
-        assert s.secret_ref is not None  # the schema requires it
-        env_list.append(
-            {
-                "name": s.name,
-                "valueFrom": {"secretKeyRef": {"name": s.secret_ref.name, "key": s.secret_ref.key or s.name}},
-            }
-        )
+    env_list = _env_list(env) + user_env(spec.environment_variables, spec.secrets)
 
     container: dict[str, Any] = {
         "name": MAIN_CONTAINER,
