@@ -42,7 +42,6 @@ from devcluster import DevCluster, wait_for
 from jobs import (
     GROUP,
     VERSION,
-    cntk_spec,
     create_cluster,
     create_job,
     create_storage_secret,
@@ -54,6 +53,8 @@ from jobs import (
 )
 from kubernetes import client
 from operator_process import LIVENESS_PORT
+
+from samples import cntk_spec
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,6 @@ import pytest
 from devcluster import wait_for
 from jobs import (
     SECRET_KEY_VALUE,
-    cntk_spec,
     create_cluster,
     create_job,
     create_storage_secret,
@@ -20,6 +19,8 @@ from jobs import (
     wait_state,
 )
 from kubernetes import client
+
+from samples import cntk_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("operator")]
 

@@ -12,35 +12,9 @@ from batchai_operator.build.errors import BuildError
 from batchai_operator.build.job import build_children, hosts, node_selector, shm_quantity
 from batchai_operator.build.names import child_name
 from batchai_operator.config import OperatorConfig
+from samples import cntk_spec
 
-SEED_SPEC: dict[str, Any] = {
-    "cluster": "nc6",
-    "nodeCount": 1,
-    "cntkSettings": {
-        "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/cntk/ConvNet_MNIST.py",
-        "commandLineArgs": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/mnist_cntk $AZ_BATCHAI_OUTPUT_MODEL",
-    },
-    "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
-    "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}],
-    "mountVolumes": {
-        "azureFileShares": [
-            {
-                "accountName": "acct",
-                "azureFileUrl": "https://acct.file.core.windows.net/logs",
-                "credentials": {"secretRef": {"name": "acct-storage"}},
-                "relativeMountPath": "logs",
-            }
-        ],
-        "azureBlobFileSystems": [
-            {
-                "accountName": "acct",
-                "containerName": "data",
-                "credentials": {"secretRef": {"name": "acct-storage"}},
-                "relativeMountPath": "data",
-            }
-        ],
-    },
-}
+SEED_SPEC: dict[str, Any] = cntk_spec(secret="acct-storage")
 
 
 def obj(
@@ -110,13 +84,18 @@ def test_seed_job_is_one_indexed_job_on_the_clusters_gpu_nodes() -> None:
 def test_csi_inline_volumes_for_files_and_blobs() -> None:
     pod = build(SEED_SPEC).job["spec"]["template"]["spec"]
     csi = {v["csi"]["driver"]: v["csi"]["volumeAttributes"] for v in pod["volumes"] if "csi" in v}
-    assert csi["file.csi.azure.com"]["shareName"] == "logs"
-    assert csi["file.csi.azure.com"]["secretName"] == "acct-storage"
+    shares = [
+        v["csi"]["volumeAttributes"]
+        for v in pod["volumes"]
+        if v.get("csi", {}).get("driver") == "file.csi.azure.com"
+    ]
+    assert sorted(a["shareName"] for a in shares) == ["logs", "scripts"]
+    assert {a["secretName"] for a in shares} == {"acct-storage"}
     assert csi["blob.csi.azure.com"]["containerName"] == "data"
     assert csi["blob.csi.azure.com"]["protocol"] == "fuse2"
     paths = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
     root = "/mnt/batch/tasks/shared/LS_root/jobs/team-a/default/cntk-python-1/mounts"
-    assert {f"{root}/logs", f"{root}/data", "/etc/batchai"} <= paths
+    assert {f"{root}/logs", f"{root}/scripts", f"{root}/data", "/etc/batchai"} <= paths
 
 
 def test_no_secret_value_reaches_the_manifests() -> None:
