@@ -14,7 +14,6 @@ Timers are one-shot: when a NotReady node passes the grace period, and to retry 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from .cluster_status import (
     status_patch,
 )
 from .config import LABEL_JOB_UID, LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY, OperatorConfig
-from .kube import Kube
+from .kube import Kube, api_message
 from .scaling import AgentPoolScaler, DesiredScale, ScaleError, desired_scale
 
 log = logging.getLogger("batchai_operator.clusters")
@@ -293,7 +292,7 @@ async def _sync_locked(key: Key, cluster: dict[str, Any], indexes: dict[str, Any
                 if e.status not in (400, 403, 422):
                     raise
                 # The apiserver refused the DaemonSet (invalid, or not allowed): say so in the status.
-                reason = _api_message(e)
+                reason = api_message(e)
                 invalid = ("SetupTaskRejected", f"The setup task's DaemonSet was rejected: {reason}")
         if desired_ds is not None:
             revision = desired_ds["metadata"]["annotations"][ANNOTATION_SETUP_REVISION]
@@ -349,13 +348,6 @@ async def _ensure_daemonset(
             {"op": "replace", "path": "/spec", "value": desired["spec"]},
         ]
         await kube.patch_json("DaemonSet", existing["namespace"], existing["name"], ops)
-
-
-def _api_message(e: ApiException) -> str:
-    try:
-        return str(json.loads(e.body or "{}").get("message") or e.reason)
-    except ValueError:
-        return str(e.reason)
 
 
 def _schedule(timers: dict[Key, asyncio.TimerHandle], key: Key, delay: float | None) -> None:

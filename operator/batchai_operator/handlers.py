@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from . import GROUP, VERSION
@@ -31,7 +32,7 @@ from .config import (
     MANAGED_BY,
     OperatorConfig,
 )
-from .kube import Kube
+from .kube import Kube, api_message
 from .status import TERMINAL, Observed, compute_status
 from .storage.refs import referenced_secrets
 
@@ -39,6 +40,7 @@ log = logging.getLogger("batchai_operator")
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 SECRET_RETRY_SECONDS = 10.0
 SYNC_RETRY_MAX_SECONDS = 60.0
+CREATE_RETRY_SECONDS = 10.0
 
 
 class _State:
@@ -275,7 +277,15 @@ async def _start(
         )
         _retry_later(uid, SECRET_RETRY_SECONDS, indexes)
         return
-    await _create_children(children)
+    try:
+        await _create_children(children)
+    except ApiException as e:
+        if e.status not in (400, 403, 409, 422):
+            raise
+        # Refused by admission (a ResourceQuota, a policy, an invalid value): say so, and try again later.
+        obs.waiting_reason = ("JobCreationRejected", f"The job's pods could not be created: {api_message(e)}")
+        _retry_later(uid, CREATE_RETRY_SECONDS, indexes)
+        return
     obs.job = children.job
 
 

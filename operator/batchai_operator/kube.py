@@ -8,6 +8,7 @@ treats 404 as done.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,14 @@ from . import GROUP, VERSION
 log = logging.getLogger(__name__)
 # Ask the apiserver for an object's metadata only (used for Secrets: their values never reach us).
 PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+
+def api_message(e: ApiException) -> str:
+    """The apiserver's own message from an error response (never a request body)."""
+    try:
+        return str(json.loads(e.body or "{}").get("message") or e.reason)
+    except (ValueError, AttributeError):
+        return f"{e.status} {e.reason}"
 
 
 class Kube:

@@ -408,3 +408,25 @@ def test_jobs_run_only_on_nodes_whose_setup_task_succeeded(namespace: str) -> No
         .items
     )
     assert setup_pods, "the job ran on a node without a finished setup task"
+
+
+def test_job_refused_by_a_quota_waits_with_the_apiservers_reason(namespace: str) -> None:
+    core = client.CoreV1Api()
+    core.create_namespaced_resource_quota(
+        namespace, {"metadata": {"name": "no-jobs"}, "spec": {"hard": {"count/jobs.batch": "0"}}}
+    )
+    wait_for(lambda: core.read_namespaced_resource_quota_status("no-jobs", namespace).status.hard, timeout=30)
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    create_job(namespace, "quota", cntk_spec())
+
+    def rejected() -> dict | None:  # type: ignore[type-arg]
+        conds = (get_job(namespace, "quota").get("status") or {}).get("conditions", [])
+        return next(
+            (c for c in conds if c["reason"] == "JobCreationRejected" and c["status"] == "True"), None
+        )
+
+    cond = wait_for(rejected, timeout=30, what="JobCreationRejected")
+    assert "exceeded quota" in cond["message"]
+    core.delete_namespaced_resource_quota("no-jobs", namespace)
+    wait_state(namespace, "quota", "succeeded", timeout=60)
