@@ -430,3 +430,56 @@ def test_job_refused_by_a_quota_waits_with_the_apiservers_reason(namespace: str)
     assert "exceeded quota" in cond["message"]
     core.delete_namespaced_resource_quota("no-jobs", namespace)
     wait_state(namespace, "quota", "succeeded", timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("JobPreparationFailed: exit code 7", "JobPreparationFailed"),
+        ("MountFailed: /mnt/gfs: exit code 7", "AZFMountError"),
+    ],
+)
+def test_launcher_termination_messages_become_batchai_error_codes(
+    namespace: str, message: str, code: str
+) -> None:
+    """The launcher writes why it failed to /dev/termination-log; the kubelet (kwok here) reports it."""
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    sim = {"sim.batchai.io/exit-code": "7", "sim.batchai.io/termination-message": message}
+    create_job(
+        namespace,
+        "prep",
+        cntk_spec(jobPreparation={"commandLine": "pip install -r req.txt"}),
+        annotations=sim,
+    )
+    st = wait_state(namespace, "prep", "failed")["status"]
+    assert st["executionInfo"]["exitCode"] == 7
+    assert st["executionInfo"]["errors"][0]["code"] == code
+
+
+def test_unmanaged_file_systems_without_the_admin_opt_in_fail_with_a_clear_error(namespace: str) -> None:
+    create_cluster(namespace)
+    spec = {
+        "cluster": "nc6",
+        "nodeCount": 1,
+        "stdOutErrPathPrefix": "/tmp/logs",
+        "customToolkitSettings": {"commandLine": "ls"},
+        "mountVolumes": {
+            "unmanagedFileSystems": [
+                {"mountCommand": "mount -t glusterfs 10.0.0.4:/gv0", "relativeMountPath": "gfs"}
+            ]
+        },
+    }
+    create_job(namespace, "gluster", spec)
+    st = wait_state(namespace, "gluster", "failed")["status"]
+    err = st["executionInfo"]["errors"][0]
+    assert err["code"] == "UnmanagedFileSystemNotAllowed" and "allowPrivilegedMounts" in err["message"]
+    assert not client.BatchV1Api().list_namespaced_job(namespace).items
+    wait_for(
+        lambda: any(
+            e.type == "Warning" and "unmanagedFileSystems" in e.message
+            for e in events_for(namespace, "gluster")
+        ),
+        timeout=15,
+        what="Warning event",
+    )
