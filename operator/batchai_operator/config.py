@@ -72,6 +72,10 @@ class OperatorConfig(BaseModel):
         default=False, description="Allow unmanagedFileSystems, which need privileged job pods."
     )
     unusable_grace_seconds: int = Field(default=300, description="NotReady longer than this: node unusable.")
+    mount_failure_threshold: int = Field(
+        default=3,
+        description="FailedMount attempts (Event count) after which a job fails with AZFMountError.",
+    )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -82,6 +86,8 @@ class OperatorConfig(BaseModel):
         if env.get("BATCHAI_PRIORITY_CLASSES"):
             cfg.priority_classes = json.loads(env["BATCHAI_PRIORITY_CLASSES"])
         cfg.allow_privileged_mounts = env.get("BATCHAI_ALLOW_PRIVILEGED_MOUNTS", "false").lower() == "true"
+        if env.get("BATCHAI_MOUNT_FAILURE_THRESHOLD"):
+            cfg.mount_failure_threshold = int(env["BATCHAI_MOUNT_FAILURE_THRESHOLD"])
         if env.get("BATCHAI_UNUSABLE_GRACE_SECONDS"):
             cfg.unusable_grace_seconds = int(env["BATCHAI_UNUSABLE_GRACE_SECONDS"])
         return cfg

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -19,11 +20,13 @@ from pydantic import ValidationError
 
 from . import GROUP, VERSION
 from .api.cluster import BatchAIClusterSpec
+from .api.common import MountVolumes
 from .api.trainingjob import PLURAL as TJ_PLURAL
 from .api.trainingjob import TrainingJobSpec
 from .build.errors import BuildError
 from .build.job import JobChildren, build_children, build_ssh_secret, identity
 from .build.ssh import generate_ssh_keypair
+from .build.volumes import describe_volumes
 from .config import (
     DOMAIN,
     FINALIZER,
@@ -33,7 +36,7 @@ from .config import (
     OperatorConfig,
 )
 from .kube import Kube, api_message
-from .status import TERMINAL, Observed, compute_status
+from .status import INDEX_LABEL, TERMINAL, Observed, compute_status, mount_failure_message
 from .storage.refs import referenced_secrets
 
 log = logging.getLogger("batchai_operator")
@@ -54,14 +57,25 @@ class _State:
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.failures: dict[str, int] = {}
+        self.mount_failures: dict[str, tuple[int, int, str]] = {}  # uid -> (node index, count, message)
+        self.indexes: dict[str, Any] = {}
+        self.stop = threading.Event()
+        self.watch_thread: threading.Thread | None = None
 
 
 STATE = _State()
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
+INDEX_NAMES = (
+    "trainingjobs_by_uid",
+    "jobs_by_owner",
+    "pods_by_owner",
+    "pod_owner_by_name",
+    "clusters_by_name",
+)
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=DOMAIN)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -77,6 +91,22 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=32))
     STATE.config = OperatorConfig.from_env()
     STATE.kube = Kube.load()
+    # The kubelets' FailedMount Events come from a narrow watch of our own, fed back into the loop.
+    STATE.indexes = {k: v for k, v in kwargs.items() if k in INDEX_NAMES}
+    loop = asyncio.get_running_loop()
+    kube = STATE.kube
+    STATE.watch_thread = threading.Thread(
+        target=kube.watch_failed_mounts,
+        args=(lambda ev: loop.call_soon_threadsafe(_spawn, on_failed_mount(ev)), STATE.stop),
+        name="failed-mount-watch",
+        daemon=True,
+    )
+    STATE.watch_thread.start()
+
+
+@kopf.on.cleanup()
+async def stop_watches(**_: Any) -> None:
+    STATE.stop.set()
 
 
 # ---- indexes: in-memory views of what the watches saw, so syncing reads no API --------------------
@@ -108,6 +138,13 @@ def pods_by_owner(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, d
         "status": dict(body.status),
     }
     return {owner: slim}
+
+
+@kopf.index("", "v1", "pods", labels=MANAGED)
+def pod_owner_by_name(namespace: str | None, name: str, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
+    owner = labels.get(LABEL_JOB_UID)
+    index = labels.get(INDEX_LABEL, "0")
+    return {(namespace or "", name): (owner, int(index))} if owner else {}
 
 
 @kopf.index(GROUP, VERSION, "batchaiclusters")
@@ -152,6 +189,19 @@ async def on_cluster_for_jobs(namespace: str | None, name: str, **kwargs: Any) -
                 continue
             if str((tj.get("spec") or {}).get("cluster", "")).rstrip("/").rsplit("/", 1)[-1] == name:
                 await sync_job(uid, kwargs)
+
+
+async def on_failed_mount(event: dict[str, Any]) -> None:
+    """A kubelet could not mount a volume of one of our pods: record it and sync that job."""
+    involved = event.get("involvedObject") or {}
+    store = STATE.indexes["pod_owner_by_name"].get((involved.get("namespace") or "", involved.get("name")))
+    found: tuple[str, int] | None = next(iter(store), None) if store else None
+    if found is None:
+        return
+    uid, node_index = found
+    count = int(event.get("count") or ((event.get("series") or {}).get("count")) or 1)
+    STATE.mount_failures[uid] = (node_index, count, str(event.get("message") or ""))
+    await sync_job(uid, STATE.indexes)
 
 
 # ---- the sync ------------------------------------------------------------------------------------
@@ -203,7 +253,14 @@ async def _sync_locked(uid: str, body: dict[str, Any], indexes: dict[str, Any]) 
     cluster_body = _first(indexes["clusters_by_name"], (namespace, cluster_name))
     job = _first(indexes["jobs_by_owner"], uid)
     pods = list(indexes["pods_by_owner"].get(uid, []))
+    mount = STATE.mount_failures.get(uid)
+    mount_failure = None
+    if mount and mount[1] >= STATE.config.mount_failure_threshold:
+        volumes = describe_volumes(spec.mount_volumes, "job")
+        volumes.update(describe_volumes(_cluster_mounts(cluster_body), "cluster"))
+        mount_failure = (mount[0], mount_failure_message(mount[2], volumes))
     obs = Observed(
+        mount_failure=mount_failure,
         spec=spec,
         ident=identity(body, spec),
         generation=int(meta.get("generation") or 1),
@@ -360,10 +417,21 @@ def _schedule_ttl(
         _retry_later(uid, remaining + 0.5, indexes)
 
 
+def _cluster_mounts(cluster_body: dict[str, Any] | None) -> MountVolumes | None:
+    if cluster_body is None:
+        return None
+    try:
+        node_setup = BatchAIClusterSpec.model_validate(cluster_body.get("spec") or {}).node_setup
+    except ValidationError:
+        return None
+    return node_setup.mount_volumes if node_setup else None
+
+
 def _forget(uid: str) -> None:
     STATE.locks.pop(uid, None)
     STATE.written.pop(uid, None)
     STATE.failures.pop(uid, None)
+    STATE.mount_failures.pop(uid, None)
     timer = STATE.timers.pop(uid, None)
     if timer:
         timer.cancel()

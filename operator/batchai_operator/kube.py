@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import kubernetes
+import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 
 from . import GROUP, VERSION
@@ -134,6 +136,41 @@ class Kube:
         if b'"PartialObjectMetadata"' not in data:
             raise RuntimeError("the apiserver did not honour the metadata-only request for a Secret")
         return data
+
+    def watch_failed_mounts(self, on_event: Callable[[dict[str, Any]], None], stop: threading.Event) -> None:
+        """Blocking: stream the kubelets' FailedMount Events for pods, in all namespaces, until `stop`.
+
+        A field-selected watch, not kopf's: kopf cannot filter by field, and watching every Event of a
+        busy cluster to find the rare FailedMount would cost far more than this one narrow stream.
+        """
+        selector = "reason=FailedMount,involvedObject.kind=Pod"
+        version: str | None = None
+        while not stop.is_set():
+            w = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+            try:
+                for item in w.stream(  # type: ignore[no-untyped-call]
+                    self.core.list_event_for_all_namespaces,
+                    field_selector=selector,
+                    resource_version=version,
+                    timeout_seconds=60,
+                ):
+                    if stop.is_set():
+                        break
+                    obj = self.api.sanitize_for_serialization(item["object"])  # type: ignore[no-untyped-call]
+                    version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                    if item.get("type") in ("ADDED", "MODIFIED"):
+                        on_event(obj)
+            except ApiException as e:
+                if e.status == 410:  # our resourceVersion is too old: start from now
+                    version = None
+                else:
+                    log.warning("FailedMount watch: %s; retrying", api_message(e))
+                    stop.wait(5)
+            except Exception as e:  # network trouble: retry, never give up the watch
+                log.warning("FailedMount watch: %s; retrying", e)
+                stop.wait(5)
+            finally:
+                w.stop()  # type: ignore[no-untyped-call]
 
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource of one of our custom objects (404: it is gone, fine)."""

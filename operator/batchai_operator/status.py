@@ -6,6 +6,7 @@ status again; the handler patches only when it differs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ class Observed:
     pods: list[dict[str, Any]] = field(default_factory=list)
     build_error: tuple[str, str] | None = None  # (code, message)
     waiting_reason: tuple[str, str] | None = None  # queued (reason, message) set by the handler
+    mount_failure: tuple[int, str] | None = None  # (node index, kubelet's FailedMount message)
 
 
 @dataclass
@@ -146,6 +148,10 @@ def decide(obs: Observed) -> _Decision:
     pod_failure = _pod_start_failure(obs.pods)
     if pod_failure:
         return pod_failure
+    if obs.mount_failure:
+        index, message = obs.mount_failure
+        # Batch AI reported volumes that would not mount as AZFMountError with exit code -1.
+        return _failed("AZFMountError", f"A volume of node {index} will not mount: {message}", -1, stop=True)
     if (job.get("spec") or {}).get("suspend"):
         return _Decision("queued", "Suspended", "The job is suspended", suspended=True)
     scheduled = [p for p in obs.pods if (p.get("spec") or {}).get("nodeName")]
@@ -273,6 +279,23 @@ def _waiting_message(obs: Observed) -> str:
 def _pods_start(pods: list[dict[str, Any]]) -> str | None:
     starts: list[str] = [s for p in pods if (s := (p.get("status") or {}).get("startTime"))]
     return min(starts) if starts else None
+
+
+_SECRET_OPTION = re.compile(r"(?i)\b(password|pass|passwd|key|accountkey|sig|sastoken|token|secret)=[^,\s&]*")
+
+
+def mount_failure_message(event_message: str, volumes: dict[str, str]) -> str:
+    """The kubelet's FailedMount message, made safe and readable for status and Events.
+
+    Drops the mount command's arguments (they may carry credentials), redacts option-style secrets,
+    and names the Batch AI volume instead of the pod volume's hashed name.
+    """
+    lines = [ln for ln in event_message.splitlines() if not ln.strip().startswith("Mounting arguments:")]
+    text = " ".join(ln.strip() for ln in lines if ln.strip())
+    text = _SECRET_OPTION.sub(lambda m: f"{m.group(1)}=<redacted>", text)
+    for name, description in volumes.items():
+        text = text.replace(f'"{name}"', description).replace(name, description)
+    return text[:1000]
 
 
 def _spec_applied(obs: Observed, old: list[dict[str, Any]], now: str) -> dict[str, Any]:

@@ -234,7 +234,13 @@ def test_cluster_role_is_least_privilege() -> None:
     expected |= {("batch", "jobs", v) for v in ("list", "watch", "create", "patch", "delete")}
     expected |= {("apps", "daemonsets", v) for v in ("list", "watch", "create", "patch", "delete")}
     expected |= {("", r, v) for r in ("pods", "nodes") for v in ("list", "watch")} | {("", "pods", "patch")}
-    expected |= {("", "configmaps", "create"), ("", "services", "create"), ("", "events", "create")}
+    expected |= {
+        ("", "configmaps", "create"),
+        ("", "services", "create"),
+        ("", "events", "create"),
+        ("", "events", "list"),
+        ("", "events", "watch"),
+    }
     expected |= {("", "secrets", "get"), ("", "secrets", "create")}
     expected |= {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
     assert grants == expected

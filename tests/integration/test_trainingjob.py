@@ -483,3 +483,41 @@ def test_unmanaged_file_systems_without_the_admin_opt_in_fail_with_a_clear_error
         timeout=15,
         what="Warning event",
     )
+
+
+def test_a_volume_that_will_not_mount_fails_the_job_with_azf_mount_error(namespace: str) -> None:
+    """The kubelet reports mount failures only as Events; kwok has no volumes, so the test posts the
+    Event a kubelet would (reason FailedMount, involvedObject the pod, count = attempts)."""
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    create_job(namespace, "nomount", cntk_spec(), annotations={"sim.batchai.io/run-for": "120s"})
+    (pod,) = wait_for(lambda: job_pods(namespace, "nomount"), timeout=30, what="pod")
+    afs = next(v.name for v in pod.spec.volumes if v.csi and v.csi.driver == "file.csi.azure.com")
+    message = (
+        f'MountVolume.SetUp failed for volume "{afs}" : rpc error: code = Internal desc = '
+        "mount failed: exit status 32\n"
+        "Mounting arguments: -t cifs -o password=" + SECRET_KEY_VALUE + " //acct.file.core.windows.net/logs\n"
+        "Output: mount error(13): Permission denied"
+    )
+    client.CoreV1Api().create_namespaced_event(
+        namespace,
+        {
+            "metadata": {"generateName": "nomount-"},
+            "involvedObject": {
+                "kind": "Pod",
+                "namespace": namespace,
+                "name": pod.metadata.name,
+                "uid": pod.metadata.uid,
+            },
+            "reason": "FailedMount",
+            "type": "Warning",
+            "message": message,
+            "count": 3,
+            "source": {"component": "kubelet"},
+        },
+    )
+    st = wait_state(namespace, "nomount", "failed", timeout=30)["status"]
+    err = st["executionInfo"]["errors"][0]
+    assert err["code"] == "AZFMountError" and st["executionInfo"]["exitCode"] == -1
+    assert "Permission denied" in err["message"] and "Azure Files share logs" in err["message"]
+    assert SECRET_KEY_VALUE not in json.dumps(st)

@@ -272,3 +272,14 @@ def test_jobs_on_a_cluster_with_a_setup_task_need_a_finished_setup_pod_on_their_
         "batchai.io/setup-task-state": "succeeded",
     }
     assert "podAffinity" not in build(SEED_SPEC).job["spec"]["template"]["spec"]["affinity"]
+
+
+def test_describe_volumes_names_pod_volumes_after_their_batchai_mounts() -> None:
+    from batchai_operator.build.volumes import describe_volumes
+
+    spec = TrainingJobSpec.model_validate(SEED_SPEC)
+    pod = build(SEED_SPEC).job["spec"]["template"]["spec"]
+    described = describe_volumes(spec.mount_volumes, "job")
+    csi_names = {v["name"] for v in pod["volumes"] if "csi" in v}
+    assert set(described) == csi_names
+    assert any("Azure Files share logs of acct" in d for d in described.values())

@@ -226,3 +226,35 @@ def test_spec_change_after_start_is_reported_as_not_applied() -> None:
     # suspend/terminate/ttl steer a started job and do not count as a change.
     r = compute_status(observe(spec(ttlSecondsAfterFinished=5), job=started, pods=[pod(0)]), LATER)
     assert next(c for c in r.status["conditions"] if c["type"] == "SpecApplied")["status"] == "True"
+
+
+KUBELET_FAILED_MOUNT = (
+    'MountVolume.SetUp failed for volume "job-afs-0123456789" : rpc error: code = Internal desc = volume(x) '
+    "mount //acct.file.core.windows.net/logs on /var/lib/kubelet/pods/p/volumes/kubernetes.io~csi/job-afs/"
+    "mount failed with mount failed: exit status 32\n"
+    "Mounting command: mount\n"
+    "Mounting arguments: -t cifs -o dir_mode=0777,password=SUPERSECRET //acct.file.core.windows.net/logs\n"
+    "Output: mount error(13): Permission denied"
+)
+
+
+def test_mount_failure_message_drops_arguments_redacts_and_names_the_volume() -> None:
+    from batchai_operator.status import mount_failure_message
+
+    text = mount_failure_message(KUBELET_FAILED_MOUNT, {"job-afs-0123456789": "Azure Files share logs"})
+    assert "SUPERSECRET" not in text and "Mounting arguments" not in text
+    assert "Permission denied" in text and "Azure Files share logs" in text
+    assert "key=<redacted>" in mount_failure_message("bad sig=abc&key=def", {})
+
+
+def test_a_volume_that_will_not_mount_fails_the_job_with_azf_mount_error() -> None:
+    r = compute_status(
+        observe(job=job(), pods=[pod(0, phase="Pending")], mount_failure=(0, "Permission denied")), NOW
+    )
+    assert r.status["executionState"] == "failed"
+    info = r.status["executionInfo"]
+    assert info["exitCode"] == -1
+    assert (
+        info["errors"][0]["code"] == "AZFMountError" and "Permission denied" in info["errors"][0]["message"]
+    )
+    assert r.stop_job

@@ -33,7 +33,7 @@ class PodVolumes:
         self.unmanaged.extend(other.unmanaged)
 
 
-def _volume_name(scope: str, kind: str, rel: str) -> str:
+def volume_name(scope: str, kind: str, rel: str) -> str:
     # Volume names are DNS labels; the relative path may hold anything, so a short hash keeps them unique.
     return f"{scope}-{kind}-{hashlib.sha256(rel.encode()).hexdigest()[:10]}"
 
@@ -50,6 +50,28 @@ def _credential_attributes(creds: StorageCredentials, account: str) -> dict[str,
     raise BuildError("InvalidCredentials", f"storage account {account}: no secretRef or workloadIdentity")
 
 
+def describe_volumes(mv: MountVolumes | None, scope: str) -> dict[str, str]:
+    """Pod volume name -> what a user recognises ("Azure Files share logs at <rel>"), for error messages."""
+    out: dict[str, str] = {}
+    if mv is None:
+        return out
+    for afs in mv.azure_file_shares or []:
+        where = f"relativeMountPath {afs.relative_mount_path}"
+        out[volume_name(scope, "afs", afs.relative_mount_path)] = (
+            f"Azure Files share {afs.share_name} of {afs.account_name} ({where})"
+        )
+    for bfs in mv.azure_blob_file_systems or []:
+        where = f"relativeMountPath {bfs.relative_mount_path}"
+        out[volume_name(scope, "bfs", bfs.relative_mount_path)] = (
+            f"blob container {bfs.container_name} of {bfs.account_name} ({where})"
+        )
+    for nfs in mv.file_servers or []:
+        out[volume_name(scope, "nfs", nfs.relative_mount_path)] = (
+            f"NFS {nfs.host}:{nfs.source_directory or '/'} (relativeMountPath {nfs.relative_mount_path})"
+        )
+    return out
+
+
 def build_volumes(mv: MountVolumes | None, root: str, scope: str, allow_privileged: bool) -> PodVolumes:
     """Volumes for one MountVolumes block mounted under root; scope ('job'/'cluster') prefixes names."""
     out = PodVolumes()
@@ -57,7 +79,7 @@ def build_volumes(mv: MountVolumes | None, root: str, scope: str, allow_privileg
         return out
 
     def add(kind: str, rel: str, source: dict[str, Any]) -> None:
-        name = _volume_name(scope, kind, rel)
+        name = volume_name(scope, kind, rel)
         out.volumes.append({"name": name, **source})
         out.mounts.append({"name": name, "mountPath": f"{root}/{rel.strip('/')}"})
 
