@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import copy
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from devcluster import create_fake_node, delete_node, export_env, up, wait_for  # noqa: E402
 from kubernetes import client, config  # noqa: E402
+from operator_process import OperatorProcess  # noqa: E402
 
 from batchai_operator.api.cluster import BatchAIClusterSpec  # noqa: E402
 from batchai_operator.api.trainingjob import TrainingJobSpec  # noqa: E402
@@ -147,7 +147,7 @@ def main() -> None:
     tag = uuid.uuid4().hex[:6]
     nodes = [f"bench-{tag}-{i}" for i in range(args.nodes)]
     namespaces = [f"bench-raw-{tag}", f"bench-op-{tag}"]
-    op = None
+    op: OperatorProcess | None = None
     try:
         with ThreadPoolExecutor(16) as pool:
             list(
@@ -171,25 +171,12 @@ def main() -> None:
 
         raw = run_raw(namespaces[0], args.jobs)
 
-        log = Path(tempfile.mkdtemp()) / "operator.log"
-        op = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kopf",
-                "run",
-                "--standalone",
-                "--all-namespaces",
-                "-m",
-                "batchai_operator.main",
-            ],
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ),
-        )
-        time.sleep(3)
+        # The same operator process the integration tests run, started once it is live.
+        op = OperatorProcess(Path(tempfile.mkdtemp()) / "operator.log")
+        op.start()
         operated = run_operator(namespaces[1], args.jobs)
-        peak = rss_mb(op.pid)
+        assert op.proc is not None
+        peak = rss_mb(op.proc.pid)
         result = {
             "jobs": args.jobs,
             "nodes": args.nodes,
@@ -204,8 +191,7 @@ def main() -> None:
         )
     finally:
         if op is not None:
-            op.terminate()
-            op.wait(20)
+            op.stop()
         for ns in namespaces:
             with contextlib.suppress(client.ApiException):
                 core.delete_namespace(ns)

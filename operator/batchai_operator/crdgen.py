@@ -112,7 +112,11 @@ KINDS: tuple[KindInfo, ...] = (
             ),
             _col("Exit Code", ".status.executionInfo.exitCode", "integer"),
             _col("Tool", ".status.toolType"),
-            _col("Nodes", ".status.nodesSummary", description="running+succeeded/nodeCount"),
+            _col(
+                "Nodes",
+                ".status.nodesSummary",
+                description="nodes started (running+succeeded+failed)/nodeCount",
+            ),
             _col("Cluster", ".spec.cluster"),
             _col("Experiment", ".spec.experiment", priority=1),
             _AGE,

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..api.cluster import BatchAIClusterSpec, SetupTask
 from ..config import LABEL_CLUSTER, LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY, OperatorConfig
+from ..launcher.commands import expand_function
 from .env import user_env
 from .job import node_selector, tolerations
 from .names import LABEL_CLUSTER_UID, SETUP_ROLE, label_value
@@ -40,25 +41,7 @@ _MAX_NAME = 63
 # cluster's unmanaged file systems are mounted as Batch AI did (mountCommand + " " + path), then the
 # command runs with `bash -c`; stdout and stderr are written to per-node files and copied to the
 # container's own streams (kubectl logs). The exit code is the command's.
-SETUP_SCRIPT = r"""
-set -u
-_RE_BRACED='^\$\{([A-Za-z_][A-Za-z0-9_]*)\}(.*)$'
-_RE_PLAIN='^\$([A-Za-z_][A-Za-z0-9_]*)(.*)$'
-expand_value() {
-    local rest=$1 out=""
-    while [[ $rest == *'$'* ]]; do
-        out+=${rest%%\$*}
-        rest=\$${rest#*\$}
-        if [[ $rest =~ $_RE_BRACED || $rest =~ $_RE_PLAIN ]]; then
-            out+=${!BASH_REMATCH[1]:-}
-            rest=${BASH_REMATCH[2]}
-        else
-            out+='$'
-            rest=${rest:1}
-        fi
-    done
-    REPLY=$out$rest
-}
+SETUP_SCRIPT = "set -u\n" + expand_function() + r"""
 finish() {
     printf '[batchai setup %s] %s\n' "$NODE" "$2" >&2
     local file=${BATCHAI_TERMINATION_LOG:-/dev/termination-log}

@@ -79,6 +79,14 @@ def launcher_script() -> str:
     return resources.files("batchai_operator.launcher").joinpath(LAUNCHER_KEY).read_text(encoding="utf-8")
 
 
+def expand_function() -> str:
+    """The launcher's `expand_value` shell function (between its >>> / <<< markers), for other scripts."""
+    text = launcher_script()
+    start = text.index("# >>> expand_value")
+    end = text.index("# <<< expand_value")
+    return text[start:end]
+
+
 # ---- toolkit facts ---------------------------------------------------------------------------------
 
 

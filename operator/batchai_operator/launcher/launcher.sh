@@ -62,6 +62,7 @@ fail() {
 # ---- $VAR expansion -------------------------------------------------------------------------------
 # Batch AI expanded spec values with a shell on the node. Only $NAME and ${NAME} are expanded here
 # (unset names become empty, other '$' stay literal): no command substitution from env values.
+# >>> expand_value: also embedded in the setup task's script (build/cluster.py); keep it standalone.
 _RE_BRACED='^\$\{([A-Za-z_][A-Za-z0-9_]*)\}(.*)$'
 _RE_PLAIN='^\$([A-Za-z_][A-Za-z0-9_]*)(.*)$'
 
@@ -72,7 +73,7 @@ expand_value() {
         out+=${rest%%\$*}
         rest=\$${rest#*\$}
         if [[ $rest =~ $_RE_BRACED || $rest =~ $_RE_PLAIN ]]; then
-            out+=${!BASH_REMATCH[1]}
+            out+=${!BASH_REMATCH[1]:-}
             rest=${BASH_REMATCH[2]}
         else
             out+='$'
@@ -81,6 +82,7 @@ expand_value() {
     done
     REPLY=$out$rest
 }
+# <<< expand_value
 
 expand_environment() {
     local roots="AZ_BATCHAI_MOUNT_ROOT AZ_BATCHAI_JOB_MOUNT_ROOT AZ_BATCHAI_JOB_TEMP AZ_BATCHAI_SHARED_JOB_TEMP"
