@@ -11,6 +11,9 @@ stamp="k8s-${KUBE_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM
 bin="$cache/bin/$stamp"
 tools="$cache/tools/$stamp"
 mkdir -p "$bin" "$tools"
+# One build at a time per cache (parallel checkouts share it).
+exec 9>"$cache/.build.lock"
+flock 9
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 log() { echo "[build-toolchain] $*" >&2; }
 

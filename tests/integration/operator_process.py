@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-LIVENESS_PORT = 18080
+# Fixed per checkout (a second operator on the same control plane would fight this one); another
+# checkout running its own control plane in parallel sets BATCHAI_TEST_LIVENESS_PORT.
+LIVENESS_PORT = int(os.environ.get("BATCHAI_TEST_LIVENESS_PORT", "18080"))
 
 
 class OperatorProcess:
