@@ -18,7 +18,7 @@ import kubernetes
 import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 
-from . import GROUP, VERSION
+from .names import GROUP, VERSION
 
 log = logging.getLogger(__name__)
 # Ask the apiserver for an object's metadata only (used for Secrets: their values never reach us).
@@ -117,25 +117,42 @@ class Kube:
     async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         await asyncio.to_thread(self.batch.patch_namespaced_job, name, namespace, patch)
 
+    async def controller_uid(self, kind: str, namespace: str, name: str) -> str | None:
+        """The uid of the controller of an existing child (metadata only); None: it has none, or is gone."""
+        readers: dict[str, Callable[..., Any]] = {
+            "Job": self.batch.read_namespaced_job,
+            "ConfigMap": self.core.read_namespaced_config_map,
+            "Secret": self.core.read_namespaced_secret,
+            "Service": self.core.read_namespaced_service,
+            "DaemonSet": self.apps.read_namespaced_daemon_set,
+        }
+        try:
+            data = await asyncio.to_thread(self._metadata, readers[kind], namespace, name)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        refs = (data.get("metadata") or {}).get("ownerReferences") or []
+        return next((str(r.get("uid")) for r in refs if r.get("controller")), None)
+
+    def _metadata(self, read: Callable[..., Any], namespace: str, name: str) -> dict[str, Any]:
+        resp: Any = read(name, namespace, _headers={"Accept": PARTIAL_METADATA}, _preload_content=False)
+        # Read the (metadata-only) body to the end so the pooled connection stays usable.
+        data: bytes = resp.read()
+        if b'"PartialObjectMetadata"' not in data:
+            raise RuntimeError("the apiserver did not honour a metadata-only request")
+        result: dict[str, Any] = json.loads(data)
+        return result
+
     async def secret_exists(self, namespace: str, name: str) -> bool:
         """Whether a Secret exists. Asks for its metadata only, so no secret value is ever transferred."""
         try:
-            await asyncio.to_thread(self._secret_metadata, namespace, name)
+            await asyncio.to_thread(self._metadata, self.core.read_namespaced_secret, namespace, name)
             return True
         except ApiException as e:
             if e.status == 404:
                 return False
             raise
-
-    def _secret_metadata(self, namespace: str, name: str) -> bytes:
-        resp: Any = self.core.read_namespaced_secret(
-            name, namespace, _headers={"Accept": PARTIAL_METADATA}, _preload_content=False
-        )
-        # Read the (metadata-only) body to the end so the pooled connection stays usable.
-        data: bytes = resp.read()
-        if b'"PartialObjectMetadata"' not in data:
-            raise RuntimeError("the apiserver did not honour the metadata-only request for a Secret")
-        return data
 
     def watch_failed_mounts(self, on_event: Callable[[dict[str, Any]], None], stop: threading.Event) -> None:
         """Blocking: stream the kubelets' FailedMount Events for pods, in all namespaces, until `stop`.

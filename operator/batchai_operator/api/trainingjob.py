@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from ..names import API_VERSION
 from .base import ApiModel, StatusModel, cel, rules
 from .common import (
     ENV_NAME_PATTERN,
@@ -36,9 +37,6 @@ from .toolkits import (
     PyTorchSettings,
     TensorFlowSettings,
 )
-
-KIND = "TrainingJob"
-PLURAL = "trainingjobs"
 
 # `cluster`: a BatchAICluster name, or an ARM id whose last segment is one.
 CLUSTER_PATTERN = r"^(.*/clusters/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
@@ -405,7 +403,7 @@ class TrainingJob(ApiModel):
 
     model_config = ApiModel.model_config | {"extra": "ignore"}
 
-    api_version: str = Field(default="batchai.io/v1alpha1")
+    api_version: str = Field(default=API_VERSION)
     kind: Literal["TrainingJob"] = "TrainingJob"
     metadata: dict[str, object] = Field(default_factory=dict)
     spec: TrainingJobSpec
@@ -490,7 +488,7 @@ class TrainingJobStatus(StatusModel):
     cluster: str | None = Field(default=None, description="BatchAICluster name the job runs on.")
     nodes: NodeCounts | None = Field(default=None, description="Job pods by state.")
     nodes_summary: str | None = Field(
-        default=None, description="'<running+succeeded>/<nodeCount>' for printing."
+        default=None, description="'<running+succeeded+failed>/<nodeCount>': nodes started, for printing."
     )
     conditions: list[Condition] | None = Field(
         default=None, description="Queued, Running, Succeeded, Failed, Suspended."

@@ -1,8 +1,8 @@
 """Toolkit command lines and per-node task lists, as Batch AI ran them (batchai-reference.md §3).
 
-`render_config` gives the job's ConfigMap data: `launcher.sh` (the same for every job), `hostfile` and
-one `tasks-<index>.sh` per node. The pod runs `bash <config dir>/launcher.sh`, which sources its node's
-tasks file. Each line there is
+`render_config` gives the job's ConfigMap data: `launcher.sh` and `lib.sh` (the same for every job),
+`hostfile` and one `tasks-<index>.sh` per node. The pod runs `bash <config dir>/launcher.sh`, which
+sources lib.sh and its node's tasks file. Each line there is
 
     run_task primary|background STDOUT_FILE STDERR_FILE [NAME=VALUE ...] -- COMMAND
 
@@ -43,6 +43,7 @@ from typing import Literal
 from ..api.trainingjob import TrainingJobSpec
 
 LAUNCHER_KEY = "launcher.sh"
+LIBRARY_KEY = "lib.sh"
 HOSTFILE_KEY = "hostfile"
 TF_BASE_PORT = 2222
 PYTORCH_PORT = 29500
@@ -74,17 +75,23 @@ def tasks_key(index: int) -> str:
 
 
 @cache
+def _package_file(name: str) -> str:
+    return resources.files("batchai_operator.launcher").joinpath(name).read_text(encoding="utf-8")
+
+
 def launcher_script() -> str:
-    """launcher.sh, shipped as package data."""
-    return resources.files("batchai_operator.launcher").joinpath(LAUNCHER_KEY).read_text(encoding="utf-8")
+    """launcher.sh, shipped as package data (it sources lib.sh from its own folder)."""
+    return _package_file(LAUNCHER_KEY)
 
 
-def expand_function() -> str:
-    """The launcher's `expand_value` shell function (between its >>> / <<< markers), for other scripts."""
-    text = launcher_script()
-    start = text.index("# >>> expand_value")
-    end = text.index("# <<< expand_value")
-    return text[start:end]
+def shell_library() -> str:
+    """lib.sh: the shell functions launcher.sh and setup.sh share."""
+    return _package_file(LIBRARY_KEY)
+
+
+def setup_script() -> str:
+    """The setup task's whole script: lib.sh, then setup.sh (it runs with `bash -c`, from no file)."""
+    return shell_library() + "\n" + _package_file("setup.sh")
 
 
 # ---- toolkit facts ---------------------------------------------------------------------------------
@@ -334,8 +341,12 @@ def toolkit_env(spec: TrainingJobSpec, hosts: list[str], gpus_per_node: int) -> 
 
 
 def render_config(spec: TrainingJobSpec, hosts: list[str], gpus_per_node: int) -> dict[str, str]:
-    """ConfigMap data: launcher.sh, hostfile and tasks-<index>.sh for every node."""
-    data = {LAUNCHER_KEY: launcher_script(), HOSTFILE_KEY: hostfile(spec, hosts, gpus_per_node)}
+    """ConfigMap data: launcher.sh, lib.sh, hostfile and tasks-<index>.sh for every node."""
+    data = {
+        LAUNCHER_KEY: launcher_script(),
+        LIBRARY_KEY: shell_library(),
+        HOSTFILE_KEY: hostfile(spec, hosts, gpus_per_node),
+    }
     for i, tasks in enumerate(node_tasks(spec, hosts)):
         data[tasks_key(i)] = render_tasks_file(spec, i, tasks)
     return data
