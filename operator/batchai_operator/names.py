@@ -96,6 +96,7 @@ ERR_INVALID_CREDENTIALS = "InvalidCredentials"
 ERR_SETUP_TASK_FAILED = "SetupTaskFailed"
 ERR_SETUP_TASK_REJECTED = "SetupTaskRejected"
 ERR_SCALE_FAILED = "ScaleFailed"
+ERR_JOB_TOO_LARGE = "JobTooLarge"
 
 # ---- reasons a TrainingJob waits in `queued` (condition reasons) ------------------------------------
 WAIT_CLUSTER_NOT_FOUND = "ClusterNotFound"
@@ -105,6 +106,7 @@ WAIT_CREATION_REJECTED = "JobCreationRejected"
 WAIT_CREATING = "Creating"
 WAIT_SUSPENDED = "Suspended"
 WAIT_FOR_NODES = "WaitingForNodes"
+WAIT_PODS_REJECTED = "PodCreationRejected"
 
 # ---- BatchAICluster Ready condition reasons ------------------------------------------------------------
 READY_STEADY = "Steady"

@@ -241,3 +241,13 @@ def test_no_ttl_no_timer() -> None:
 def test_status_shape_is_the_api_model() -> None:
     r = compute_status(observe(job=job(), pods=[pod(0)]), NOW)
     assert r.status["nodesSummary"] == "1/1" and r.status["observedGeneration"] == 1
+
+
+def test_pods_the_job_controller_cannot_create_say_why_the_job_waits() -> None:
+    refused = 'pods "j-0" is forbidden: exceeded quota: gpu, requested: pods=1, limited: pods=0'
+    d = decided(job=job(), pods=[], pods_refused=refused)
+    expect_actions(d)
+    assert reason(d) == ("queued", "PodCreationRejected")
+    assert refused in d.events[0].message
+    # Once the pods exist, the old refusal no longer matters.
+    assert reason(decided(job=job(), pods=[pod(0)], pods_refused=refused)) == ("running", "Running")

@@ -58,6 +58,7 @@ from ..names import (
     WAIT_CREATING,
     WAIT_CREATION_REJECTED,
     WAIT_FOR_NODES,
+    WAIT_PODS_REJECTED,
     WAIT_SECRET_NOT_FOUND,
     WAIT_SUSPENDED,
 )
@@ -93,6 +94,7 @@ class JobObserved:
     create_refused: tuple[str, datetime] | None = None  # the apiserver's message, when it refused
     creating: bool = False  # children were just created; the Job is not in the index yet
     mount_failure: tuple[int, str] | None = None  # (node index, message): a volume that will not mount
+    pods_refused: str | None = None  # the Job controller's message: it cannot create the job's pods
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,10 @@ def _running_outcome(
         return out
     if suspend:
         return _Outcome(QUEUED, WAIT_SUSPENDED, "The job is suspended", suspended=True)
+    if obs.pods_refused and len(obs.pods) < spec.node_count:
+        return _Outcome(
+            QUEUED, WAIT_PODS_REJECTED, f"The job's pods could not be created: {obs.pods_refused}"
+        )
     scheduled = [p for p in obs.pods if (p.get("spec") or {}).get("nodeName")]
     if len(scheduled) >= spec.node_count:
         return _Outcome(RUNNING, "Running", f"All {spec.node_count} node(s) allocated; the job is running")

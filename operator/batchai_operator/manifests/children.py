@@ -13,6 +13,7 @@ from ..names import JOB_KIND, LABEL_CLUSTER
 from .configmap import build_config_map
 from .context import JobContext, hosts
 from .job import build_job
+from .limits import check_config_estimate, check_config_size
 from .naming import child_labels, child_name, label_value, owner_reference
 from .paths import identity
 from .placement import gpus_per_node
@@ -72,9 +73,12 @@ def build_children(
         gpus=gpus_per_node(cluster),
         hosts=hosts(child, spec.node_count),
     )
+    check_config_estimate(spec, ctx.hosts)  # before rendering: a job too large costs no time here
+    config_map = build_config_map(ctx)
+    check_config_size(config_map["data"])
     return JobChildren(
         job=build_job(ctx),
-        config_map=build_config_map(ctx),
+        config_map=config_map,
         service=build_service(ctx) if ctx.multi_node else None,
         ssh_secret_metadata=ctx.metadata(ctx.ssh_secret_name) if ctx.needs_ssh else None,
     )

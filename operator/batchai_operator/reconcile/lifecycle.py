@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -18,6 +18,10 @@ from ..scaling import AgentPoolScaler
 from . import indexes as idx
 from . import trainingjob
 from .runtime import Runtime, current, install
+
+FAILED_MOUNT_EVENTS = "reason=FailedMount,involvedObject.kind=Pod"
+FAILED_CREATE_EVENTS = "reason=FailedCreate,involvedObject.kind=Job"
+EventHandler = Callable[[Runtime, Mapping[str, Any]], None]
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -44,19 +48,20 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
     kube = Kube.load()
     rt = Runtime(kube, OperatorConfig.from_env(), {name: kwargs[name] for name in idx.ALL}, AgentPoolScaler())
     install(rt)
-    # The kubelets' FailedMount Events come from a narrow watch of our own, fed back into the loop in
-    # kopf's context (the watch thread has none, and Events are posted from there).
-    threading.Thread(
-        target=kube.watch_failed_mounts,
-        args=(
-            lambda event: loop.call_soon_threadsafe(
-                trainingjob.on_failed_mount, rt, event, context=rt.context
-            ),
-            rt.stopping,
-        ),
-        name="failed-mount-watch",
-        daemon=True,
-    ).start()
+    # Events no kopf handler sees come from narrow watches of our own (threads: the client is synchronous),
+    # fed back into the loop in kopf's context (the threads have none, and Events are posted from there):
+    # volumes the kubelet cannot mount, and pods the Job controller cannot create.
+    for name, selector, handler in (
+        ("failed-mount", FAILED_MOUNT_EVENTS, trainingjob.on_failed_mount),
+        ("failed-create", FAILED_CREATE_EVENTS, trainingjob.on_failed_create),
+    ):
+
+        def deliver(event: dict[str, Any], handler: EventHandler = handler) -> None:
+            loop.call_soon_threadsafe(handler, rt, event, context=rt.context)
+
+        threading.Thread(
+            target=kube.watch_events, args=(selector, deliver, rt.stopping), name=f"{name}-watch", daemon=True
+        ).start()
     return rt
 
 

@@ -40,6 +40,7 @@ from ..manifests.ssh import generate_ssh_keypair
 from ..manifests.volumes import describe_volumes
 from ..names import (
     CONDITION_FOR_STATE,
+    ERR_INVALID_SPEC,
     JOB_KIND,
     JOB_PLURAL,
     QUEUED,
@@ -65,6 +66,7 @@ class JobMemory:
     create_refused: tuple[str, datetime] | None = None  # the apiserver's message and when
     created_at: float | None = None  # monotonic time the children were created; None once the Job is seen
     mount_failure: tuple[int, int, str] | None = None  # (node index, attempts, kubelet's message)
+    pods_refused: str | None = None  # the Job controller's message when it could not create a pod
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,21 @@ def on_failed_mount(rt: Runtime, event: Mapping[str, Any]) -> None:
     memory = rt.memory.setdefault(uid, JobMemory())
     memory.mount_failure = (node_index, count, str(event.get("message") or ""))
     rt.spawn(request_sync(rt, uid))
+
+
+def on_failed_create(rt: Runtime, event: Mapping[str, Any]) -> None:
+    """The Job controller could not create a pod of one of our Jobs (a quota, pod security admission, a
+    missing ServiceAccount): remember why, so the job says so while it waits."""
+    involved = event.get("involvedObject") or {}
+    if (event.get("source") or {}).get("component", "job-controller") != "job-controller":
+        return
+    for (namespace, uid), store in rt.indexes[idx.JOBS_BY_OWNER].items():
+        if namespace == involved.get("namespace") and any(
+            j["metadata"]["uid"] == involved.get("uid") for j in store
+        ):
+            rt.memory.setdefault(uid, JobMemory()).pods_refused = str(event.get("message") or "")
+            rt.spawn(request_sync(rt, uid))
+            return
 
 
 # ---- the sync -----------------------------------------------------------------------------------------
@@ -153,6 +170,8 @@ async def observe(rt: Runtime, uid: str) -> _World | None:
             for p in rt.all(idx.PODS_BY_OWNER, (namespace, uid))
             if p["metadata"]["controllerUid"] == job_uid
         ]
+        if spec is not None and len(pods) >= spec.node_count:
+            memory.pods_refused = None
     creating = memory.created_at is not None and time.monotonic() - memory.created_at < EXPECT_JOB_SECONDS
 
     missing: list[str] = []
@@ -181,6 +200,7 @@ async def observe(rt: Runtime, uid: str) -> _World | None:
         create_refused=memory.create_refused,
         creating=creating,
         mount_failure=_mount_failure(rt, memory, spec, cluster_spec),
+        pods_refused=memory.pods_refused if job is not None else None,
     )
     return _World(
         view, observed, cluster_spec, cluster["body"]["metadata"]["uid"] if cluster else None, memory
@@ -223,21 +243,31 @@ async def _start(rt: Runtime, world: _World) -> bool:
         return True
     try:
         await create_children(rt.kube, children, world.observed.ident.uid)
-    except ApiException as e:
-        if e.status not in (400, 403, 409, 422):
-            raise
-        # Refused by admission (a ResourceQuota, a policy, an invalid value): say so, and try again later.
-        memory.create_refused = (api_message(e), datetime.now(UTC))
+    except ChildRefused as e:
+        if e.status in (400, 422):
+            # The child itself is invalid: the spec made it so, and trying again would not help.
+            memory.start_error = (ERR_INVALID_SPEC, f"The apiserver refused the job's {e.kind}: {e.message}")
+        else:
+            # Refused by admission (a ResourceQuota, a policy) or a name still taken: try again later.
+            memory.create_refused = (e.message, datetime.now(UTC))
         return True
     memory.created_at = time.monotonic()
     memory.create_refused = None
     return False
 
 
+class ChildRefused(Exception):
+    """The apiserver refused to create a child (or one of its name exists and is not ours)."""
+
+    def __init__(self, kind: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.status, self.message = kind, status, message
+
+
 async def create_children(kube: Kube, children: JobChildren, owner_uid: str) -> None:
     """Create the children in order, the Job last (its pods mount the others). A child that already
     exists is adopted only when this TrainingJob controls it: one left by a deleted job of the same name
-    (not yet garbage-collected) must not be run with, so that raises a 409."""
+    (not yet garbage-collected) must not be run with."""
     manifests = [children.config_map]
     if children.ssh_secret_metadata is not None:
         manifests.append(children.ssh_secret(*generate_ssh_keypair()))
@@ -245,16 +275,19 @@ async def create_children(kube: Kube, children: JobChildren, owner_uid: str) -> 
         manifests.append(children.service)
     manifests.append(children.job)
     for manifest in manifests:
-        if not await kube.create(manifest):
-            meta = manifest["metadata"]
-            existing = await kube.controller_uid(manifest["kind"], meta["namespace"], meta["name"])
-            if existing != owner_uid:
-                e = ApiException(status=409, reason="Conflict")
-                e.body = (
-                    f'{{"message": "{manifest["kind"]} {meta["name"]} exists and belongs to another object '
-                    '(a deleted job of the same name may still be being cleaned up)"}'
-                )
-                raise e
+        kind, meta = manifest["kind"], manifest["metadata"]
+        try:
+            created = await kube.create(manifest)
+        except ApiException as e:
+            if e.status not in (400, 403, 422):
+                raise
+            raise ChildRefused(kind, e.status, api_message(e)) from None
+        if not created and await kube.controller_uid(kind, meta["namespace"], meta["name"]) != owner_uid:
+            message = (
+                f"{kind} {meta['name']} exists and belongs to another object (a deleted job of the same "
+                "name may still be being cleaned up)"
+            )
+            raise ChildRefused(kind, 409, message)
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
