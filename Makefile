@@ -3,7 +3,7 @@
 PY ?= .venv/bin/python
 PYTEST ?= .venv/bin/pytest
 
-.PHONY: test lint unit integration devcluster devcluster-down crds demo bench venv
+.PHONY: test lint unit integration devcluster devcluster-down crds demo bench chaos venv
 
 venv: .venv/.installed
 # A stamp file, not .venv/bin/python: that is a symlink, and make would read the interpreter's mtime.
@@ -44,3 +44,8 @@ crds: venv
 ## Benchmarks (not tests): TrainingJobs through the operator vs the same raw Jobs, ratio printed.
 bench: venv
 	$(PY) bench/jobs_vs_raw.py
+
+## Chaos (not a test): 200 TrainingJobs while the operator is SIGKILLed every 5 s ten times and kube-apiserver
+## and etcd are restarted once; CHAOS_JOBS and CHAOS_KILLS size it. Its last line sums it up.
+chaos: venv
+	$(PY) tests/chaos.py

@@ -115,18 +115,71 @@ class Conversion:
 # ---- helpers ---------------------------------------------------------------------------------------
 
 
+# A job.json is a few KiB; anything this large is not one (and would only cost memory to parse).
+MAX_JOB_FILE_BYTES = 1024 * 1024
+
+
+def decode_job_file(data: bytes) -> str:
+    """The text of a job file: UTF-8 (with or without a BOM), or UTF-16 with a BOM (Windows editors)."""
+    if len(data) > MAX_JOB_FILE_BYTES:
+        raise ConversionError(f"the job file is {len(data) // 1024} KiB; a job.json is at most 1024 KiB")
+    encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise ConversionError(
+            f"the job file is not UTF-8 or UTF-16 text (byte {exc.start} cannot be read)"
+        ) from None
+
+
 def load_job_file(text: str) -> dict[str, Any]:
-    """Parse a job.json (JSON; YAML accepted too)."""
+    """Parse a job.json (JSON; YAML accepted too). Errors give the line and column only: the line itself
+    may hold a storage key."""
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConversionError(f"not a JSON (or YAML) job file: {exc}") from exc
+    except RecursionError:
+        raise ConversionError("the job file is nested too deeply to be a job.json") from None
+    except json.JSONDecodeError as json_error:
+        doc = _load_yaml(text, json_error)
     if not isinstance(doc, dict):
         raise ConversionError("a job file must be a JSON object")
     return doc
+
+
+MAX_NESTING = 100
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting (quotes ignored: a bound, not a parser). PyYAML's scanner takes
+    quadratic time on deeply nested flow collections, so depth is checked before it runs."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def _load_yaml(text: str, json_error: json.JSONDecodeError) -> Any:
+    if _nesting(text) > MAX_NESTING:
+        raise ConversionError("the job file is nested too deeply to be a job.json")
+    try:
+        # Anchors and aliases have no place in a job file, and a few of them can expand into billions of
+        # nodes (the "billion laughs"): refuse them before anything is built.
+        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise ConversionError("the job file uses YAML aliases ('*name'), which a job.json cannot have")
+        return yaml.safe_load(text)
+    except RecursionError:
+        raise ConversionError("the job file is nested too deeply to be a job.json") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConversionError(
+            f"not a JSON job file (JSON: {json_error.msg} at line {json_error.lineno}, column "
+            f"{json_error.colno}; as YAML: {getattr(exc, 'problem', None) or 'invalid'} at {where})"
+        ) from None
 
 
 def dns_label(text: str, max_length: int = MAX_JOB_NAME) -> str:
@@ -590,11 +643,22 @@ def convert(
     return _Converter(options or ConvertOptions(), os.environ if environ is None else environ).run(doc)
 
 
+def _read_limited(path: str) -> bytes:
+    """At most one byte more than a job file may have ('-': standard input)."""
+    if path != "-":
+        with Path(path).open("rb") as f:
+            return f.read(MAX_JOB_FILE_BYTES + 1)
+    stdin: Any = sys.stdin
+    if hasattr(stdin, "buffer"):
+        return bytes(stdin.buffer.read(MAX_JOB_FILE_BYTES + 1))
+    return str(stdin.read(MAX_JOB_FILE_BYTES + 1)).encode()
+
+
 def convert_file(
     path: str, options: ConvertOptions | None = None, environ: Mapping[str, str] | None = None
 ) -> Conversion:
     """Read and convert a job.json file ('-' reads standard input)."""
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    text = decode_job_file(_read_limited(path))
     opts = options or ConvertOptions()
     if opts.source is None:
         opts.source = path

@@ -1,0 +1,345 @@
+"""Chaos run: TrainingJobs with mixed exit codes, durations and node counts while the operator is killed
+with SIGKILL every few seconds and restarted, and kube-apiserver and etcd are each restarted once.
+
+At the end every job must have the right terminal state and exit code, no Job or pod may have been created
+twice (every creation is counted from a watch), and once the TrainingJobs are deleted no child may be left.
+The last line printed:
+
+    chaos: jobs=N kills=K apiserver_restarts=A etcd_restarts=E lost=L duplicated=D orphaned=O wrong_state=W
+
+`make chaos` runs it at full size (CHAOS_JOBS=200, CHAOS_KILLS=10); tests/integration/test_chaos.py runs a
+small one in `make test`. Run directly: python tests/chaos.py (brings the local control plane up).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent / "integration"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from devcluster import DEVCLUSTER, create_fake_node, delete_node, wait_for
+from kubernetes import client, watch
+
+GROUP, VERSION = "batchai.io", "v1alpha1"
+MANAGED = "app.kubernetes.io/managed-by=batchai-operator"
+POOL = "chaos"
+
+
+@dataclass(frozen=True)
+class Expected:
+    state: str
+    exit_code: int
+
+
+@dataclass
+class ChaosReport:
+    jobs: int
+    kills: int = 0
+    apiserver_restarts: int = 0
+    etcd_restarts: int = 0
+    lost: list[str] = field(default_factory=list)  # never reached a terminal state
+    duplicated: list[str] = field(default_factory=list)  # a Job or a pod created twice
+    orphaned: list[str] = field(default_factory=list)  # children left after the TrainingJobs were deleted
+    wrong_state: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.duplicated or self.orphaned or self.wrong_state)
+
+    def line(self) -> str:
+        return (
+            f"chaos: jobs={self.jobs} kills={self.kills} apiserver_restarts={self.apiserver_restarts} "
+            f"etcd_restarts={self.etcd_restarts} lost={len(self.lost)} duplicated={len(self.duplicated)} "
+            f"orphaned={len(self.orphaned)} wrong_state={len(self.wrong_state)}"
+        )
+
+
+def job_mix(n: int, seed: int = 7) -> list[tuple[str, dict[str, Any], dict[str, str], Expected]]:
+    """n jobs: (name, spec, kwok annotations, expected outcome), a fixed mix of toolkits and outcomes."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        kind = i % 4
+        run = f"{rnd.randint(1, 8)}s"
+        base = {"cluster": "chaos", "stdOutErrPathPrefix": "/tmp/logs"}
+        if kind == 0:  # single node, succeeds
+            spec = {**base, "nodeCount": 1, "customToolkitSettings": {"commandLine": "train"}}
+            out.append((f"ok-{i}", spec, {"sim.batchai.io/run-for": run}, Expected("succeeded", 0)))
+        elif kind == 1:  # single node, fails with exit code 3
+            spec = {**base, "nodeCount": 1, "customToolkitSettings": {"commandLine": "train"}}
+            sim = {"sim.batchai.io/run-for": run, "sim.batchai.io/exit-code": "3"}
+            out.append((f"fail-{i}", spec, sim, Expected("failed", 3)))
+        elif kind == 2:  # two-node MPI: node 0 decides (worker runs on)
+            code = rnd.choice([0, 7])
+            spec = {**base, "nodeCount": 2, "horovodSettings": {"pythonScriptFilePath": "t.py"}}
+            sim = {
+                "sim.batchai.io/run-for-0": run,
+                "sim.batchai.io/exit-code-0": str(code),
+                "sim.batchai.io/run-for-1": "600s",
+            }
+            out.append((f"mpi-{i}", spec, sim, Expected("succeeded" if code == 0 else "failed", code)))
+        else:  # two-node PyTorch: every node counts, node 1 fails
+            spec = {**base, "nodeCount": 2, "pyTorchSettings": {"pythonScriptFilePath": "t.py"}}
+            sim = {"sim.batchai.io/run-for": run, "sim.batchai.io/exit-code-1": "5"}
+            out.append((f"pt-{i}", spec, sim, Expected("failed", 5)))
+    return out
+
+
+class CreationCounter:
+    """Counts the creations of Jobs and pods in a namespace from watches that survive apiserver restarts
+    (after a broken watch, a fresh list adds anything created in the gap)."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.jobs: dict[str, set[str]] = defaultdict(set)  # Job name -> uids seen
+        self.pods: dict[tuple[str, str], set[str]] = defaultdict(set)  # (Job name, index) -> pod uids
+        self.stop = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._run, args=(kind,), daemon=True) for kind in ("jobs", "pods")
+        ]
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def _record(self, kind: str, obj: Any) -> None:
+        meta = obj.metadata
+        if kind == "jobs":
+            self.jobs[meta.name].add(meta.uid)
+        else:
+            labels = meta.labels or {}
+            owner = labels.get("job-name") or labels.get("batch.kubernetes.io/job-name") or "?"
+            index = labels.get("batch.kubernetes.io/job-completion-index", "?")
+            self.pods[(owner, index)].add(meta.uid)
+
+    def _run(self, kind: str) -> None:
+        core, batch = client.CoreV1Api(), client.BatchV1Api()
+        lister: Callable[..., Any] = batch.list_namespaced_job if kind == "jobs" else core.list_namespaced_pod
+        while not self.stop.is_set():
+            try:
+                listed = lister(self.namespace, label_selector=MANAGED, _request_timeout=(5, 30))
+                for obj in listed.items:
+                    self._record(kind, obj)
+                w = watch.Watch()
+                for event in w.stream(
+                    lister,
+                    self.namespace,
+                    label_selector=MANAGED,
+                    resource_version=listed.metadata.resource_version,
+                    timeout_seconds=30,
+                    _request_timeout=(5, 45),
+                ):
+                    if self.stop.is_set():
+                        break
+                    if event["type"] == "ADDED":
+                        self._record(kind, event["object"])
+            except Exception:  # the apiserver is restarting: list again
+                self.stop.wait(1)
+
+    def duplicates(self) -> list[str]:
+        out = [f"Job {n}: {len(u)} creations" for n, u in self.jobs.items() if len(u) > 1]
+        out += [f"pod {j}[{i}]: {len(u)} creations" for (j, i), u in self.pods.items() if len(u) > 1]
+        return out
+
+
+def devcluster(*args: str) -> None:
+    subprocess.run([str(DEVCLUSTER), *args], check=True, capture_output=True, timeout=300)
+
+
+def retrying(fn: Callable[[], Any], what: str, timeout: float = 120) -> Any:
+    """Call fn until it works (the apiserver may be restarting)."""
+    return wait_for(fn, timeout=timeout, interval=0.5, what=what)
+
+
+def run(
+    operator: Any,
+    jobs: int,
+    kills: int,
+    kill_every: float = 5.0,
+    apiserver_restarts: int = 1,
+    etcd_restarts: int = 1,
+    nodes: int = 0,
+    timeout: float = 900,
+    log: Callable[[str], None] = print,
+) -> ChaosReport:
+    """The chaos run against the running local control plane; `operator` is an OperatorProcess."""
+    started = time.monotonic()
+    core, custom = client.CoreV1Api(), client.CustomObjectsApi()
+    namespace = f"chaos-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    wait_for(
+        lambda: core.read_namespaced_service_account("default", namespace), timeout=60, what="default SA"
+    )
+    mix = job_mix(jobs)
+    node_names = [f"chaos-{uuid.uuid4().hex[:6]}-{i}" for i in range(nodes or max(4, jobs // 4))]
+    for name in node_names:
+        create_fake_node(core, name, wait_ready=False, gpus=1, instance_type="Standard_NC6", agent_pool=POOL)
+    cluster = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BatchAICluster",
+        "metadata": {"name": "chaos"},
+        "spec": {"vmSize": "Standard_NC6", "agentPool": POOL},
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "batchaiclusters", cluster)
+    counter = CreationCounter(namespace)
+    counter.start()
+    report = ChaosReport(jobs=jobs)
+
+    # Chaos in the background: operator kills, then one apiserver and one etcd restart along the way.
+    disruptions: list[tuple[str, Callable[[], None]]] = [("kill", operator.restart)] * kills
+    for i in range(apiserver_restarts):
+        disruptions.insert(
+            min(len(disruptions), (i + 1) * max(1, kills // 3)),
+            ("apiserver", lambda: devcluster("restart", "kube-apiserver")),
+        )
+    for i in range(etcd_restarts):
+        disruptions.insert(
+            min(len(disruptions), (i + 2) * max(1, kills // 3) + 1),
+            ("etcd", lambda: devcluster("restart", "etcd")),
+        )
+    done_disrupting = threading.Event()
+
+    def disrupt() -> None:
+        for what, action in disruptions:
+            time.sleep(kill_every)
+            log(f"chaos: {what}")
+            action()
+            if what == "kill":
+                report.kills += 1
+            elif what == "apiserver":
+                report.apiserver_restarts += 1
+            else:
+                report.etcd_restarts += 1
+        done_disrupting.set()
+
+    chaos = threading.Thread(target=disrupt, daemon=True)
+    chaos.start()
+    for name, spec, sim, _ in mix:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "TrainingJob",
+            "metadata": {"name": name, "annotations": sim},
+            "spec": spec,
+        }
+        retrying(
+            lambda body=body: custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, "trainingjobs", body
+            ),
+            f"create {name}",
+        )
+    log(f"chaos: {jobs} TrainingJobs created in {time.monotonic() - started:.0f}s")
+
+    # Every job reaches its terminal state (the disruptions go on meanwhile).
+    expected = {name: exp for name, _, _, exp in mix}
+    deadline = time.monotonic() + timeout
+    final: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline and (len(final) < jobs or not done_disrupting.is_set()):
+        try:
+            items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs")["items"]
+        except Exception:
+            time.sleep(1)
+            continue
+        for obj in items:
+            st = obj.get("status") or {}
+            if st.get("executionState") in ("succeeded", "failed"):
+                final[obj["metadata"]["name"]] = st
+        time.sleep(1)
+    chaos.join(timeout=300)
+    for name, exp in expected.items():
+        st = final.get(name)
+        if st is None:
+            report.lost.append(name)
+        elif (st["executionState"], (st.get("executionInfo") or {}).get("exitCode")) != (
+            exp.state,
+            exp.exit_code,
+        ):
+            report.wrong_state.append(
+                f"{name}: {st['executionState']}/{st.get('executionInfo', {}).get('exitCode')}"
+            )
+    report.duplicated = counter.duplicates()
+
+    # Deleting the TrainingJobs deletes every child.
+    retrying(
+        lambda: custom.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs"),
+        "delete the TrainingJobs",
+    )
+    batch = client.BatchV1Api()
+
+    def leftovers() -> list[str]:
+        left = [
+            f"Job {j.metadata.name}"
+            for j in batch.list_namespaced_job(namespace, label_selector=MANAGED).items
+        ]
+        left += [
+            f"pod {p.metadata.name}"
+            for p in core.list_namespaced_pod(namespace, label_selector=MANAGED).items
+        ]
+        left += [
+            f"ConfigMap {c.metadata.name}"
+            for c in core.list_namespaced_config_map(namespace, label_selector=MANAGED).items
+        ]
+        left += [
+            f"Service {s.metadata.name}"
+            for s in core.list_namespaced_service(namespace, label_selector=MANAGED).items
+        ]
+        left += [
+            f"Secret {s.metadata.name}"
+            for s in core.list_namespaced_secret(namespace, label_selector=MANAGED).items
+        ]
+        return left
+
+    try:
+        wait_for(lambda: not leftovers(), timeout=180, interval=1, what="children garbage-collected")
+    except TimeoutError:
+        report.orphaned = leftovers()
+    counter.stop.set()
+    for name in node_names:
+        retrying(lambda name=name: delete_node(core, name) or True, f"delete node {name}")
+    retrying(lambda: core.delete_namespace(namespace), "delete the namespace")
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def main() -> int:
+    from devcluster import export_env, up
+    from kubernetes import config
+    from operator_process import OperatorProcess
+
+    cluster = up()
+    export_env(cluster)
+    config.load_kube_config(config_file=cluster.kubeconfig)
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        ["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(repo / "crds")],
+        check=True,
+        capture_output=True,
+    )
+    log_dir = Path(os.environ.get("CHAOS_LOG_DIR", "/tmp"))
+    op = OperatorProcess(log_dir / f"chaos-operator-{uuid.uuid4().hex[:6]}.log")
+    op.start()
+    try:
+        report = run(op, int(os.environ.get("CHAOS_JOBS", "200")), int(os.environ.get("CHAOS_KILLS", "10")))
+    finally:
+        op.stop()
+    for problem in report.lost + report.duplicated + report.orphaned + report.wrong_state:
+        print(f"  {problem}")
+    print(f"chaos took {report.seconds:.0f}s; operator log: {op.log_path}")
+    print(report.line())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
