@@ -20,6 +20,9 @@ MAX_PATH = 4096  # paths and URLs
 MAX_COMMAND = 32768  # command lines and argument strings
 MAX_MOUNTS = 64  # per mount type
 MAX_ENV = 256  # environment variables, secrets
+# Most GPUs a node may have (BatchAICluster gpusPerNode); caps TensorFlow's workerCount before the
+# cluster is known (workerCount <= nodeCount x GPUs per VM, Batch AI's REST spec).
+MAX_GPUS_PER_NODE = 64
 
 # Azure storage account names: 3-24 lowercase letters and digits.
 STORAGE_ACCOUNT_PATTERN = r"^[a-z0-9]{3,24}$"
