@@ -1,7 +1,7 @@
 """Batch AI job.json -> a TrainingJob manifest plus the Secrets its credentials need.
 
-Accepts the whole file (`$schema` + `properties`, API 2018-05-01 or 2018-03-01) or a bare `properties`
-object, and mirrors what `az batchai job create -f job.json` did before sending it:
+Accepts the whole file (`$schema` + `properties`, API 2018-05-01, 2018-03-01 or 2017-09-01-preview) or a
+bare `properties` object, and mirrors what `az batchai job create -f job.json` did before sending it:
 
 - `<AZURE_BATCHAI_STORAGE_ACCOUNT>` / `<AZURE_BATCHAI_STORAGE_KEY>` are replaced by the storage
   account name and key (options, else env AZURE_BATCHAI_STORAGE_ACCOUNT / AZURE_BATCHAI_STORAGE_KEY);
@@ -12,8 +12,9 @@ object, and mirrors what `az batchai job create -f job.json` did before sending 
   them) that the mount references. Inline keys, secret values and registry passwords are moved into
   Secrets too: no key material ever stays in the TrainingJob.
 
-2018-03-01 files: `priority` (int) becomes `schedulingPriority` (<0 low, 0 normal, >0 high),
-`experimentName` becomes `experiment`, and outputDirectories' `type` / `createNew` are dropped.
+2018-03-01 (and 2017-09-01-preview) files: `priority` (int) becomes `schedulingPriority` (<0 low,
+0 normal, >0 high), `experimentName` becomes `experiment`, and outputDirectories' `type` / `createNew` are
+dropped.
 
 Fields Batch AI's API does not have are dropped with a warning, as the az CLI's deserializer ignored them
 (older recipes carry e.g. `process_count`). A CNTK job without `languageType` is left so: the model
@@ -301,7 +302,8 @@ class _Converter:
             version = m.group(1)
         else:
             version = "2018-03-01" if ("priority" in props or "experimentName" in props) else "2018-05-01"
-        if version not in ("2018-03-01", "2018-05-01"):
+        # 2017-09-01-preview (the first recipes' $schema) has 2018-03-01's fields: converted the same way.
+        if version not in ("2017-09-01", "2018-03-01", "2018-05-01"):
             self.warn(f"$schema names API version {version}; converting it as 2018-05-01")
         return props, version
 

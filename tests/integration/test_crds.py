@@ -145,6 +145,26 @@ INVALID_JOBS: list[tuple[str, dict[str, Any], list[str]]] = [
         ["spec.cntkSettings.configFilePath", "configFilePath is required when languageType is BrainScript"],
     ),
     (
+        "cntk-config-and-script-without-language",
+        {"cntkSettings": {"configFilePath": "c.cntk"}},
+        ["spec.cntkSettings.languageType", "both configFilePath and pythonScriptFilePath are set"],
+    ),
+    (
+        "cntk-neither-config-nor-script",
+        {"cntkSettings": {"pythonScriptFilePath": DELETE, "processCount": 2}},
+        ["spec.cntkSettings", "set pythonScriptFilePath (a Python job) or configFilePath"],
+    ),
+    (
+        "cntk-python-with-config",
+        {"cntkSettings": {"languageType": "Python", "configFilePath": "c.cntk"}},
+        ["spec.cntkSettings.configFilePath", "for BrainScript jobs only"],
+    ),
+    (
+        "worker-count-over-any-cluster",
+        {"cntkSettings": DELETE, "tensorFlowSettings": dict(TF, workerCount=129)},
+        ["spec.tensorFlowSettings.workerCount", "must not exceed nodeCount x GPUs per VM"],
+    ),
+    (
         "caffe-config-and-script",
         {
             "cntkSettings": DELETE,
@@ -444,7 +464,7 @@ def test_kubectl_explain_prints_descriptions() -> None:
     assert "CNTK toolkit" in text
     for field, description in [
         ("pythonScriptFilePath", "Python script to run."),
-        ("configFilePath", "BrainScript configuration file."),
+        ("configFilePath", "BrainScript configuration file"),
         ("processCount", "passed to the MPI runtime"),
         ("languageType", "BrainScript or Python"),
     ]:

@@ -520,6 +520,18 @@ def test_fields_batch_ai_does_not_have_are_dropped_with_a_warning() -> None:
     assert "az batchai job create ignored them too" in warning
 
 
+def test_preview_schema_converts_without_a_warning() -> None:
+    """The first recipes name the 2017-09-01-preview schema; its fields are 2018-03-01's."""
+    doc = minimal(experimentName="mnist_train", priority=0)
+    doc["$schema"] = (
+        "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2017-09-01-preview/job.json"
+    )
+    result = run(doc)
+    assert result.api_version == "2017-09-01"
+    assert result.warnings == []
+    assert result.job["spec"]["experiment"] == "mnist_train"
+
+
 def test_trailing_commas_are_tolerated() -> None:
     """The TensorFlow-GPU-Distributed recipe's outputDirectories list ends with a comma."""
     text = (
