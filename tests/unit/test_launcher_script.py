@@ -947,3 +947,23 @@ def test_shared_job_temp_on_a_multi_node_job(pod: Pod) -> None:
     inits = {r["env"]["AZ_BATCHAI_PYTORCH_INIT_METHOD"] for r in pod.records("python")}
     assert inits == {f"file://{pod.job_mount_root}/shared/pytorch_init"}
     assert (pod.job_mount_root / "shared").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, "{job_temp}/hostfile"),  # unset: Batch AI's place, <AZ_BATCHAI_JOB_TEMP>/hostfile
+        ("{config}/hostfile", "{job_temp}/hostfile"),  # the read-only ConfigMap copy: rewritten there
+        ("$AZ_BATCHAI_JOB_TEMP/hostfile", "{job_temp}/hostfile"),  # as the pod builder may set it
+        ("{tmp}/elsewhere/hosts", "{tmp}/elsewhere/hosts"),
+    ],
+)
+def test_hostfile_location(pod: Pod, given: str | None, expected: str) -> None:
+    paths = {"job_temp": str(pod.job_temp), "config": str(pod.config), "tmp": str(pod.tmp)}
+    pod.configure(make_spec(1, customMpiSettings={"commandLine": "python a.py", "processCount": 2}))
+    extra = {} if given is None else {"AZ_BATCHAI_MPI_HOST_FILE": given.format(**paths)}
+    assert pod.run(**extra).returncode == 0
+    mpirun = pod.records("mpirun")[0]
+    assert mpirun["env"]["AZ_BATCHAI_MPI_HOST_FILE"] == expected.format(**paths)
+    assert mpirun["hostfile_text"] == "localhost slots=2\n"
+    assert (pod.config / "hostfile").read_text() == "localhost slots=2\n"  # the ConfigMap is untouched
