@@ -32,8 +32,8 @@ from operator_process import OperatorProcess  # noqa: E402
 
 from batchai_operator.api.cluster import BatchAIClusterSpec  # noqa: E402
 from batchai_operator.api.trainingjob import TrainingJobSpec  # noqa: E402
-from batchai_operator.build.job import build_children  # noqa: E402
 from batchai_operator.config import OperatorConfig  # noqa: E402
+from batchai_operator.manifests.children import build_children  # noqa: E402
 
 POOL = "benchpool"
 SPEC: dict[str, Any] = {

@@ -1,5 +1,5 @@
 """batchai-operator: Azure Batch AI jobs and clusters as Kubernetes custom resources."""
 
-GROUP = "batchai.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+from .names import API_VERSION, GROUP, VERSION
+
+__all__ = ["API_VERSION", "GROUP", "VERSION"]

@@ -10,17 +10,6 @@ import os
 
 from pydantic import BaseModel, Field
 
-# Label and annotation prefix of everything the operator writes.
-DOMAIN = "batchai.io"
-FINALIZER = f"{DOMAIN}/finalizer"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "batchai-operator"
-LABEL_JOB = f"{DOMAIN}/trainingjob"
-LABEL_JOB_UID = f"{DOMAIN}/trainingjob-uid"
-LABEL_EXPERIMENT = f"{DOMAIN}/experiment"
-LABEL_CLUSTER = f"{DOMAIN}/cluster"
-LABEL_ROLE = f"{DOMAIN}/role"
-
 DEFAULT_IMAGES: dict[str, str] = {
     "cntk": "microsoft/cntk:2.5.1-gpu-python3.5-cuda9.0-cudnn7.0",
     "tensorflow": "tensorflow/tensorflow:1.15.5-gpu-py3",
@@ -32,33 +21,6 @@ DEFAULT_IMAGES: dict[str, str] = {
     "mpi": "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest",
     "custom": "ubuntu:22.04",
 }
-
-# GPUs per VM for the Azure sizes Batch AI users ran, and their successors. Keys are lowercase;
-# values are (canonical label value of node.kubernetes.io/instance-type, GPU count).
-VM_SIZES: dict[str, tuple[str, int]] = {
-    name.lower(): (name, gpus)
-    for name, gpus in [
-        ("Standard_NC6", 1), ("Standard_NC12", 2), ("Standard_NC24", 4), ("Standard_NC24r", 4),
-        ("Standard_NC6s_v2", 1), ("Standard_NC12s_v2", 2), ("Standard_NC24s_v2", 4),
-        ("Standard_NC24rs_v2", 4), ("Standard_NC6s_v3", 1), ("Standard_NC12s_v3", 2),
-        ("Standard_NC24s_v3", 4), ("Standard_NC24rs_v3", 4),
-        ("Standard_ND6s", 1), ("Standard_ND12s", 2), ("Standard_ND24s", 4), ("Standard_ND24rs", 4),
-        ("Standard_NV6", 1), ("Standard_NV12", 2), ("Standard_NV24", 4),
-        ("Standard_NC4as_T4_v3", 1), ("Standard_NC8as_T4_v3", 1), ("Standard_NC16as_T4_v3", 1),
-        ("Standard_NC64as_T4_v3", 4), ("Standard_NC24ads_A100_v4", 1), ("Standard_NC48ads_A100_v4", 2),
-        ("Standard_NC96ads_A100_v4", 4), ("Standard_ND96asr_v4", 8), ("Standard_ND96amsr_A100_v4", 8),
-        ("Standard_ND96isr_H100_v5", 8),
-        ("Standard_D2s_v3", 0), ("Standard_D4s_v3", 0), ("Standard_D8s_v3", 0), ("Standard_D16s_v3", 0),
-    ]
-}  # fmt: skip
-
-
-def vm_size_info(vm_size: str) -> tuple[str, int | None]:
-    """(instance-type label value, GPUs per node or None when the size is unknown)."""
-    known = VM_SIZES.get(vm_size.lower())
-    if known:
-        return known
-    return vm_size, None
 
 
 class OperatorConfig(BaseModel):

@@ -1,8 +1,8 @@
 """The operator's one door to the Kubernetes API (besides kopf's own watches).
 
 Uses the official `kubernetes` client in worker threads: kopf brings no client of its own, and the
-synchronous client is the best-kept one. Every call is idempotent: create treats 409 as done, delete
-treats 404 as done.
+synchronous client is the best-kept one. Every call has a client-side timeout and is idempotent: create
+treats 409 as done (the caller checks who owns what exists), delete treats 404 as done.
 """
 
 from __future__ import annotations
@@ -18,11 +18,16 @@ import kubernetes
 import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 
-from . import GROUP, VERSION
+from .names import GROUP, VERSION
 
 log = logging.getLogger(__name__)
 # Ask the apiserver for an object's metadata only (used for Secrets: their values never reach us).
 PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+# (connect, read) seconds for every request: a hung connection must not hold a sync forever.
+REQUEST_TIMEOUT = (10, 30)
+# Watches: the server ends each one after WATCH_SECONDS; the client gives up a silent one a bit later.
+WATCH_SECONDS = 60
+WATCH_CLIENT_TIMEOUT = (10, WATCH_SECONDS + 15)
 
 
 def api_message(e: ApiException) -> str:
@@ -51,10 +56,21 @@ class Kube:
             kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
         return Kube()
 
+    async def _call(
+        self, fn: Callable[..., Any], *args: Any, ok: tuple[int, ...] = (), **kwargs: Any
+    ) -> bool:
+        """Run one client call in a worker thread with the request timeout; False when it failed with a
+        status in `ok` (e.g. 404 on delete), True when it succeeded."""
+        try:
+            await asyncio.to_thread(fn, *args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+            return True
+        except ApiException as e:
+            if e.status in ok:
+                return False
+            raise
+
     async def create(self, manifest: dict[str, Any]) -> bool:
-        """Create the object; False when it already existed."""
-        ns = manifest["metadata"]["namespace"]
-        kind = manifest["kind"]
+        """Create the object; False when one of that name already exists."""
         creators: dict[str, Callable[..., Any]] = {
             "Job": self.batch.create_namespaced_job,
             "ConfigMap": self.core.create_namespaced_config_map,
@@ -62,97 +78,114 @@ class Kube:
             "Service": self.core.create_namespaced_service,
             "DaemonSet": self.apps.create_namespaced_daemon_set,
         }
-        fn = creators[kind]
-        try:
-            await asyncio.to_thread(fn, ns, manifest)
-            return True
-        except ApiException as e:
-            if e.status == 409:
-                return False
-            raise
+        return await self._call(
+            creators[manifest["kind"]], manifest["metadata"]["namespace"], manifest, ok=(409,)
+        )
 
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         deleters: dict[str, Callable[..., Any]] = {
             "Job": self.batch.delete_namespaced_job,
             "DaemonSet": self.apps.delete_namespaced_daemon_set,
         }
-        fn = deleters[kind]
-        try:
-            await asyncio.to_thread(fn, name, namespace, propagation_policy="Background")
-        except ApiException as e:
-            if e.status != 404:
-                raise
+        await self._call(deleters[kind], name, namespace, propagation_policy="Background", ok=(404,))
 
     async def patch_json(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> bool:
         """Apply a JSON patch (RFC 6902, a "test" op may guard it); False when gone or the test failed."""
         fn: Any = {"DaemonSet": self.apps.patch_namespaced_daemon_set}[kind]
-        try:
-            await asyncio.to_thread(fn, name, namespace, ops)
-            return True
-        except ApiException as e:
-            if e.status in (404, 409, 422):
-                return False
-            raise
+        return await self._call(fn, name, namespace, ops, ok=(404, 409, 422))
 
     async def patch_custom(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """Merge-patch one of our custom objects' metadata (the spec is the user's). 404: gone, fine."""
-        try:
-            await asyncio.to_thread(
-                self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name, patch
-            )
-        except ApiException as e:
-            if e.status != 404:
-                raise
+        fn = self.custom.patch_namespaced_custom_object
+        await self._call(fn, GROUP, VERSION, namespace, plural, name, patch, ok=(404,))
+
+    async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource of one of our custom objects (404: it is gone, fine)."""
+        fn = self.custom.patch_namespaced_custom_object_status
+        await self._call(fn, GROUP, VERSION, namespace, plural, name, {"status": status}, ok=(404,))
+
+    async def delete_custom(self, plural: str, namespace: str, name: str) -> None:
+        fn = self.custom.delete_namespaced_custom_object
+        await self._call(fn, GROUP, VERSION, namespace, plural, name, ok=(404,))
 
     async def label_pod(self, namespace: str, name: str, labels: dict[str, str]) -> None:
         """Merge labels into a pod (404: it is gone, fine)."""
-        try:
-            await asyncio.to_thread(
-                self.core.patch_namespaced_pod, name, namespace, {"metadata": {"labels": labels}}
-            )
-        except ApiException as e:
-            if e.status != 404:
-                raise
+        await self._call(
+            self.core.patch_namespaced_pod, name, namespace, {"metadata": {"labels": labels}}, ok=(404,)
+        )
 
     async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        await asyncio.to_thread(self.batch.patch_namespaced_job, name, namespace, patch)
+        await self._call(self.batch.patch_namespaced_job, name, namespace, patch, ok=(404,))
+
+    async def controller_uid(self, kind: str, namespace: str, name: str) -> str | None:
+        """The uid of the controller of an existing child (metadata only); None: it has none, or is gone."""
+        readers: dict[str, Callable[..., Any]] = {
+            "Job": self.batch.read_namespaced_job,
+            "ConfigMap": self.core.read_namespaced_config_map,
+            "Secret": self.core.read_namespaced_secret,
+            "Service": self.core.read_namespaced_service,
+            "DaemonSet": self.apps.read_namespaced_daemon_set,
+        }
+        try:
+            data = await asyncio.to_thread(self._metadata, readers[kind], namespace, name)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        refs = (data.get("metadata") or {}).get("ownerReferences") or []
+        return next((str(r.get("uid")) for r in refs if r.get("controller")), None)
 
     async def secret_exists(self, namespace: str, name: str) -> bool:
         """Whether a Secret exists. Asks for its metadata only, so no secret value is ever transferred."""
         try:
-            await asyncio.to_thread(self._secret_metadata, namespace, name)
+            await asyncio.to_thread(self._metadata, self.core.read_namespaced_secret, namespace, name)
             return True
         except ApiException as e:
             if e.status == 404:
                 return False
             raise
 
-    def _secret_metadata(self, namespace: str, name: str) -> bytes:
-        resp: Any = self.core.read_namespaced_secret(
-            name, namespace, _headers={"Accept": PARTIAL_METADATA}, _preload_content=False
+    def _metadata(self, read: Callable[..., Any], namespace: str, name: str) -> dict[str, Any]:
+        resp: Any = read(
+            name,
+            namespace,
+            _headers={"Accept": PARTIAL_METADATA},
+            _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT,
         )
         # Read the (metadata-only) body to the end so the pooled connection stays usable.
         data: bytes = resp.read()
         if b'"PartialObjectMetadata"' not in data:
-            raise RuntimeError("the apiserver did not honour the metadata-only request for a Secret")
-        return data
+            raise RuntimeError("the apiserver did not honour a metadata-only request")
+        result: dict[str, Any] = json.loads(data)
+        return result
 
-    def watch_failed_mounts(self, on_event: Callable[[dict[str, Any]], None], stop: threading.Event) -> None:
-        """Blocking: stream the kubelets' FailedMount Events for pods, in all namespaces, until `stop`.
+    def watch_events(
+        self, field_selector: str, on_event: Callable[[dict[str, Any]], None], stop: threading.Event
+    ) -> None:
+        """Blocking: stream the Events matching a field selector, in all namespaces, until `stop`.
 
-        A field-selected watch, not kopf's: kopf cannot filter by field, and watching every Event of a
-        busy cluster to find the rare FailedMount would cost far more than this one narrow stream.
+        A field-selected watch of our own, not kopf's: kopf cannot filter by field, and watching every
+        Event of a busy cluster to find rare ones (FailedMount, FailedCreate) would cost far more. It
+        starts from a fresh list's resourceVersion, so a restart does not replay old Events; a watch that
+        expires (410) or breaks is started again.
         """
-        selector = "reason=FailedMount,involvedObject.kind=Pod"
         version: str | None = None
         while not stop.is_set():
             w = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
             try:
+                if version is None:
+                    listed = self.core.list_event_for_all_namespaces(
+                        field_selector=field_selector, limit=1, _request_timeout=REQUEST_TIMEOUT
+                    )
+                    version = listed.metadata.resource_version if listed.metadata else None
                 for item in w.stream(  # type: ignore[no-untyped-call]
                     self.core.list_event_for_all_namespaces,
-                    field_selector=selector,
+                    field_selector=field_selector,
                     resource_version=version,
-                    timeout_seconds=60,
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=WATCH_SECONDS,
+                    _request_timeout=WATCH_CLIENT_TIMEOUT,
                 ):
                     if stop.is_set():
                         break
@@ -161,38 +194,13 @@ class Kube:
                     if item.get("type") in ("ADDED", "MODIFIED"):
                         on_event(obj)
             except ApiException as e:
-                if e.status == 410:  # our resourceVersion is too old: start from now
+                if e.status == 410:  # our resourceVersion is too old: list again
                     version = None
                 else:
-                    log.warning("FailedMount watch: %s; retrying", api_message(e))
+                    log.warning("watch of Events (%s): %s; retrying", field_selector, api_message(e))
                     stop.wait(5)
-            except Exception as e:  # network trouble: retry, never give up the watch
-                log.warning("FailedMount watch: %s; retrying", e)
+            except Exception as e:  # network trouble, a timeout: retry, never give up the watch
+                log.warning("watch of Events (%s): %s; retrying", field_selector, e)
                 stop.wait(5)
             finally:
                 w.stop()  # type: ignore[no-untyped-call]
-
-    async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch the status subresource of one of our custom objects (404: it is gone, fine)."""
-        try:
-            await asyncio.to_thread(
-                self.custom.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                {"status": status},
-            )
-        except ApiException as e:
-            if e.status != 404:
-                raise
-
-    async def delete_custom(self, plural: str, namespace: str, name: str) -> None:
-        try:
-            await asyncio.to_thread(
-                self.custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
-            )
-        except ApiException as e:
-            if e.status != 404:
-                raise

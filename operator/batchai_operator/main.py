@@ -1,5 +1,8 @@
-"""The operator's entry point for `kopf run -m batchai_operator.main`: registers every handler module."""
+"""The operator's entry point: `kopf run --standalone -m batchai_operator.main --all-namespaces`.
 
-from . import cluster_handlers, handlers
+Importing the handler modules registers them with kopf; nothing else imports them.
+"""
 
-__all__ = ["cluster_handlers", "handlers"]
+from .handlers import cluster, indexes, lifecycle, trainingjob
+
+__all__ = ["cluster", "indexes", "lifecycle", "trainingjob"]

@@ -165,6 +165,11 @@ INVALID_JOBS: list[tuple[str, dict[str, Any], list[str]]] = [
         ["spec.tensorFlowSettings.workerCount", "must not exceed nodeCount x GPUs per VM"],
     ),
     (
+        "launcher-variable",
+        {"environmentVariables": [{"name": "BATCHAI_SSH_DIR", "value": "/tmp"}]},
+        ["spec.environmentVariables[0].name", "reserved for the operator's launcher"],
+    ),
+    (
         "caffe-config-and-script",
         {
             "cntkSettings": DELETE,
@@ -337,6 +342,17 @@ INVALID_CLUSTERS: list[tuple[str, dict[str, Any], list[str]]] = [
 
 
 def test_the_bases_are_valid(api: client.CustomObjectsApi, namespace: str) -> None:
+    # A job may choose its MPI and task shell (launcher settings, the only BATCHAI_* names it may set).
+    settings = [
+        {"name": "BATCHAI_MPI_FLAVOUR", "value": "intelmpi"},
+        {"name": "BATCHAI_TASK_SHELL", "value": "plain"},
+    ]
+    create(
+        api,
+        namespace,
+        manifest("TrainingJob", "settings", {**BASE_JOB, "environmentVariables": settings}),
+        True,
+    )
     TrainingJobSpec.model_validate(BASE_JOB)
     BatchAIClusterSpec.model_validate(BASE_CLUSTER)
     create(api, namespace, manifest("TrainingJob", "base", BASE_JOB), dry_run=True)

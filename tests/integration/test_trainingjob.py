@@ -20,7 +20,7 @@ from jobs import (
 )
 from kubernetes import client
 
-from samples import cntk_spec
+from samples import cntk_spec, job_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("operator")]
 
@@ -85,12 +85,10 @@ def test_exit_code_three_fails_the_job_with_job_failed(namespace: str) -> None:
 
 def test_two_node_horovod_spreads_over_gpu_nodes_with_hostfile(namespace: str) -> None:
     create_cluster(namespace)
-    spec = {
-        "cluster": "nc6",
-        "nodeCount": 2,
-        "stdOutErrPathPrefix": "/tmp/logs",
-        "horovodSettings": {"pythonScriptFilePath": "train.py", "processCount": 2},
-    }
+    spec = job_spec(
+        nodes=2,
+        horovodSettings={"pythonScriptFilePath": "train.py", "processCount": 2},
+    )
     create_job(namespace, "hvd", spec, annotations={"sim.batchai.io/run-for": "3s"})
     pods = wait_for(
         lambda: (
@@ -119,12 +117,10 @@ def test_two_node_horovod_spreads_over_gpu_nodes_with_hostfile(namespace: str) -
 def test_node_zero_decides_a_multi_node_mpi_job(namespace: str, node0_exit: str, state: str) -> None:
     """Workers (sshd) never finish by themselves: node 0's exit ends the job, as in Batch AI."""
     create_cluster(namespace)
-    spec = {
-        "cluster": "nc6",
-        "nodeCount": 2,
-        "stdOutErrPathPrefix": "/tmp/logs",
-        "horovodSettings": {"pythonScriptFilePath": "train.py"},
-    }
+    spec = job_spec(
+        nodes=2,
+        horovodSettings={"pythonScriptFilePath": "train.py"},
+    )
     sim = {
         "sim.batchai.io/run-for-0": "2s",
         "sim.batchai.io/exit-code-0": node0_exit,
@@ -139,12 +135,10 @@ def test_node_zero_decides_a_multi_node_mpi_job(namespace: str, node0_exit: str,
 
 def test_every_node_counts_for_pytorch(namespace: str) -> None:
     create_cluster(namespace)
-    spec = {
-        "cluster": "nc6",
-        "nodeCount": 2,
-        "stdOutErrPathPrefix": "/tmp/logs",
-        "pyTorchSettings": {"pythonScriptFilePath": "train.py", "communicationBackend": "gloo"},
-    }
+    spec = job_spec(
+        nodes=2,
+        pyTorchSettings={"pythonScriptFilePath": "train.py", "communicationBackend": "gloo"},
+    )
     create_job(
         namespace,
         "pt",
@@ -158,16 +152,14 @@ def test_every_node_counts_for_pytorch(namespace: str) -> None:
 
 def test_two_node_tensorflow_gets_batchai_host_lists(namespace: str) -> None:
     create_cluster(namespace)
-    spec = {
-        "cluster": "nc6",
-        "nodeCount": 2,
-        "stdOutErrPathPrefix": "/tmp/logs",
-        "tensorFlowSettings": {
+    spec = job_spec(
+        nodes=2,
+        tensorFlowSettings={
             "pythonScriptFilePath": "mnist.py",
             "parameterServerCount": 1,
             "workerCount": 3,
         },
-    }
+    )
     create_job(namespace, "tf", spec)
     pods = wait_for(
         lambda: job_pods(namespace, "tf") if len(job_pods(namespace, "tf")) == 2 else None, timeout=30
@@ -216,12 +208,10 @@ def test_terminate_stops_a_running_job(namespace: str) -> None:
 
 def test_deleting_a_job_removes_every_child(namespace: str) -> None:
     create_cluster(namespace)
-    spec = {
-        "cluster": "nc6",
-        "nodeCount": 2,
-        "stdOutErrPathPrefix": "/tmp/logs",
-        "customMpiSettings": {"commandLine": "hostname"},
-    }
+    spec = job_spec(
+        nodes=2,
+        customMpiSettings={"commandLine": "hostname"},
+    )
     create_job(namespace, "gone", spec, annotations={"sim.batchai.io/run-for": "120s"})
     wait_state(namespace, "gone", "running")
     client.CustomObjectsApi().delete_namespaced_custom_object(
@@ -366,12 +356,10 @@ def test_jobs_run_only_on_nodes_whose_setup_task_succeeded(namespace: str) -> No
     setup = {
         "nodeSetup": {"setupTask": {"commandLine": "echo prepared", "stdOutErrPathPrefix": "/tmp/setup"}}
     }
-    spec = {
-        "cluster": "nc24",
-        "nodeCount": 1,
-        "stdOutErrPathPrefix": "/tmp/logs",
-        "customToolkitSettings": {"commandLine": "nvidia-smi"},
-    }
+    spec = job_spec(
+        cluster="nc24",
+        customToolkitSettings={"commandLine": "nvidia-smi"},
+    )
     # A setup task that fails on every node: the job must not start anywhere.
     create_cluster(
         namespace,
@@ -459,17 +447,14 @@ def test_launcher_termination_messages_become_batchai_error_codes(
 
 def test_unmanaged_file_systems_without_the_admin_opt_in_fail_with_a_clear_error(namespace: str) -> None:
     create_cluster(namespace)
-    spec = {
-        "cluster": "nc6",
-        "nodeCount": 1,
-        "stdOutErrPathPrefix": "/tmp/logs",
-        "customToolkitSettings": {"commandLine": "ls"},
-        "mountVolumes": {
+    spec = job_spec(
+        customToolkitSettings={"commandLine": "ls"},
+        mountVolumes={
             "unmanagedFileSystems": [
                 {"mountCommand": "mount -t glusterfs 10.0.0.4:/gv0", "relativeMountPath": "gfs"}
             ]
         },
-    }
+    )
     create_job(namespace, "gluster", spec)
     st = wait_state(namespace, "gluster", "failed")["status"]
     err = st["executionInfo"]["errors"][0]

@@ -642,3 +642,13 @@ def test_cluster_needs_vm_size() -> None:
     spec = dict(CLUSTER)
     del spec["vmSize"]
     rejected(spec, "vmSize", model=BatchAIClusterSpec)
+
+
+def test_batchai_names_are_the_launchers_except_its_settings() -> None:
+    for name in ("BATCHAI_MPI_FLAVOUR", "BATCHAI_TASK_SHELL"):
+        TrainingJobSpec.model_validate(job(environmentVariables=[{"name": name, "value": "intelmpi"}]))
+    rejected(
+        job(environmentVariables=[{"name": "BATCHAI_SSH_DIR", "value": "/tmp"}]),
+        "BATCHAI_ are reserved for the operator's launcher",
+        "(except BATCHAI_MPI_FLAVOUR and BATCHAI_TASK_SHELL)",
+    )

@@ -8,10 +8,13 @@ import pytest
 
 from batchai_operator.api.cluster import BatchAIClusterSpec
 from batchai_operator.api.trainingjob import TrainingJobSpec
-from batchai_operator.build.errors import BuildError
-from batchai_operator.build.job import build_children, hosts, node_selector, shm_quantity
-from batchai_operator.build.names import child_name
 from batchai_operator.config import OperatorConfig
+from batchai_operator.manifests.children import build_children
+from batchai_operator.manifests.context import hosts
+from batchai_operator.manifests.errors import BuildError
+from batchai_operator.manifests.naming import child_name
+from batchai_operator.manifests.placement import node_selector
+from batchai_operator.manifests.pod import shm_quantity
 from samples import cntk_spec
 
 SEED_SPEC: dict[str, Any] = cntk_spec(secret="acct-storage")
@@ -275,7 +278,7 @@ def test_jobs_on_a_cluster_with_a_setup_task_need_a_finished_setup_pod_on_their_
 
 
 def test_describe_volumes_names_pod_volumes_after_their_batchai_mounts() -> None:
-    from batchai_operator.build.volumes import describe_volumes
+    from batchai_operator.manifests.volumes import describe_volumes
 
     spec = TrainingJobSpec.model_validate(SEED_SPEC)
     pod = build(SEED_SPEC).job["spec"]["template"]["spec"]

@@ -10,19 +10,18 @@ from typing import Any
 import pytest
 
 from batchai_operator.api.cluster import BatchAIClusterSpec
-from batchai_operator.build.cluster import (
+from batchai_operator.config import OperatorConfig
+from batchai_operator.manifests.errors import BuildError
+from batchai_operator.manifests.naming import setup_task_name
+from batchai_operator.manifests.paths import MOUNT_ROOT
+from batchai_operator.manifests.setup_daemonset import SETUP_SCRIPT, build_setup_daemonset
+from batchai_operator.names import (
     ANNOTATION_SETUP_REVISION,
     IDLE_CONTAINER,
     LABEL_CLUSTER_UID,
     LABEL_SETUP_REVISION,
     SETUP_CONTAINER,
-    SETUP_SCRIPT,
-    build_setup_daemonset,
-    setup_task_name,
 )
-from batchai_operator.build.errors import BuildError
-from batchai_operator.build.paths import MOUNT_ROOT
-from batchai_operator.config import OperatorConfig
 
 CONFIG = OperatorConfig()
 

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from batchai_operator.api.cluster import BatchAIClusterSpec
-from batchai_operator.cluster_status import (
-    ClusterObserved,
-    ClusterStatusResult,
-    compute_cluster_status,
-    fmt_time,
-    selects,
-    setup_state,
-    slim_job_pod,
-    slim_node,
-    slim_setup_pod,
-    status_patch,
-)
+from batchai_operator.api.cluster import BatchAIClusterSpec, BatchAIClusterStatus
+from batchai_operator.api.trainingjob import BatchAIError
+from batchai_operator.decide import cluster
+from batchai_operator.decide.cluster import selects, setup_pods_to_mark, setup_state
+from batchai_operator.decide.common import Event, fmt_time, status_patch
+from batchai_operator.decide.views import slim_job_pod, slim_node, slim_setup_pod
 
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 REV = "rev1"
@@ -98,6 +92,26 @@ RUNNING = {"running": {"startedAt": ago(5)}}
 FAILED = {"terminated": {"exitCode": 2, "reason": "Error"}}
 
 
+@dataclass
+class ClusterStatusResult:
+    status: dict[str, Any]  # as written to the API
+    events: list[Event]
+    recheck_after: float | None
+
+
+def observed(**kw: Any) -> cluster.ClusterObserved:
+    """ClusterObserved, with the previous status and the scale error given as the API shows them."""
+    kw["status"] = BatchAIClusterStatus.model_validate(kw.get("status") or {})
+    if kw.get("scale_error") is not None:
+        kw["scale_error"] = BatchAIError.model_validate(kw["scale_error"])
+    return cluster.ClusterObserved(**kw)
+
+
+def compute_cluster_status(obs: cluster.ClusterObserved, now: datetime) -> ClusterStatusResult:
+    r = cluster.compute_cluster_status(obs, now)
+    return ClusterStatusResult(r.status.wire(), r.events, r.recheck_after)
+
+
 def spec(**extra: Any) -> BatchAIClusterSpec:
     return BatchAIClusterSpec.model_validate({"vmSize": "Standard_NC6", **extra})
 
@@ -105,7 +119,7 @@ def spec(**extra: Any) -> BatchAIClusterSpec:
 def observe(
     nodes: list[dict[str, Any]], status: dict[str, Any] | None = None, **kw: Any
 ) -> ClusterStatusResult:
-    obs = ClusterObserved(
+    obs = observed(
         spec=kw.pop("spec", spec()),
         generation=kw.pop("generation", 3),
         status=status or {},
@@ -344,14 +358,14 @@ def test_manual_target_differs_resizing_then_steady() -> None:
     assert r1.events == []  # the first status is not a transition
 
     later = NOW + timedelta(seconds=30)
-    obs = ClusterObserved(spec=s, generation=3, status=r1.status, nodes=[node("a"), node("b"), node("c")])
+    obs = observed(spec=s, generation=3, status=r1.status, nodes=[node("a"), node("b"), node("c")])
     r2 = compute_cluster_status(obs, later)
     assert r2.status["allocationState"] == "steady"
     assert r2.status["allocationStateTransitionTime"] == fmt_time(later)
     assert ready(r2)["status"] == "True" and ready(r2)["lastTransitionTime"] == fmt_time(later)
     assert [e[1] for e in r2.events] == ["Steady"]
 
-    obs = ClusterObserved(spec=s, generation=3, status=r2.status, nodes=[node("a"), node("b"), node("c")])
+    obs = observed(spec=s, generation=3, status=r2.status, nodes=[node("a"), node("b"), node("c")])
     r3 = compute_cluster_status(obs, later + timedelta(seconds=30))
     assert r3.status == r2.status  # nothing moved: same times, no patch
     assert r3.events == []
@@ -403,7 +417,7 @@ def test_invalid_spec() -> None:
 
 def test_ready_transition_time_kept_while_status_unchanged() -> None:
     old = observe([node("a")]).status
-    obs = ClusterObserved(spec=spec(), generation=4, status=old, nodes=[node("a"), node("b")])
+    obs = observed(spec=spec(), generation=4, status=old, nodes=[node("a"), node("b")])
     r = compute_cluster_status(obs, NOW + timedelta(minutes=5))
     assert ready(r)["lastTransitionTime"] == fmt_time(NOW)
     assert ready(r)["observedGeneration"] == 4 and r.status["observedGeneration"] == 4
@@ -439,8 +453,6 @@ def test_slim_node_and_pods() -> None:
 
 
 def test_setup_pods_to_mark_only_current_finished_unmarked_pods() -> None:
-    from batchai_operator.cluster_status import setup_pods_to_mark
-
     done = {"state": "terminated", "exitCode": 0}
     pods = [
         {"name": "a", "revision": "r2", "init": done, "marked": False},

@@ -217,6 +217,7 @@ def test_rules_sit_where_declared() -> None:
     assert rules_at("TrainingJob", "spec", "mountVolumes", "azureFileShares", "[]", "relativeMountPath") == [
         "!self.startsWith('/')",
         "!self.split('/').exists(p, p == '..')",
+        "self.matches('^[^/\\\\x00-\\\\x1f\\\\x7f]+(/[^/\\\\x00-\\\\x1f\\\\x7f]+)*$')",
     ]
     creds = rules_at("TrainingJob", "spec", "mountVolumes", "azureBlobFileSystems", "[]", "credentials")
     assert "!has(self.accountKey)" in creds

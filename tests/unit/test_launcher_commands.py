@@ -12,20 +12,10 @@ import pytest
 from batchai_operator.api.trainingjob import TrainingJobSpec
 from batchai_operator.launcher import commands
 from batchai_operator.launcher.commands import Role, Task
+from samples import launcher_spec as make_spec
 
 MPIRUN = "batchai_mpirun"  # the launcher's wrapper: the image's mpirun with its MPI's flags
 SCRIPT = "$AZ_BATCHAI_INPUT_SCRIPTS/train.py"
-
-
-def make_spec(node_count: int = 1, **toolkit: Any) -> TrainingJobSpec:
-    return TrainingJobSpec.model_validate(
-        {
-            "cluster": "nc6",
-            "nodeCount": node_count,
-            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
-            **toolkit,
-        }
-    )
 
 
 def hosts(n: int) -> list[str]:
@@ -435,6 +425,7 @@ def test_render_config_keys_and_launcher() -> None:
     assert sorted(data) == [
         "hostfile",
         "launcher.sh",
+        "lib.sh",
         "tasks-0.sh",
         "tasks-1.sh",
         "tasks-2.sh",
@@ -442,6 +433,7 @@ def test_render_config_keys_and_launcher() -> None:
     ]
     script = Path(commands.__file__).with_name("launcher.sh").read_text()
     assert data["launcher.sh"] == script
+    assert data["lib.sh"] == Path(commands.__file__).with_name("lib.sh").read_text()
     assert data["hostfile"] == "h0 slots=1\nh1 slots=1\nh2 slots=1\n"
     assert "run_task" not in data["tasks-1.sh"].replace("# run_task", "")
     assert data["tasks-0.sh"].splitlines()[2:] == [

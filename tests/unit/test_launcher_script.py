@@ -26,6 +26,7 @@ import pytest
 
 from batchai_operator.api.trainingjob import TrainingJobSpec
 from batchai_operator.launcher import commands
+from samples import launcher_spec as make_spec
 
 STANDIN = r"""#!{python}
 import json, os, signal, subprocess, sys, time
@@ -88,17 +89,6 @@ sys.exit(int(opts.get("exit", "0")))
 LAUNCHER = Path(commands.__file__).with_name("launcher.sh")
 SCRIPT = "$AZ_BATCHAI_INPUT_SCRIPTS/train.py"
 SEGMENT = "ns/default/job/uid-1"
-
-
-def make_spec(node_count: int = 1, **toolkit: Any) -> TrainingJobSpec:
-    return TrainingJobSpec.model_validate(
-        {
-            "cluster": "nc6",
-            "nodeCount": node_count,
-            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
-            **toolkit,
-        }
-    )
 
 
 class Pod:

@@ -23,9 +23,6 @@ from .common import (
 )
 from .trainingjob import BatchAIError, Condition
 
-KIND = "BatchAICluster"
-PLURAL = "batchaiclusters"
-
 MSG_AUTOSCALE_BOUNDS = "scaleSettings.autoScale.minimumNodeCount must not exceed maximumNodeCount"
 MSG_SCALE_ONE_OF = "scaleSettings: set exactly one of manual or autoScale"
 MSG_APPINSIGHTS_KEY = (

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .base import ApiModel, cel, rules
 
@@ -31,6 +32,11 @@ STORAGE_ACCOUNT_PATTERN = r"^[a-z0-9]{3,24}$"
 # validates with these models) and the apiserver say the same thing.
 MSG_MOUNT_PATH_ABSOLUTE = "relativeMountPath must not start with '/'"
 MSG_MOUNT_PATH_DOTDOT = "relativeMountPath must not contain '..'"
+MSG_MOUNT_PATH_FORM = (
+    "relativeMountPath must not end with '/' or contain '//' or control characters (tab, newline)"
+)
+# Segments separated by single '/', no control characters: 'x' and 'x/' would be the same mount point.
+_MOUNT_PATH_FORM = r"^[^/\x00-\x1f\x7f]+(/[^/\x00-\x1f\x7f]+)*$"
 MSG_MOUNT_PATHS_UNIQUE = "mountVolumes: relativeMountPath values must be unique across all mounts"
 MSG_INLINE_ACCOUNT_KEY = (
     "credentials.accountKey: inline storage keys are not accepted; store the key in a Secret (keys "
@@ -50,6 +56,13 @@ MSG_KEYVAULT_SECRET_VALUE = (
     "secrets[].valueSecretReference: Key Vault references are not supported; use secrets[].secretRef"
 )
 MSG_SECRET_REF_REQUIRED = "secrets[].secretRef is required"
+# Launcher settings a job may set in environmentVariables (launcher.sh): the MPI its toolkit runs with
+# and whether command lines read ~/.bashrc. Every other BATCHAI_* name is the launcher's own.
+USER_LAUNCHER_SETTINGS = ("BATCHAI_MPI_FLAVOUR", "BATCHAI_TASK_SHELL")
+MSG_ENV_RESERVED = (
+    "environment variable names starting with BATCHAI_ are reserved for the operator's launcher "
+    f"(except {' and '.join(USER_LAUNCHER_SETTINGS)})"
+)
 
 
 def _check_relative_mount_path(value: str) -> str:
@@ -57,6 +70,8 @@ def _check_relative_mount_path(value: str) -> str:
         raise ValueError(MSG_MOUNT_PATH_ABSOLUTE)
     if ".." in value.split("/"):
         raise ValueError(MSG_MOUNT_PATH_DOTDOT)
+    if not re.match(_MOUNT_PATH_FORM, value):
+        raise ValueError(MSG_MOUNT_PATH_FORM)
     return value
 
 
@@ -72,6 +87,8 @@ RelativeMountPath = Annotated[
         json_schema_extra=rules(
             cel("!self.startsWith('/')", MSG_MOUNT_PATH_ABSOLUTE),
             cel("!self.split('/').exists(p, p == '..')", MSG_MOUNT_PATH_DOTDOT),
+            # Backslashes doubled: CEL unescapes its string literal before RE2 reads the pattern.
+            cel("self.matches('" + _MOUNT_PATH_FORM.replace("\\", "\\\\") + "')", MSG_MOUNT_PATH_FORM),
         ),
     ),
     AfterValidator(_check_relative_mount_path),
@@ -193,8 +210,11 @@ class AzureFileShareReference(ApiModel):
         max_length=24,
     )
     azure_file_url: str = Field(
-        description="URL of the share, https://<account>.file.core.windows.net/<share>.",
-        pattern=r"^https://[^/]+/[^/]+/?$",
+        description=(
+            "URL of the share, https://<account>.file.core.windows.net/<share> (share names: lowercase "
+            "letters, digits and '-')."
+        ),
+        pattern=r"^https://[^/\s]+/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/?$",
         max_length=MAX_PATH,
     )
     credentials: StorageCredentials = Field(description="How to authenticate to the storage account.")
@@ -330,10 +350,33 @@ class MountVolumes(ApiModel):
 class EnvironmentVariable(ApiModel):
     """An environment variable for the job (and its preparation task)."""
 
-    name: str = Field(description="Variable name.", pattern=ENV_NAME_PATTERN, max_length=MAX_NAME)
+    name: str = Field(
+        description=(
+            "Variable name (BATCHAI_* names are the launcher's own, except its settings "
+            "BATCHAI_MPI_FLAVOUR and BATCHAI_TASK_SHELL)."
+        ),
+        pattern=ENV_NAME_PATTERN,
+        max_length=MAX_NAME,
+        json_schema_extra=rules(
+            cel(
+                "!self.startsWith('BATCHAI_') || self in "
+                + "["
+                + ", ".join(f"'{n}'" for n in USER_LAUNCHER_SETTINGS)
+                + "]",
+                MSG_ENV_RESERVED,
+            )
+        ),
+    )
     value: str = Field(
         description="Value; $VARS are expanded by the shell in the pod.", max_length=MAX_COMMAND
     )
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value.startswith("BATCHAI_") and value not in USER_LAUNCHER_SETTINGS:
+            raise ValueError(MSG_ENV_RESERVED)
+        return value
 
 
 class EnvironmentVariableWithSecretValue(ApiModel):

@@ -13,25 +13,26 @@ import re
 from datetime import timedelta
 
 # re.ASCII: `\d` means [0-9], as in the RE2 pattern the apiserver checks (Python's `\d` would also
-# take other Unicode digits).
+# take other Unicode digits). Numbers have bounded digits, so every accepted duration fits a timedelta and
+# a Job's activeDeadlineSeconds (about 400,000 days at the most).
 _TIMESPAN = re.compile(
-    r"^(?:(?P<d>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<f>\d{1,7}))?$", re.ASCII
+    r"^(?:(?P<d>\d{1,5})\.)?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<f>\d{1,7}))?$", re.ASCII
 )
 _PYTHON = re.compile(
-    r"^(?:(?P<d>\d+) days?, )?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<f>\d{1,6}))?$", re.ASCII
+    r"^(?:(?P<d>\d{1,5}) days?, )?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<f>\d{1,6}))?$", re.ASCII
 )
 _ISO = re.compile(
-    r"^P(?!$)(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
-    r"(?:T(?=\d)(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
+    r"^P(?!$)(?:(?P<w>\d{1,4})W)?(?:(?P<d>\d{1,5})D)?"
+    r"(?:T(?=\d)(?:(?P<h>\d{1,6})H)?(?:(?P<m>\d{1,8})M)?(?:(?P<s>\d{1,10}(?:\.\d{1,9})?)S)?)?$",
     re.ASCII,
 )
 
 # The same three spellings as one regex, for the CRD schema's `pattern` (so kubectl apply rejects a
 # malformed duration before the operator sees it).
 DURATION_PATTERN = (
-    r"^((\d+\.)?\d{1,2}:\d{2}:\d{2}(\.\d{1,7})?"
-    r"|(\d+ days?, )?\d{1,2}:\d{2}:\d{2}(\.\d{1,6})?"
-    r"|P(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?)$"
+    r"^((\d{1,5}\.)?\d{1,2}:\d{2}:\d{2}(\.\d{1,7})?"
+    r"|(\d{1,5} days?, )?\d{1,2}:\d{2}:\d{2}(\.\d{1,6})?"
+    r"|P(\d{1,4}W)?(\d{1,5}D)?(T(\d{1,6}H)?(\d{1,8}M)?(\d{1,10}(\.\d{1,9})?S)?)?)$"
 )
 
 DEFAULT_MAX_WALL_CLOCK_TIME = "7.00:00:00"

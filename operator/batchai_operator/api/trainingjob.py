@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from ..names import API_VERSION
 from .base import ApiModel, StatusModel, cel, rules
 from .common import (
     ENV_NAME_PATTERN,
@@ -37,9 +38,6 @@ from .toolkits import (
     PyTorchSettings,
     TensorFlowSettings,
 )
-
-KIND = "TrainingJob"
-PLURAL = "trainingjobs"
 
 # `cluster`: a BatchAICluster name, or an ARM id whose last segment is one.
 CLUSTER_PATTERN = r"^(.*/clusters/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
@@ -120,6 +118,7 @@ class ImageSourceRegistry(ApiModel):
     )
     image: str = Field(
         description="Container image, e.g. microsoft/cntk:2.5.1-gpu-python3.5-cuda9.0-cudnn7.0.",
+        pattern=r"^\S+$",
         min_length=1,
         max_length=MAX_PATH,
     )
@@ -161,6 +160,9 @@ class InputDirectory(ApiModel):
     path: str = Field(description="Path of the directory.", min_length=1, max_length=MAX_PATH)
 
 
+MSG_PATH_SUFFIX = "outputDirectories[].pathSuffix must stay below the job's outputs: no leading '/', no '..'"
+
+
 class OutputDirectory(ApiModel):
     """An output directory, exported as AZ_BATCHAI_OUTPUT_<id>.
 
@@ -176,8 +178,23 @@ class OutputDirectory(ApiModel):
         description="Prefix of the path, usually on a mount.", min_length=1, max_length=MAX_PATH
     )
     path_suffix: str | None = Field(
-        default=None, description="Suffix appended after '<segment>/outputs'.", max_length=MAX_PATH
+        default=None,
+        description="Suffix appended after '<segment>/outputs' (stays below it: no leading '/', no '..').",
+        max_length=MAX_PATH,
+        json_schema_extra=rules(
+            cel("!self.startsWith('/') && !self.split('/').exists(p, p == '..')", MSG_PATH_SUFFIX)
+        ),
     )
+
+    @field_validator("path_suffix")
+    @classmethod
+    def _below_outputs(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("/") or ".." in value.split("/")):
+            raise ValueError(MSG_PATH_SUFFIX)
+        return value
+
+
+MSG_WALL_CLOCK_ZERO = "constraints.maxWallClockTime must be longer than zero"
 
 
 class Constraints(ApiModel):
@@ -189,7 +206,9 @@ class Constraints(ApiModel):
         pattern=DURATION_PATTERN,
         max_length=64,
         json_schema_extra=rules(
-            cel("self != 'P' && !self.endsWith('T')", "constraints.maxWallClockTime is not a valid duration")
+            cel("self != 'P' && !self.endsWith('T')", "constraints.maxWallClockTime is not a valid duration"),
+            # A duration with a non-zero digit is longer than zero (a Job's deadline must be positive).
+            cel("self.matches('[1-9]')", MSG_WALL_CLOCK_ZERO),
         ),
     )
     max_retry_count: int | None = Field(
@@ -204,7 +223,8 @@ class Constraints(ApiModel):
     @field_validator("max_wall_clock_time")
     @classmethod
     def _valid_duration(cls, value: str) -> str:
-        parse_duration(value)
+        if parse_duration(value).total_seconds() <= 0:
+            raise ValueError(MSG_WALL_CLOCK_ZERO)
         return value
 
     @property
@@ -370,7 +390,10 @@ class TrainingJobSpec(ApiModel):
         default=None, description="Terminate the job, as 'az batchai job terminate'. Cannot be reverted."
     )
     ttl_seconds_after_finished: int | None = Field(
-        default=None, ge=0, description="Delete the job this many seconds after it succeeded or failed."
+        default=None,
+        ge=0,
+        le=315_360_000,
+        description="Delete the job this many seconds after it succeeded or failed (at most 10 years).",
     )
     service_account_name: str | None = Field(
         default=None,
@@ -424,7 +447,7 @@ class TrainingJob(ApiModel):
 
     model_config = ApiModel.model_config | {"extra": "ignore"}
 
-    api_version: str = Field(default="batchai.io/v1alpha1")
+    api_version: str = Field(default=API_VERSION)
     kind: Literal["TrainingJob"] = "TrainingJob"
     metadata: dict[str, object] = Field(default_factory=dict)
     spec: TrainingJobSpec
@@ -509,7 +532,7 @@ class TrainingJobStatus(StatusModel):
     cluster: str | None = Field(default=None, description="BatchAICluster name the job runs on.")
     nodes: NodeCounts | None = Field(default=None, description="Job pods by state.")
     nodes_summary: str | None = Field(
-        default=None, description="'<running+succeeded>/<nodeCount>' for printing."
+        default=None, description="'<running+succeeded+failed>/<nodeCount>': nodes started, for printing."
     )
     conditions: list[Condition] | None = Field(
         default=None, description="Queued, Running, Succeeded, Failed, Suspended."

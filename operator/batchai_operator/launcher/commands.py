@@ -1,8 +1,8 @@
 """Toolkit command lines and per-node task lists, as Batch AI ran them (batchai-reference.md §3).
 
-`render_config` gives the job's ConfigMap data: `launcher.sh` (the same for every job), `hostfile` and
-one `tasks-<index>.sh` per node. The pod runs `bash <config dir>/launcher.sh`, which sources its node's
-tasks file. Each line there is one of
+`render_config` gives the job's ConfigMap data: `launcher.sh`, `lib.sh` and `user-shell.bashrc` (the
+same for every job), `hostfile` and one `tasks-<index>.sh` per node. The pod runs
+`bash <config dir>/launcher.sh`, which sources lib.sh and its node's tasks file. Each line there is one of
 
     run_task primary|background STDOUT_FILE STDERR_FILE [NAME=VALUE ...] -- COMMAND
     wait_for_nodes      (node 0 of a job that reaches the other nodes over ssh: wait for their sshd)
@@ -53,6 +53,7 @@ from typing import Literal
 from ..api.trainingjob import TrainingJobSpec
 
 LAUNCHER_KEY = "launcher.sh"
+LIBRARY_KEY = "lib.sh"
 HOSTFILE_KEY = "hostfile"
 SHELL_RC_KEY = "user-shell.bashrc"
 # The rc file of the interactive shell that reads ~/.bashrc before each command line (launcher.sh
@@ -97,17 +98,23 @@ def tasks_key(index: int) -> str:
 
 
 @cache
+def _package_file(name: str) -> str:
+    return resources.files("batchai_operator.launcher").joinpath(name).read_text(encoding="utf-8")
+
+
 def launcher_script() -> str:
-    """launcher.sh, shipped as package data."""
-    return resources.files("batchai_operator.launcher").joinpath(LAUNCHER_KEY).read_text(encoding="utf-8")
+    """launcher.sh, shipped as package data (it sources lib.sh from its own folder)."""
+    return _package_file(LAUNCHER_KEY)
 
 
-def expand_function() -> str:
-    """The launcher's `expand_value` shell function (between its >>> / <<< markers), for other scripts."""
-    text = launcher_script()
-    start = text.index("# >>> expand_value")
-    end = text.index("# <<< expand_value")
-    return text[start:end]
+def shell_library() -> str:
+    """lib.sh: the shell functions launcher.sh and setup.sh share."""
+    return _package_file(LIBRARY_KEY)
+
+
+def setup_script() -> str:
+    """The setup task's whole script: lib.sh, then setup.sh (it runs with `bash -c`, from no file)."""
+    return shell_library() + "\n" + _package_file("setup.sh")
 
 
 # ---- toolkit facts ---------------------------------------------------------------------------------
@@ -375,9 +382,11 @@ def toolkit_env(
 
 
 def render_config(spec: TrainingJobSpec, hosts: list[str], gpus_per_node: int) -> dict[str, str]:
-    """ConfigMap data: launcher.sh, user-shell.bashrc, hostfile and tasks-<index>.sh for every node."""
+    """ConfigMap data: launcher.sh, lib.sh, user-shell.bashrc, hostfile and tasks-<index>.sh for every
+    node."""
     data = {
         LAUNCHER_KEY: launcher_script(),
+        LIBRARY_KEY: shell_library(),
         SHELL_RC_KEY: SHELL_RC,
         HOSTFILE_KEY: hostfile(spec, hosts, gpus_per_node),
     }

@@ -41,20 +41,15 @@
 
 LAUNCHER_ERROR=1
 
+# Shared with the setup task's script: write_termination_message, expand_value, run_unmanaged_mounts.
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit "$LAUNCHER_ERROR"
+
 log() {
     local line
     line="[batchai $(date -u +%Y-%m-%dT%H:%M:%SZ) node ${NODE_INDEX:-?}] $*"
     printf '%s\n' "$line" >&2
     if [[ -n ${EXEC_LOG:-} ]]; then printf '%s\n' "$line" >>"$EXEC_LOG" 2>/dev/null; fi
-}
-
-# Kubernetes copies this file into the pod status (containerStatuses[].state.terminated.message),
-# which is how the operator tells a jobPreparation failure from a task failure.
-write_termination_message() {
-    local file=${BATCHAI_TERMINATION_LOG:-/dev/termination-log}
-    if [[ -n ${BATCHAI_TERMINATION_LOG:-} || -w $file ]]; then
-        printf '%s\n' "$1" >"$file" 2>/dev/null || true
-    fi
 }
 
 # finish CODE MESSAGE: record why the node ended and exit with CODE.
@@ -69,31 +64,7 @@ fail() {
     finish "$LAUNCHER_ERROR" "LauncherFailed: $*"
 }
 
-# ---- $VAR expansion -------------------------------------------------------------------------------
-# Batch AI expanded spec values with a shell on the node. Only $NAME and ${NAME} are expanded here
-# (unset names become empty, other '$' stay literal): no command substitution from env values.
-# >>> expand_value: also embedded in the setup task's script (build/cluster.py); keep it standalone.
-_RE_BRACED='^\$\{([A-Za-z_][A-Za-z0-9_]*)\}(.*)$'
-_RE_PLAIN='^\$([A-Za-z_][A-Za-z0-9_]*)(.*)$'
-
-# expand_value VALUE: sets REPLY to VALUE with $NAME / ${NAME} replaced.
-expand_value() {
-    local rest=$1 out=""
-    while [[ $rest == *'$'* ]]; do
-        out+=${rest%%\$*}
-        rest=\$${rest#*\$}
-        if [[ $rest =~ $_RE_BRACED || $rest =~ $_RE_PLAIN ]]; then
-            out+=${!BASH_REMATCH[1]:-}
-            rest=${BASH_REMATCH[2]}
-        else
-            out+='$'
-            rest=${rest:1}
-        fi
-    done
-    REPLY=$out$rest
-}
-# <<< expand_value
-
+# ---- $VAR expansion (expand_value is in lib.sh) -----------------------------------------------------
 expand_environment() {
     local roots="AZ_BATCHAI_MOUNT_ROOT AZ_BATCHAI_JOB_MOUNT_ROOT AZ_BATCHAI_JOB_TEMP AZ_BATCHAI_SHARED_JOB_TEMP"
     local -a names=()
@@ -395,19 +366,6 @@ wait_for_nodes() {
         done
     done
     log "all $NODE_COUNT nodes reachable"
-}
-
-# Batch AI mounted unmanagedFileSystems by running mountCommand with the mount path appended.
-run_unmanaged_mounts() {
-    local cmd path code
-    while IFS=$'\t' read -r cmd path; do
-        [[ -n $cmd ]] || continue
-        log "mounting $path: $cmd"
-        mkdir -p -- "$path" || fail "cannot create mount point $path"
-        bash -c "$cmd $(printf '%q' "$path")" </dev/null
-        code=$?
-        if ((code != 0)); then finish "$code" "MountFailed: $path: exit code $code"; fi
-    done <<<"${BATCHAI_UNMANAGED_MOUNTS:-}"
 }
 
 # has_directive FILE WORD: whether a line of FILE is exactly WORD.

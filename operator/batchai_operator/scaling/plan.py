@@ -55,23 +55,14 @@ def desired_scale(spec: BatchAIClusterSpec) -> DesiredScale | None:
     if spec.aks is None or spec.scale_settings is None:
         return None
     aks = spec.aks
+    pool = (aks.subscription_id, aks.resource_group, aks.cluster_name, aks.agent_pool_name)
     manual = spec.scale_settings.manual
     if manual is not None:
-        return DesiredScale(
-            aks.subscription_id,
-            aks.resource_group,
-            aks.cluster_name,
-            aks.agent_pool_name,
-            mode="manual",
-            count=manual.target_node_count,
-        )
+        return DesiredScale(*pool, mode="manual", count=manual.target_node_count)
     auto = spec.scale_settings.auto_scale
     assert auto is not None
     return DesiredScale(
-        aks.subscription_id,
-        aks.resource_group,
-        aks.cluster_name,
-        aks.agent_pool_name,
+        *pool,
         mode="autoScale",
         min_count=auto.minimum_node_count,
         max_count=auto.maximum_node_count,

@@ -1,0 +1,1 @@
+"""Azure Storage access (Azure Files shares and blob containers), used by kubectl-batchai."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.common import MountVolumes, StorageCredentials
+from ..names import ERR_INVALID_CREDENTIALS, ERR_UNMANAGED_FS_NOT_ALLOWED
 from .errors import BuildError
 
 # Batch AI's blobfuse defaults (batchai-reference.md §1), in the form blobfuse2 through the Blob CSI
@@ -47,7 +48,7 @@ def _credential_attributes(creds: StorageCredentials, account: str) -> dict[str,
             "clientID": creds.workload_identity.client_id,
             "mountWithWorkloadIdentityToken": "true",
         }
-    raise BuildError("InvalidCredentials", f"storage account {account}: no secretRef or workloadIdentity")
+    raise BuildError(ERR_INVALID_CREDENTIALS, f"storage account {account}: no secretRef or workloadIdentity")
 
 
 def describe_volumes(mv: MountVolumes | None, scope: str) -> dict[str, str]:
@@ -120,7 +121,7 @@ def build_volumes(mv: MountVolumes | None, root: str, scope: str, allow_privileg
     for ufs in mv.unmanaged_file_systems or []:
         if not allow_privileged:
             raise BuildError(
-                "UnmanagedFileSystemNotAllowed",
+                ERR_UNMANAGED_FS_NOT_ALLOWED,
                 f"unmanagedFileSystems ({ufs.relative_mount_path}) need privileged pods, which this "
                 "installation does not allow (chart value jobs.allowPrivilegedMounts)",
             )

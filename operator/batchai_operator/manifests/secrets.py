@@ -1,4 +1,4 @@
-"""Which Kubernetes Secrets a job needs before its pods can start."""
+"""Which Kubernetes Secrets a job's pods reference: they must exist before the pods are created."""
 
 from __future__ import annotations
 

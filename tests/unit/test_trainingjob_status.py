@@ -1,77 +1,10 @@
-"""The pure status function: observed Job and pods -> TrainingJob status, Events, stop decisions."""
+"""The pure TrainingJob decision, as status: observed Job and pods -> status, Events, stop decisions.
+
+(The decision's other branches, actions and timers, are in test_trainingjob_decide.py.)"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from batchai_operator.api.trainingjob import TrainingJobSpec
-from batchai_operator.build.paths import JobIdentity
-from batchai_operator.status import Observed, compute_status
-
-NOW = "2026-11-29T12:00:00Z"
-LATER = "2026-11-29T12:05:00Z"
-IDENT = JobIdentity(namespace="ns", name="j", uid="u1", experiment="default")
-
-
-def spec(**extra: Any) -> TrainingJobSpec:
-    base: dict[str, Any] = {
-        "cluster": "nc6",
-        "nodeCount": 1,
-        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
-        "cntkSettings": {"pythonScriptFilePath": "a.py"},
-        "outputDirectories": [{"id": "MODEL", "pathPrefix": "/out", "pathSuffix": "m"}],
-    }
-    base.update(extra)
-    return TrainingJobSpec.model_validate(base)
-
-
-def pod(
-    index: int,
-    phase: str = "Running",
-    exit_code: int | None = None,
-    node: str | None = "n1",
-    waiting: str | None = None,
-    message: str | None = None,
-) -> dict[str, Any]:
-    cs: dict[str, Any] = {"name": "main"}
-    if exit_code is not None:
-        cs["state"] = {
-            "terminated": {
-                "exitCode": exit_code,
-                "finishedAt": f"2026-11-29T12:0{index}:00Z",
-                **({"message": message} if message else {}),
-            }
-        }
-    elif waiting:
-        cs["state"] = {"waiting": {"reason": waiting, "message": "pull access denied"}}
-    else:
-        cs["state"] = {"running": {}}
-    return {
-        "metadata": {
-            "name": f"j-{index}",
-            "labels": {"batch.kubernetes.io/job-completion-index": str(index)},
-        },
-        "spec": {"nodeName": node},
-        "status": {
-            "phase": phase,
-            "startTime": "2026-11-29T11:59:00Z",
-            "containerStatuses": [cs],
-            "conditions": [{"type": "Ready", "status": "True" if phase == "Running" else "False"}],
-        },
-    }
-
-
-def job(*conditions: tuple[str, str], suspend: bool = False) -> dict[str, Any]:
-    return {
-        "metadata": {"name": "j"},
-        "spec": {"suspend": suspend},
-        "status": {"conditions": [{"type": t, "status": "True", "reason": r} for t, r in conditions]},
-    }
-
-
-def observe(s: TrainingJobSpec | None = None, status: dict[str, Any] | None = None, **kw: Any) -> Observed:
-    kw.setdefault("cluster_found", True)
-    return Observed(spec=s or spec(), ident=IDENT, generation=1, status=status or {}, cluster="nc6", **kw)
+from decisions import LATER, NOW, compute_status, job, observe, pod, spec
 
 
 def test_missing_cluster_waits_in_queued_with_reason() -> None:
@@ -188,7 +121,8 @@ def test_terminal_states_are_sticky() -> None:
 
 
 def test_suspended_job_is_queued_with_suspended_condition() -> None:
-    r = compute_status(observe(job=job(suspend=True), pods=[]), NOW)
+    # decide passes spec.suspend to the Job (without Kueue): the spec says suspended too.
+    r = compute_status(observe(spec(suspend=True), job=job(suspend=True), pods=[]), NOW)
     assert r.status["executionState"] == "queued"
     conds = {c["type"]: c["status"] for c in r.status["conditions"]}
     assert conds["Suspended"] == "True" and conds["Queued"] == "True"
@@ -212,7 +146,8 @@ def test_launcher_mount_and_launcher_failures_are_named() -> None:
 
 
 def test_spec_change_after_start_is_reported_as_not_applied() -> None:
-    from batchai_operator.build.job import SPEC_HASH_ANNOTATION, spec_hash
+    from batchai_operator.manifests.job import spec_hash
+    from batchai_operator.names import ANNOTATION_SPEC_HASH as SPEC_HASH_ANNOTATION
 
     started = job()
     started["metadata"]["annotations"] = {SPEC_HASH_ANNOTATION: spec_hash(spec())}
@@ -239,7 +174,7 @@ KUBELET_FAILED_MOUNT = (
 
 
 def test_mount_failure_message_drops_arguments_redacts_and_names_the_volume() -> None:
-    from batchai_operator.status import mount_failure_message
+    from batchai_operator.decide.trainingjob import mount_failure_message
 
     text = mount_failure_message(KUBELET_FAILED_MOUNT, {"job-afs-0123456789": "Azure Files share logs"})
     assert "SUPERSECRET" not in text and "Mounting arguments" not in text

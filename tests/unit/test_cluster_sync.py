@@ -1,5 +1,6 @@
-"""sync_cluster with in-memory indexes, a recording Kube and a recording scaler: which writes happen
-(DaemonSet create/replace/delete, status patches only on change, one ARM apply per scaleSettings change)."""
+"""The BatchAICluster sync (reconcile/cluster.py) with in-memory indexes, a recording Kube and a recording
+scaler: which writes happen (DaemonSet create/replace/delete, status patches only on change, one ARM apply
+per scaleSettings change)."""
 
 from __future__ import annotations
 
@@ -10,37 +11,18 @@ from typing import Any
 import kopf
 import pytest
 
-from batchai_operator import cluster_handlers as ch
 from batchai_operator.config import OperatorConfig
+from batchai_operator.decide.views import slim_node
+from batchai_operator.names import ANNOTATION_APPLIED_SCALE
+from batchai_operator.reconcile import cluster
+from batchai_operator.reconcile import indexes as indexers
+from batchai_operator.reconcile.indexes import NODES
+from batchai_operator.reconcile.runtime import Runtime
 from batchai_operator.scaling import DesiredScale, ScaleError, ScaleResult
+from recording_kube import RecordingKube
 
 AKS = {"subscriptionId": "sub-1", "resourceGroup": "rg", "clusterName": "aks", "agentPoolName": "nc6pool"}
 KEY = ("team-a", "nc6")
-
-
-class FakeKube:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-
-    async def create(self, manifest: dict[str, Any]) -> bool:
-        self.calls.append(("create", manifest))
-        return True
-
-    async def patch_json(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> bool:
-        self.calls.append(("json-patch", (kind, namespace, name, ops)))
-        return True
-
-    async def delete(self, kind: str, namespace: str, name: str) -> None:
-        self.calls.append(("delete", (kind, namespace, name)))
-
-    async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.calls.append(("status", status))
-
-    async def patch_custom(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        self.calls.append(("custom", patch))
-
-    def of(self, what: str) -> list[Any]:
-        return [c[1] for c in self.calls if c[0] == what]
 
 
 class FakeScaler:
@@ -58,25 +40,37 @@ class FakeScaler:
         return None
 
 
+RT: Runtime  # the runtime of the running test (set by `env`)
+Env = tuple[RecordingKube, FakeScaler, list[tuple[str, str, str]]]
+
+
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeKube, FakeScaler, list[tuple[str, str, str]]]]:
-    state = ch._ClusterState()
-    kube, scaler = FakeKube(), FakeScaler()
-    state.kube = kube  # type: ignore[assignment]
-    state.scaler = scaler  # type: ignore[assignment]
-    state.config = OperatorConfig()
-    monkeypatch.setattr(ch, "CSTATE", state)
+def env(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[RecordingKube, FakeScaler, list[tuple[str, str, str]]]]:
+    global RT
+    kube, scaler = RecordingKube(), FakeScaler()
+    RT = Runtime(kube, OperatorConfig(), {}, scaler)  # type: ignore[arg-type]
     events: list[tuple[str, str, str]] = []
     monkeypatch.setattr(
         kopf, "event", lambda body, type, reason, message: events.append((type, reason, message))
     )
     yield kube, scaler, events
-    for t in (*state.recheck.values(), *state.retry.values()):
-        t.cancel()
+    RT.forget(KEY)
+
+
+async def sync_cluster(key: tuple[str, str], indexes: dict[str, Any]) -> None:
+    RT.indexes = indexes
+    await cluster.request_sync(RT, key)
+
+
+def clusters_of_node(node: str, indexes: dict[str, Any]) -> list[tuple[str, str]]:
+    RT.indexes = indexes
+    return cluster.clusters_of_node(RT, node)
 
 
 def node(name: str, pool: str = "nc6pool") -> dict[str, Any]:
-    return ch.slim_node(
+    return slim_node(
         {
             "metadata": {
                 "name": name,
@@ -120,14 +114,13 @@ def indexes(
     daemonset: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     body = cluster_body(spec, annotations)
-    entry = ch.bac_clusters(namespace="team-a", name="nc6", body=body)
-    assert entry is not None
+    entry = indexers.clusters(body)
     return {
-        "bac_clusters": {k: [v] for k, v in entry.items()},
-        "bac_nodes": {n["name"]: [n] for n in nodes},
-        "bac_job_pods": {},
-        "bac_setup_pods": {},
-        "bac_setup_daemonsets": {"uid-1": [daemonset]} if daemonset else {},
+        indexers.CLUSTERS: {k: [v] for k, v in entry.items()},
+        indexers.NODES: {n["name"]: [n] for n in nodes},
+        indexers.PODS_BY_NODE: {},
+        indexers.SETUP_PODS: {},
+        indexers.SETUP_DAEMONSETS: {"uid-1": [daemonset]} if daemonset else {},
     }
 
 
@@ -138,22 +131,20 @@ SETUP = {"nodeSetup": {"setupTask": {"commandLine": "echo hi", "stdOutErrPathPre
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
-    tasks = [t for t in ch.CSTATE.tasks if not t.done()]
-    if tasks:
-        await asyncio.gather(*tasks)
+    await RT.settle()
 
 
 async def test_status_patched_once_and_only_on_change(env: Any) -> None:
     kube, scaler, _ = env
     idx = indexes(SPEC, [node("a"), node("b"), node("x", pool="other")])
-    await ch.sync_cluster(KEY, idx)
+    await sync_cluster(KEY, idx)
     [status] = kube.of("status")
     assert status["currentNodeCount"] == 2
     assert status["nodeStateCounts"]["idleNodeCount"] == 2
-    await ch.sync_cluster(KEY, idx)
+    await sync_cluster(KEY, idx)
     assert len(kube.of("status")) == 1  # nothing changed: no second patch
-    idx["bac_nodes"]["c"] = [node("c")]
-    await ch.sync_cluster(KEY, idx)
+    idx[NODES]["c"] = [node("c")]
+    await sync_cluster(KEY, idx)
     assert kube.of("status")[-1] == {
         "currentNodeCount": 3,
         "nodeStateCounts": {
@@ -171,13 +162,13 @@ async def test_status_patched_once_and_only_on_change(env: Any) -> None:
 
 async def test_daemonset_created_replaced_and_deleted(env: Any) -> None:
     kube, _, _ = env
-    await ch.sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")]))
+    await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")]))
     [ds] = kube.of("create")
     assert ds["kind"] == "DaemonSet" and ds["metadata"]["name"] == "nc6-setup"
     revision = ds["metadata"]["annotations"]["batchai.io/setup-task-revision"]
     existing = {"name": "nc6-setup", "namespace": "team-a", "resourceVersion": "42", "revision": revision}
     # Unchanged: nothing to do. The node waits for its setup pod: preparing.
-    await ch.sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")], daemonset=existing))
+    await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")], daemonset=existing))
     assert len(kube.of("create")) == 1 and kube.of("json-patch") == []
     assert kube.of("status")[-1]["nodeStateCounts"]["preparingNodeCount"] == 1
     # A changed command replaces it, guarded by the resourceVersion.
@@ -185,7 +176,7 @@ async def test_daemonset_created_replaced_and_deleted(env: Any) -> None:
         **SPEC,
         "nodeSetup": {"setupTask": {"commandLine": "echo bye", "stdOutErrPathPrefix": "/logs"}},
     }
-    await ch.sync_cluster(KEY, indexes(changed, [node("a")], daemonset=existing))
+    await sync_cluster(KEY, indexes(changed, [node("a")], daemonset=existing))
     [(kind, ns, name, ops)] = kube.of("json-patch")
     assert (kind, ns, name) == ("DaemonSet", "team-a", "nc6-setup")
     assert ops[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": "42"}
@@ -193,7 +184,7 @@ async def test_daemonset_created_replaced_and_deleted(env: Any) -> None:
     init = spec_op["value"]["template"]["spec"]["initContainers"][0]
     assert {"name": "BATCHAI_SETUP_TASK_COMMAND_LINE", "value": "echo bye"} in init["env"]
     # setupTask removed: the DaemonSet goes.
-    await ch.sync_cluster(KEY, indexes(SPEC, [node("a")], daemonset=existing))
+    await sync_cluster(KEY, indexes(SPEC, [node("a")], daemonset=existing))
     assert kube.of("delete") == [("DaemonSet", "team-a", "nc6-setup")]
 
 
@@ -201,27 +192,25 @@ async def test_scale_applied_once_per_change_and_recorded(env: Any) -> None:
     kube, scaler, events = env
     spec = {**SPEC, "aks": AKS, "scaleSettings": {"manual": {"targetNodeCount": 2}}}
     idx = indexes(spec, [node("a")])
-    await ch.sync_cluster(KEY, idx)
+    await sync_cluster(KEY, idx)
     assert kube.of("status")[0]["allocationState"] == "resizing"
     await settle()
     assert [(d.mode, d.count, first) for d, first in scaler.applied] == [("manual", 2, True)]
     [patch] = kube.of("custom")
-    recorded = patch["metadata"]["annotations"][ch.ANNOTATION_APPLIED_SCALE]
+    recorded = patch["metadata"]["annotations"][ANNOTATION_APPLIED_SCALE]
     assert recorded == scaler.applied[0][0].key()
     assert ("Normal", "Scaled") in [(e[0], e[1]) for e in events]
     # More syncs (nodes coming and going) before the annotation comes back: no new ARM call.
-    idx["bac_nodes"]["b"] = [node("b")]
-    await ch.sync_cluster(KEY, idx)
+    idx[NODES]["b"] = [node("b")]
+    await sync_cluster(KEY, idx)
     await settle()
     assert len(scaler.applied) == 1
     # With the annotation in place, still nothing; a new target applies once more.
-    await ch.sync_cluster(KEY, indexes(spec, [node("a"), node("b")], {ch.ANNOTATION_APPLIED_SCALE: recorded}))
+    await sync_cluster(KEY, indexes(spec, [node("a"), node("b")], {ANNOTATION_APPLIED_SCALE: recorded}))
     await settle()
     assert len(scaler.applied) == 1
     spec2 = {**spec, "scaleSettings": {"autoScale": {"minimumNodeCount": 1, "maximumNodeCount": 4}}}
-    await ch.sync_cluster(
-        KEY, indexes(spec2, [node("a"), node("b")], {ch.ANNOTATION_APPLIED_SCALE: recorded})
-    )
+    await sync_cluster(KEY, indexes(spec2, [node("a"), node("b")], {ANNOTATION_APPLIED_SCALE: recorded}))
     await settle()
     assert [(d.mode, d.min_count, d.max_count, first) for d, first in scaler.applied[1:]] == [
         ("autoScale", 1, 4, False)
@@ -230,7 +219,7 @@ async def test_scale_applied_once_per_change_and_recorded(env: Any) -> None:
 
 async def test_no_arm_calls_without_aks(env: Any) -> None:
     _, scaler, _ = env
-    await ch.sync_cluster(
+    await sync_cluster(
         KEY, indexes({**SPEC, "scaleSettings": {"manual": {"targetNodeCount": 5}}}, [node("a")])
     )
     await settle()
@@ -244,7 +233,7 @@ async def test_scale_failure_reported_and_retried_later(env: Any) -> None:
     )
     spec = {**SPEC, "aks": AKS, "scaleSettings": {"manual": {"targetNodeCount": 1}}}
     idx = indexes(spec, [node("a")])
-    await ch.sync_cluster(KEY, idx)
+    await sync_cluster(KEY, idx)
     await settle()
     status = kube.of("status")[-1]
     [err] = status["errors"]
@@ -254,19 +243,19 @@ async def test_scale_failure_reported_and_retried_later(env: Any) -> None:
     )
     assert status["conditions"][0]["reason"] == "ScaleFailed"
     assert [e for e in events if e[1] == "ScaleFailed" and e[0] == "Warning"]
-    assert KEY in ch.CSTATE.retry  # a one-shot retry is scheduled
+    assert RT.has_timer(KEY, "requeue")  # a one-shot retry is scheduled
     # Syncs before the retry time do not call ARM again.
-    await ch.sync_cluster(KEY, idx)
+    await sync_cluster(KEY, idx)
     await settle()
     assert len(scaler.applied) == 1
     # Removing spec.aks clears the error.
-    await ch.sync_cluster(KEY, indexes({**SPEC, "scaleSettings": spec["scaleSettings"]}, [node("a")]))
+    await sync_cluster(KEY, indexes({**SPEC, "scaleSettings": spec["scaleSettings"]}, [node("a")]))
     assert kube.of("status")[-1]["errors"] is None
 
 
 async def test_invalid_spec_reported(env: Any) -> None:
     kube, _, _ = env
-    await ch.sync_cluster(KEY, indexes({"vmSize": "Standard_NC6", "bogus": 1}, [node("a")]))
+    await sync_cluster(KEY, indexes({"vmSize": "Standard_NC6", "bogus": 1}, [node("a")]))
     status = kube.of("status")[-1]
     assert status["errors"][0]["code"] == "InvalidSpec"
     assert status["currentNodeCount"] == 0
@@ -274,12 +263,12 @@ async def test_invalid_spec_reported(env: Any) -> None:
 
 async def test_clusters_of_node(env: Any) -> None:
     idx = indexes(SPEC, [node("a"), node("x", pool="other")])
-    assert ch.clusters_of_node("a", idx) == [KEY]
-    assert ch.clusters_of_node("x", idx) == []
-    await ch.sync_cluster(KEY, idx)
+    assert clusters_of_node("a", idx) == [KEY]
+    assert clusters_of_node("x", idx) == []
+    await sync_cluster(KEY, idx)
     # A node that left (relabelled or deleted) still resyncs the cluster that counted it.
-    del idx["bac_nodes"]["a"]
-    assert ch.clusters_of_node("a", idx) == [KEY]
+    del idx[NODES]["a"]
+    assert clusters_of_node("a", idx) == [KEY]
 
 
 def test_indexers_return_empty_mappings_to_drop_objects() -> None:
@@ -298,10 +287,10 @@ def test_indexers_return_empty_mappings_to_drop_objects() -> None:
             "status": {"phase": "Succeeded"},
         }
     )
-    assert set(ch.bac_job_pods(body=running)) == {"a"}
-    assert ch.bac_job_pods(body=done) == {}
-    assert ch.bac_setup_pods(labels={}, body=done) == {}
-    assert ch.bac_setup_daemonsets(labels={}, body=done) == {}
+    assert set(indexers.pods_by_node(running)) == {"a"}
+    assert indexers.pods_by_node(done) == {}
+    assert indexers.setup_pods(done) == {}
+    assert indexers.setup_daemonsets(done) == {}
 
 
 async def test_rejected_daemonset_is_reported(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -315,7 +304,7 @@ async def test_rejected_daemonset_is_reported(env: Any, monkeypatch: pytest.Monk
         raise e
 
     monkeypatch.setattr(kube, "create", refuse)
-    await ch.sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")]))
+    await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")]))
     status = kube.of("status")[-1]
     assert status["errors"][0]["code"] == "SetupTaskRejected"
     assert "is invalid" in status["errors"][0]["message"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..api.trainingjob import TrainingJobSpec
 
@@ -41,6 +43,14 @@ class JobIdentity:
     @property
     def shared_job_temp(self) -> str:
         return f"{self.job_root}/temp/shared"
+
+
+def identity(obj: Mapping[str, Any], spec: TrainingJobSpec) -> JobIdentity:
+    """The identity of a TrainingJob object as read from the API."""
+    meta = obj["metadata"]
+    return JobIdentity(
+        namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], experiment=spec.experiment
+    )
 
 
 def stdouterr_dir(spec: TrainingJobSpec, ident: JobIdentity) -> str:

@@ -1,0 +1,516 @@
+"""The TrainingJob decision: what the operator saw of a job's world -> its status, Events and actions.
+
+Level-based and pure: given the spec, the last status and the observed Job and pods, `decide` returns the
+whole status again plus what to do (create the children, stop or (un)suspend the Job, delete the
+TrainingJob when its TTL is over) and when to look again. reconcile/trainingjob.py observes and applies.
+
+Batch AI's rules it follows: a finished job stays finished (terminate is then a no-op); the node that
+decides the outcome is node 0 where only node 0 runs the toolkit, else the first to fail; errors carry
+Batch AI's codes (JobFailed, JobPreparationFailed, FailedStartingContainer, AZFMountError, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..api.trainingjob import (
+    BatchAIError,
+    Condition,
+    DirectoryPath,
+    ExecutionInfo,
+    NameValuePair,
+    NodeCounts,
+    TrainingJobSpec,
+    TrainingJobStatus,
+)
+from ..launcher import commands
+from ..manifests.job import spec_hash
+from ..manifests.paths import JobIdentity, output_directories, stdouterr_dir
+from ..names import (
+    ANNOTATION_SPEC_HASH,
+    CONDITION_FOR_STATE,
+    CONDITION_SPEC_APPLIED,
+    CONDITION_SUSPENDED,
+    ERR_AZF_MOUNT,
+    ERR_FAILED_STARTING_CONTAINER,
+    ERR_INVALID_SPEC,
+    ERR_JOB_FAILED,
+    ERR_JOB_PREPARATION_FAILED,
+    ERR_JOB_TERMINATED,
+    ERR_MAX_WALL_CLOCK,
+    FAILED,
+    JOB_CONDITION_TYPES,
+    LABEL_KUEUE_QUEUE,
+    MAIN_CONTAINER,
+    PULL_FAILURES,
+    QUEUED,
+    RUNNING,
+    START_FAILURES,
+    SUCCEEDED,
+    TERMINAL_STATES,
+    TERMINATING,
+    WAIT_CLUSTER_INVALID,
+    WAIT_CLUSTER_NOT_FOUND,
+    WAIT_CREATING,
+    WAIT_CREATION_REJECTED,
+    WAIT_FOR_NODES,
+    WAIT_PODS_REJECTED,
+    WAIT_SECRET_NOT_FOUND,
+    WAIT_SUSPENDED,
+)
+from .common import Event, find_condition, fmt_time, parse_time, set_condition
+from .views import pod_index
+
+# How long a job waits before its children are created again after the apiserver refused them
+# (a ResourceQuota, a policy), and before it looks again for Secrets that do not exist yet.
+CREATE_RETRY_SECONDS = 10.0
+SECRET_RETRY_SECONDS = 10.0
+
+
+# ---- what decide sees and returns ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobObserved:
+    """What the operator saw of one TrainingJob's world: its indexes plus what it remembers doing."""
+
+    ident: JobIdentity
+    generation: int
+    spec: TrainingJobSpec | None  # None when the spec cannot be parsed (spec_error says why)
+    status: TrainingJobStatus  # the status last written
+    cluster: str  # the BatchAICluster name spec.cluster names
+    cluster_found: bool
+    labels: Mapping[str, str] = field(default_factory=dict)
+    spec_error: str | None = None
+    cluster_error: str | None = None  # the cluster exists but its spec cannot be used
+    job: Mapping[str, Any] | None = None  # our Job (controlled by this TrainingJob), slim
+    pods: Sequence[Mapping[str, Any]] = ()  # the Job's pods, slim
+    missing_secrets: Sequence[str] = ()  # referenced Secrets that do not exist (checked before a start)
+    start_error: tuple[str, str] | None = None  # (code, message): the spec cannot become manifests here
+    create_refused: tuple[str, datetime] | None = None  # the apiserver's message, when it refused
+    creating: bool = False  # children were just created; the Job is not in the index yet
+    mount_failure: tuple[int, str] | None = None  # (node index, message): a volume that will not mount
+    pods_refused: str | None = None  # the Job controller's message: it cannot create the job's pods
+
+
+@dataclass(frozen=True)
+class StartJob:
+    """Build the children (Job, ConfigMap, Service, SSH Secret) and create them."""
+
+
+@dataclass(frozen=True)
+class DeleteJob:
+    """Stop the job's pods by deleting its Job."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class SetJobSuspend:
+    """Pass spec.suspend to the Job (when Kueue does not own it)."""
+
+    name: str
+    suspend: bool  # the Job's spec.suspend from now on
+
+
+@dataclass(frozen=True)
+class DeleteTrainingJob:
+    """ttlSecondsAfterFinished is over: delete the TrainingJob (its children go with it)."""
+
+
+JobAction = StartJob | DeleteJob | SetJobSuspend | DeleteTrainingJob
+
+
+@dataclass(frozen=True)
+class JobDecision:
+    status: TrainingJobStatus
+    events: list[Event]
+    actions: list[JobAction]
+    requeue_after: float | None = None  # seconds until the job must be looked at again, whatever happens
+
+
+# ---- the decision ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    """The execution state and why, plus what to do about it."""
+
+    state: str
+    reason: str
+    message: str
+    exit_code: int | None = None
+    errors: list[BatchAIError] = field(default_factory=list)
+    suspended: bool = False
+    actions: list[JobAction] = field(default_factory=list)
+    requeue_after: float | None = None
+
+
+def decide(obs: JobObserved, now: datetime) -> JobDecision:
+    """The TrainingJob's status, Events and actions for what was observed, at time `now`."""
+    old = obs.status
+    if old.execution_state in TERMINAL_STATES:
+        status = _finished_status(obs)
+        return _with_ttl(obs, status, [], _stop_if_running(obs.job), now)
+    if obs.spec is None:
+        out = _failed(ERR_INVALID_SPEC, f"The spec cannot be parsed: {obs.spec_error}")
+        status = _new_status(obs, out, now)
+        return JobDecision(status, _events(old, out), [])
+    out = _outcome(obs, obs.spec, now)
+    status = _new_status(obs, out, now)
+    return _with_ttl(obs, status, _events(old, out), out.actions, now, out.requeue_after)
+
+
+def _outcome(obs: JobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome:
+    job = obs.job
+    if obs.start_error:
+        out = _failed(*obs.start_error)
+        out.actions = _stop_if_running(job)
+        return out
+    if spec.terminate:
+        if job is not None and not _job_finished(job):
+            out = _Outcome(TERMINATING, "Terminating", "Termination requested: stopping the job's pods")
+            if not (job.get("metadata") or {}).get("deletionTimestamp"):
+                out.actions = [DeleteJob(_name(job))]
+            return out
+        return _failed(ERR_JOB_TERMINATED, "The job was terminated by the user (spec.terminate)")
+    if not obs.cluster_found:
+        return _Outcome(
+            QUEUED,
+            WAIT_CLUSTER_NOT_FOUND,
+            f"BatchAICluster {obs.cluster!r} does not exist in this namespace yet",
+        )
+    if obs.cluster_error:
+        return _Outcome(
+            QUEUED, WAIT_CLUSTER_INVALID, f"BatchAICluster {obs.cluster} is invalid: {obs.cluster_error}"
+        )
+    if job is None:
+        return _start(obs, now)
+
+    suspend = bool((job.get("spec") or {}).get("suspend"))
+    actions: list[JobAction] = []
+    # Kueue owns suspend on the Jobs it queues; without Kueue, the TrainingJob's suspend is passed through.
+    if LABEL_KUEUE_QUEUE not in obs.labels and suspend != bool(spec.suspend):
+        suspend = bool(spec.suspend)
+        actions.append(SetJobSuspend(_name(job), suspend))
+    out = _running_outcome(obs, spec, job, suspend)
+    out.actions = actions + out.actions
+    return out
+
+
+def _start(obs: JobObserved, now: datetime) -> _Outcome:
+    """No Job yet: create the children, unless something they need is missing."""
+    if obs.creating:
+        return _Outcome(QUEUED, WAIT_CREATING, "Creating the job's pods")
+    if obs.missing_secrets:
+        names = ", ".join(sorted(obs.missing_secrets))
+        message = f"Waiting for Secret(s) {names} in namespace {obs.ident.namespace}"
+        return _Outcome(QUEUED, WAIT_SECRET_NOT_FOUND, message, requeue_after=SECRET_RETRY_SECONDS)
+    if obs.create_refused:
+        reason, when = obs.create_refused
+        out = _Outcome(QUEUED, WAIT_CREATION_REJECTED, f"The job's pods could not be created: {reason}")
+        wait = (when + timedelta(seconds=CREATE_RETRY_SECONDS) - now).total_seconds()
+        if wait > 0:
+            out.requeue_after = wait
+        else:
+            out.actions = [StartJob()]
+        return out
+    return _Outcome(QUEUED, WAIT_CREATING, "Creating the job's pods", actions=[StartJob()])
+
+
+def _running_outcome(
+    obs: JobObserved, spec: TrainingJobSpec, job: Mapping[str, Any], suspend: bool
+) -> _Outcome:
+    """The job's children exist: what they say."""
+    conds = {
+        c["type"]: c for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"
+    }
+    if "Complete" in conds or "SuccessCriteriaMet" in conds:
+        return _Outcome(
+            SUCCEEDED, "Succeeded", "The job completed successfully", exit_code=_success_exit(obs.pods)
+        )
+    failed = conds.get("Failed") or conds.get("FailureTarget")
+    if failed:
+        return _job_failure(obs, spec, failed)
+    pod_failure = _pod_start_failure(obs.pods)
+    if pod_failure:
+        pod_failure.actions = _stop_if_running(job)
+        return pod_failure
+    if obs.mount_failure:
+        index, message = obs.mount_failure
+        # Batch AI reported volumes that would not mount as AZFMountError with exit code -1.
+        out = _failed(ERR_AZF_MOUNT, f"A volume of node {index} will not mount: {message}", -1)
+        out.actions = _stop_if_running(job)
+        return out
+    if suspend:
+        return _Outcome(QUEUED, WAIT_SUSPENDED, "The job is suspended", suspended=True)
+    if obs.pods_refused and len(obs.pods) < spec.node_count:
+        return _Outcome(
+            QUEUED, WAIT_PODS_REJECTED, f"The job's pods could not be created: {obs.pods_refused}"
+        )
+    scheduled = [p for p in obs.pods if (p.get("spec") or {}).get("nodeName")]
+    if len(scheduled) >= spec.node_count:
+        return _Outcome(RUNNING, "Running", f"All {spec.node_count} node(s) allocated; the job is running")
+    return _Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(obs, spec))
+
+
+def _failed(code: str, message: str, exit_code: int | None = None) -> _Outcome:
+    details = [NameValuePair(name="exitCode", value=str(exit_code))] if exit_code is not None else None
+    error = BatchAIError(code=code, message=message, details=details)
+    return _Outcome(FAILED, code, message, exit_code=exit_code, errors=[error])
+
+
+def _stop_if_running(job: Mapping[str, Any] | None) -> list[JobAction]:
+    """The operator decided the outcome while the Job still runs: stop it (after the status is saved)."""
+    if job is None or _job_finishing(job) or (job.get("metadata") or {}).get("deletionTimestamp"):
+        return []
+    return [DeleteJob(_name(job))]
+
+
+def _with_ttl(
+    obs: JobObserved,
+    status: TrainingJobStatus,
+    events: list[Event],
+    actions: list[JobAction],
+    now: datetime,
+    requeue_after: float | None = None,
+) -> JobDecision:
+    """ttlSecondsAfterFinished: a finished job is deleted that long after its end time."""
+    ttl = obs.spec.ttl_seconds_after_finished if obs.spec else None
+    end = parse_time(status.execution_info.end_time if status.execution_info else None)
+    if ttl is not None and end is not None and status.execution_state in TERMINAL_STATES:
+        remaining = (end + timedelta(seconds=ttl) - now).total_seconds()
+        if remaining <= 0:
+            actions = [*actions, DeleteTrainingJob()]
+        else:
+            requeue_after = remaining if requeue_after is None else min(requeue_after, remaining)
+    return JobDecision(status, events, actions, requeue_after)
+
+
+# ---- status ----------------------------------------------------------------------------------------
+
+
+def _finished_status(obs: JobObserved) -> TrainingJobStatus:
+    """Batch AI: a completed job stays completed; only the node counts move on (pods being cleaned up)."""
+    status = obs.status.model_copy(update={"observed_generation": obs.generation})
+    if obs.pods:
+        status.nodes = node_counts(obs.pods)
+    return status
+
+
+def _new_status(obs: JobObserved, out: _Outcome, now: datetime) -> TrainingJobStatus:
+    old = obs.status
+    stamp = fmt_time(now)
+    info = (old.execution_info or ExecutionInfo()).model_copy()
+    if out.state in (RUNNING, TERMINATING) or (out.state in TERMINAL_STATES and obs.job is not None):
+        info.start_time = info.start_time or _pods_start(obs.pods) or stamp
+    if out.state in TERMINAL_STATES:
+        info.end_time = stamp
+        if out.exit_code is not None:
+            info.exit_code = out.exit_code
+        if out.errors:
+            info.errors = out.errors
+    counts = node_counts(obs.pods)
+    status = TrainingJobStatus(
+        execution_state=out.state,
+        execution_state_transition_time=old.execution_state_transition_time
+        if old.execution_state == out.state
+        else stamp,
+        execution_info=info,
+        cluster=obs.cluster,
+        nodes=counts,
+        conditions=_conditions(obs, out, now),
+        observed_generation=obs.generation,
+    )
+    if obs.spec is not None:
+        spec, ident = obs.spec, obs.ident
+        status.job_output_directory_path_segment = ident.segment
+        status.output_directories = [DirectoryPath(id=i, path=p) for i, p in output_directories(spec, ident)]
+        status.std_out_err_directory = stdouterr_dir(spec, ident)
+        status.tool_type = spec.tool_type
+        status.nodes_summary = f"{counts.running + counts.succeeded + counts.failed}/{spec.node_count}"
+    return status
+
+
+def _conditions(obs: JobObserved, out: _Outcome, now: datetime) -> list[Condition]:
+    active = CONDITION_FOR_STATE[out.state]
+    conditions = list(obs.status.conditions or [])
+    for ctype in JOB_CONDITION_TYPES:
+        is_true = ctype == active or (ctype == CONDITION_SUSPENDED and out.suspended)
+        prev = find_condition(conditions, ctype)
+        reason = out.reason if is_true else (prev.reason if prev and prev.reason else "NotActive")
+        conditions = set_condition(
+            conditions, ctype, is_true, reason, out.message if is_true else "", obs.generation, now
+        )
+    if obs.spec is not None:
+        conditions = _spec_applied(obs, obs.spec, conditions, now)
+    # The job's own condition types first, in their fixed order, then any others.
+    order = {t: i for i, t in enumerate((*JOB_CONDITION_TYPES, CONDITION_SPEC_APPLIED))}
+    return sorted(conditions, key=lambda c: order.get(c.type, len(order)))
+
+
+def _spec_applied(
+    obs: JobObserved, spec: TrainingJobSpec, conditions: list[Condition], now: datetime
+) -> list[Condition]:
+    """Whether the running Job was built from the current spec: edits after the start are not applied."""
+    built_from = ((obs.job or {}).get("metadata") or {}).get("annotations", {}).get(ANNOTATION_SPEC_HASH)
+    applied = built_from is None or built_from == spec_hash(spec)
+    if applied:
+        return set_condition(conditions, CONDITION_SPEC_APPLIED, True, "Applied", "", obs.generation, now)
+    message = (
+        "The spec changed after the job's pods were created; only suspend, terminate and "
+        "ttlSecondsAfterFinished apply to a started job. Delete and re-create it to run the new spec."
+    )
+    return set_condition(
+        conditions, CONDITION_SPEC_APPLIED, False, "ImmutableAfterStart", message, obs.generation, now
+    )
+
+
+def _events(old: TrainingJobStatus, out: _Outcome) -> list[Event]:
+    if out.state == old.execution_state:
+        return []
+    return [Event("Warning" if out.state == FAILED else "Normal", out.state.capitalize(), out.message)]
+
+
+# ---- reading the Job and its pods --------------------------------------------------------------------
+
+
+def node_counts(pods: Sequence[Mapping[str, Any]]) -> NodeCounts:
+    counts = NodeCounts()
+    for p in pods:
+        st = p.get("status") or {}
+        phase = st.get("phase")
+        if phase == "Running":
+            counts.running += 1
+            if any(
+                c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or []
+            ):
+                counts.ready += 1
+        elif phase == "Succeeded":
+            counts.succeeded += 1
+        elif phase == "Failed":
+            counts.failed += 1
+    return counts
+
+
+def main_terminated(pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") == MAIN_CONTAINER:
+            term = (cs.get("state") or {}).get("terminated")
+            if term:
+                return dict(term)
+    return None
+
+
+def _name(job: Mapping[str, Any]) -> str:
+    return str(job["metadata"]["name"])
+
+
+def _true_conditions(job: Mapping[str, Any]) -> set[str]:
+    conds = (job.get("status") or {}).get("conditions") or []
+    return {c.get("type") for c in conds if c.get("status") == "True"}
+
+
+def _job_finished(job: Mapping[str, Any]) -> bool:
+    return bool(_true_conditions(job) & {"Complete", "Failed"})
+
+
+def _job_finishing(job: Mapping[str, Any]) -> bool:
+    """Finished, or the Job controller is finishing it (its pods are being stopped by it)."""
+    return bool(_true_conditions(job) & {"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"})
+
+
+def _success_exit(pods: Sequence[Mapping[str, Any]]) -> int:
+    for p in pods:
+        term = main_terminated(p)
+        if term is not None and pod_index(p) == 0:
+            return int(term.get("exitCode", 0))
+    return 0
+
+
+def _job_failure(obs: JobObserved, spec: TrainingJobSpec, cond: Mapping[str, Any]) -> _Outcome:
+    reason = cond.get("reason") or ""
+    if reason == "DeadlineExceeded":
+        limit = spec.effective_constraints.max_wall_clock_time
+        return _failed(ERR_MAX_WALL_CLOCK, f"The job ran longer than maxWallClockTime ({limit})")
+    # The pod that decided the outcome: node 0 where only node 0 counts, else the first to fail.
+    failed = []
+    for p in obs.pods:
+        term = main_terminated(p)
+        if term is not None and int(term.get("exitCode", 0)) != 0:
+            failed.append((term.get("finishedAt") or "", pod_index(p), term))
+    if commands.decided_by_node_zero(spec):
+        failed.sort(key=lambda f: (f[1] != 0, f[0], f[1]))
+    else:
+        failed.sort(key=lambda f: (f[0], f[1]))
+    if not failed:
+        return _failed(
+            ERR_JOB_FAILED, f"The job failed: {cond.get('message') or reason or 'no pod exit code'}"
+        )
+    _, index, term = failed[0]
+    code = int(term["exitCode"])
+    message = (term.get("message") or "").strip()
+    if message.startswith("JobPreparationFailed"):
+        return _failed(
+            ERR_JOB_PREPARATION_FAILED, f"Job preparation failed on node {index} with exit code {code}", code
+        )
+    if message.startswith("MountFailed"):
+        return _failed(ERR_AZF_MOUNT, f"Mounting a volume failed on node {index}: {message}", code)
+    if message.startswith("LauncherFailed"):
+        return _failed(ERR_JOB_FAILED, f"The launcher failed on node {index}: {message}", code)
+    return _failed(ERR_JOB_FAILED, f"Job failed with non-zero exit code {code} on node {index}", code)
+
+
+def _pod_start_failure(pods: Sequence[Mapping[str, Any]]) -> _Outcome | None:
+    for p in sorted(pods, key=pod_index):
+        for cs in (p.get("status") or {}).get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason in PULL_FAILURES or reason in START_FAILURES:
+                detail = waiting.get("message") or reason
+                return _failed(
+                    ERR_FAILED_STARTING_CONTAINER,
+                    f"Node {pod_index(p)} could not start container {cs.get('name')} ({reason}): {detail}",
+                )
+    return None
+
+
+def _waiting_message(obs: JobObserved, spec: TrainingJobSpec) -> str:
+    unschedulable = []
+    for p in obs.pods:
+        for c in (p.get("status") or {}).get("conditions") or []:
+            if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("message"):
+                unschedulable.append(c["message"])
+    n = spec.node_count
+    if unschedulable:
+        return (
+            f"Waiting for {n} free node(s) of cluster {obs.cluster}: "
+            f"{len(unschedulable)} pod(s) unschedulable: {unschedulable[0]}"
+        )
+    return f"Waiting for {n} node(s) of cluster {obs.cluster}"
+
+
+def _pods_start(pods: Sequence[Mapping[str, Any]]) -> str | None:
+    starts: list[str] = [s for p in pods if (s := (p.get("status") or {}).get("startTime"))]
+    return min(starts) if starts else None
+
+
+_SECRET_OPTION = re.compile(r"(?i)\b(password|pass|passwd|key|accountkey|sig|sastoken|token|secret)=[^,\s&]*")
+
+
+def mount_failure_message(event_message: str, volumes: Mapping[str, str]) -> str:
+    """The kubelet's FailedMount message, made safe and readable for status and Events.
+
+    Drops the mount command's arguments (they may carry credentials), redacts option-style secrets,
+    and names the Batch AI volume instead of the pod volume's hashed name.
+    """
+    lines = [ln for ln in event_message.splitlines() if not ln.strip().startswith("Mounting arguments:")]
+    text = " ".join(ln.strip() for ln in lines if ln.strip())
+    text = _SECRET_OPTION.sub(lambda m: f"{m.group(1)}=<redacted>", text)
+    for name, description in volumes.items():
+        text = text.replace(f'"{name}"', description).replace(name, description)
+    return text[:1000]

@@ -1,0 +1,1 @@
+"""kopf registrations only: each handler is one call into reconcile/. Imported by main.py alone."""

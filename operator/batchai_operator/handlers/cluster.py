@@ -1,0 +1,40 @@
+"""kopf registrations for BatchAIClusters: a change of a cluster, a node, a job pod on a node, a setup pod
+or a setup DaemonSet syncs the clusters it concerns (reconcile/cluster.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from ..names import CLUSTER_PLURAL, GROUP, LABEL_CLUSTER_UID, VERSION
+from ..reconcile import cluster
+from ..reconcile.runtime import current
+from .indexes import JOB_CHILDREN, SETUP_OBJECTS
+
+
+@kopf.on.event(GROUP, VERSION, CLUSTER_PLURAL)
+async def on_cluster(type: str, namespace: str | None, name: str, **_: Any) -> None:
+    if namespace is None:
+        return
+    if type == "DELETED":
+        current().forget((namespace, name))
+    else:
+        await cluster.request_sync(current(), (namespace, name))
+
+
+@kopf.on.event("", "v1", "nodes")
+async def on_node(name: str, **_: Any) -> None:
+    await cluster.on_node_event(current(), name)
+
+
+@kopf.on.event("", "v1", "pods", labels=JOB_CHILDREN)
+async def on_job_pod(body: kopf.Body, **_: Any) -> None:
+    if body.spec.get("nodeName"):
+        await cluster.on_node_event(current(), body.spec["nodeName"])
+
+
+@kopf.on.event("", "v1", "pods", labels=SETUP_OBJECTS)
+@kopf.on.event("apps", "v1", "daemonsets", labels=SETUP_OBJECTS)
+async def on_setup_object(labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+    await cluster.on_setup_object_event(current(), namespace, labels.get(LABEL_CLUSTER_UID))

@@ -1,0 +1,37 @@
+"""kopf registrations for TrainingJobs: every change of a TrainingJob, its Job or its pods, or of the
+BatchAICluster it waits for, syncs it (reconcile/trainingjob.py); no polling timers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from ..names import CLUSTER_PLURAL, GROUP, JOB_PLURAL, LABEL_JOB_UID, VERSION
+from ..reconcile import trainingjob
+from ..reconcile.runtime import current
+from .indexes import JOB_CHILDREN
+
+
+@kopf.on.event(GROUP, VERSION, JOB_PLURAL)
+async def on_trainingjob(event: kopf.RawEvent, uid: str, **_: Any) -> None:
+    if event.get("type") == "DELETED":
+        current().forget(uid)
+    else:
+        await trainingjob.request_sync(current(), uid)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=JOB_CHILDREN)
+async def on_job(labels: kopf.Labels, **_: Any) -> None:
+    await trainingjob.request_sync(current(), labels[LABEL_JOB_UID])
+
+
+@kopf.on.event("", "v1", "pods", labels=JOB_CHILDREN)
+async def on_pod(labels: kopf.Labels, **_: Any) -> None:
+    await trainingjob.request_sync(current(), labels[LABEL_JOB_UID])
+
+
+@kopf.on.event(GROUP, VERSION, CLUSTER_PLURAL)
+async def on_cluster_for_jobs(namespace: str | None, name: str, **_: Any) -> None:
+    """A cluster appeared or changed: jobs waiting for it may start now."""
+    await trainingjob.on_cluster_event(current(), namespace, name)

@@ -1,0 +1,84 @@
+"""Everything the operator creates for one TrainingJob, from the one-per-child builders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..api.cluster import BatchAIClusterSpec
+from ..api.trainingjob import TrainingJobSpec
+from ..config import OperatorConfig
+from ..names import JOB_KIND, LABEL_CLUSTER
+from .configmap import build_config_map
+from .context import JobContext, hosts
+from .job import build_job
+from .limits import check_config_estimate, check_config_size
+from .naming import child_labels, child_name, label_value, owner_reference
+from .paths import identity
+from .placement import gpus_per_node
+from .service import build_service
+from .ssh import build_ssh_secret
+
+
+@dataclass(frozen=True)
+class JobChildren:
+    """The children of one TrainingJob, in creation order: the Job last, since its pods mount the rest.
+
+    The SSH Secret is described by its metadata only: its keys are generated when it is created, so that
+    building stays pure.
+    """
+
+    job: dict[str, Any]
+    config_map: dict[str, Any]
+    service: dict[str, Any] | None
+    ssh_secret_metadata: dict[str, Any] | None
+
+    @property
+    def ssh_secret_name(self) -> str | None:
+        return self.ssh_secret_metadata["name"] if self.ssh_secret_metadata else None
+
+    def ssh_secret(self, private_key: str, public_key: str) -> dict[str, Any]:
+        assert self.ssh_secret_metadata is not None
+        return build_ssh_secret(dict(self.ssh_secret_metadata), private_key, public_key)
+
+
+def build_children(
+    obj: Mapping[str, Any],
+    spec: TrainingJobSpec,
+    cluster_name: str,
+    cluster: BatchAIClusterSpec,
+    config: OperatorConfig,
+    cluster_uid: str | None = None,
+) -> JobChildren:
+    """The manifests for a TrainingJob object (as read from the API) on a given cluster.
+
+    Raises BuildError when the spec cannot run here (unknown VM size, refused mounts, bad shmSize).
+    """
+    meta = obj["metadata"]
+    child = child_name(meta["name"])
+    labels = {**(meta.get("labels") or {}), **child_labels(meta["name"], meta["uid"], spec.experiment)}
+    labels[LABEL_CLUSTER] = label_value(cluster_name)
+    ctx = JobContext(
+        obj=obj,
+        spec=spec,
+        ident=identity(obj, spec),
+        cluster_name=cluster_name,
+        cluster=cluster,
+        cluster_uid=cluster_uid,
+        config=config,
+        child=child,
+        labels=labels,
+        owner=owner_reference(obj, JOB_KIND),
+        gpus=gpus_per_node(cluster),
+        hosts=hosts(child, spec.node_count),
+    )
+    check_config_estimate(spec, ctx.hosts)  # before rendering: a job too large costs no time here
+    config_map = build_config_map(ctx)
+    check_config_size(config_map["data"])
+    return JobChildren(
+        job=build_job(ctx),
+        config_map=config_map,
+        service=build_service(ctx) if ctx.multi_node else None,
+        ssh_secret_metadata=ctx.metadata(ctx.ssh_secret_name) if ctx.needs_ssh else None,
+    )

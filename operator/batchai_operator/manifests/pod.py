@@ -1,0 +1,158 @@
+"""The pod template of a TrainingJob's Job: one pod per Batch AI node, running the launcher (design.md §2)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..api.cluster import BatchAIClusterSpec
+from ..api.trainingjob import TrainingJobSpec
+from ..config import OperatorConfig
+from ..launcher import commands
+from ..names import (
+    ERR_INVALID_SHM_SIZE,
+    MAIN_CONTAINER,
+    RESOURCE_GPU,
+    VOLUME_CONFIG,
+    VOLUME_SHM,
+    VOLUME_SSH,
+    VOLUME_TEMP,
+)
+from .context import JobContext
+from .env import user_env
+from .errors import BuildError
+from .naming import pod_annotations
+from .paths import CONFIG_DIR, MOUNT_ROOT, SSH_DIR, batchai_env
+from .placement import node_selector, one_pod_per_node, setup_done, tolerations
+from .volumes import PodVolumes, build_volumes
+
+
+def image_for(spec: TrainingJobSpec, cluster: BatchAIClusterSpec, config: OperatorConfig) -> str:
+    """containerSettings' image, else the cluster's, else the operator's default image for the toolkit."""
+    if spec.container_settings is not None:
+        reg = spec.container_settings.image_source_registry
+        if reg.server_url and "/" in reg.image and "." not in reg.image.split("/", 1)[0]:
+            # Batch AI required a fully qualified name with a custom registry; be lenient and qualify it.
+            host = re.sub(r"^https?://", "", reg.server_url).rstrip("/")
+            return f"{host}/{reg.image}"
+        return reg.image
+    tool = spec.tool_type
+    cluster_images = cluster.images.wire() if cluster.images else {}
+    return cluster_images.get(tool) or config.images[tool]
+
+
+def shm_quantity(shm_size: str) -> str:
+    """docker's '16gb' / '512m' (binary units) as a Kubernetes quantity."""
+    m = re.fullmatch(r"([0-9.]+)\s*([bkmgt]?)b?", shm_size.strip().lower())
+    if not m:
+        raise BuildError(ERR_INVALID_SHM_SIZE, f"containerSettings.shmSize {shm_size!r} is not a docker size")
+    number, unit = m.groups()
+    suffix = {"": "", "b": "", "k": "Ki", "m": "Mi", "g": "Gi", "t": "Ti"}[unit]
+    return f"{number}{suffix}"
+
+
+def pod_volumes(ctx: JobContext) -> PodVolumes:
+    """The job's mounts, the cluster's mounts, the launcher config, job temp, /dev/shm and the SSH keys."""
+    spec, allow = ctx.spec, ctx.config.allow_privileged_mounts
+    vols = build_volumes(spec.mount_volumes, ctx.ident.job_mount_root, "job", allow)
+    node_setup = ctx.cluster.node_setup
+    vols.extend(build_volumes(node_setup.mount_volumes if node_setup else None, MOUNT_ROOT, "cluster", allow))
+
+    def add(name: str, source: dict[str, Any], path: str, read_only: bool = False) -> None:
+        vols.volumes.append({"name": name, **source})
+        vols.mounts.append({"name": name, "mountPath": path, **({"readOnly": True} if read_only else {})})
+
+    add(VOLUME_CONFIG, {"configMap": {"name": ctx.child, "defaultMode": 0o755}}, CONFIG_DIR, read_only=True)
+    add(VOLUME_TEMP, {"emptyDir": {}}, ctx.ident.job_temp)
+    if spec.container_settings and spec.container_settings.shm_size:
+        shm = {"medium": "Memory", "sizeLimit": shm_quantity(spec.container_settings.shm_size)}
+        add(VOLUME_SHM, {"emptyDir": shm}, "/dev/shm")
+    if ctx.needs_ssh:
+        secret = {"secretName": ctx.ssh_secret_name, "defaultMode": 0o600}
+        add(VOLUME_SSH, {"secret": secret}, SSH_DIR, read_only=True)
+    return vols
+
+
+def container_env(ctx: JobContext, vols: PodVolumes) -> list[dict[str, Any]]:
+    """Batch AI's AZ_BATCHAI_* variables, the toolkit's, the launcher's, then the job's own."""
+    spec = ctx.spec
+    env = batchai_env(spec, ctx.ident, ctx.gpus)
+    env.update(commands.toolkit_env(spec, ctx.hosts, ctx.gpus))
+    env.update(
+        {
+            "BATCHAI_CONFIG_DIR": CONFIG_DIR,
+            "BATCHAI_NODE_COUNT": str(spec.node_count),
+            "BATCHAI_TOOLKIT": spec.tool_type,
+        }
+    )
+    if ctx.multi_node:
+        env["BATCHAI_HOSTS"] = ",".join(ctx.hosts)
+    if ctx.needs_ssh:
+        env["BATCHAI_SSH_DIR"] = SSH_DIR
+    if spec.job_preparation is not None:
+        env["BATCHAI_JOB_PREPARATION"] = spec.job_preparation.command_line
+    if vols.unmanaged:
+        env["BATCHAI_UNMANAGED_MOUNTS"] = "\n".join(f"{cmd}\t{path}" for cmd, path in vols.unmanaged)
+    # Batch AI expanded $VARS in user variables with the node's shell; the launcher does it for these.
+    to_expand = [e.name for e in spec.environment_variables or [] if "$" in e.value]
+    if to_expand:
+        env["BATCHAI_EXPAND_VARS"] = " ".join(to_expand)
+    listed = [{"name": k, "value": v} for k, v in env.items()]
+    return listed + user_env(spec.environment_variables, spec.secrets)
+
+
+def _pull_secret(spec: TrainingJobSpec) -> str | None:
+    cs = spec.container_settings
+    if cs and cs.image_source_registry.credentials and cs.image_source_registry.credentials.secret_ref:
+        return cs.image_source_registry.credentials.secret_ref.name
+    return None
+
+
+def build_pod_template(ctx: JobContext) -> dict[str, Any]:
+    """The Job's pod template: the launcher in the main container, placed on the cluster's nodes."""
+    spec = ctx.spec
+    vols = pod_volumes(ctx)
+    container: dict[str, Any] = {
+        "name": MAIN_CONTAINER,
+        "image": image_for(spec, ctx.cluster, ctx.config),
+        "command": ["/bin/bash", f"{CONFIG_DIR}/{commands.LAUNCHER_KEY}"],
+        "env": container_env(ctx, vols),
+        "volumeMounts": vols.mounts,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {"privileged": bool(vols.unmanaged)},
+    }
+    if ctx.gpus > 0:
+        container["resources"] = {"limits": {RESOURCE_GPU: str(ctx.gpus)}}
+
+    affinity: dict[str, Any] = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [one_pod_per_node(ctx.ident.uid)]
+        }
+    }
+    if ctx.cluster.node_setup and ctx.cluster.node_setup.setup_task and ctx.cluster_uid:
+        affinity["podAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": [setup_done(ctx.cluster_uid)]
+        }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": vols.volumes,
+        "nodeSelector": node_selector(ctx.cluster),
+        "tolerations": tolerations(ctx.cluster),
+        "affinity": affinity,
+        "enableServiceLinks": False,
+    }
+    if ctx.multi_node:
+        pod_spec["subdomain"] = ctx.child
+    if spec.service_account_name:
+        pod_spec["serviceAccountName"] = spec.service_account_name
+    else:
+        pod_spec["automountServiceAccountToken"] = False
+    pull_secret = _pull_secret(spec)
+    if pull_secret:
+        pod_spec["imagePullSecrets"] = [{"name": pull_secret}]
+    priority_class = ctx.config.priority_classes.get(spec.scheduling_priority)
+    if priority_class:
+        pod_spec["priorityClassName"] = priority_class
+    annotations = pod_annotations(ctx.obj["metadata"].get("annotations"))
+    return {"metadata": {"labels": dict(ctx.labels), "annotations": annotations}, "spec": pod_spec}

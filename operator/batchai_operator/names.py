@@ -1,0 +1,120 @@
+"""Every name the operator shares with the outside world, in one place: the API group and kinds, the
+labels and annotations it writes or reads, kopf's storage prefix, container and volume names, condition
+types, and the reason and error codes that appear in status and Events.
+
+Nothing here is configurable (see config.py for what is); changing a value here changes the wire contract.
+"""
+
+from __future__ import annotations
+
+# ---- API ------------------------------------------------------------------------------------------
+GROUP = "batchai.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+JOB_KIND = "TrainingJob"
+JOB_PLURAL = "trainingjobs"
+CLUSTER_KIND = "BatchAICluster"
+CLUSTER_PLURAL = "batchaiclusters"
+
+# ---- kopf's own bookkeeping (finalizer, progress and diff-base annotations) under our domain ------
+DOMAIN = GROUP
+FINALIZER = f"{DOMAIN}/finalizer"
+
+# ---- labels the operator puts on its children and watches them by ----------------------------------
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "batchai-operator"
+LABEL_JOB = f"{DOMAIN}/trainingjob"
+LABEL_JOB_UID = f"{DOMAIN}/trainingjob-uid"
+LABEL_EXPERIMENT = f"{DOMAIN}/experiment"
+LABEL_CLUSTER = f"{DOMAIN}/cluster"
+LABEL_ROLE = f"{DOMAIN}/role"
+# Setup-task pods: which cluster they belong to, the pod template's hash (tells pods of the current setup
+# task from old ones), and (set by the operator once the task exited 0) that the node is ready for jobs.
+LABEL_CLUSTER_UID = f"{DOMAIN}/cluster-uid"
+LABEL_SETUP_REVISION = f"{DOMAIN}/setup-task-revision"
+LABEL_SETUP_STATE = f"{DOMAIN}/setup-task-state"
+SETUP_ROLE = "setup-task"
+SETUP_SUCCEEDED = "succeeded"
+
+# ---- annotations ------------------------------------------------------------------------------------
+# On a Job: the hash of the spec it was built from, so a later spec change can be reported as not applied.
+ANNOTATION_SPEC_HASH = f"{DOMAIN}/spec-hash"
+# On a setup DaemonSet: the revision of its pod template.
+ANNOTATION_SETUP_REVISION = LABEL_SETUP_REVISION
+# On a BatchAICluster: the scaleSettings last applied to its AKS agent pool.
+ANNOTATION_APPLIED_SCALE = f"{DOMAIN}/applied-scale-settings"
+# Annotation prefixes that stay on a TrainingJob or BatchAICluster and are not copied onto its pods.
+NOT_FOR_PODS = ("kubectl.kubernetes.io/", f"{DOMAIN}/", "kopf.zalando.org/", "argocd.argoproj.io/")
+
+# ---- labels and taints of other components the operator reads or sets ------------------------------
+LABEL_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
+LABEL_AGENT_POOL = "kubernetes.azure.com/agentpool"
+LABEL_INSTANCE_TYPE = "node.kubernetes.io/instance-type"
+LABEL_HOSTNAME = "kubernetes.io/hostname"
+LABEL_SCALESET_PRIORITY = "kubernetes.azure.com/scalesetpriority"
+# The cluster autoscaler taints a node it is about to remove.
+TAINT_AUTOSCALER_DELETE = "ToBeDeletedByClusterAutoscaler"
+RESOURCE_GPU = "nvidia.com/gpu"
+
+# ---- containers and volumes of the pods the operator builds -----------------------------------------
+MAIN_CONTAINER = "main"
+SETUP_CONTAINER = "setup-task"
+IDLE_CONTAINER = "idle"
+VOLUME_CONFIG = "batchai-config"
+VOLUME_TEMP = "batchai-temp"
+VOLUME_SHM = "dshm"
+VOLUME_SSH = "batchai-ssh"
+
+# ---- TrainingJob executionState and conditions -------------------------------------------------------
+QUEUED, RUNNING, TERMINATING, SUCCEEDED, FAILED = "queued", "running", "terminating", "succeeded", "failed"
+TERMINAL_STATES = (SUCCEEDED, FAILED)
+CONDITION_FOR_STATE = {
+    QUEUED: "Queued",
+    RUNNING: "Running",
+    TERMINATING: "Running",
+    SUCCEEDED: "Succeeded",
+    FAILED: "Failed",
+}
+JOB_CONDITION_TYPES = ("Queued", "Running", "Succeeded", "Failed", "Suspended")
+CONDITION_SUSPENDED = "Suspended"
+CONDITION_SPEC_APPLIED = "SpecApplied"
+CONDITION_READY = "Ready"
+
+# ---- Batch AI error codes (status.executionInfo.errors[].code, status.errors[].code) -----------------
+ERR_JOB_FAILED = "JobFailed"
+ERR_JOB_PREPARATION_FAILED = "JobPreparationFailed"
+ERR_FAILED_STARTING_CONTAINER = "FailedStartingContainer"
+ERR_AZF_MOUNT = "AZFMountError"
+ERR_MAX_WALL_CLOCK = "MaxWallClockTimeExceeded"
+ERR_JOB_TERMINATED = "JobTerminated"
+ERR_INVALID_SPEC = "InvalidSpec"
+ERR_UNMANAGED_FS_NOT_ALLOWED = "UnmanagedFileSystemNotAllowed"
+ERR_UNKNOWN_VM_SIZE = "UnknownVmSize"
+ERR_INVALID_SHM_SIZE = "InvalidShmSize"
+ERR_INVALID_CREDENTIALS = "InvalidCredentials"
+ERR_SETUP_TASK_FAILED = "SetupTaskFailed"
+ERR_SETUP_TASK_REJECTED = "SetupTaskRejected"
+ERR_SCALE_FAILED = "ScaleFailed"
+ERR_JOB_TOO_LARGE = "JobTooLarge"
+
+# ---- reasons a TrainingJob waits in `queued` (condition reasons) ------------------------------------
+WAIT_CLUSTER_NOT_FOUND = "ClusterNotFound"
+WAIT_CLUSTER_INVALID = "ClusterInvalid"
+WAIT_SECRET_NOT_FOUND = "SecretNotFound"
+WAIT_CREATION_REJECTED = "JobCreationRejected"
+WAIT_CREATING = "Creating"
+WAIT_SUSPENDED = "Suspended"
+WAIT_FOR_NODES = "WaitingForNodes"
+WAIT_PODS_REJECTED = "PodCreationRejected"
+
+# ---- BatchAICluster Ready condition reasons ------------------------------------------------------------
+READY_STEADY = "Steady"
+READY_RESIZING = "Resizing"
+READY_NODES_PREPARING = "NodesPreparing"
+READY_NODES_UNUSABLE = "NodesUnusable"
+READY_NO_NODES = "NoNodes"
+
+# ---- what kubelets report about containers that cannot start -------------------------------------------
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+START_FAILURES = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")

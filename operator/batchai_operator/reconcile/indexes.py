@@ -1,0 +1,100 @@
+"""The in-memory indexes both syncs read instead of the API: their names, and what each keeps per object.
+
+kopf calls these for every watch event (handlers/ registers them under the names below); each returns
+{key: slim view}, or {} to drop the object (kopf keeps an object's previous values when given None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..decide import views
+from ..names import JOB_KIND, LABEL_CLUSTER_UID, LABEL_JOB_UID
+
+TRAININGJOBS = "trainingjobs"  # uid -> TrainingJob view
+TRAININGJOBS_BY_CLUSTER = "trainingjobs_by_cluster"  # (namespace, cluster name) -> uid
+JOBS_BY_OWNER = "jobs_by_owner"  # (namespace, TrainingJob uid of its controller) -> Job view
+PODS_BY_OWNER = "pods_by_owner"  # (namespace, TrainingJob uid label) -> pod view (owner checked on use)
+POD_OWNER_BY_NAME = "pod_owner_by_name"  # (namespace, pod name) -> (TrainingJob uid, node index)
+CLUSTERS = "clusters"  # (namespace, name) -> BatchAICluster view
+NODES = "nodes"  # node name -> slim node
+PODS_BY_NODE = "pods_by_node"  # node name -> job pods occupying it
+SETUP_PODS = "setup_pods"  # cluster uid -> slim setup pod
+SETUP_DAEMONSETS = "setup_daemonsets"  # cluster uid -> slim DaemonSet
+ALL = (
+    TRAININGJOBS,
+    TRAININGJOBS_BY_CLUSTER,
+    JOBS_BY_OWNER,
+    PODS_BY_OWNER,
+    POD_OWNER_BY_NAME,
+    CLUSTERS,
+    NODES,
+    PODS_BY_NODE,
+    SETUP_PODS,
+    SETUP_DAEMONSETS,
+)
+
+
+def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    return body.get("metadata") or {}
+
+
+def trainingjobs(body: Mapping[str, Any]) -> dict[Any, Any]:
+    return {_meta(body)["uid"]: views.trainingjob_view(body)}
+
+
+def trainingjobs_by_cluster(body: Mapping[str, Any]) -> dict[Any, Any]:
+    meta = _meta(body)
+    cluster = str((body.get("spec") or {}).get("cluster") or "").rstrip("/").rsplit("/", 1)[-1]
+    return {(meta.get("namespace"), cluster): meta["uid"]}
+
+
+def jobs_by_owner(body: Mapping[str, Any]) -> dict[Any, Any]:
+    """Jobs whose controller is a TrainingJob, under that TrainingJob's uid (never by label alone)."""
+    meta = _meta(body)
+    owner = next(
+        (r for r in meta.get("ownerReferences") or [] if r.get("controller") and r.get("kind") == JOB_KIND),
+        None,
+    )
+    return {(meta.get("namespace"), owner["uid"]): views.job_view(body)} if owner else {}
+
+
+def pods_by_owner(body: Mapping[str, Any]) -> dict[Any, Any]:
+    meta = _meta(body)
+    owner = (meta.get("labels") or {}).get(LABEL_JOB_UID)
+    return {(meta.get("namespace"), owner): views.job_pod_view(body)} if owner else {}
+
+
+def pod_owner_by_name(body: Mapping[str, Any]) -> dict[Any, Any]:
+    meta = _meta(body)
+    owner = (meta.get("labels") or {}).get(LABEL_JOB_UID)
+    if not owner:
+        return {}
+    return {(meta.get("namespace"), meta.get("name")): (owner, views.pod_index(body))}
+
+
+def clusters(body: Mapping[str, Any]) -> dict[Any, Any]:
+    meta = _meta(body)
+    if meta.get("namespace") is None:
+        return {}
+    return {(meta["namespace"], meta["name"]): views.cluster_view(body)}
+
+
+def nodes(body: Mapping[str, Any]) -> dict[Any, Any]:
+    return {_meta(body)["name"]: views.slim_node(body)}
+
+
+def pods_by_node(body: Mapping[str, Any]) -> dict[Any, Any]:
+    slim = views.slim_job_pod(body)
+    return {slim["nodeName"]: slim} if slim else {}
+
+
+def setup_pods(body: Mapping[str, Any]) -> dict[Any, Any]:
+    uid = (_meta(body).get("labels") or {}).get(LABEL_CLUSTER_UID)
+    return {uid: views.slim_setup_pod(body)} if uid else {}
+
+
+def setup_daemonsets(body: Mapping[str, Any]) -> dict[Any, Any]:
+    uid = (_meta(body).get("labels") or {}).get(LABEL_CLUSTER_UID)
+    return {uid: views.slim_daemonset(body)} if uid else {}

@@ -1,0 +1,174 @@
+"""One runtime for both kinds: the API client and configuration, per-object locks, retry with backoff,
+one-shot timers, background tasks, what each object's last status was, and Event posting.
+
+Made once by the startup hook (reconcile/lifecycle.py); kopf's handlers reach it through `current()`.
+Objects are identified by a key: a TrainingJob by its uid, a BatchAICluster by (namespace, name).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Mapping
+from typing import Any, cast
+
+import kopf
+
+from ..api.base import StatusModel
+from ..config import OperatorConfig
+from ..decide.common import Event, status_patch
+from ..kube import Kube
+from ..scaling import AgentPoolScaler
+
+log = logging.getLogger("batchai_operator")
+
+Key = Hashable
+# A kopf index (or, in tests, a dict): key -> the values of every object indexed under that key.
+Index = Mapping[Any, Iterable[Any]]
+# A failed sync is retried after 2, 4, 8, ... seconds, at most a minute apart.
+RETRY_BASE_SECONDS = 2.0
+RETRY_MAX_SECONDS = 60.0
+
+
+class Runtime:
+    """Process-wide state of the operator."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        config: OperatorConfig,
+        indexes: Mapping[str, Index],
+        scaler: AgentPoolScaler | None = None,
+    ) -> None:
+        self.kube = kube
+        self.config = config
+        self.indexes = indexes
+        self.scaler = scaler
+        # What each kind's sync remembers about an object between syncs (its own actions' outcomes).
+        self.memory: dict[Key, Any] = {}
+        # The status last written per object: the index may not have caught up with our own patch yet.
+        self.written: dict[Key, dict[str, Any]] = {}
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._failures: dict[Key, int] = {}
+        self._timers: dict[tuple[Key, str], asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # kopf's context (Event posting needs it), for callbacks from threads that do not have it.
+        self.context = contextvars.copy_context()
+        # Set at shutdown: threads of the operator's own watches stop.
+        self.stopping = threading.Event()
+
+    # ---- reading the indexes ------------------------------------------------------------------------
+
+    def first(self, index: str, key: Any) -> Any:
+        """The one value indexed under `key`, or None."""
+        store = self.indexes[index].get(key)
+        return next(iter(store), None) if store else None
+
+    def all(self, index: str, key: Any) -> list[Any]:
+        return list(self.indexes[index].get(key) or [])
+
+    # ---- running syncs ------------------------------------------------------------------------------
+
+    async def run(self, key: Key, sync: Callable[[], Awaitable[None]]) -> None:
+        """One sync of an object, serialized per object. kopf does not retry event handlers, so a failed
+        sync is retried here, with backoff, or the change that triggered it would be lost."""
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            try:
+                await sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures = self._failures[key] = self._failures.get(key, 0) + 1
+                delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS**failures)
+                log.exception("sync of %s failed (attempt %d); retrying in %.0fs", key, failures, delay)
+                self.after(key, "retry", delay, lambda: self.run(key, sync))
+            else:
+                self._failures.pop(key, None)
+
+    def after(
+        self, key: Key, purpose: str, delay: float | None, fn: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
+        """One pending one-shot timer per object and purpose, replacing the previous one; None cancels."""
+        old = self._timers.pop((key, purpose), None)
+        if old is not None:
+            old.cancel()
+        if delay is None:
+            return
+
+        def fire() -> None:
+            self._timers.pop((key, purpose), None)
+            self.spawn(fn())
+
+        self._timers[(key, purpose)] = asyncio.get_running_loop().call_later(max(delay, 0.0), fire)
+
+    def has_timer(self, key: Key, purpose: str) -> bool:
+        return (key, purpose) in self._timers
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run in the background, keeping a reference so the task is not garbage-collected mid-flight."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def settle(self) -> None:
+        """Wait for the background tasks running now (tests, and a clean shutdown)."""
+        while pending := [t for t in self._tasks if not t.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def forget(self, key: Key) -> None:
+        """The object is gone: drop everything kept about it."""
+        self._locks.pop(key, None)
+        self._failures.pop(key, None)
+        self.memory.pop(key, None)
+        self.written.pop(key, None)
+        for timer_key in [k for k in self._timers if k[0] == key]:
+            self._timers.pop(timer_key).cancel()
+
+    async def close(self) -> None:
+        self.stopping.set()
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        if self.scaler is not None:
+            await self.scaler.close()
+
+    # ---- status -------------------------------------------------------------------------------------
+
+    async def write_status(
+        self, key: Key, plural: str, namespace: str, name: str, indexed: Mapping[str, Any], new: StatusModel
+    ) -> None:
+        """Merge-patch the object's status to `new` when it differs from the status last written (or, after
+        a restart, the one in the index). One status patch per sync, for both kinds."""
+        old = self.written.get(key) or indexed
+        wire = new.wire()
+        patch = status_patch(old, wire)
+        if patch is not None:
+            await self.kube.patch_status(plural, namespace, name, patch)
+        self.written[key] = wire
+
+    # ---- Events -------------------------------------------------------------------------------------
+
+    def post(self, obj: Mapping[str, Any], events: Iterable[Event]) -> None:
+        """Post Events about one of our objects (a view with apiVersion, kind, name, namespace, uid)."""
+        for event in events:
+            kopf.event(cast(kopf.Body, obj), type=event.type, reason=event.reason, message=event.message)
+
+
+_current: Runtime | None = None
+
+
+def install(runtime: Runtime | None) -> None:
+    global _current
+    _current = runtime
+
+
+def current() -> Runtime:
+    """The runtime made by the startup hook."""
+    if _current is None:
+        raise RuntimeError("the operator's runtime is not started (kopf's startup hook has not run)")
+    return _current

@@ -1,0 +1,253 @@
+"""Every branch of the TrainingJob decision (decide/trainingjob.py) without a cluster: the actions it
+returns (mpi-operator's expect*Action idea), the state and reason it reports and when it looks again."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from batchai_operator.decide.common import parse_time
+from batchai_operator.decide.trainingjob import (
+    CREATE_RETRY_SECONDS,
+    SECRET_RETRY_SECONDS,
+    DeleteJob,
+    DeleteTrainingJob,
+    JobAction,
+    JobDecision,
+    SetJobSuspend,
+    StartJob,
+    decide,
+)
+from decisions import NOW, compute_status, job, observe, pod, spec
+
+AT = parse_time(NOW)
+assert AT is not None
+KUEUE = {"kueue.x-k8s.io/queue-name": "gpu-queue"}
+
+
+def decided(**kw: Any) -> JobDecision:
+    s = kw.pop("s", None)
+    now = kw.pop("now", AT)
+    return decide(observe(s, **kw), now)
+
+
+def expect_actions(d: JobDecision, *expected: JobAction) -> None:
+    assert d.actions == list(expected)
+
+
+def reason(d: JobDecision) -> tuple[str | None, str | None]:
+    """(executionState, reason of the condition that is True for it)."""
+    state = d.status.execution_state
+    active = next(c for c in d.status.conditions or [] if c.status == "True" and c.type != "SpecApplied")
+    return state, active.reason
+
+
+def running() -> dict[str, Any]:
+    return {"executionState": "running", "executionInfo": {"startTime": "2026-11-29T11:59:00Z"}}
+
+
+def finished(state: str = "succeeded", end: str = "2026-11-29T11:58:00Z") -> dict[str, Any]:
+    return {"executionState": state, "executionInfo": {"endTime": end, "exitCode": 0}}
+
+
+# ---- starting ----------------------------------------------------------------------------------------
+
+
+def test_a_new_job_on_an_existing_cluster_is_started() -> None:
+    d = decided()
+    expect_actions(d, StartJob())
+    assert reason(d) == ("queued", "Creating")
+    assert d.requeue_after is None
+
+
+def test_missing_cluster_waits_without_actions() -> None:
+    d = decided(cluster_found=False)
+    expect_actions(d)
+    assert reason(d) == ("queued", "ClusterNotFound")
+
+
+def test_invalid_cluster_waits_with_its_error() -> None:
+    d = decided(cluster_error="vmSize: Field required")
+    expect_actions(d)
+    assert reason(d) == ("queued", "ClusterInvalid")
+    assert "vmSize: Field required" in d.events[0].message
+
+
+def test_missing_secret_waits_and_looks_again() -> None:
+    d = decided(missing_secrets=["storage", "registry"])
+    expect_actions(d)
+    assert reason(d) == ("queued", "SecretNotFound")
+    assert "registry, storage" in d.events[0].message
+    assert d.requeue_after == SECRET_RETRY_SECONDS
+
+
+def test_children_just_created_are_not_created_again() -> None:
+    d = decided(creating=True)
+    expect_actions(d)
+    assert reason(d) == ("queued", "Creating")
+
+
+def test_refused_create_waits_then_tries_again() -> None:
+    refused = ("exceeded quota: gpu", AT - timedelta(seconds=4))
+    d = decided(create_refused=refused)
+    expect_actions(d)
+    assert reason(d) == ("queued", "JobCreationRejected")
+    assert "exceeded quota: gpu" in d.events[0].message
+    assert d.requeue_after == pytest.approx(CREATE_RETRY_SECONDS - 4)
+    later = decided(create_refused=refused, now=AT + timedelta(seconds=CREATE_RETRY_SECONDS))
+    expect_actions(later, StartJob())
+    assert reason(later) == ("queued", "JobCreationRejected")  # until the Job exists
+
+
+def test_a_spec_that_cannot_become_manifests_fails_and_stops_a_running_job() -> None:
+    d = decided(build_error=("UnknownVmSize", "vmSize X unknown"))
+    expect_actions(d)
+    d = decided(build_error=("UnknownVmSize", "vmSize X unknown"), job=job(), pods=[pod(0)])
+    expect_actions(d, DeleteJob("j"))
+    assert reason(d) == ("failed", "UnknownVmSize")
+
+
+def test_unparsable_spec_fails_with_invalid_spec() -> None:
+    d = decide(replace(observe(), spec=None, spec_error="maxWallClockTime: out of range"), AT)
+    expect_actions(d)
+    assert d.status.execution_state == "failed"
+    [error] = d.status.execution_info.errors  # type: ignore[union-attr]
+    assert error.code == "InvalidSpec" and "maxWallClockTime: out of range" in error.message
+
+
+# ---- suspend, resume, Kueue ----------------------------------------------------------------------------
+
+
+def test_suspend_is_passed_to_the_job() -> None:
+    d = decided(s=spec(suspend=True), status=running(), job=job(), pods=[pod(0)])
+    expect_actions(d, SetJobSuspend("j", True))
+    assert reason(d) == ("queued", "Suspended")
+
+
+def test_resume_is_passed_to_the_job() -> None:
+    d = decided(s=spec(suspend=False), job=job(suspend=True), pods=[])
+    expect_actions(d, SetJobSuspend("j", False))
+    assert reason(d) == ("queued", "WaitingForNodes")
+
+
+def test_kueue_owns_suspend_on_jobs_it_queues() -> None:
+    held = decided(labels=KUEUE, job=job(suspend=True), pods=[])
+    expect_actions(held)
+    assert reason(held) == ("queued", "Suspended")
+    admitted = decided(labels=KUEUE, s=spec(suspend=True), job=job(suspend=False), pods=[pod(0)])
+    expect_actions(admitted)  # the TrainingJob's own suspend does not fight Kueue's
+    assert reason(admitted) == ("running", "Running")
+
+
+# ---- running and finishing -------------------------------------------------------------------------------
+
+
+def test_all_nodes_allocated_is_running_and_nothing_to_do() -> None:
+    d = decided(job=job(), pods=[pod(0)])
+    expect_actions(d)
+    assert reason(d) == ("running", "Running")
+
+
+def test_unscheduled_pods_wait_for_nodes() -> None:
+    d = decided(job=job(), pods=[pod(0, phase="Pending", node=None)])
+    expect_actions(d)
+    assert reason(d) == ("queued", "WaitingForNodes")
+
+
+def test_completion_succeeds_without_stopping_the_job() -> None:
+    d = decided(status=running(), job=job(("Complete", "")), pods=[pod(0, "Succeeded", 0)])
+    expect_actions(d)
+    assert reason(d) == ("succeeded", "Succeeded")
+
+
+def test_kubelet_failures_fail_the_job_and_stop_it() -> None:
+    pull = decided(job=job(), pods=[pod(0, phase="Pending", waiting="ErrImageNeverPull")])
+    expect_actions(pull, DeleteJob("j"))
+    assert reason(pull) == ("failed", "FailedStartingContainer")
+    mount = decided(job=job(), pods=[pod(0, phase="Pending")], mount_failure=(0, "Permission denied"))
+    expect_actions(mount, DeleteJob("j"))
+    assert reason(mount) == ("failed", "AZFMountError")
+
+
+def test_the_job_controllers_failure_needs_no_stop() -> None:
+    d = decided(job=job(("FailureTarget", "BackoffLimitExceeded")), pods=[pod(0, "Failed", 3)])
+    expect_actions(d)
+    assert reason(d) == ("failed", "JobFailed")
+
+
+# ---- terminate --------------------------------------------------------------------------------------------
+
+
+def test_terminate_deletes_a_running_job_once() -> None:
+    d = decided(s=spec(terminate=True), status=running(), job=job(), pods=[pod(0)])
+    expect_actions(d, DeleteJob("j"))
+    assert reason(d) == ("terminating", "Terminating")
+    deleting = job()
+    deleting["metadata"]["deletionTimestamp"] = NOW
+    d = decided(s=spec(terminate=True), status=running(), job=deleting, pods=[pod(0)])
+    expect_actions(d)  # already being deleted
+    d = decided(s=spec(terminate=True), status=running(), job=None, pods=[])
+    expect_actions(d)
+    assert reason(d) == ("failed", "JobTerminated")
+
+
+def test_terminate_of_a_queued_job_fails_it_at_once() -> None:
+    d = decided(s=spec(terminate=True))
+    expect_actions(d)
+    assert reason(d) == ("failed", "JobTerminated")
+
+
+# ---- finished jobs: crash recovery and TTL ----------------------------------------------------------------
+
+
+def test_a_finished_job_whose_job_still_runs_is_stopped() -> None:
+    """The status was saved but the operator died before deleting the Job: the next sync deletes it."""
+    d = decided(status=finished("failed"), job=job(), pods=[pod(0)])
+    expect_actions(d, DeleteJob("j"))
+    assert d.events == []
+
+
+def test_a_finished_job_keeps_its_status_and_counts_its_pods() -> None:
+    d = decided(status=finished(), job=job(("Complete", "")), pods=[pod(0, "Succeeded", 0)])
+    expect_actions(d)
+    assert d.status.execution_state == "succeeded"
+    assert d.status.nodes is not None and d.status.nodes.succeeded == 1
+
+
+def test_ttl_deletes_the_trainingjob_when_due_and_waits_until_then() -> None:
+    s = spec(ttlSecondsAfterFinished=300)
+    not_yet = decided(s=s, status=finished(end="2026-11-29T11:58:00Z"), job=job(("Complete", "")))
+    expect_actions(not_yet)
+    assert not_yet.requeue_after == pytest.approx(180)
+    due = decided(s=s, status=finished(end="2026-11-29T11:50:00Z"), job=job(("Complete", "")))
+    expect_actions(due, DeleteTrainingJob())
+
+
+def test_ttl_counts_from_the_moment_the_job_finishes() -> None:
+    d = decided(s=spec(ttlSecondsAfterFinished=60), status=running(), job=job(("Complete", "")), pods=[])
+    assert d.status.execution_state == "succeeded"
+    expect_actions(d)
+    assert d.requeue_after == pytest.approx(60)
+
+
+def test_no_ttl_no_timer() -> None:
+    d = decided(status=finished(), job=job(("Complete", "")))
+    assert d.requeue_after is None
+
+
+def test_status_shape_is_the_api_model() -> None:
+    r = compute_status(observe(job=job(), pods=[pod(0)]), NOW)
+    assert r.status["nodesSummary"] == "1/1" and r.status["observedGeneration"] == 1
+
+
+def test_pods_the_job_controller_cannot_create_say_why_the_job_waits() -> None:
+    refused = 'pods "j-0" is forbidden: exceeded quota: gpu, requested: pods=1, limited: pods=0'
+    d = decided(job=job(), pods=[], pods_refused=refused)
+    expect_actions(d)
+    assert reason(d) == ("queued", "PodCreationRejected")
+    assert refused in d.events[0].message
+    # Once the pods exist, the old refusal no longer matters.
+    assert reason(decided(job=job(), pods=[pod(0)], pods_refused=refused)) == ("running", "Running")

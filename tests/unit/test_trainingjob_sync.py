@@ -1,0 +1,227 @@
+"""The TrainingJob sync (reconcile/trainingjob.py) with in-memory indexes and a recording client: the
+exact writes it makes, in order (status before the actions), what it remembers of its actions' outcomes,
+and which children and Events it trusts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import kopf
+import pytest
+
+from batchai_operator.config import OperatorConfig
+from batchai_operator.names import GROUP, VERSION
+from batchai_operator.reconcile import indexes as indexers
+from batchai_operator.reconcile import trainingjob
+from batchai_operator.reconcile.runtime import Runtime
+from recording_kube import RecordingKube
+from samples import cntk_spec
+
+NS, UID = "team-a", "uid-tj"
+RT: Runtime  # the runtime of the running test (set by `env`)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RecordingKube, list[tuple[str, str, str]]]]:
+    global RT
+    kube = RecordingKube()
+    kube.secrets.add("storage")
+    RT = Runtime(kube, OperatorConfig(), world(), None)  # type: ignore[arg-type]
+    events: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(
+        kopf, "event", lambda body, type, reason, message: events.append((type, reason, message))
+    )
+    yield kube, events
+    RT.forget(UID)
+
+
+def trainingjob_body(spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainingJob",
+        "metadata": {"name": "j", "namespace": NS, "uid": UID, "generation": 1, "labels": {}},
+        "spec": spec,
+        "status": status or {},
+    }
+
+
+def cluster_body() -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BatchAICluster",
+        "metadata": {"name": "nc6", "namespace": NS, "uid": "uid-c", "generation": 1},
+        "spec": {"vmSize": "Standard_NC6"},
+    }
+
+
+def world(*objects: dict[str, Any], spec: dict[str, Any] | None = None, status: Any = None) -> dict[str, Any]:
+    """Indexes holding the TrainingJob, its cluster and the given Jobs and pods, as kopf would fill them."""
+    out: dict[str, dict[Any, list[Any]]] = {name: {} for name in indexers.ALL}
+
+    def add(index: str, body: dict[str, Any]) -> None:
+        for key, value in getattr(indexers, index)(body).items():
+            out[index].setdefault(key, []).append(value)
+
+    add(indexers.TRAININGJOBS, trainingjob_body(spec or cntk_spec(), status))
+    add(indexers.CLUSTERS, cluster_body())
+    for obj in objects:
+        if obj["kind"] == "Job":
+            add(indexers.JOBS_BY_OWNER, obj)
+        else:
+            add(indexers.PODS_BY_OWNER, obj)
+            add(indexers.POD_OWNER_BY_NAME, obj)
+    return out
+
+
+def owned_job(owner: str = UID, **status: Any) -> dict[str, Any]:
+    ref = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainingJob",
+        "name": "j",
+        "uid": owner,
+        "controller": True,
+    }
+    return {
+        "kind": "Job",
+        "metadata": {"name": "j", "namespace": NS, "uid": "uid-job", "ownerReferences": [ref]},
+        "spec": {"suspend": False},
+        "status": status,
+    }
+
+
+def job_pod(owner_job: str = "uid-job", namespace: str = NS, **state: Any) -> dict[str, Any]:
+    return {
+        "kind": "Pod",
+        "metadata": {
+            "name": "j-0-abcde",
+            "namespace": namespace,
+            "uid": "uid-pod",
+            "labels": {"batchai.io/trainingjob-uid": UID, "batch.kubernetes.io/job-completion-index": "0"},
+            "ownerReferences": [{"kind": "Job", "uid": owner_job, "controller": True}],
+        },
+        "spec": {"nodeName": "n1"},
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [{"name": "main", "state": state or {"running": {}}}],
+        },
+    }
+
+
+async def sync(indexes: dict[str, Any]) -> None:
+    RT.indexes = indexes
+    await trainingjob.request_sync(RT, UID)
+
+
+async def test_start_creates_children_in_order_after_the_status(env: Any) -> None:
+    kube, events = env
+    await sync(world())
+    assert kube.kinds() == ["status", "create ConfigMap", "create Job"]
+    assert kube.of("status")[0]["executionState"] == "queued"
+    assert events == [("Normal", "Queued", "Creating the job's pods")]
+    # The Job is not in the index yet: another event must not create the children again.
+    await sync(world())
+    assert kube.kinds().count("create Job") == 1
+
+
+async def test_missing_secret_waits_and_creates_nothing(env: Any) -> None:
+    kube, _ = env
+    kube.secrets.clear()
+    await sync(world())
+    assert kube.kinds() == ["status"]
+    assert kube.of("status")[0]["conditions"][0]["reason"] == "SecretNotFound"
+    assert RT.has_timer(UID, "requeue")
+
+
+async def test_refused_create_is_reported_in_a_second_pass_and_retried_later(env: Any) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    kube, _ = env
+
+    async def refuse(manifest: dict[str, Any]) -> bool:
+        e = ApiException(status=403, reason="Forbidden")
+        e.body = '{"message": "pods \\"j\\" is forbidden: exceeded quota: gpu"}'
+        raise e
+
+    kube.create = refuse
+    await sync(world())
+    statuses = kube.of("status")
+    assert len(statuses) == 2  # Creating, then the refusal, in the same sync
+    queued = statuses[-1]["conditions"][0]
+    assert queued["reason"] == "JobCreationRejected" and "exceeded quota: gpu" in queued["message"]
+    assert RT.has_timer(UID, "requeue")
+
+
+async def test_a_child_left_by_another_object_is_not_adopted(env: Any) -> None:
+    kube, _ = env
+    kube.existing[("ConfigMap", "j")] = "uid-of-a-deleted-job"
+    await sync(world())
+    assert "create Job" not in kube.kinds()
+    assert kube.of("status")[-1]["conditions"][0]["reason"] == "JobCreationRejected"
+    kube.existing[("ConfigMap", "j")] = UID  # ours (a restart between two creates): adopted
+    RT.forget(UID)
+    await sync(world())
+    assert "create Job" in kube.kinds()
+
+
+async def test_terminal_status_is_written_before_the_job_is_deleted(env: Any) -> None:
+    kube, events = env
+    pulling = job_pod(waiting={"reason": "ErrImageNeverPull", "message": "not present"})
+    await sync(world(owned_job(), pulling, status={"executionState": "running"}))
+    assert kube.kinds() == ["status", "delete Job"]
+    assert kube.of("status")[0]["executionState"] == "failed"
+    assert events[0][:2] == ("Warning", "Failed")
+
+
+async def test_children_of_other_objects_do_not_count(env: Any) -> None:
+    """A Job controlled by another TrainingJob, or a pod of another Job (even with our label), is ignored."""
+    kube, _ = env
+    forged_pod = job_pod(owner_job="uid-other", waiting={"reason": "ErrImagePull", "message": "x"})
+    await sync(world(owned_job(owner="uid-other"), forged_pod))
+    assert "delete Job" not in kube.kinds()
+    assert kube.of("status")[0]["executionState"] == "queued"  # no Job of ours: creating it
+    kube.calls.clear()
+    RT.forget(UID)
+    elsewhere = job_pod(namespace="team-b", waiting={"reason": "ErrImagePull", "message": "x"})
+    await sync(world(owned_job(), elsewhere))
+    assert "delete Job" not in kube.kinds() and kube.of("status")[0]["executionState"] == "queued"
+
+
+async def test_failed_mount_counts_only_from_the_kubelet(env: Any) -> None:
+    kube, _ = env
+    RT.config.mount_failure_threshold = 1
+    indexes = world(owned_job(), job_pod())
+    RT.indexes = indexes
+    event = {
+        "involvedObject": {"kind": "Pod", "namespace": NS, "name": "j-0-abcde"},
+        "reason": "FailedMount",
+        "message": "MountVolume.SetUp failed: Permission denied",
+        "count": 1,
+        "source": {"component": "someone-else"},
+    }
+    trainingjob.on_failed_mount(RT, event)
+    await RT.settle()
+    assert "delete Job" not in kube.kinds()
+    trainingjob.on_failed_mount(RT, {**event, "source": {"component": "kubelet"}})
+    await RT.settle()
+    assert kube.kinds()[-2:] == ["status", "delete Job"]
+    assert kube.of("status")[-1]["executionInfo"]["errors"][0]["code"] == "AZFMountError"
+
+
+async def test_ttl_deletes_the_trainingjob(env: Any) -> None:
+    kube, _ = env
+    done = {"executionState": "succeeded", "executionInfo": {"endTime": "2020-01-01T00:00:00Z"}}
+    await sync(
+        world(
+            owned_job(conditions=[{"type": "Complete", "status": "True"}]),
+            spec=cntk_spec(ttlSecondsAfterFinished=5),
+            status=done,
+        )
+    )
+    assert kube.of("delete-custom") == [("trainingjobs", "j")]
+
+
+async def test_suspend_is_patched_onto_the_job(env: Any) -> None:
+    kube, _ = env
+    await sync(world(owned_job(), job_pod(), spec=cntk_spec(suspend=True)))
+    assert kube.of("patch-job") == [("j", {"spec": {"suspend": True}})]
