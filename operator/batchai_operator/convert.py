@@ -1,7 +1,7 @@
 """Batch AI job.json -> a TrainingJob manifest plus the Secrets its credentials need.
 
-Accepts the whole file (`$schema` + `properties`, API 2018-05-01 or 2018-03-01) or a bare `properties`
-object, and mirrors what `az batchai job create -f job.json` did before sending it:
+Accepts the whole file (`$schema` + `properties`, API 2018-05-01, 2018-03-01 or 2017-09-01-preview) or a
+bare `properties` object, and mirrors what `az batchai job create -f job.json` did before sending it:
 
 - `<AZURE_BATCHAI_STORAGE_ACCOUNT>` / `<AZURE_BATCHAI_STORAGE_KEY>` are replaced by the storage
   account name and key (options, else env AZURE_BATCHAI_STORAGE_ACCOUNT / AZURE_BATCHAI_STORAGE_KEY);
@@ -12,8 +12,13 @@ object, and mirrors what `az batchai job create -f job.json` did before sending 
   them) that the mount references. Inline keys, secret values and registry passwords are moved into
   Secrets too: no key material ever stays in the TrainingJob.
 
-2018-03-01 files: `priority` (int) becomes `schedulingPriority` (<0 low, 0 normal, >0 high),
-`experimentName` becomes `experiment`, and outputDirectories' `type` / `createNew` are dropped.
+2018-03-01 (and 2017-09-01-preview) files: `priority` (int) becomes `schedulingPriority` (<0 low,
+0 normal, >0 high), `experimentName` becomes `experiment`, and outputDirectories' `type` / `createNew` are
+dropped.
+
+Fields Batch AI's API does not have are dropped with a warning, as the az CLI's deserializer ignored them
+(older recipes carry e.g. `process_count`). A CNTK job without `languageType` is left so: the model
+infers the language from its fields (configFilePath alone: BrainScript), as Batch AI did.
 
 Warnings never contain secret values: only account names, Secret names and field paths.
 """
@@ -29,11 +34,12 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from . import API_VERSION
 from .api.trainingjob import EXPERIMENT_PATTERN, MAX_JOB_NAME, TrainingJobSpec
@@ -232,6 +238,45 @@ def _account_from_url(url: str) -> str | None:
     return host.split(".", 1)[0] if "." in host else None
 
 
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside a field annotation (X, X | None, list[X] | None), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType, list, Annotated):
+        for arg in get_args(annotation):
+            found = _model_of(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def drop_unknown_fields(node: Any, model: type[BaseModel], path: str = "") -> list[str]:
+    """Remove (in place) keys the model does not know, recursively; return their paths. The az CLI read
+    job.json with the SDK's deserializer, which ignores such keys, so Batch AI never saw them."""
+    if not isinstance(node, dict):
+        return []
+    fields = {(f.alias or name): f for name, f in model.model_fields.items()}
+    dropped: list[str] = []
+    for key in list(node):
+        where = f"{path}.{key}" if path else str(key)
+        field_info = fields.get(key)
+        if field_info is None:
+            node.pop(key)
+            dropped.append(where)
+            continue
+        sub = _model_of(field_info.annotation)
+        if sub is None:
+            continue
+        value = node[key]
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                dropped.extend(drop_unknown_fields(item, sub, f"{where}[{i}]"))
+        else:
+            dropped.extend(drop_unknown_fields(value, sub, where))
+    return dropped
+
+
 def _validation_summary(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
@@ -272,6 +317,7 @@ class _Converter:
         if experiment is not None:
             props["experiment"] = experiment
         self._normalize_case(props)
+        self._drop_unknown(props)
         self._check_placeholders(props)
         self._mounts(props)
         self._secrets(props)
@@ -309,7 +355,8 @@ class _Converter:
             version = m.group(1)
         else:
             version = "2018-03-01" if ("priority" in props or "experimentName" in props) else "2018-05-01"
-        if version not in ("2018-03-01", "2018-05-01"):
+        # 2017-09-01-preview (the first recipes' $schema) has 2018-03-01's fields: converted the same way.
+        if version not in ("2017-09-01", "2018-03-01", "2018-05-01"):
             self.warn(f"$schema names API version {version}; converting it as 2018-05-01")
         return props, version
 
@@ -416,6 +463,14 @@ class _Converter:
         cntk = props.get("cntkSettings")
         if isinstance(cntk, dict) and isinstance(cntk.get("languageType"), str):
             cntk["languageType"] = _LANGUAGE_TYPES.get(cntk["languageType"].lower(), cntk["languageType"])
+
+    def _drop_unknown(self, props: dict[str, Any]) -> None:
+        dropped = drop_unknown_fields(props, TrainingJobSpec)
+        if dropped:
+            self.warn(
+                f"ignored field(s) Batch AI's API does not have: {', '.join(dropped)} "
+                "(az batchai job create ignored them too)"
+            )
 
     # -- storage --
 

@@ -145,6 +145,31 @@ INVALID_JOBS: list[tuple[str, dict[str, Any], list[str]]] = [
         ["spec.cntkSettings.configFilePath", "configFilePath is required when languageType is BrainScript"],
     ),
     (
+        "cntk-config-and-script-without-language",
+        {"cntkSettings": {"configFilePath": "c.cntk"}},
+        ["spec.cntkSettings.languageType", "both configFilePath and pythonScriptFilePath are set"],
+    ),
+    (
+        "cntk-neither-config-nor-script",
+        {"cntkSettings": {"pythonScriptFilePath": DELETE, "processCount": 2}},
+        ["spec.cntkSettings", "set pythonScriptFilePath (a Python job) or configFilePath"],
+    ),
+    (
+        "cntk-python-with-config",
+        {"cntkSettings": {"languageType": "Python", "configFilePath": "c.cntk"}},
+        ["spec.cntkSettings.configFilePath", "for BrainScript jobs only"],
+    ),
+    (
+        "worker-count-over-any-cluster",
+        {"cntkSettings": DELETE, "tensorFlowSettings": dict(TF, workerCount=129)},
+        ["spec.tensorFlowSettings.workerCount", "must not exceed nodeCount x GPUs per VM"],
+    ),
+    (
+        "launcher-variable",
+        {"environmentVariables": [{"name": "BATCHAI_SSH_DIR", "value": "/tmp"}]},
+        ["spec.environmentVariables[0].name", "reserved for the operator's launcher"],
+    ),
+    (
         "caffe-config-and-script",
         {
             "cntkSettings": DELETE,
@@ -317,6 +342,17 @@ INVALID_CLUSTERS: list[tuple[str, dict[str, Any], list[str]]] = [
 
 
 def test_the_bases_are_valid(api: client.CustomObjectsApi, namespace: str) -> None:
+    # A job may choose its MPI and task shell (launcher settings, the only BATCHAI_* names it may set).
+    settings = [
+        {"name": "BATCHAI_MPI_FLAVOUR", "value": "intelmpi"},
+        {"name": "BATCHAI_TASK_SHELL", "value": "plain"},
+    ]
+    create(
+        api,
+        namespace,
+        manifest("TrainingJob", "settings", {**BASE_JOB, "environmentVariables": settings}),
+        True,
+    )
     TrainingJobSpec.model_validate(BASE_JOB)
     BatchAIClusterSpec.model_validate(BASE_CLUSTER)
     create(api, namespace, manifest("TrainingJob", "base", BASE_JOB), dry_run=True)
@@ -444,7 +480,7 @@ def test_kubectl_explain_prints_descriptions() -> None:
     assert "CNTK toolkit" in text
     for field, description in [
         ("pythonScriptFilePath", "Python script to run."),
-        ("configFilePath", "BrainScript configuration file."),
+        ("configFilePath", "BrainScript configuration file"),
         ("processCount", "passed to the MPI runtime"),
         ("languageType", "BrainScript or Python"),
     ]:

@@ -138,7 +138,11 @@ def test_cntk_brainscript_needs_config_file() -> None:
 
 def test_cntk_python_needs_script_and_brainscript_takes_none() -> None:
     rejected(job(cntkSettings={"languageType": "Python"}), "pythonScriptFilePath is required")
-    rejected(job(cntkSettings={"commandLineArgs": "x"}), "pythonScriptFilePath is required")
+    rejected(job(cntkSettings={"commandLineArgs": "x"}), "set pythonScriptFilePath", "or configFilePath")
+    rejected(
+        job(cntkSettings={"languageType": "Python", "pythonScriptFilePath": "p.py", "configFilePath": "c"}),
+        "configFilePath is for BrainScript jobs only",
+    )
     rejected(
         job(
             cntkSettings={
@@ -150,6 +154,53 @@ def test_cntk_python_needs_script_and_brainscript_takes_none() -> None:
         "for Python jobs only",
     )
     rejected(job(cntkSettings={"languageType": "Lua", "pythonScriptFilePath": "p"}), "languageType")
+
+
+@pytest.mark.parametrize(
+    ("settings", "language"),
+    [
+        # Batch AI's BrainScript recipes set configFilePath (and commandLineArgs) only.
+        (
+            {"configFilePath": "$AZ_BATCHAI_INPUT_CONFIG/ConvNet_MNIST.cntk", "commandLineArgs": "a=1"},
+            "BrainScript",
+        ),
+        ({"pythonScriptFilePath": "p.py", "pythonInterpreterPath": "python3"}, "Python"),
+        ({"languageType": "BrainScript", "configFilePath": "c.cntk"}, "BrainScript"),
+        ({"languageType": "Python", "pythonScriptFilePath": "p.py"}, "Python"),
+    ],
+    ids=["config-only", "script-only", "explicit-brainscript", "explicit-python"],
+)
+def test_cntk_language_given_or_inferred(settings: dict[str, str], language: str) -> None:
+    spec = TrainingJobSpec.model_validate(job(cntkSettings=settings))
+    assert spec.cntk_settings is not None
+    assert spec.cntk_settings.language == language
+    assert spec.cntk_settings.is_brainscript is (language == "BrainScript")
+    # The language is inferred, not written: the object reads back as given.
+    assert spec.wire()["cntkSettings"] == settings
+
+
+@pytest.mark.parametrize(
+    ("settings", "fragment"),
+    [
+        # Only a spec whose fields do not say the language is refused.
+        ({"configFilePath": "c.cntk", "pythonScriptFilePath": "p.py"}, "set languageType"),
+        ({"processCount": 2}, "set pythonScriptFilePath (a Python job) or configFilePath"),
+        # A config file alone means BrainScript, which takes no interpreter.
+        ({"configFilePath": "c.cntk", "pythonInterpreterPath": "python3"}, "for Python jobs only"),
+    ],
+    ids=["both", "neither", "config-with-interpreter"],
+)
+def test_cntk_language_cannot_be_inferred(settings: dict[str, Any], fragment: str) -> None:
+    rejected(job(cntkSettings=settings), fragment)
+
+
+def test_worker_count_cap_without_the_cluster() -> None:
+    tf = {"pythonScriptFilePath": "tf.py"}
+    TrainingJobSpec.model_validate(job(cntkSettings=None, tensorFlowSettings=dict(tf, workerCount=128)))
+    rejected(
+        job(cntkSettings=None, tensorFlowSettings=dict(tf, workerCount=129)),
+        "workerCount must not exceed nodeCount x GPUs per VM (at most nodeCount x 64)",
+    )
 
 
 @pytest.mark.parametrize(
@@ -591,3 +642,13 @@ def test_cluster_needs_vm_size() -> None:
     spec = dict(CLUSTER)
     del spec["vmSize"]
     rejected(spec, "vmSize", model=BatchAIClusterSpec)
+
+
+def test_batchai_names_are_the_launchers_except_its_settings() -> None:
+    for name in ("BATCHAI_MPI_FLAVOUR", "BATCHAI_TASK_SHELL"):
+        TrainingJobSpec.model_validate(job(environmentVariables=[{"name": name, "value": "intelmpi"}]))
+    rejected(
+        job(environmentVariables=[{"name": "BATCHAI_SSH_DIR", "value": "/tmp"}]),
+        "BATCHAI_ are reserved for the operator's launcher",
+        "(except BATCHAI_MPI_FLAVOUR and BATCHAI_TASK_SHELL)",
+    )

@@ -474,6 +474,75 @@ def test_case_normalization() -> None:
     assert result.job["spec"]["cntkSettings"]["languageType"] == "BrainScript"
 
 
+def test_brainscript_without_language_type_converts_unchanged() -> None:
+    """Batch AI's CNTK-GPU-BrainScript(-Distributed) recipes: configFilePath and commandLineArgs only."""
+    cntk = {
+        "configFilePath": "$AZ_BATCHAI_INPUT_CONFIG/DistributedConvNet_MNIST.cntk",
+        "commandLineArgs": "rootDir=. dataDir=$AZ_BATCHAI_INPUT_DATASET parallelTrain=true",
+    }
+    doc = minimal(
+        nodeCount=2,
+        customToolkitSettings=None,
+        cntkSettings=copy.deepcopy(cntk),
+        inputDirectories=[{"id": "CONFIG", "path": "$AZ_BATCHAI_MOUNT_ROOT/external/cntk_samples"}],
+    )
+    del doc["properties"]["customToolkitSettings"]
+    result = run(doc)
+    assert result.job["spec"]["cntkSettings"] == cntk
+    settings = TrainingJobSpec.model_validate(result.job["spec"]).cntk_settings
+    assert settings is not None and settings.is_brainscript
+    assert result.warnings == []
+
+
+def test_fields_batch_ai_does_not_have_are_dropped_with_a_warning() -> None:
+    """az batchai job create read job.json with the SDK's deserializer, which ignored unknown keys; older
+    recipes carry some (cntkSettings.process_count, chainerSettings.masterCommandLineArgs)."""
+    doc = minimal(
+        customToolkitSettings=None,
+        chainerSettings={"pythonScriptFilePath": "t.py", "masterCommandLineArgs": "-g", "process_count": 2},
+        outputDirectories=[{"id": "MODEL", "pathPrefix": "/out", "pathSufix": "typo"}],
+        location="eastus",
+    )
+    del doc["properties"]["customToolkitSettings"]
+    result = run(doc)
+    spec = result.job["spec"]
+    assert spec["chainerSettings"] == {"pythonScriptFilePath": "t.py"}
+    assert spec["outputDirectories"] == [{"id": "MODEL", "pathPrefix": "/out"}]
+    assert "location" not in spec
+    (warning,) = result.warnings
+    for path in (
+        "chainerSettings.masterCommandLineArgs",
+        "chainerSettings.process_count",
+        "outputDirectories[0].pathSufix",
+        "location",
+    ):
+        assert path in warning
+    assert "az batchai job create ignored them too" in warning
+
+
+def test_preview_schema_converts_without_a_warning() -> None:
+    """The first recipes name the 2017-09-01-preview schema; its fields are 2018-03-01's."""
+    doc = minimal(experimentName="mnist_train", priority=0)
+    doc["$schema"] = (
+        "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2017-09-01-preview/job.json"
+    )
+    result = run(doc)
+    assert result.api_version == "2017-09-01"
+    assert result.warnings == []
+    assert result.job["spec"]["experiment"] == "mnist_train"
+
+
+def test_trailing_commas_are_tolerated() -> None:
+    """The TensorFlow-GPU-Distributed recipe's outputDirectories list ends with a comma."""
+    text = (
+        '{"properties": {"nodeCount": 1, "stdOutErrPathPrefix": "/logs",'
+        ' "outputDirectories": [{"id": "MODEL", "pathPrefix": "/logs"},],'
+        ' "customToolkitSettings": {"commandLine": "true"}}}'
+    )
+    spec = run(load_job_file(text)).job["spec"]
+    assert spec["outputDirectories"] == [{"id": "MODEL", "pathPrefix": "/logs"}]
+
+
 TOOLKITS = {
     "cntkSettings": {"pythonScriptFilePath": "a.py"},
     "tensorFlowSettings": {"pythonScriptFilePath": "a.py", "workerCount": 1, "parameterServerCount": 1},

@@ -177,6 +177,8 @@ def messages() -> str:
     [
         "exactly one toolkit",
         "configFilePath is required when languageType is BrainScript",
+        "both configFilePath and pythonScriptFilePath are set; set languageType",
+        "workerCount must not exceed nodeCount x GPUs per VM",
         "exactly one of configFilePath or pythonScriptFilePath",
         "parameterServerCount must not exceed nodeCount",
         "outputDirectories: ids must be unique",

@@ -14,7 +14,7 @@ from batchai_operator.launcher import commands
 from batchai_operator.launcher.commands import Role, Task
 from samples import launcher_spec as make_spec
 
-MPIRUN = 'mpirun --allow-run-as-root --hostfile "$AZ_BATCHAI_MPI_HOST_FILE"'
+MPIRUN = "batchai_mpirun"  # the launcher's wrapper: the image's mpirun with its MPI's flags
 SCRIPT = "$AZ_BATCHAI_INPUT_SCRIPTS/train.py"
 
 
@@ -69,7 +69,7 @@ def only_task(spec: TrainingJobSpec) -> Task:
         (
             1,
             {"cntkSettings": {"pythonScriptFilePath": SCRIPT, "processCount": 2}},
-            f"{MPIRUN} -np 2 python {SCRIPT}",
+            f"{MPIRUN} 2 python {SCRIPT}",
         ),
         (
             2,
@@ -81,23 +81,35 @@ def only_task(spec: TrainingJobSpec) -> Task:
                     "processCount": 4,
                 }
             },
-            f"{MPIRUN} -np 4 cntk configFile=cfg.cntk parallelTrain=true",
+            f"{MPIRUN} 4 cntk configFile=cfg.cntk parallelTrain=true",
+        ),
+        (
+            # Batch AI's CNTK-GPU-BrainScript-Distributed recipe: no languageType, no processCount.
+            2,
+            {
+                "cntkSettings": {
+                    "configFilePath": "$AZ_BATCHAI_INPUT_CONFIG/DistributedConvNet_MNIST.cntk",
+                    "commandLineArgs": "rootDir=. parallelTrain=true",
+                }
+            },
+            f"{MPIRUN} 2 cntk configFile=$AZ_BATCHAI_INPUT_CONFIG/DistributedConvNet_MNIST.cntk "
+            "rootDir=. parallelTrain=true",
         ),
         (
             2,
             {"horovodSettings": {"pythonScriptFilePath": SCRIPT, "commandLineArgs": "--lr 0.1"}},
-            f"{MPIRUN} -np 2 python {SCRIPT} --lr 0.1",
+            f"{MPIRUN} 2 python {SCRIPT} --lr 0.1",
         ),
         (1, {"horovodSettings": {"pythonScriptFilePath": SCRIPT}}, f"python {SCRIPT}"),
         (
             3,
             {"chainerSettings": {"pythonScriptFilePath": SCRIPT, "processCount": 6}},
-            f"{MPIRUN} -np 6 python {SCRIPT}",
+            f"{MPIRUN} 6 python {SCRIPT}",
         ),
         (
             2,
             {"customMpiSettings": {"commandLine": "my_app --in $AZ_BATCHAI_INPUT_DATA"}},
-            f"{MPIRUN} -np 2 my_app --in $AZ_BATCHAI_INPUT_DATA",
+            f"{MPIRUN} 2 my_app --in $AZ_BATCHAI_INPUT_DATA",
         ),
         (1, {"customMpiSettings": {"commandLine": "my_app", "processCount": 1}}, "my_app"),
         (
@@ -108,7 +120,7 @@ def only_task(spec: TrainingJobSpec) -> Task:
         (
             2,
             {"caffeSettings": {"pythonScriptFilePath": SCRIPT, "pythonInterpreterPath": "python2"}},
-            f"{MPIRUN} -np 2 python2 {SCRIPT}",
+            f"{MPIRUN} 2 python2 {SCRIPT}",
         ),
         (
             2,
@@ -128,7 +140,7 @@ def only_task(spec: TrainingJobSpec) -> Task:
                     "processCount": 4,
                 }
             },
-            f"{MPIRUN} -np 4 python {SCRIPT}",
+            f"{MPIRUN} 4 python {SCRIPT}",
         ),
     ],
 )
@@ -304,6 +316,9 @@ def test_pytorch_ranks_round_robin() -> None:
         "AZ_BATCHAI_PYTORCH_BACKEND": "gloo",
         "AZ_BATCHAI_PYTORCH_INIT_METHOD": "tcp://h0:29500",
     }
+    # With a shared job temp (a volume every node sees): Batch AI's shared-file-system rendezvous.
+    shared = commands.toolkit_env(spec, hosts(2), 1, shared_job_temp=True)
+    assert shared["AZ_BATCHAI_PYTORCH_INIT_METHOD"] == "file://$AZ_BATCHAI_SHARED_JOB_TEMP/pytorch_init"
 
 
 def test_pytorch_defaults() -> None:
@@ -366,8 +381,9 @@ def test_hostfile(node_count: int, settings: dict[str, Any], gpus: int, expected
 
 
 SSH_CASES: list[tuple[dict[str, Any], bool, bool]] = [
-    # settings, needs_ssh (multi-node), decided_by_node_zero (multi-node)
+    # settings, waits_for_nodes (multi-node), decided_by_node_zero (multi-node)
     ({"cntkSettings": {"pythonScriptFilePath": SCRIPT}}, True, True),
+    ({"cntkSettings": {"configFilePath": "c.cntk"}}, True, True),
     ({"horovodSettings": {"pythonScriptFilePath": SCRIPT}}, True, True),
     ({"chainerSettings": {"pythonScriptFilePath": SCRIPT}}, True, True),
     ({"caffeSettings": {"configFilePath": "s.prototxt"}}, True, True),
@@ -381,13 +397,22 @@ SSH_CASES: list[tuple[dict[str, Any], bool, bool]] = [
 ]
 
 
-@pytest.mark.parametrize(("settings", "ssh", "node_zero"), SSH_CASES)
-def test_needs_ssh_and_decided_by_node_zero(settings: dict[str, Any], ssh: bool, node_zero: bool) -> None:
+@pytest.mark.parametrize(("settings", "waits", "node_zero"), SSH_CASES)
+def test_ssh_and_decided_by_node_zero(settings: dict[str, Any], waits: bool, node_zero: bool) -> None:
     multi = make_spec(3, **settings)
-    assert commands.needs_ssh(multi) is ssh
+    # Batch AI set up password-less ssh between the nodes of every multi-node job, whatever the toolkit.
+    assert commands.needs_ssh(multi) is True
+    assert commands.waits_for_nodes(multi) is waits
     assert commands.decided_by_node_zero(multi) is node_zero
+    directives = [
+        [line for line in text.splitlines() if line in ("wait_for_nodes", "serve_ssh")]
+        for key, text in sorted(commands.render_config(multi, hosts(3), 1).items())
+        if key.startswith("tasks-")
+    ]
+    assert directives == ([["wait_for_nodes"], ["serve_ssh"], ["serve_ssh"]] if waits else [[], [], []])
     single = make_spec(1, **settings)
     assert commands.needs_ssh(single) is False
+    assert commands.waits_for_nodes(single) is False
     assert commands.decided_by_node_zero(single) is True
 
 
@@ -397,12 +422,24 @@ def test_needs_ssh_and_decided_by_node_zero(settings: dict[str, Any], ssh: bool,
 def test_render_config_keys_and_launcher() -> None:
     spec = make_spec(3, customMpiSettings={"commandLine": "a.out"})
     data = commands.render_config(spec, hosts(3), 4)
-    assert sorted(data) == ["hostfile", "launcher.sh", "lib.sh", "tasks-0.sh", "tasks-1.sh", "tasks-2.sh"]
+    assert sorted(data) == [
+        "hostfile",
+        "launcher.sh",
+        "lib.sh",
+        "tasks-0.sh",
+        "tasks-1.sh",
+        "tasks-2.sh",
+        "user-shell.bashrc",
+    ]
     script = Path(commands.__file__).with_name("launcher.sh").read_text()
     assert data["launcher.sh"] == script
     assert data["lib.sh"] == Path(commands.__file__).with_name("lib.sh").read_text()
     assert data["hostfile"] == "h0 slots=1\nh1 slots=1\nh2 slots=1\n"
     assert "run_task" not in data["tasks-1.sh"].replace("# run_task", "")
+    assert data["tasks-0.sh"].splitlines()[2:] == [
+        "wait_for_nodes",
+        "run_task primary stdout.txt stderr.txt -- 'batchai_mpirun 3 a.out'",
+    ]
 
 
 def test_tasks_file_quotes_every_word() -> None:

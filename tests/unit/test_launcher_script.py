@@ -4,7 +4,9 @@ Stand-in `python`, `cntk`, `caffe`, `mpirun` and `sshd` executables on PATH reco
 (argv, selected environment, pid) as JSON lines, print a line to stdout and stderr, and exit as their
 arguments say: `exit=N`, `kill=SIGNAL`, `sleep=SECONDS`, `after=WORD` (first wait until a stand-in whose
 argv holds WORD has started; exit 99 if none does within 5 s). The stand-in mpirun runs its program once and
-exits with its code. Mount roots, stdouterr, HOME and the termination log all live under tmp_path.
+exits with its code; `mpirun --version` prints the `mpi-version` file next to it (Open MPI's banner when
+there is none) and records nothing. The stand-in sshd stays up STANDIN_SSHD_SLEEP seconds (default 0).
+Mount roots, stdouterr, HOME and the termination log all live under tmp_path.
 """
 
 from __future__ import annotations
@@ -35,16 +37,24 @@ record = {
     "prog": prog,
     "argv": args,
     "pid": os.getpid(),
-    "env": {k: v for k, v in os.environ.items() if k.startswith(("AZ_BATCH", "TF_CONFIG", "JOB_", "USER_"))},
+    "env": {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(("AZ_BATCH", "TF_CONFIG", "JOB_", "USER_", "BATCHAI_MPI", "I_MPI"))
+    },
 }
 program = []
 if prog == "mpirun":
+    if args == ["--version"]:
+        banner = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "mpi-version")
+        print(open(banner).read() if os.path.exists(banner) else "mpirun (Open MPI) 4.1.2")
+        sys.exit(0)
     rest = list(args)
     while rest and rest[0].startswith("-"):
         flag = rest.pop(0)
-        if flag in ("--hostfile", "-np"):
+        if flag in ("--hostfile", "-machinefile", "-np", "-n"):
             record[flag.lstrip("-")] = rest.pop(0)
-    record["hostfile_text"] = open(record["hostfile"]).read()
+    record["hostfile_text"] = open(record.get("hostfile") or record["machinefile"]).read()
     program = rest
 if prog == "sshd":
     record["config"] = open(args[args.index("-f") + 1]).read()
@@ -67,6 +77,8 @@ if "after" in opts:
         if time.time() > deadline:
             sys.exit(99)
         time.sleep(0.01)
+if prog == "sshd":
+    time.sleep(float(os.environ.get("STANDIN_SSHD_SLEEP", "0")))
 if "sleep" in opts:
     time.sleep(float(opts["sleep"]))
 if "kill" in opts:
@@ -100,10 +112,14 @@ class Pod:
             exe.chmod(0o755)
         self.spec = make_spec(1, customToolkitSettings={"commandLine": "true"})
         self.hosts = ["h0"]
+        self.shared_job_temp = False
 
-    def configure(self, spec: TrainingJobSpec, hosts: list[str] | None = None) -> None:
+    def configure(
+        self, spec: TrainingJobSpec, hosts: list[str] | None = None, shared_job_temp: bool = False
+    ) -> None:
         """Write the ConfigMap data as the pod would see it."""
         self.spec = spec
+        self.shared_job_temp = shared_job_temp
         self.hosts = hosts or [f"h{i}" for i in range(spec.node_count)]
         for key, text in commands.render_config(spec, self.hosts, 1).items():
             (self.config / key).write_text(text)
@@ -128,7 +144,7 @@ class Pod:
             "JOB_COMPLETION_INDEX": str(index),
             "USER_SETTING": "from-spec",
             "STANDIN_RECORD": str(self.record),
-            **commands.toolkit_env(self.spec, self.hosts, 1),
+            **commands.toolkit_env(self.spec, self.hosts, 1, self.shared_job_temp),
         }
         if self.spec.node_count > 1:
             env["BATCHAI_HOSTS"] = ",".join(self.hosts)
@@ -205,7 +221,8 @@ def port_of(s: socket.socket) -> str:
 
 
 def mpirun(np: str, *program: str) -> tuple[str, list[str]]:
-    return ("mpirun", ["--allow-run-as-root", "--hostfile", "{config}/hostfile", "-np", np, *program])
+    """Open MPI's mpirun (the stand-in's --version), with the hostfile the launcher writes in job temp."""
+    return ("mpirun", ["--allow-run-as-root", "--hostfile", "{hostfile}", "-np", np, *program])
 
 
 BRAINSCRIPT = {"languageType": "BrainScript", "configFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/cfg.cntk"}
@@ -229,6 +246,18 @@ SINGLE_NODE_CASES: list[tuple[str, dict[str, Any], list[tuple[str, list[str]]], 
             mpirun("2", "cntk", "configFile={scripts}/cfg.cntk", "parallelTrain=true"),
             ("cntk", ["configFile={scripts}/cfg.cntk", "parallelTrain=true"]),
         ],
+        "stdout.txt",
+    ),
+    (
+        # Batch AI's BrainScript recipes set no languageType: configFilePath alone means BrainScript.
+        "cntk-brainscript-without-language-type",
+        {
+            "cntkSettings": {
+                "configFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/ConvNet_MNIST.cntk",
+                "commandLineArgs": "rootDir=. outputDir=$AZ_BATCHAI_OUTPUT_MODEL",
+            }
+        },
+        [("cntk", ["configFile={scripts}/ConvNet_MNIST.cntk", "rootDir=.", "outputDir={model}"])],
         "stdout.txt",
     ),
     (
@@ -342,7 +371,7 @@ def test_single_node_toolkit(
     paths = {
         "scripts": str(pod.tmp / "mounts/afs/scripts"),
         "model": str(pod.model_dir),
-        "config": str(pod.config),
+        "hostfile": str(pod.job_temp / "hostfile"),
     }
     got = [(r["prog"], r["argv"]) for r in pod.records()]
     assert got == [(prog, [a.format(**paths) for a in argv]) for prog, argv in calls]
@@ -369,7 +398,9 @@ def test_mpirun_gets_the_hostfile_and_task_env(pod: Pod) -> None:
     assert pod.run().returncode == 0
     mpirun = pod.records("mpirun")[0]
     assert mpirun["hostfile_text"] == "localhost slots=2\n"
-    assert mpirun["env"]["AZ_BATCHAI_MPI_HOST_FILE"] == str(pod.config / "hostfile")
+    # Batch AI's place for the hostfile: <AZ_BATCHAI_JOB_TEMP>/hostfile (writable, unlike the ConfigMap).
+    assert mpirun["env"]["AZ_BATCHAI_MPI_HOST_FILE"] == str(pod.job_temp / "hostfile")
+    assert mpirun["env"]["BATCHAI_MPI_FLAVOUR"] == "openmpi"
 
 
 def test_tensorflow_single_node_env(pod: Pod) -> None:
@@ -606,7 +637,7 @@ def test_job_preparation_file_names_on_multi_node_jobs(pod: Pod) -> None:
     assert "stderr-job_prep-tvm-node-1.txt" in pod.files()
 
 
-# ---- multi-node MPI: workers serve ssh, node 0 waits for them ---------------------------------------
+# ---- multi-node MPI: workers only serve ssh, node 0 waits for them ----------------------------------
 
 
 def mpi_pod(pod: Pod, port: str, **extra: str) -> dict[str, str]:
@@ -626,7 +657,8 @@ def test_node_zero_waits_for_workers_sshd(pod: Pod, closed_port: socket.socket) 
     mpirun = pod.records("mpirun")[0]
     assert mpirun["np"] == "2"
     assert mpirun["hostfile_text"] == "node0.job slots=1\n127.0.0.1 slots=1\n"
-    assert [r["prog"] for r in pod.records()] == ["mpirun", "python"]
+    # Node 0 serves ssh too (every node does), then runs mpirun once the workers serve it.
+    assert [r["prog"] for r in pod.records()] == ["sshd", "mpirun", "python"]
     # Node 0's ssh client reaches the workers with the job key on the job's port.
     ssh = pod.home / ".ssh"
     assert f"Port {port_of(closed_port)}" in (ssh / "config").read_text()
@@ -641,7 +673,7 @@ def test_node_zero_wait_times_out(pod: Pod, closed_port: socket.socket) -> None:
     message = f"LauncherFailed: timed out after 1s waiting for sshd on 127.0.0.1:{port} (node 1 of 2)"
     assert pod.termination_message() == message
     assert message in result.stderr
-    assert pod.records() == []
+    assert [r["prog"] for r in pod.records()] == ["sshd"]  # no toolkit process
 
 
 def test_worker_execs_sshd(pod: Pod) -> None:
@@ -680,3 +712,248 @@ def test_multi_node_horovod_node_zero(pod: Pod, closed_port: socket.socket) -> N
     assert result.returncode == 0, result.stderr
     mpirun = pod.records("mpirun")[0]
     assert (mpirun["np"], mpirun["hostfile_text"]) == ("4", "node0.job slots=2\n127.0.0.1 slots=2\n")
+
+
+# ---- every multi-node job: password-less ssh on every node, whatever the toolkit --------------------
+
+
+# Each task first waits until this node's sshd stand-in has started (its argv holds "-D").
+WAIT_SSHD = "after=-D"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {
+            "tensorFlowSettings": {
+                "pythonScriptFilePath": SCRIPT,
+                "workerCount": 2,
+                "masterCommandLineArgs": WAIT_SSHD,
+                "workerCommandLineArgs": WAIT_SSHD,
+                "parameterServerCommandLineArgs": f"{WAIT_SSHD} sleep=30",
+            }
+        },
+        {"pyTorchSettings": {"pythonScriptFilePath": SCRIPT, "commandLineArgs": WAIT_SSHD}},
+        {"caffe2Settings": {"pythonScriptFilePath": SCRIPT, "commandLineArgs": WAIT_SSHD}},
+    ],
+    ids=["tensorflow", "pytorch-gloo", "caffe2"],
+)
+def test_every_node_of_a_non_mpi_job_serves_ssh_while_it_runs(pod: Pod, settings: dict[str, Any]) -> None:
+    pod.configure(make_spec(2, **settings))
+    extra = {"BATCHAI_SSH_DIR": str(pod.ssh_dir()), "BATCHAI_SSH_PORT": "2222", "STANDIN_SSHD_SLEEP": "30"}
+    for index in (0, 1):
+        pod.record.unlink(missing_ok=True)
+        start = time.monotonic()
+        result = pod.run(index, **extra)
+        assert result.returncode == 0, result.stderr
+        # sshd ran beside the tasks and was stopped when they ended (it would have served for 30 s).
+        assert time.monotonic() - start < 8
+        (sshd,) = pod.records("sshd")
+        assert "Port 2222" in sshd["config"].splitlines()
+        assert not running(sshd["pid"])
+        tasks = pod.records("python")
+        assert tasks and {r["env"]["JOB_COMPLETION_INDEX"] for r in tasks} == {str(index)}
+    # The job's key and client config are installed on every node: jobs (and jobPreparation) ssh to peers.
+    assert "IdentityFile" in (pod.home / ".ssh" / "config").read_text()
+    assert "batchai-job" in (pod.home / ".ssh" / "authorized_keys").read_text()
+
+
+def no_sshd(pod: Pod) -> None:
+    """An image without sshd: the stand-in shadows any sshd of this machine but is not executable."""
+    (pod.bin / "sshd").chmod(0o644)
+
+
+def test_a_non_mpi_image_without_sshd_still_runs(pod: Pod) -> None:
+    pod.configure(make_spec(2, caffe2Settings={"pythonScriptFilePath": SCRIPT}))
+    no_sshd(pod)
+    result = pod.run(1, BATCHAI_SSH_DIR=str(pod.ssh_dir()))
+    assert result.returncode == 0, result.stderr
+    assert "no sshd in the image" in result.stderr
+    assert [r["prog"] for r in pod.records()] == ["python"]
+
+
+def test_an_mpi_worker_without_sshd_fails_clearly(pod: Pod) -> None:
+    extra = mpi_pod(pod, "2222")
+    no_sshd(pod)
+    result = pod.run(1, **extra)
+    assert result.returncode == 1
+    assert pod.termination_message(1) == (
+        "LauncherFailed: sshd not found on PATH or at /usr/sbin/sshd (install openssh-server in the image)"
+    )
+
+
+# ---- the task shell reads ~/.bashrc (Batch AI's InfiniBand recipes rely on it) ----------------------
+
+UBUNTU_BASHRC = """# ~/.bashrc: executed by bash(1) for non-login shells.
+# If not running interactively, don't do anything
+[ -z "$PS1" ] && return
+case $- in *i*) ;; *) return ;; esac
+"""
+
+
+def test_task_shell_reads_bashrc_like_batchai(pod: Pod) -> None:
+    # Ubuntu's ~/.bashrc returns unless the shell is interactive; lines appended after that still count.
+    (pod.home / ".bashrc").write_text(UBUNTU_BASHRC + "export USER_FROM_BASHRC=yes\necho bashrc-banner\n")
+    pod.configure(make_spec(1, customToolkitSettings={"commandLine": "python a.py; exit 0"}))
+    result = pod.run(BATCHAI_JOB_PREPARATION="echo prep $USER_FROM_BASHRC")
+    assert result.returncode == 0, result.stderr
+    assert pod.records("python")[0]["env"]["USER_FROM_BASHRC"] == "yes"
+    assert pod.out("stdout-job_prep.txt") == "bashrc-banner\nprep yes\n"
+    # The command itself runs as in a plain shell: nothing from bash's interactive mode on stderr.
+    assert pod.out("stdout.txt") == "bashrc-banner\npython out a.py\n"
+    assert pod.out("stderr.txt") == "python err\n"
+    assert pod.out("stderr-job_prep.txt") == ""
+
+
+def test_bashrc_errors_are_shown_and_plain_shell_skips_it(pod: Pod) -> None:
+    (pod.home / ".bashrc").write_text("echo from-bashrc >&2\nexport USER_FROM_BASHRC=yes\n")
+    pod.configure(make_spec(1, customToolkitSettings={"commandLine": "python a.py"}))
+    assert pod.run().returncode == 0
+    assert pod.out("stderr.txt") == "from-bashrc\npython err\n"
+    pod.run(BATCHAI_TASK_SHELL="plain")
+    assert "USER_FROM_BASHRC" not in pod.records("python")[-1]["env"]
+
+
+def test_syntax_errors_in_a_command_line_reach_stderr(pod: Pod) -> None:
+    pod.configure(make_spec(1, customToolkitSettings={"commandLine": "python a.py ("}))
+    result = pod.run()
+    assert result.returncode == 2
+    assert "syntax error" in pod.out("stderr.txt")
+
+
+# ---- MPI flavour: Intel MPI installed by jobPreparation, as the InfiniBand recipes do ----------------
+
+
+def intel_mpi(pod: Pod, banner: str = "Intel(R) MPI Library for Linux* OS, Version 2017 Update 3") -> Path:
+    """A stand-in Intel MPI under /opt-like folder off PATH, with an mpivars.sh that puts it on PATH."""
+    root = pod.tmp / "opt" / "intel" / "mpi"
+    (root / "bin").mkdir(parents=True)
+    exe = root / "bin" / "mpirun"
+    exe.write_text((pod.bin / "mpirun").read_text())
+    exe.chmod(0o755)
+    (root / "bin" / "mpi-version").write_text(banner)
+    (root / "bin" / "mpivars.sh").write_text(f"export PATH={root / 'bin'}:$PATH\nexport I_MPI_ROOT={root}\n")
+    return root / "bin" / "mpivars.sh"
+
+
+def test_intel_mpi_from_job_preparation_gets_intel_flags_and_hostfile(
+    pod: Pod, closed_port: socket.socket
+) -> None:
+    closed_port.listen()
+    mpivars = intel_mpi(pod)
+    (pod.home / ".bashrc").write_text(UBUNTU_BASHRC)
+    # The CNTK/Chainer/Horovod InfiniBand recipes' jobPreparation, reduced to its last line.
+    prep = f'echo "source {mpivars}" >> ~/.bashrc'
+    spec = make_spec(2, chainerSettings={"pythonScriptFilePath": SCRIPT, "processCount": 8})
+    pod.configure(spec, hosts=["node0.job", "127.0.0.1"])
+    result = pod.run(
+        0,
+        BATCHAI_JOB_PREPARATION=prep,
+        BATCHAI_SSH_DIR=str(pod.ssh_dir()),
+        BATCHAI_SSH_PORT=port_of(closed_port),
+    )
+    assert result.returncode == 0, result.stderr
+    mpirun = pod.records("mpirun")[0]
+    assert mpirun["argv"][:4] == ["-machinefile", str(pod.job_temp / "hostfile"), "-n", "8"]
+    assert mpirun["argv"][4:] == ["python", str(pod.tmp / "mounts/afs/scripts/train.py")]
+    assert mpirun["hostfile_text"] == "node0.job:4\n127.0.0.1:4\n"
+    assert mpirun["env"]["BATCHAI_MPI_FLAVOUR"] == "intelmpi"
+    assert mpirun["env"]["I_MPI_ROOT"] == str(mpivars.parent.parent)
+    assert "MPI: intelmpi" in pod.out("execution-tvm-node-0.log")
+    # Before jobPreparation the image had only Open MPI: the hostfile was first written for it.
+    assert "MPI: openmpi" in pod.out("execution-tvm-node-0.log")
+
+
+@pytest.mark.parametrize(
+    ("banner", "flavour", "flags"),
+    [
+        (
+            "mpirun (Open MPI) 1.10.7",
+            "openmpi",
+            ["--allow-run-as-root", "--hostfile", "{hostfile}", "-np", "2"],
+        ),
+        ("HYDRA build details:\n    Version: 3.3a2", "mpich", ["-machinefile", "{hostfile}", "-n", "2"]),
+    ],
+)
+def test_mpi_flavour_detected_from_the_image(pod: Pod, banner: str, flavour: str, flags: list[str]) -> None:
+    (pod.bin / "mpi-version").write_text(banner)
+    pod.configure(make_spec(1, customMpiSettings={"commandLine": "python a.py", "processCount": 2}))
+    assert pod.run().returncode == 0
+    mpirun = pod.records("mpirun")[0]
+    hostfile = str(pod.job_temp / "hostfile")
+    assert mpirun["argv"][:-2] == [f.format(hostfile=hostfile) for f in flags]
+    assert mpirun["env"]["BATCHAI_MPI_FLAVOUR"] == flavour
+
+
+def test_mpi_flavour_set_by_the_job_wins(pod: Pod) -> None:
+    pod.configure(make_spec(1, customMpiSettings={"commandLine": "python a.py", "processCount": 2}))
+    assert pod.run(BATCHAI_MPI_FLAVOUR="intelmpi").returncode == 0
+    assert pod.records("mpirun")[0]["argv"][:1] == ["-machinefile"]
+    bad = pod.run(BATCHAI_MPI_FLAVOUR="lam")
+    assert bad.returncode == 1
+    assert pod.termination_message() == (
+        "LauncherFailed: BATCHAI_MPI_FLAVOUR must be openmpi, intelmpi or mpich, not 'lam'"
+    )
+
+
+def test_custom_toolkit_sees_the_hostfile_of_its_mpi(pod: Pod) -> None:
+    """Users ran mpirun themselves in customToolkit jobs, e.g. `mpirun -f $AZ_BATCHAI_MPI_HOST_FILE`."""
+    intel_mpi(pod)
+    (pod.home / ".bashrc").write_text(f"source {pod.tmp / 'opt/intel/mpi/bin/mpivars.sh'}\n")
+    cmd = "mpirun -machinefile $AZ_BATCHAI_MPI_HOST_FILE -n 2 python a.py"
+    pod.configure(make_spec(2, customToolkitSettings={"commandLine": cmd}), hosts=["node0.job", "127.0.0.1"])
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed.listen()
+    try:
+        result = pod.run(0, BATCHAI_SSH_DIR=str(pod.ssh_dir()), BATCHAI_SSH_PORT=port_of(closed))
+    finally:
+        closed.close()
+    assert result.returncode == 0, result.stderr
+    assert pod.records("mpirun")[0]["hostfile_text"] == "node0.job:1\n127.0.0.1:1\n"  # 1 GPU per node
+
+
+# ---- shared job temp on multi-node jobs (the volume is the operator's; the launcher makes the folder) --
+
+
+def test_shared_job_temp_on_a_multi_node_job(pod: Pod) -> None:
+    """Caffe2's distributed recipe passes --file_store_path $AZ_BATCHAI_SHARED_JOB_TEMP; PyTorch's Gloo
+    recipe rendezvouses on a file there. Both nodes see the same folder (here: one folder of this machine)."""
+    shared = pod.tmp / "shared-volume" / "job-uid"
+    args = "--num_shards 2 --shard_id $AZ_BATCHAI_TASK_INDEX --file_store_path $AZ_BATCHAI_SHARED_JOB_TEMP"
+    pod.configure(make_spec(2, caffe2Settings={"pythonScriptFilePath": SCRIPT, "commandLineArgs": args}))
+    for index in (0, 1):
+        assert pod.run(index, AZ_BATCHAI_SHARED_JOB_TEMP=f"{shared}").returncode == 0
+    assert shared.is_dir()
+    stores = {r["argv"][r["argv"].index("--file_store_path") + 1] for r in pod.records("python")}
+    assert stores == {str(shared)}
+
+    pod.record.unlink()
+    settings = {"pythonScriptFilePath": SCRIPT, "communicationBackend": "gloo"}
+    pod.configure(make_spec(2, pyTorchSettings=settings), shared_job_temp=True)
+    for index in (0, 1):
+        result = pod.run(index, AZ_BATCHAI_SHARED_JOB_TEMP="$AZ_BATCHAI_JOB_MOUNT_ROOT/shared")
+        assert result.returncode == 0, result.stderr
+    inits = {r["env"]["AZ_BATCHAI_PYTORCH_INIT_METHOD"] for r in pod.records("python")}
+    assert inits == {f"file://{pod.job_mount_root}/shared/pytorch_init"}
+    assert (pod.job_mount_root / "shared").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, "{job_temp}/hostfile"),  # unset: Batch AI's place, <AZ_BATCHAI_JOB_TEMP>/hostfile
+        ("{config}/hostfile", "{job_temp}/hostfile"),  # the read-only ConfigMap copy: rewritten there
+        ("$AZ_BATCHAI_JOB_TEMP/hostfile", "{job_temp}/hostfile"),  # as the pod builder may set it
+        ("{tmp}/elsewhere/hosts", "{tmp}/elsewhere/hosts"),
+    ],
+)
+def test_hostfile_location(pod: Pod, given: str | None, expected: str) -> None:
+    paths = {"job_temp": str(pod.job_temp), "config": str(pod.config), "tmp": str(pod.tmp)}
+    pod.configure(make_spec(1, customMpiSettings={"commandLine": "python a.py", "processCount": 2}))
+    extra = {} if given is None else {"AZ_BATCHAI_MPI_HOST_FILE": given.format(**paths)}
+    assert pod.run(**extra).returncode == 0
+    mpirun = pod.records("mpirun")[0]
+    assert mpirun["env"]["AZ_BATCHAI_MPI_HOST_FILE"] == expected.format(**paths)
+    assert mpirun["hostfile_text"] == "localhost slots=2\n"
+    assert (pod.config / "hostfile").read_text() == "localhost slots=2\n"  # the ConfigMap is untouched

@@ -10,6 +10,7 @@ from .base import ApiModel, StatusModel, cel, rules
 from .common import (
     MAX_COMMAND,
     MAX_ENV,
+    MAX_GPUS_PER_NODE,
     MAX_PATH,
     EnvironmentVariable,
     EnvironmentVariableWithSecretValue,
@@ -278,7 +279,10 @@ class BatchAIClusterSpec(ApiModel):
         max_length=64,
     )
     gpus_per_node: int | None = Field(
-        default=None, ge=0, le=64, description="GPUs per node, when vmSize is not in the operator's table."
+        default=None,
+        ge=0,
+        le=MAX_GPUS_PER_NODE,
+        description="GPUs per node, when vmSize is not in the operator's table.",
     )
     images: ToolkitImages | None = Field(default=None, description="Per-toolkit default images.")
     aks: AksAgentPool | None = Field(

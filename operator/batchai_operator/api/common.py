@@ -21,6 +21,9 @@ MAX_PATH = 4096  # paths and URLs
 MAX_COMMAND = 32768  # command lines and argument strings
 MAX_MOUNTS = 64  # per mount type
 MAX_ENV = 256  # environment variables, secrets
+# Most GPUs a node may have (BatchAICluster gpusPerNode); caps TensorFlow's workerCount before the
+# cluster is known (workerCount <= nodeCount x GPUs per VM, Batch AI's REST spec).
+MAX_GPUS_PER_NODE = 64
 
 # Azure storage account names: 3-24 lowercase letters and digits.
 STORAGE_ACCOUNT_PATTERN = r"^[a-z0-9]{3,24}$"
@@ -53,8 +56,12 @@ MSG_KEYVAULT_SECRET_VALUE = (
     "secrets[].valueSecretReference: Key Vault references are not supported; use secrets[].secretRef"
 )
 MSG_SECRET_REF_REQUIRED = "secrets[].secretRef is required"
+# Launcher settings a job may set in environmentVariables (launcher.sh): the MPI its toolkit runs with
+# and whether command lines read ~/.bashrc. Every other BATCHAI_* name is the launcher's own.
+USER_LAUNCHER_SETTINGS = ("BATCHAI_MPI_FLAVOUR", "BATCHAI_TASK_SHELL")
 MSG_ENV_RESERVED = (
-    "environment variable names starting with BATCHAI_ are reserved for the operator's launcher"
+    "environment variable names starting with BATCHAI_ are reserved for the operator's launcher "
+    f"(except {' and '.join(USER_LAUNCHER_SETTINGS)})"
 )
 
 
@@ -344,10 +351,21 @@ class EnvironmentVariable(ApiModel):
     """An environment variable for the job (and its preparation task)."""
 
     name: str = Field(
-        description="Variable name (BATCHAI_* names are the launcher's own).",
+        description=(
+            "Variable name (BATCHAI_* names are the launcher's own, except its settings "
+            "BATCHAI_MPI_FLAVOUR and BATCHAI_TASK_SHELL)."
+        ),
         pattern=ENV_NAME_PATTERN,
         max_length=MAX_NAME,
-        json_schema_extra=rules(cel("!self.startsWith('BATCHAI_')", MSG_ENV_RESERVED)),
+        json_schema_extra=rules(
+            cel(
+                "!self.startsWith('BATCHAI_') || self in "
+                + "["
+                + ", ".join(f"'{n}'" for n in USER_LAUNCHER_SETTINGS)
+                + "]",
+                MSG_ENV_RESERVED,
+            )
+        ),
     )
     value: str = Field(
         description="Value; $VARS are expanded by the shell in the pod.", max_length=MAX_COMMAND
@@ -356,7 +374,7 @@ class EnvironmentVariable(ApiModel):
     @field_validator("name")
     @classmethod
     def _not_reserved(cls, value: str) -> str:
-        if value.startswith("BATCHAI_"):
+        if value.startswith("BATCHAI_") and value not in USER_LAUNCHER_SETTINGS:
             raise ValueError(MSG_ENV_RESERVED)
         return value
 

@@ -15,12 +15,40 @@ ARGS_DESC = "Command line arguments; $VARS are expanded by the shell in the pod.
 SCRIPT_DESC = "Python script to run."
 
 MSG_BRAINSCRIPT_CONFIG = "cntkSettings.configFilePath is required when languageType is BrainScript"
-MSG_CNTK_PYTHON_SCRIPT = "cntkSettings.pythonScriptFilePath is required for Python CNTK jobs"
+MSG_CNTK_PYTHON_SCRIPT = "cntkSettings.pythonScriptFilePath is required when languageType is Python"
 MSG_CNTK_PYTHON_ONLY = "cntkSettings.pythonScriptFilePath and pythonInterpreterPath are for Python jobs only"
+MSG_CNTK_BRAINSCRIPT_ONLY = "cntkSettings.configFilePath is for BrainScript jobs only"
+MSG_CNTK_NO_PROGRAM = (
+    "cntkSettings: set pythonScriptFilePath (a Python job) or configFilePath (a BrainScript job)"
+)
+MSG_CNTK_AMBIGUOUS = (
+    "cntkSettings: both configFilePath and pythonScriptFilePath are set; set languageType to "
+    "BrainScript or Python"
+)
 MSG_CAFFE_ONE_OF = "caffeSettings: set exactly one of configFilePath or pythonScriptFilePath"
 MSG_CAFFE_INTERPRETER = "caffeSettings.pythonInterpreterPath needs pythonScriptFilePath"
 
-_BRAINSCRIPT = "(has(self.languageType) && self.languageType == 'BrainScript')"
+# Batch AI made languageType optional with no default (both official BrainScript recipes leave it out):
+# without it, the fields given say which language the job is. The same inference in CEL and Python.
+_HAS_LANGUAGE = "has(self.languageType)"
+_EXPLICIT_BRAINSCRIPT = f"({_HAS_LANGUAGE} && self.languageType == 'BrainScript')"
+_EXPLICIT_PYTHON = f"({_HAS_LANGUAGE} && self.languageType == 'Python')"
+_BRAINSCRIPT = (
+    f"({_HAS_LANGUAGE} ? self.languageType == 'BrainScript' : "
+    "(has(self.configFilePath) && !has(self.pythonScriptFilePath)))"
+)
+
+
+def infer_cntk_language(
+    language_type: str | None, config_file_path: str | None, python_script_file_path: str | None
+) -> str | None:
+    """The job's language: languageType when given, else BrainScript for a config file alone and Python
+    for a script alone; None when the fields do not say (neither or both given)."""
+    if language_type is not None:
+        return language_type
+    if (config_file_path is None) == (python_script_file_path is None):
+        return None
+    return "BrainScript" if config_file_path is not None else "Python"
 
 
 class CNTKsettings(ApiModel):
@@ -29,13 +57,24 @@ class CNTKsettings(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": rules(
             cel(
-                f"!{_BRAINSCRIPT} || has(self.configFilePath)",
+                f"{_HAS_LANGUAGE} || has(self.configFilePath) || has(self.pythonScriptFilePath)",
+                MSG_CNTK_NO_PROGRAM,
+                reason="FieldValueRequired",
+            ),
+            cel(
+                f"{_HAS_LANGUAGE} || !(has(self.configFilePath) && has(self.pythonScriptFilePath))",
+                MSG_CNTK_AMBIGUOUS,
+                field_path=".languageType",
+                reason="FieldValueRequired",
+            ),
+            cel(
+                f"!{_EXPLICIT_BRAINSCRIPT} || has(self.configFilePath)",
                 MSG_BRAINSCRIPT_CONFIG,
                 field_path=".configFilePath",
                 reason="FieldValueRequired",
             ),
             cel(
-                f"{_BRAINSCRIPT} || has(self.pythonScriptFilePath)",
+                f"!{_EXPLICIT_PYTHON} || has(self.pythonScriptFilePath)",
                 MSG_CNTK_PYTHON_SCRIPT,
                 field_path=".pythonScriptFilePath",
                 reason="FieldValueRequired",
@@ -44,15 +83,27 @@ class CNTKsettings(ApiModel):
                 f"!{_BRAINSCRIPT} || (!has(self.pythonScriptFilePath) && !has(self.pythonInterpreterPath))",
                 MSG_CNTK_PYTHON_ONLY,
             ),
+            cel(
+                f"!{_EXPLICIT_PYTHON} || !has(self.configFilePath)",
+                MSG_CNTK_BRAINSCRIPT_ONLY,
+                field_path=".configFilePath",
+                reason="FieldValueForbidden",
+            ),
         )
     }
 
     language_type: Literal["BrainScript", "Python"] | None = Field(
         default=None,
-        description="BrainScript or Python. Defaults to Python (Batch AI reported Python for scripts).",
+        description=(
+            "BrainScript or Python. Optional, as in Batch AI: without it, configFilePath alone means "
+            "BrainScript and pythonScriptFilePath alone means Python."
+        ),
     )
     config_file_path: str | None = Field(
-        default=None, description="BrainScript configuration file.", min_length=1, max_length=MAX_PATH
+        default=None,
+        description="BrainScript configuration file ('cntk configFile=<path>').",
+        min_length=1,
+        max_length=MAX_PATH,
     )
     python_script_file_path: str | None = Field(
         default=None, description=SCRIPT_DESC, min_length=1, max_length=MAX_PATH
@@ -66,18 +117,34 @@ class CNTKsettings(ApiModel):
     process_count: int | None = Field(default=None, ge=1, le=100000, description=PROCESS_COUNT_DESC)
 
     @property
+    def language(self) -> str:
+        """The job's language, given or inferred (validation guarantees one)."""
+        return (
+            infer_cntk_language(self.language_type, self.config_file_path, self.python_script_file_path)
+            or "Python"
+        )
+
+    @property
     def is_brainscript(self) -> bool:
-        return self.language_type == "BrainScript"
+        return self.language == "BrainScript"
 
     @model_validator(mode="after")
     def _check(self) -> CNTKsettings:
+        if self.language_type is None:
+            if self.config_file_path is None and self.python_script_file_path is None:
+                raise ValueError(MSG_CNTK_NO_PROGRAM)
+            if self.config_file_path is not None and self.python_script_file_path is not None:
+                raise ValueError(MSG_CNTK_AMBIGUOUS)
         if self.is_brainscript:
             if self.config_file_path is None:
                 raise ValueError(MSG_BRAINSCRIPT_CONFIG)
             if self.python_script_file_path is not None or self.python_interpreter_path is not None:
                 raise ValueError(MSG_CNTK_PYTHON_ONLY)
-        elif self.python_script_file_path is None:
-            raise ValueError(MSG_CNTK_PYTHON_SCRIPT)
+        else:
+            if self.python_script_file_path is None:
+                raise ValueError(MSG_CNTK_PYTHON_SCRIPT)
+            if self.config_file_path is not None:
+                raise ValueError(MSG_CNTK_BRAINSCRIPT_ONLY)
         return self
 
 

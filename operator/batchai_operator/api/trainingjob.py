@@ -14,6 +14,7 @@ from .common import (
     ENV_NAME_PATTERN,
     MAX_COMMAND,
     MAX_ENV,
+    MAX_GPUS_PER_NODE,
     MAX_NAME,
     MAX_PATH,
     EnvironmentVariable,
@@ -62,6 +63,10 @@ MSG_ONE_TOOLKIT = (
     "caffe2Settings, chainerSettings, horovodSettings, customMpiSettings or customToolkitSettings"
 )
 MSG_PS_COUNT = "spec.tensorFlowSettings.parameterServerCount must not exceed nodeCount"
+MSG_WORKER_CAP = (
+    "spec.tensorFlowSettings.workerCount must not exceed nodeCount x GPUs per VM "
+    f"(at most nodeCount x {MAX_GPUS_PER_NODE})"
+)
 MSG_OUTPUT_IDS = "spec.outputDirectories: ids must be unique"
 MSG_INPUT_IDS = "spec.inputDirectories: ids must be unique"
 MSG_ENV_NAMES = "spec.environmentVariables: names must be unique"
@@ -239,6 +244,13 @@ _SPEC_RULES = rules(
         MSG_PS_COUNT,
         field_path=".tensorFlowSettings.parameterServerCount",
     ),
+    # The exact cap needs the cluster's GPUs per node (checked when the job starts); this one does not.
+    cel(
+        "!has(self.tensorFlowSettings) || !has(self.tensorFlowSettings.workerCount) || "
+        f"self.tensorFlowSettings.workerCount <= self.nodeCount * {MAX_GPUS_PER_NODE}",
+        MSG_WORKER_CAP,
+        field_path=".tensorFlowSettings.workerCount",
+    ),
     unique_rule("outputDirectories", "id", MSG_OUTPUT_IDS),
     unique_rule("inputDirectories", "id", MSG_INPUT_IDS),
     unique_rule("environmentVariables", "name", MSG_ENV_NAMES),
@@ -310,8 +322,9 @@ class TrainingJobSpec(ApiModel):
     cntk_settings: CNTKsettings | None = Field(
         default=None,
         description=(
-            "CNTK toolkit: a Python script (pythonScriptFilePath) or BrainScript (languageType BrainScript "
-            "with configFilePath), run under MPI with processCount ranks. Set exactly one toolkit."
+            "CNTK toolkit: a Python script (pythonScriptFilePath) or BrainScript (configFilePath; "
+            "languageType is inferred when unset), run under MPI with processCount ranks. Set exactly one "
+            "toolkit."
         ),
     )
     tensor_flow_settings: TensorFlowSettings | None = Field(
@@ -400,6 +413,12 @@ class TrainingJobSpec(ApiModel):
             and tf.parameter_server_count > self.node_count
         ):
             raise ValueError(MSG_PS_COUNT)
+        if (
+            tf is not None
+            and tf.worker_count is not None
+            and tf.worker_count > self.node_count * MAX_GPUS_PER_NODE
+        ):
+            raise ValueError(MSG_WORKER_CAP)
         check_unique((d.id for d in self.output_directories or []), MSG_OUTPUT_IDS)
         check_unique((d.id for d in self.input_directories or []), MSG_INPUT_IDS)
         check_unique((v.name for v in self.environment_variables or []), MSG_ENV_NAMES)

@@ -1,17 +1,19 @@
 """Toolkit command lines and per-node task lists, as Batch AI ran them (batchai-reference.md §3).
 
-`render_config` gives the job's ConfigMap data: `launcher.sh` and `lib.sh` (the same for every job),
-`hostfile` and one `tasks-<index>.sh` per node. The pod runs `bash <config dir>/launcher.sh`, which
-sources lib.sh and its node's tasks file. Each line there is
+`render_config` gives the job's ConfigMap data: `launcher.sh`, `lib.sh` and `user-shell.bashrc` (the
+same for every job), `hostfile` and one `tasks-<index>.sh` per node. The pod runs
+`bash <config dir>/launcher.sh`, which sources lib.sh and its node's tasks file. Each line there is one of
 
     run_task primary|background STDOUT_FILE STDERR_FILE [NAME=VALUE ...] -- COMMAND
+    wait_for_nodes      (node 0 of a job that reaches the other nodes over ssh: wait for their sshd)
+    serve_ssh           (a node with nothing to run: serve ssh until the Job ends the pod)
 
-COMMAND is a shell command line (run with `bash -c`, so $VARS in user arguments expand in the pod);
-NAME=VALUE are per-task variables (AZ_BATCHAI_TASK_INDEX, TF_CONFIG). All tasks of a node run
-concurrently; the node's exit code is the first non-zero exit code of its primary tasks in file order,
-else 0; background tasks (TensorFlow parameter servers) are stopped when the primary tasks end. A node
-with background tasks only waits for them (the Job ends it). A node with no tasks exits 0, unless it is
-a worker of a multi-node MPI-style job: those run sshd (see `needs_ssh`).
+COMMAND is a shell command line, run by an interactive (non-login) bash that reads ~/.bashrc as Batch AI's
+task shell did (recipes install Intel MPI in jobPreparation and add it to ~/.bashrc); $VARS in user
+arguments expand in the pod. NAME=VALUE are per-task variables (AZ_BATCHAI_TASK_INDEX, TF_CONFIG). All
+tasks of a node run concurrently; the node's exit code is the first non-zero exit code of its primary
+tasks in file order, else 0; background tasks (TensorFlow parameter servers) are stopped when the
+primary tasks end. A node with background tasks only waits for them (the Job ends it).
 
 Files in the stdouterr directory, per toolkit:
   cntk, horovod, chainer, caffe, customMpi, customToolkit, pytorch with MPI backend:
@@ -24,10 +26,18 @@ Files in the stdouterr directory, per toolkit:
               execution-<nodeId>.log
 
 Hosts are the nodes' DNS names in index order; a single-node job uses `localhost` everywhere (its pod
-has no Service, so its own DNS name may not resolve).
+has no Service, so its own DNS name may not resolve). Every multi-node job gets password-less ssh between
+its nodes (Batch AI set it up on every node, whatever the toolkit).
 
-mpirun (OpenMPI flags, as Batch AI is believed to have used) wraps the MPI-style toolkits when
-processCount > 1 or nodeCount > 1; a single process runs without it, so images need no MPI for that.
+MPI: the MPI-style toolkits run `batchai_mpirun N PROGRAM...` when processCount > 1 or nodeCount > 1 (a
+single process runs without it, so images need no MPI for that). `batchai_mpirun` is a launcher function:
+it runs the image's `mpirun` with the flags of the MPI the image has, which the launcher detects after
+jobPreparation (`mpirun --version` in the task shell; BATCHAI_MPI_FLAVOUR=openmpi|intelmpi|mpich in the
+job's environmentVariables overrides it):
+  Open MPI:               mpirun --allow-run-as-root --hostfile $AZ_BATCHAI_MPI_HOST_FILE -np N
+  Intel MPI, MPICH (hydra): mpirun -machinefile $AZ_BATCHAI_MPI_HOST_FILE -n N
+and writes $AZ_BATCHAI_MPI_HOST_FILE in that MPI's format (`host slots=N`, or `host:N` for hydra) from
+the ConfigMap's `hostfile` (Open MPI format).
 """
 
 from __future__ import annotations
@@ -45,10 +55,23 @@ from ..api.trainingjob import TrainingJobSpec
 LAUNCHER_KEY = "launcher.sh"
 LIBRARY_KEY = "lib.sh"
 HOSTFILE_KEY = "hostfile"
+SHELL_RC_KEY = "user-shell.bashrc"
+# The rc file of the interactive shell that reads ~/.bashrc before each command line (launcher.sh
+# user_shell): stderr back from fd 4 (bash's no-terminal complaints went to /dev/null), no history file.
+# (Debian and Ubuntu's bash reads /etc/bash.bashrc itself first, as for any interactive shell.)
+SHELL_RC = """# Read by the interactive bash that runs before each job command line (launcher.sh: user_shell).
+exec 2>&4 4>&-
+unset HISTFILE
+if [ -f ~/.bashrc ]; then . ~/.bashrc; fi
+"""
 TF_BASE_PORT = 2222
 PYTORCH_PORT = 29500
 DEFAULT_PYTHON = "python"
-MPIRUN = 'mpirun --allow-run-as-root --hostfile "$AZ_BATCHAI_MPI_HOST_FILE"'
+# The launcher's mpirun wrapper (launcher.sh): `batchai_mpirun N PROGRAM [ARGS...]`.
+MPIRUN = "batchai_mpirun"
+# Tasks-file directives (launcher.sh functions).
+WAIT_FOR_NODES = "wait_for_nodes"
+SERVE_SSH = "serve_ssh"
 
 # toolType values whose command runs under mpirun from node 0 (processCount ranks over the hostfile).
 MPI_TOOLS = frozenset({"cntk", "horovod", "chainer", "caffe", "mpi"})
@@ -108,8 +131,16 @@ def _runs_from_node_zero(spec: TrainingJobSpec) -> bool:
 
 
 def needs_ssh(spec: TrainingJobSpec) -> bool:
-    """Multi-node job whose toolkit reaches the other nodes over ssh from node 0 (mpirun; customToolkit
-    users ran mpirun themselves). The builder then mounts the SSH key Secret and sets BATCHAI_SSH_DIR."""
+    """Every multi-node job: Batch AI set up password-less ssh between the nodes of every job, whatever
+    the toolkit (jobs and jobPreparation ssh to their peers). The builder then mounts the SSH key Secret
+    and sets BATCHAI_SSH_DIR; the launcher runs sshd on every node."""
+    return spec.node_count > 1
+
+
+def waits_for_nodes(spec: TrainingJobSpec) -> bool:
+    """Multi-node job whose node 0 reaches the others over ssh (mpirun; customToolkit users ran mpirun
+    themselves): node 0 starts only when every other node serves ssh, that is, when every node's
+    jobPreparation has finished; the other nodes only serve ssh."""
     return spec.node_count > 1 and _runs_from_node_zero(spec)
 
 
@@ -140,13 +171,17 @@ def pytorch_backend(spec: TrainingJobSpec) -> str:
     return (s.communication_backend if s else None) or "gloo"
 
 
-def pytorch_init_method(spec: TrainingJobSpec, hosts: list[str]) -> str:
-    """Multi-node: TCP rendezvous on node 0 (needs no shared file system, leaves no stale file behind).
-    Single node: a file on the pod's local job temp, as Batch AI's file-based init (the launcher expands
-    the variable)."""
-    if spec.node_count > 1:
-        return f"tcp://{hosts[0]}:{PYTORCH_PORT}"
-    return "file://$AZ_BATCHAI_JOB_TEMP/pytorch_init"
+def pytorch_init_method(spec: TrainingJobSpec, hosts: list[str], shared_job_temp: bool = False) -> str:
+    """Batch AI's shared-file-system init: a file on the shared job temp, when the job has one
+    (`shared_job_temp`: AZ_BATCHAI_SHARED_JOB_TEMP is on storage every node sees, and unique to the job,
+    so no stale file is left from an earlier run). Single node: the pod's local job temp is shared by
+    its ranks. Multi-node without a shared temp: TCP rendezvous on node 0. The launcher expands the
+    variable."""
+    if spec.node_count == 1:
+        return "file://$AZ_BATCHAI_JOB_TEMP/pytorch_init"
+    if shared_job_temp:
+        return "file://$AZ_BATCHAI_SHARED_JOB_TEMP/pytorch_init"
+    return f"tcp://{hosts[0]}:{PYTORCH_PORT}"
 
 
 # ---- command lines ---------------------------------------------------------------------------------
@@ -164,7 +199,7 @@ def _python(interpreter: str | None, script: str | None, args: str | None) -> st
 def _mpirun(spec: TrainingJobSpec, program: str) -> str:
     n = process_count(spec)
     if n > 1 or spec.node_count > 1:
-        return _join(MPIRUN, f"-np {n}", program)
+        return _join(MPIRUN, str(n), program)
     return program
 
 
@@ -305,6 +340,8 @@ def render_tasks_file(spec: TrainingJobSpec, index: int, tasks: list[Task]) -> s
         f"# Tasks of node {index} of {spec.node_count} ({spec.tool_type}), sourced by launcher.sh:",
         "# run_task primary|background STDOUT_FILE STDERR_FILE [NAME=VALUE ...] -- COMMAND",
     ]
+    if waits_for_nodes(spec):
+        lines.append(WAIT_FOR_NODES if index == 0 else SERVE_SSH)
     for t in tasks:
         words = [t.role, t.stdout, t.stderr, *(f"{k}={v}" for k, v in t.env.items()), "--", t.command]
         lines.append("run_task " + " ".join(shlex.quote(w) for w in words))
@@ -314,7 +351,8 @@ def render_tasks_file(spec: TrainingJobSpec, index: int, tasks: list[Task]) -> s
 
 
 def hostfile(spec: TrainingJobSpec, hosts: list[str], gpus_per_node: int) -> str:
-    """OpenMPI hostfile, one `<host> slots=<n>` line per node. With processCount, slots = processes per
+    """Open MPI hostfile, one `<host> slots=<n>` line per node (the launcher rewrites it for the MPI the
+    image has). With processCount, slots = processes per
     node (rounded up) so mpirun's by-slot mapping spreads ranks evenly; otherwise the node's GPU count
     (at least 1), for users who run mpirun themselves (customToolkit)."""
     hosts = _hosts(spec, hosts)
@@ -325,9 +363,12 @@ def hostfile(spec: TrainingJobSpec, hosts: list[str], gpus_per_node: int) -> str
     return "".join(f"{h} slots={slots}\n" for h in hosts)
 
 
-def toolkit_env(spec: TrainingJobSpec, hosts: list[str], gpus_per_node: int) -> dict[str, str]:
+def toolkit_env(
+    spec: TrainingJobSpec, hosts: list[str], gpus_per_node: int, shared_job_temp: bool = False
+) -> dict[str, str]:
     """Job-wide toolkit variables for every pod (values may hold $VARS: the launcher expands
-    AZ_BATCHAI_* values). gpus_per_node is accepted for symmetry with render_config."""
+    AZ_BATCHAI_* values). gpus_per_node is accepted for symmetry with render_config; shared_job_temp:
+    the job's AZ_BATCHAI_SHARED_JOB_TEMP is on storage all its nodes see (PyTorch rendezvous there)."""
     hosts = _hosts(spec, hosts)
     env = {"AZ_BATCH_HOST_LIST": ",".join(hosts)}
     if spec.tensor_flow_settings is not None:
@@ -336,15 +377,17 @@ def toolkit_env(spec: TrainingJobSpec, hosts: list[str], gpus_per_node: int) -> 
         env["AZ_BATCHAI_WORKER_HOSTS"] = ",".join(worker_hosts)
     if spec.py_torch_settings is not None:
         env["AZ_BATCHAI_PYTORCH_BACKEND"] = pytorch_backend(spec)
-        env["AZ_BATCHAI_PYTORCH_INIT_METHOD"] = pytorch_init_method(spec, hosts)
+        env["AZ_BATCHAI_PYTORCH_INIT_METHOD"] = pytorch_init_method(spec, hosts, shared_job_temp)
     return env
 
 
 def render_config(spec: TrainingJobSpec, hosts: list[str], gpus_per_node: int) -> dict[str, str]:
-    """ConfigMap data: launcher.sh, lib.sh, hostfile and tasks-<index>.sh for every node."""
+    """ConfigMap data: launcher.sh, lib.sh, user-shell.bashrc, hostfile and tasks-<index>.sh for every
+    node."""
     data = {
         LAUNCHER_KEY: launcher_script(),
         LIBRARY_KEY: shell_library(),
+        SHELL_RC_KEY: SHELL_RC,
         HOSTFILE_KEY: hostfile(spec, hosts, gpus_per_node),
     }
     for i, tasks in enumerate(node_tasks(spec, hosts)):

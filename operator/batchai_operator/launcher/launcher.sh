@@ -2,8 +2,13 @@
 # batchai launcher: runs in every pod of a TrainingJob (pod = Batch AI node, index = node index).
 #
 # Steps: expand $VARS in AZ_BATCHAI_* values -> unmanaged mounts -> create the stdouterr, job temp and
-# output directories -> run jobPreparation -> (multi-node MPI toolkits) workers exec sshd, node 0 waits
-# for them -> run this node's tasks from tasks-<index>.sh -> exit with the code that decides the node.
+# output directories -> write the MPI hostfile -> run jobPreparation -> detect the image's MPI again and
+# rewrite the hostfile -> (multi-node) install the job's ssh key and run sshd on every node; a node with
+# nothing to run only serves ssh, node 0 of an mpirun-style job waits for the others' sshd -> run this
+# node's tasks from tasks-<index>.sh -> exit with the code that decides the node.
+#
+# Command lines (jobPreparation, tasks) run in an interactive, non-login bash that reads ~/.bashrc, as
+# Batch AI's did (see user_shell).
 #
 # Reads only environment variables (the full contract is in batchai_operator/launcher/commands.py):
 #   BATCHAI_CONFIG_DIR       folder with tasks-<index>.sh and hostfile (default: this script's folder)
@@ -12,7 +17,7 @@
 #   BATCHAI_NODE_ID          node id used in per-node file names (default $HOSTNAME)
 #   BATCHAI_HOSTS            comma-separated DNS names of all nodes, index order (multi-node)
 #   BATCHAI_JOB_PREPARATION  jobPreparation command line (optional)
-#   BATCHAI_SSH_DIR          folder with ssh-privatekey and ssh-publickey (multi-node MPI toolkits only)
+#   BATCHAI_SSH_DIR          folder with ssh-privatekey and ssh-publickey (every multi-node job)
 #   BATCHAI_SSH_PORT         sshd port (default 22)
 #   BATCHAI_SSHD_RUN_DIR     sshd privilege separation folder (default /run/sshd)
 #   BATCHAI_WAIT_TIMEOUT     seconds node 0 waits for the other nodes' sshd (default 900)
@@ -20,6 +25,10 @@
 #   BATCHAI_EXPAND_VARS      extra variable names whose $VARS are expanded like AZ_BATCHAI_* ones
 #   BATCHAI_UNMANAGED_MOUNTS unmanagedFileSystems, one "<mountCommand><TAB><path>" per line; each runs
 #                            as "<mountCommand> <path>" (Batch AI appended the path), needs privileges
+#   BATCHAI_MPI_FLAVOUR      openmpi, intelmpi or mpich: the MPI batchai_mpirun uses (default: detected)
+#   BATCHAI_TASK_SHELL       interactive (default: bash -i, reads ~/.bashrc) or plain (bash -c)
+#   AZ_BATCHAI_MPI_HOST_FILE where the hostfile goes; unset or the ConfigMap's read-only copy means
+#                            $AZ_BATCHAI_JOB_TEMP/hostfile (Batch AI's place for it)
 #
 # Termination message (first line) and exit code:
 #   JobPreparationFailed: exit code N   jobPreparation failed; the launcher exits with N
@@ -47,6 +56,7 @@ log() {
 finish() {
     log "$2"
     write_termination_message "$2"
+    stop_sshd
     exit "$1"
 }
 
@@ -75,12 +85,94 @@ expand_environment() {
     done
 }
 
+# ---- the shell that runs user command lines -------------------------------------------------------
+# Batch AI ran job command lines in a shell that had read ~/.bashrc: the InfiniBand recipes' jobPreparation
+# appends `source .../mpivars.sh` to ~/.bashrc and the toolkit then finds Intel MPI's mpirun, and the CNTK
+# images' ~/.bashrc activates CNTK (its banner opens the stdout.txt of Batch AI's CNTK jobs). Ubuntu's
+# ~/.bashrc returns at once unless the shell is interactive, so an interactive, non-login bash reads it
+# (through user-shell.bashrc, which first restores stderr: bash's complaints about having no terminal go
+# to /dev/null, errors of ~/.bashrc do not), then execs a plain `bash -c COMMAND` with the environment
+# ~/.bashrc exported. So the command itself runs as in a non-interactive shell (no "exit" or job
+# notices on stderr). A login shell is not used: /etc/profile resets PATH on Debian images.
+# BATCHAI_TASK_SHELL=plain skips ~/.bashrc.
+
+# user_shell COMMAND: replace the calling (sub)shell with the user shell running COMMAND.
+user_shell() {
+    local rc=$CONFIG_DIR/user-shell.bashrc
+    if [[ ${BATCHAI_TASK_SHELL:-interactive} == plain || ! -r $rc ]]; then
+        exec bash -c "$1"
+    fi
+    exec bash --rcfile "$rc" -i -c 'exec bash -c "$1"' batchai-task "$1" 4>&2 2>/dev/null
+}
+
+# ---- MPI: which mpirun the image has, its hostfile and its flags ------------------------------------
+# detect_mpi_flavour: sets and exports BATCHAI_MPI_FLAVOUR from the mpirun the user shell finds (after
+# ~/.bashrc), unless the job set it. No mpirun, or an unknown one: Open MPI (the recipes' mpi-default-bin).
+detect_mpi_flavour() {
+    local flavour=${BATCHAI_JOB_MPI_FLAVOUR:-} version
+    if [[ -z $flavour ]]; then
+        version=$( (user_shell 'command -v mpirun >/dev/null && mpirun --version') </dev/null 2>&1)
+        case $version in
+            *"Intel(R) MPI"*) flavour=intelmpi ;;
+            *HYDRA* | *MPICH* | *MVAPICH*) flavour=mpich ;;
+            *) flavour=openmpi ;;
+        esac
+    fi
+    case $flavour in
+        openmpi | intelmpi | mpich) ;;
+        *) fail "BATCHAI_MPI_FLAVOUR must be openmpi, intelmpi or mpich, not '$flavour'" ;;
+    esac
+    export BATCHAI_MPI_FLAVOUR=$flavour
+}
+
+# write_hostfile: the ConfigMap's Open MPI hostfile ("<host> slots=<n>" lines) in the detected MPI's
+# format at $AZ_BATCHAI_MPI_HOST_FILE: as it is for Open MPI, "<host>:<n>" for hydra (Intel MPI, MPICH).
+write_hostfile() {
+    local template=$CONFIG_DIR/hostfile target host slots text=""
+    [[ -r $template ]] || return 0
+    target=${AZ_BATCHAI_MPI_HOST_FILE:-}
+    if [[ -z $target || $target == "$template" ]]; then
+        if [[ -z ${AZ_BATCHAI_JOB_TEMP:-} ]]; then
+            export AZ_BATCHAI_MPI_HOST_FILE=$template # nowhere to write: the ConfigMap's copy as it is
+            return 0
+        fi
+        target=$AZ_BATCHAI_JOB_TEMP/hostfile
+    fi
+    while read -r host slots; do
+        [[ -n $host ]] || continue
+        slots=${slots#slots=}
+        if [[ $BATCHAI_MPI_FLAVOUR == openmpi ]]; then text+="$host slots=$slots"$'\n'; else text+="$host:$slots"$'\n'; fi
+    done <"$template"
+    mkdir -p -- "$(dirname -- "$target")" && printf '%s' "$text" >"$target" ||
+        fail "cannot write the MPI hostfile $target"
+    export AZ_BATCHAI_MPI_HOST_FILE=$target
+}
+
+# prepare_mpi: detect the MPI and (re)write the hostfile for it.
+prepare_mpi() {
+    detect_mpi_flavour
+    write_hostfile
+    log "MPI: $BATCHAI_MPI_FLAVOUR, hostfile $AZ_BATCHAI_MPI_HOST_FILE"
+}
+
+# batchai_mpirun NP PROGRAM [ARGS...]: run PROGRAM with NP ranks over the job's nodes, with the flags of
+# the detected MPI. Exported to the user shells: the MPI toolkits' command lines call it.
+batchai_mpirun() {
+    local np=$1
+    shift
+    case ${BATCHAI_MPI_FLAVOUR:-openmpi} in
+        openmpi) mpirun --allow-run-as-root --hostfile "$AZ_BATCHAI_MPI_HOST_FILE" -np "$np" "$@" ;;
+        *) mpirun -machinefile "$AZ_BATCHAI_MPI_HOST_FILE" -n "$np" "$@" ;;
+    esac
+}
+export -f batchai_mpirun
+
 # ---- tasks ----------------------------------------------------------------------------------------
 PRIMARY_PIDS=()
 BACKGROUND_PIDS=()
 declare -A TASK_NAMES=() # pid -> stdout file name, for the log
 
-# start_logged STDOUT_PATH STDERR_PATH COMMAND [NAME=VALUE ...]: run COMMAND with bash -c in the
+# start_logged STDOUT_PATH STDERR_PATH COMMAND [NAME=VALUE ...]: run COMMAND in the user shell in the
 # background, appending its stdout/stderr to the files and copying them to the container's own
 # stdout/stderr (kubectl logs). Sets STARTED_PID; its exit status is COMMAND's.
 # Each task gets its own process group (set -m) so it can be stopped with all its children.
@@ -91,7 +183,7 @@ start_logged() {
     (
         trap 'exit 143' TERM
         for kv in "$@"; do export "$kv"; done
-        { { bash -c "$cmd" </dev/null 3>&- | tee -a "$out"; exit "${PIPESTATUS[0]}"; } 2>&1 1>&3 |
+        { { (user_shell "$cmd") </dev/null 3>&- | tee -a "$out"; exit "${PIPESTATUS[0]}"; } 2>&1 1>&3 |
             tee -a "$err" 1>&2; exit "${PIPESTATUS[0]}"; } 3>&1
     ) &
     STARTED_PID=$!
@@ -137,7 +229,7 @@ stop_tasks() {
 on_signal() {
     trap - TERM INT
     log "received SIG$1: stopping tasks"
-    stop_tasks "${PRIMARY_PIDS[@]}" "${BACKGROUND_PIDS[@]}"
+    stop_tasks "${PRIMARY_PIDS[@]}" "${BACKGROUND_PIDS[@]}" ${SSHD_PID:-}
     exit $((128 + $2))
 }
 
@@ -153,7 +245,9 @@ wait_tasks() {
     done
 }
 
-# ---- multi-node SSH (mpirun from node 0 reaches the others over ssh) -------------------------------
+# ---- multi-node SSH: every node runs sshd with the job's key, as Batch AI set up on every node ------
+SSHD_PID=""
+
 setup_ssh_client() {
     local dir=$SSH_HOME
     [[ -r $BATCHAI_SSH_DIR/ssh-privatekey && -r $BATCHAI_SSH_DIR/ssh-publickey ]] ||
@@ -177,12 +271,13 @@ setup_ssh_client() {
     printf '%s\n' "$config" >"$dir/config" && chmod 600 "$dir/config" || fail "cannot write $dir/config"
 }
 
-# Workers: serve ssh for mpirun on node 0 until the Job ends this pod. Does not return.
-exec_sshd() {
+# sshd_command: sets SSHD_CMD to sshd with the job's config (host key, authorized key, environment);
+# returns 1 when the image has no sshd.
+sshd_command() {
     local dir=$SSH_HOME sshd
     sshd=$(command -v sshd || true)
     [[ -n $sshd ]] || sshd=/usr/sbin/sshd
-    [[ -x $sshd ]] || fail "sshd not found on PATH or at /usr/sbin/sshd (install openssh-server in the image)"
+    [[ -x $sshd ]] || return 1
     if [[ ! -f $dir/batchai_host_key ]]; then
         if command -v ssh-keygen >/dev/null; then
             ssh-keygen -q -t ed25519 -N '' -f "$dir/batchai_host_key" || fail "ssh-keygen failed"
@@ -191,8 +286,8 @@ exec_sshd() {
             cp "$dir/batchai_id" "$dir/batchai_host_key" || fail "cannot create an sshd host key"
         fi
     fi
-    # mpirun's remote ranks start from an ssh session, which does not see the pod's environment:
-    # pass it through ~/.ssh/environment (PermitUserEnvironment).
+    # Commands run over ssh (mpirun's remote ranks) do not see the pod's environment: pass it through
+    # ~/.ssh/environment (PermitUserEnvironment).
     local name
     : >"$dir/environment" && chmod 600 "$dir/environment" || fail "cannot write $dir/environment"
     for name in $(compgen -e); do
@@ -213,8 +308,37 @@ UsePAM no
 UseDNS no
 EOF
     mkdir -p "${BATCHAI_SSHD_RUN_DIR:-/run/sshd}" 2>/dev/null
-    log "worker node: starting $sshd on port $SSH_PORT"
-    exec "$sshd" -D -e -f "$dir/batchai_sshd_config"
+    SSHD_CMD=("$sshd" -D -e -f "$dir/batchai_sshd_config")
+}
+
+# Nodes that run tasks serve ssh in the background. Images without sshd (TensorFlow, PyTorch and Caffe2
+# images rarely have one) still run their tasks: only ssh to this node is unavailable.
+start_sshd() {
+    if ! sshd_command; then
+        log "warning: no sshd in the image (install openssh-server): other nodes cannot ssh to this node"
+        return 0
+    fi
+    set -m # its own process group, so stop_tasks can stop it
+    "${SSHD_CMD[@]}" </dev/null &
+    SSHD_PID=$!
+    set +m
+    log "sshd on port $SSH_PORT (pid $SSHD_PID)"
+}
+
+stop_sshd() {
+    if [[ -n ${SSHD_PID:-} ]]; then
+        stop_tasks "$SSHD_PID"
+        SSHD_PID=""
+    fi
+}
+
+# serve_ssh (tasks-file directive of a node with nothing to run): serve ssh for node 0's mpirun until the
+# Job ends this pod; sshd replaces the launcher. Does not return.
+serve_ssh() {
+    [[ -n ${BATCHAI_SSH_DIR:-} ]] || fail "serve_ssh: the job has no SSH key (BATCHAI_SSH_DIR is not set)"
+    sshd_command || fail "sshd not found on PATH or at /usr/sbin/sshd (install openssh-server in the image)"
+    log "node $NODE_INDEX: serving ssh on port $SSH_PORT"
+    exec "${SSHD_CMD[@]}"
 }
 
 tcp_open() {
@@ -225,8 +349,10 @@ tcp_open() {
     fi
 }
 
-# Node 0 starts only when every other node accepts connections on the ssh port.
-wait_for_workers() {
+# wait_for_nodes (tasks-file directive of node 0 of an mpirun-style job): go on only when every other node
+# accepts connections on the ssh port, that is, when its jobPreparation has finished.
+wait_for_nodes() {
+    [[ -n ${BATCHAI_SSH_DIR:-} ]] || fail "wait_for_nodes: the job has no SSH key (BATCHAI_SSH_DIR is not set)"
     local timeout=${BATCHAI_WAIT_TIMEOUT:-900} deadline i
     [[ $timeout =~ ^[0-9]+$ ]] || fail "BATCHAI_WAIT_TIMEOUT must be a number of seconds, got '$timeout'"
     deadline=$((SECONDS + timeout))
@@ -240,6 +366,15 @@ wait_for_workers() {
         done
     done
     log "all $NODE_COUNT nodes reachable"
+}
+
+# has_directive FILE WORD: whether a line of FILE is exactly WORD.
+has_directive() {
+    local line
+    while IFS= read -r line; do
+        if [[ $line == "$2" ]]; then return 0; fi
+    done <"$1"
+    return 1
 }
 
 # ---- main -----------------------------------------------------------------------------------------
@@ -262,8 +397,8 @@ main() {
     SSH_HOME=${HOME:-/root}/.ssh
 
     expand_environment
-    : "${AZ_BATCHAI_MPI_HOST_FILE:=$CONFIG_DIR/hostfile}"
-    export AZ_BATCHAI_MPI_HOST_FILE
+    # A BATCHAI_MPI_FLAVOUR the job sets (environmentVariables) wins over detection.
+    BATCHAI_JOB_MPI_FLAVOUR=${BATCHAI_MPI_FLAVOUR:-}
 
     run_unmanaged_mounts
 
@@ -284,6 +419,9 @@ main() {
     for name in "${dirs[@]}"; do
         if [[ -n ${!name:-} ]]; then mkdir -p -- "${!name}" || fail "cannot create $name=${!name}"; fi
     done
+    # The hostfile exists before jobPreparation, as Batch AI's did; the MPI it is written for is detected
+    # again once jobPreparation has run, as that is where recipes install Intel MPI.
+    prepare_mpi
 
     if [[ -n ${BATCHAI_JOB_PREPARATION:-} ]]; then
         log "job preparation: $BATCHAI_JOB_PREPARATION"
@@ -294,17 +432,18 @@ main() {
         wait_tasks "$STARTED_PID"
         PRIMARY_PIDS=()
         if ((RC != 0)); then finish "$RC" "JobPreparationFailed: exit code $RC"; fi
-    fi
-
-    if [[ -n ${BATCHAI_SSH_DIR:-} ]] && ((NODE_COUNT > 1)); then
-        ((${#HOSTS[@]} == NODE_COUNT)) || fail "BATCHAI_HOSTS lists ${#HOSTS[@]} hosts for $NODE_COUNT nodes"
-        setup_ssh_client
-        if ((NODE_INDEX > 0)); then exec_sshd; fi
-        wait_for_workers
+        prepare_mpi
     fi
 
     local tasks=$CONFIG_DIR/tasks-$NODE_INDEX.sh
     [[ -r $tasks ]] || fail "tasks file $tasks not found"
+
+    if [[ -n ${BATCHAI_SSH_DIR:-} ]] && ((NODE_COUNT > 1)); then
+        ((${#HOSTS[@]} == NODE_COUNT)) || fail "BATCHAI_HOSTS lists ${#HOSTS[@]} hosts for $NODE_COUNT nodes"
+        setup_ssh_client
+        # A node that only serves ssh (serve_ssh in its tasks file) runs sshd in the foreground instead.
+        if ! has_directive "$tasks" serve_ssh; then start_sshd; fi
+    fi
     # shellcheck source=/dev/null
     source "$tasks"
 
@@ -320,6 +459,7 @@ main() {
         wait_tasks "${BACKGROUND_PIDS[@]}"
     fi
     if ((RC != 0)); then finish "$RC" "JobFailed: exit code $RC"; fi
+    stop_sshd
     log "node $NODE_INDEX done: exit code 0"
     exit 0
 }
