@@ -55,3 +55,12 @@ def test_many_pytorch_ranks_with_long_arguments_are_refused() -> None:
     )
     with pytest.raises(BuildError, match="at most"):
         build_children(OBJ, spec, "c", ND96, OperatorConfig())
+
+
+def test_worker_count_over_the_clusters_gpus_fails_at_start() -> None:
+    """Batch AI: workerCount <= nodeCount x GPUs per VM, checked once the cluster is known."""
+    nc24 = BatchAIClusterSpec.model_validate({"vmSize": "Standard_NC24"})
+    with pytest.raises(BuildError) as err:
+        build_children(OBJ, tf(2, 9), "c", nc24, OperatorConfig())  # type: ignore[arg-type]
+    assert err.value.code == "InvalidWorkerCount" and "(2 x 4 = 8)" in err.value.message
+    build_children(OBJ, tf(2, 8), "c", nc24, OperatorConfig())  # type: ignore[arg-type]

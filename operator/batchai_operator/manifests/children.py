@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api.cluster import BatchAIClusterSpec
+from ..api.cluster_checks import check_against_cluster
 from ..api.trainingjob import TrainingJobSpec
 from ..config import OperatorConfig
 from ..names import JOB_KIND, LABEL_CLUSTER
 from .configmap import build_config_map
 from .context import JobContext, hosts
+from .errors import BuildError
 from .job import build_job
 from .limits import check_config_estimate, check_config_size
 from .naming import child_labels, child_name, label_value, owner_reference
@@ -73,6 +75,9 @@ def build_children(
         gpus=gpus_per_node(cluster),
         hosts=hosts(child, spec.node_count),
     )
+    misfit = check_against_cluster(spec, ctx.gpus)  # Batch AI's checks that need the cluster's GPUs
+    if misfit is not None:
+        raise BuildError(*misfit)
     check_config_estimate(spec, ctx.hosts)  # before rendering: a job too large costs no time here
     config_map = build_config_map(ctx)
     check_config_size(config_map["data"])

@@ -77,7 +77,8 @@ def batchai_env(spec: TrainingJobSpec, ident: JobIdentity, gpus_per_node: int) -
         "AZ_BATCHAI_JOB_TEMP_DIR": JOB_TEMP_DIR,
         "AZ_BATCHAI_JOB_TEMP": ident.job_temp,
         "AZ_BATCHAI_STDOUTERR_DIR": stdouterr_dir(spec, ident),
-        "AZ_BATCHAI_MPI_HOST_FILE": f"{CONFIG_DIR}/hostfile",
+        # Where Batch AI put it (the launcher writes it there, in the format of the image's MPI).
+        "AZ_BATCHAI_MPI_HOST_FILE": f"{ident.job_temp}/hostfile",
         "AZ_BATCHAI_NUM_GPUS": str(gpus_per_node),
     }
     # Only one node's processes can share its pod-local temp; multi-node jobs have no shared temp
