@@ -10,6 +10,7 @@ on the live object and asserts the health status health_test.yaml expects for th
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import os
 import re
@@ -25,6 +26,8 @@ FIXTURE_NAMESPACE = "team-a"
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 _SCHEDULER = re.compile(r"\d+/\d+ nodes are available: [^\"]*")
 _KEEP_META = ("name", "namespace", "generation", "labels")
+# Error details whose values are generated per run (pod name suffixes, a hash over uid-bearing paths).
+_RUN_DETAILS = {"podName": "<pod>", "setupTaskRevision": "<revision>"}
 
 
 def normalize(obj: Mapping[str, Any], replacements: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -39,7 +42,12 @@ def normalize(obj: Mapping[str, Any], replacements: Mapping[str, str] | None = N
     text = text.replace(namespace, FIXTURE_NAMESPACE)
     text = _TIME.sub("2026-01-01T00:00:00Z", text)
     text = _SCHEDULER.sub("<N>/<M> nodes are available: <scheduler's reasons>", text)
-    return dict(json.loads(text))
+    fixed = dict(json.loads(text))
+    for error in (fixed.get("status") or {}).get("errors") or []:
+        for detail in error.get("details") or []:
+            if detail.get("name") in _RUN_DETAILS:
+                detail["value"] = _RUN_DETAILS[detail["name"]]
+    return fixed
 
 
 def expected(kind: str, name: str) -> dict[str, str]:
@@ -63,9 +71,17 @@ def record(
     else:
         assert path.exists(), f"{path} missing: run with BATCHAI_UPDATE_HEALTH_FIXTURES=1"
         committed = yaml.safe_load(path.read_text())
+        diff = "".join(
+            difflib.unified_diff(
+                yaml.safe_dump(committed, sort_keys=False).splitlines(keepends=True),
+                text.splitlines(keepends=True),
+                f"{path.name} (committed)",
+                "live, normalised",
+            )
+        )
         assert fixture == committed, (
             f"{path.name} drifted from what the operator writes now; if intended, regenerate it with "
-            f"BATCHAI_UPDATE_HEALTH_FIXTURES=1 and review the diff.\nlive (normalised):\n{text}"
+            f"BATCHAI_UPDATE_HEALTH_FIXTURES=1 and review the diff:\n{diff}"
         )
     verdict = health(kind, dict(obj))
     assert verdict["status"] == expected(kind, name)["status"], (verdict, dict(obj).get("status"))

@@ -335,7 +335,7 @@ def test_aks_example_values_pass_lint_and_server_side_dry_run(namespace: str) ->
     ).stdout  # fmt: skip
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     out = run("kubectl", "apply", "--dry-run=server", "-f", "-", input=rendered)
-    assert out.stdout.count("(server dry run)") == len(docs) == 11, out.stdout
+    assert out.stdout.count("(server dry run)") == len(docs) == 10, out.stdout
 
 
 def test_argocd_health_configmap_embeds_the_lua_files_byte_for_byte() -> None:

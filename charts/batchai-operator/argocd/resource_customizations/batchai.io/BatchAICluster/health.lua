@@ -34,7 +34,7 @@ end
 local why = (ready and ready.message) or ""
 
 if st.allocationState == "resizing" then
-  hs.message = "resizing: " .. why
+  hs.message = (why ~= "" and why) or "Resizing"
   return hs
 end
 if ready ~= nil and ready.status ~= "True" then
