@@ -128,7 +128,16 @@ class KueueProcess:
         crds = [
             f"crd/{p}.{KUEUE_GROUP}" for p in ("workloads", "clusterqueues", "localqueues", "resourceflavors")
         ]
-        _run("kubectl", "wait", "--for=condition=Established", "--timeout=60s", *crds)
+        # `kubectl wait` fails at once while a new CRD has no status.conditions yet: retry briefly.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _run("kubectl", "wait", "--for=condition=Established", "--timeout=60s", *crds)
+                break
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
         ns = _run("kubectl", "create", "namespace", "kueue-system", "--dry-run=client", "-o", "yaml")
         _run("kubectl", "apply", "-f", "-", input=ns)
 

@@ -239,6 +239,11 @@ def test_kueue_admits_one_2gpu_job_and_holds_the_second_until_the_first_ends(
     # Each Job: created suspended (Kueue's webhook), unsuspended once (Kueue's admission), never re-suspended.
     for job in ("first", "second"):
         assert rec.suspend_sequence(job) == [True, False], (job, rec.suspend_sequence(job))
+        # spec.suspend's owner: the operator's client only from the create (Kueue's webhook set the value),
+        # Kueue from the admission on: the operator never wrote it afterwards.
+        owners = [m for _, name, _, m in rec.jobs if name == job]
+        unsuspended = [m for _, name, s, m in rec.jobs if name == job and s is False]
+        assert unsuspended and all(m == ["kueue/Update"] for m in unsuspended), owners
     # The second is admitted only after the first's Job completed: quota, not nodes, held it.
     second_admitted = next(t for t, n, s, _ in rec.jobs if n == "second" and s is False)
     print(f"first's Job Complete at {rec.completed['first']}; second's Job unsuspended at {second_admitted}")
