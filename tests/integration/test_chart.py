@@ -482,6 +482,55 @@ def test_documented_argocd_cm_merge_adds_the_health_checks_and_keeps_other_keys(
         core_v1.delete_namespace(argocd_ns, propagation_policy="Background")
 
 
+CRD_NAMES = ("trainingjobs.batchai.io", "batchaiclusters.batchai.io")
+HELM_OWNER_ANNOTATIONS = ("meta.helm.sh/release-name", "meta.helm.sh/release-namespace")
+
+
+def crd_meta(name: str) -> dict[str, Any]:
+    return cast(
+        dict[str, Any], json.loads(run("kubectl", "get", "crd", name, "-o", "json").stdout)["metadata"]
+    )
+
+
+def test_crds_are_upgraded_by_helm_upgrade_and_kept_on_uninstall(
+    crds_installed: None, namespace: str, core_v1: client.CoreV1Api
+) -> None:
+    """A release that owns the CRDs (crds.enabled=true): `helm upgrade` changes them (the keep annotation
+    dropped and restored), `helm uninstall` leaves them and every TrainingJob in place. The session's CRDs
+    are adopted for this (Helm's ownership labels), and handed back to `kubectl apply` afterwards."""
+    rel = f"crds-{uuid.uuid4().hex[:6]}"
+    values = ["--set", "jobs.priorityClasses.create=false"]
+    sentinel = {"cluster": "nc6", "nodeCount": 1, "customToolkitSettings": {"commandLine": "true"}}
+    sentinel |= {"stdOutErrPathPrefix": "/tmp/logs", "suspend": True}
+    create_job(namespace, "survivor", sentinel)
+    try:
+        for crd in CRD_NAMES:
+            run("kubectl", "label", "crd", crd, "app.kubernetes.io/managed-by=Helm", "--overwrite")
+            run("kubectl", "annotate", "crd", crd, f"meta.helm.sh/release-name={rel}",
+                f"meta.helm.sh/release-namespace={namespace}", "--overwrite")  # fmt: skip
+        run("helm", "install", rel, str(CHART), "-n", namespace, *values)
+        assert all(crd_meta(c)["annotations"]["helm.sh/resource-policy"] == "keep" for c in CRD_NAMES)
+
+        run("helm", "upgrade", rel, str(CHART), "-n", namespace, *values, "--set", "crds.keep=false")
+        assert all("helm.sh/resource-policy" not in crd_meta(c)["annotations"] for c in CRD_NAMES)
+        run("helm", "upgrade", rel, str(CHART), "-n", namespace, *values)
+        assert all(crd_meta(c)["annotations"]["helm.sh/resource-policy"] == "keep" for c in CRD_NAMES)
+
+        out = run("helm", "uninstall", rel, "-n", namespace, "--wait", "--timeout", "60s")
+        assert "kept due to the resource policy" in out.stdout + out.stderr, out.stdout + out.stderr
+        for crd in CRD_NAMES:
+            assert not crd_meta(crd).get("deletionTimestamp")
+        assert get_job(namespace, "survivor")["spec"]["suspend"] is True
+    finally:
+        if rel in run("helm", "list", "-n", namespace, "-q").stdout.split():
+            run("helm", "uninstall", rel, "-n", namespace)
+        for crd in CRD_NAMES:
+            run("kubectl", "label", "crd", crd, "app.kubernetes.io/managed-by-", check=False)
+            run("kubectl", "annotate", "crd", crd, *(f"{a}-" for a in HELM_OWNER_ANNOTATIONS),
+                "helm.sh/resource-policy-", check=False)  # fmt: skip
+        run("kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+
+
 # ---- 4. RBAC proof: the operator with the chart's ServiceAccount token ----------------------------
 
 
