@@ -218,10 +218,12 @@ def test_kueue_admits_one_2gpu_job_and_holds_the_second_until_the_first_ends(
         wait_state(namespace, "first", "succeeded", timeout=90)
         wait_state(namespace, "second", "running", timeout=60)
         wait_state(namespace, "second", "succeeded", timeout=60)
+    except BaseException:
+        print(f"\nKueue log (last lines):\n{kueue.log_text()[-3000:]}")
+        raise
     finally:
         time.sleep(1)
         rec.finish()
-        print(f"\nKueue log (last lines):\n{kueue.log_text()[-1500:]}")
 
     print("\nTrainingJob states over time (time UTC, job, executionState, reason of the true condition):")
     last: dict[str, tuple[Any, ...]] = {}
