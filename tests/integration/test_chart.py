@@ -60,6 +60,9 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "batchai-operator"
+AKS_VALUES = REPO / "examples" / "aks" / "values.yaml"
+HEALTH_LUA = REPO / "argocd" / "resource_customizations" / "batchai.io"
+CLIENT_ID = "0f0e0d0c-0b0a-0908-0706-050403020100"
 KUBE_VERSION = "1.37.2"
 # The SA-token operator's liveness port: fixed, so a second run of this module at the same time is
 # noticed (its port is taken) instead of running a second all-namespaces operator.
@@ -90,11 +93,14 @@ def set_args(values: dict[str, str]) -> list[str]:
 
 
 def helm_template(
-    values: dict[str, str] | None = None, release: str = "r", namespace: str = "default"
+    values: dict[str, str] | None = None,
+    release: str = "r",
+    namespace: str = "default",
+    files: tuple[Path, ...] = (),
 ) -> list[dict[str, Any]]:
     out = run(
         "helm", "template", release, str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION,
-        *set_args(values or {}),
+        *[a for f in files for a in ("-f", str(f))], *set_args(values or {}),
     ).stdout  # fmt: skip
     return [d for d in yaml.safe_load_all(out) if d]
 
@@ -160,6 +166,9 @@ def test_helm_lint_strict_passes() -> None:
         ("watchNamespaces={Bad_NS}", "/watchNamespaces/0", "does not match pattern"),
         ("jobs.priorityClasses.high.value=2000000000", "/jobs/priorityClasses/high/value", "maximum"),
         ("watchNamespace={a}", "'watchNamespace' not allowed", "additional properties"),
+        ("workloadIdentity.enabled=true", "/workloadIdentity/clientId", "does not match pattern"),
+        ("workloadIdentity.clientId=my-identity", "/workloadIdentity/clientId", "does not match pattern"),
+        ("argocd.healthChecks=sure", "/argocd/healthChecks", "want boolean"),
     ],
 )
 def test_schema_rejects_bad_values_naming_them(value: str, named: str, why: str) -> None:
@@ -189,8 +198,8 @@ def test_rendered_chart_passes_server_side_dry_run(namespace: str, values: dict[
         *set_args(values),
     ).stdout  # fmt: skip
     kinds = sorted(d["kind"] for d in yaml.safe_load_all(rendered) if d)
-    expected = ["ClusterRole", "ClusterRoleBinding", "Deployment", "PriorityClass", "PriorityClass"]
-    expected += ["PriorityClass", "ServiceAccount"]
+    expected = ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "PriorityClass"]
+    expected += ["PriorityClass", "PriorityClass", "ServiceAccount"]
     if values.get("crds.enabled") != "false":
         expected += ["CustomResourceDefinition"] * 2
     assert kinds == sorted(expected)
@@ -268,6 +277,86 @@ def test_crd_templates_render_the_committed_crds() -> None:
         assert kept[name] == expected
 
     assert not by_kind(helm_template({"crds.enabled": "false"}), "CustomResourceDefinition")
+
+
+def test_workload_identity_annotates_the_service_account_and_labels_the_pod() -> None:
+    default = helm_template()
+    (sa,) = by_kind(default, "ServiceAccount")
+    assert "annotations" not in sa["metadata"]
+    (deploy,) = by_kind(default, "Deployment")
+    assert "azure.workload.identity/use" not in deploy["spec"]["template"]["metadata"]["labels"]
+
+    docs = helm_template(
+        {
+            "workloadIdentity.enabled": "true",
+            "workloadIdentity.clientId": CLIENT_ID,
+            "workloadIdentity.tenantId": "11111111-2222-3333-4444-555555555555",
+            "serviceAccount.annotations.team": "ml",
+            "podLabels.team": "ml",
+        }
+    )
+    (sa,) = by_kind(docs, "ServiceAccount")
+    assert sa["metadata"]["annotations"] == {
+        "azure.workload.identity/client-id": CLIENT_ID,
+        "azure.workload.identity/tenant-id": "11111111-2222-3333-4444-555555555555",
+        "team": "ml",
+    }
+    (deploy,) = by_kind(docs, "Deployment")
+    labels = deploy["spec"]["template"]["metadata"]["labels"]
+    assert labels["azure.workload.identity/use"] == "true" and labels["team"] == "ml"
+    # The selector is unchanged: upgrading into workload identity keeps the Deployment's identity.
+    assert deploy["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "batchai-operator",
+        "app.kubernetes.io/instance": "r",
+    }
+
+
+def test_operator_pod_gets_no_gpu_toleration_and_the_aks_example_pins_it_to_the_system_pool() -> None:
+    (deploy,) = by_kind(helm_template(), "Deployment")
+    assert "tolerations" not in deploy["spec"]["template"]["spec"]
+    docs = helm_template({"workloadIdentity.clientId": CLIENT_ID}, files=(AKS_VALUES,))
+    (deploy,) = by_kind(docs, "Deployment")
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"kubernetes.azure.com/mode": "system"}
+    assert pod["tolerations"] == [{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}]
+    assert not any(t["key"] in ("sku", "nvidia.com/gpu") for t in pod["tolerations"])
+    assert pod["serviceAccountName"] == "batchai-operator"
+    assert deploy["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    (sa,) = by_kind(docs, "ServiceAccount")
+    assert sa["metadata"]["annotations"] == {"azure.workload.identity/client-id": CLIENT_ID}
+
+
+def test_aks_example_values_pass_lint_and_server_side_dry_run(namespace: str) -> None:
+    args = ("-f", str(AKS_VALUES), "--set", f"workloadIdentity.clientId={CLIENT_ID}")
+    out = run("helm", "lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION, *args)
+    assert "0 chart(s) failed" in out.stdout + out.stderr
+    rendered = run(
+        "helm", "template", "aks", str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION, *args
+    ).stdout  # fmt: skip
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    out = run("kubectl", "apply", "--dry-run=server", "-f", "-", input=rendered)
+    assert out.stdout.count("(server dry run)") == len(docs) == 10, out.stdout
+
+
+def test_argocd_health_configmap_embeds_the_lua_files_byte_for_byte() -> None:
+    (cm,) = by_kind(helm_template(), "ConfigMap")
+    assert cm["metadata"]["name"] == "r-batchai-operator-argocd-health"
+    assert cm["data"] == {
+        f"resource.customizations.health.batchai.io_{kind}": (HEALTH_LUA / kind / "health.lua").read_text()
+        for kind in ("TrainingJob", "BatchAICluster")
+    }
+    assert not by_kind(helm_template({"argocd.healthChecks": "false"}), "ConfigMap")
+
+
+def test_packaged_chart_carries_the_lua_files_but_not_their_test_fixtures(tmp_path: Path) -> None:
+    run("helm", "package", str(CHART), "-d", str(tmp_path))
+    (tgz,) = tmp_path.glob("batchai-operator-*.tgz")
+    names = run("tar", "-tzf", str(tgz)).stdout.split()
+    lua = [n for n in names if "/argocd/" in n]
+    assert sorted(lua) == [
+        "batchai-operator/argocd/resource_customizations/batchai.io/BatchAICluster/health.lua",
+        "batchai-operator/argocd/resource_customizations/batchai.io/TrainingJob/health.lua",
+    ]
 
 
 # ---- 3. helm install ------------------------------------------------------------------------------
@@ -356,6 +445,90 @@ def test_install_creates_a_running_operator_deployment(release: Release, core_v1
     assert values == {
         release.priority_classes[p]: v for p, v in (("low", 1000), ("normal", 2000), ("high", 3000))
     }
+
+
+def test_documented_argocd_cm_merge_adds_the_health_checks_and_keeps_other_keys(
+    release: Release, core_v1: client.CoreV1Api
+) -> None:
+    """The command in the chart's ConfigMap comment (and the README) run as written, against an argocd-cm
+    standing in for Argo CD's (only the namespace differs: `argocd` -> a fresh one)."""
+    manifest = run("helm", "get", "manifest", release.name, "-n", release.namespace).stdout
+    (command,) = [
+        line.strip().removeprefix("#").strip()
+        for line in manifest.splitlines()
+        if line.strip().startswith("#   kubectl -n argocd patch configmap argocd-cm")
+    ]
+    argocd_ns = f"{release.namespace}-argocd"
+    core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=argocd_ns)))
+    try:
+        core_v1.create_namespaced_config_map(
+            argocd_ns,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name="argocd-cm"), data={"url": "https://argocd.example"}
+            ),
+        )
+        run("bash", "-c", command.replace("-n argocd ", f"-n {argocd_ns} ", 1))
+        data = core_v1.read_namespaced_config_map("argocd-cm", argocd_ns).data
+        assert data == {
+            "url": "https://argocd.example",
+            **{
+                f"resource.customizations.health.batchai.io_{kind}": (
+                    HEALTH_LUA / kind / "health.lua"
+                ).read_text()
+                for kind in ("TrainingJob", "BatchAICluster")
+            },
+        }
+    finally:
+        core_v1.delete_namespace(argocd_ns, propagation_policy="Background")
+
+
+CRD_NAMES = ("trainingjobs.batchai.io", "batchaiclusters.batchai.io")
+HELM_OWNER_ANNOTATIONS = ("meta.helm.sh/release-name", "meta.helm.sh/release-namespace")
+
+
+def crd_meta(name: str) -> dict[str, Any]:
+    return cast(
+        dict[str, Any], json.loads(run("kubectl", "get", "crd", name, "-o", "json").stdout)["metadata"]
+    )
+
+
+def test_crds_are_upgraded_by_helm_upgrade_and_kept_on_uninstall(
+    crds_installed: None, namespace: str, core_v1: client.CoreV1Api
+) -> None:
+    """A release that owns the CRDs (crds.enabled=true): `helm upgrade` changes them (the keep annotation
+    dropped and restored), `helm uninstall` leaves them and every TrainingJob in place. The session's CRDs
+    are adopted for this (Helm's ownership labels), and handed back to `kubectl apply` afterwards."""
+    rel = f"crds-{uuid.uuid4().hex[:6]}"
+    values = ["--set", "jobs.priorityClasses.create=false"]
+    sentinel = {"cluster": "nc6", "nodeCount": 1, "customToolkitSettings": {"commandLine": "true"}}
+    sentinel |= {"stdOutErrPathPrefix": "/tmp/logs", "suspend": True}
+    create_job(namespace, "survivor", sentinel)
+    try:
+        for crd in CRD_NAMES:
+            run("kubectl", "label", "crd", crd, "app.kubernetes.io/managed-by=Helm", "--overwrite")
+            run("kubectl", "annotate", "crd", crd, f"meta.helm.sh/release-name={rel}",
+                f"meta.helm.sh/release-namespace={namespace}", "--overwrite")  # fmt: skip
+        run("helm", "install", rel, str(CHART), "-n", namespace, *values)
+        assert all(crd_meta(c)["annotations"]["helm.sh/resource-policy"] == "keep" for c in CRD_NAMES)
+
+        run("helm", "upgrade", rel, str(CHART), "-n", namespace, *values, "--set", "crds.keep=false")
+        assert all("helm.sh/resource-policy" not in crd_meta(c)["annotations"] for c in CRD_NAMES)
+        run("helm", "upgrade", rel, str(CHART), "-n", namespace, *values)
+        assert all(crd_meta(c)["annotations"]["helm.sh/resource-policy"] == "keep" for c in CRD_NAMES)
+
+        out = run("helm", "uninstall", rel, "-n", namespace, "--wait", "--timeout", "60s")
+        assert "kept due to the resource policy" in out.stdout + out.stderr, out.stdout + out.stderr
+        for crd in CRD_NAMES:
+            assert not crd_meta(crd).get("deletionTimestamp")
+        assert get_job(namespace, "survivor")["spec"]["suspend"] is True
+    finally:
+        if rel in run("helm", "list", "-n", namespace, "-q").stdout.split():
+            run("helm", "uninstall", rel, "-n", namespace)
+        for crd in CRD_NAMES:
+            run("kubectl", "label", "crd", crd, "app.kubernetes.io/managed-by-", check=False)
+            run("kubectl", "annotate", "crd", crd, *(f"{a}-" for a in HELM_OWNER_ANNOTATIONS),
+                "helm.sh/resource-policy-", check=False)  # fmt: skip
+        run("kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
 
 
 # ---- 4. RBAC proof: the operator with the chart's ServiceAccount token ----------------------------

@@ -136,7 +136,13 @@ def test_resume_is_passed_to_the_job() -> None:
 def test_kueue_owns_suspend_on_jobs_it_queues() -> None:
     held = decided(labels=KUEUE, job=job(suspend=True), pods=[])
     expect_actions(held)
-    assert reason(held) == ("queued", "Suspended")
+    # Kueue holds it, not the user: queued with a reason naming Kueue, and the Suspended condition false.
+    assert reason(held) == ("queued", "QueuedByKueue")
+    queued = next(c for c in held.status.conditions or [] if c.type == "Queued")
+    assert (queued.message or "").startswith("Kueue holds the job in LocalQueue 'gpu-queue'")
+    assert next(c for c in held.status.conditions or [] if c.type == "Suspended").status == "False"
+    user_suspended = decided(job=job(suspend=True), s=spec(suspend=True), pods=[])
+    assert reason(user_suspended) == ("queued", "Suspended")
     admitted = decided(labels=KUEUE, s=spec(suspend=True), job=job(suspend=False), pods=[pod(0)])
     expect_actions(admitted)  # the TrainingJob's own suspend does not fight Kueue's
     assert reason(admitted) == ("running", "Running")

@@ -63,6 +63,7 @@ from ..names import (
     WAIT_SUSPENDED,
 )
 from .common import Event, find_condition, fmt_time, parse_time, set_condition
+from .kueue import kueue_hold
 from .views import pod_index
 
 # How long a job waits before its children are created again after the apiserver refused them
@@ -247,6 +248,9 @@ def _running_outcome(
         out.actions = _stop_if_running(job)
         return out
     if suspend:
+        held = kueue_hold(obs.labels, job)
+        if held is not None:
+            return _Outcome(QUEUED, *held)
         return _Outcome(QUEUED, WAIT_SUSPENDED, "The job is suspended", suspended=True)
     if obs.pods_refused and len(obs.pods) < spec.node_count:
         return _Outcome(
