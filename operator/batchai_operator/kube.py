@@ -154,40 +154,77 @@ class Kube:
                 return False
             raise
 
-    def watch_failed_mounts(self, on_event: Callable[[dict[str, Any]], None], stop: threading.Event) -> None:
-        """Blocking: stream the kubelets' FailedMount Events for pods, in all namespaces, until `stop`.
+    def watch_failed_mounts(
+        self,
+        on_event: Callable[[dict[str, Any]], None],
+        stop: threading.Event,
+        namespace: str | None = None,
+        server_timeout: int = 60,
+        client_timeout: float = 90.0,
+        retry_seconds: float = 5.0,
+    ) -> None:
+        """Blocking: stream the kubelets' FailedMount Events for pods (in `namespace`, or all) until `stop`.
 
         A field-selected watch, not kopf's: kopf cannot filter by field, and watching every Event of a
         busy cluster to find the rare FailedMount would cost far more than this one narrow stream.
+
+        It starts from a fresh list's resourceVersion, so a (re)start does not replay old Events (the
+        kubelet posts again on its next attempt), and again after a 410. Every request has a client-side
+        timeout, so a half-open connection ends in a retry instead of a silent stall.
         """
         selector = "reason=FailedMount,involvedObject.kind=Pod"
         version: str | None = None
         while not stop.is_set():
             w = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
             try:
+                if version is None:
+                    version = self._events_version(namespace, selector, client_timeout)
+                if namespace is None:
+                    lister: Callable[..., Any] = self.core.list_event_for_all_namespaces
+                    args: tuple[Any, ...] = ()
+                else:
+                    lister, args = self.core.list_namespaced_event, (namespace,)
                 for item in w.stream(  # type: ignore[no-untyped-call]
-                    self.core.list_event_for_all_namespaces,
+                    lister,
+                    *args,
                     field_selector=selector,
                     resource_version=version,
-                    timeout_seconds=60,
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=server_timeout,
+                    _request_timeout=client_timeout,
                 ):
                     if stop.is_set():
                         break
-                    obj = self.api.sanitize_for_serialization(item["object"])  # type: ignore[no-untyped-call]
+                    obj = item.get("raw_object") or {}
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
                     if item.get("type") in ("ADDED", "MODIFIED"):
                         on_event(obj)
             except ApiException as e:
-                if e.status == 410:  # our resourceVersion is too old: start from now
+                if e.status == 410:  # our resourceVersion is too old: list again, from now on
                     version = None
                 else:
                     log.warning("FailedMount watch: %s; retrying", api_message(e))
-                    stop.wait(5)
-            except Exception as e:  # network trouble: retry, never give up the watch
-                log.warning("FailedMount watch: %s; retrying", e)
-                stop.wait(5)
+                    stop.wait(retry_seconds)
+            except Exception as e:  # network trouble, a client timeout: retry, never give up the watch
+                log.warning("FailedMount watch: %s: %s; retrying", type(e).__name__, e)
+                stop.wait(retry_seconds)
             finally:
                 w.stop()  # type: ignore[no-untyped-call]
+
+    def _events_version(self, namespace: str | None, selector: str, timeout: float) -> str:
+        """The resourceVersion of a fresh (one-item) list of the Events the watch selects."""
+        if namespace is None:
+            resp = self.core.list_event_for_all_namespaces(
+                field_selector=selector, limit=1, _request_timeout=timeout
+            )
+        else:
+            resp = self.core.list_namespaced_event(
+                namespace, field_selector=selector, limit=1, _request_timeout=timeout
+            )
+        meta = resp.metadata
+        if meta is None or not meta.resource_version:
+            raise RuntimeError("the Event list has no resourceVersion")
+        return str(meta.resource_version)
 
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource of one of our custom objects (404: it is gone, fine)."""

@@ -13,7 +13,7 @@ from ..names import JOB_KIND, LABEL_CLUSTER
 from .configmap import build_config_map
 from .context import JobContext, hosts
 from .job import build_job
-from .naming import child_labels, child_name, label_value, owner_reference
+from .naming import child_labels, child_name, label_value, owner_reference, user_labels
 from .paths import identity
 from .placement import gpus_per_node
 from .service import build_service
@@ -56,7 +56,7 @@ def build_children(
     """
     meta = obj["metadata"]
     child = child_name(meta["name"])
-    labels = {**(meta.get("labels") or {}), **child_labels(meta["name"], meta["uid"], spec.experiment)}
+    labels = {**user_labels(meta.get("labels")), **child_labels(meta["name"], meta["uid"], spec.experiment)}
     labels[LABEL_CLUSTER] = label_value(cluster_name)
     ctx = JobContext(
         obj=obj,

@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -33,6 +33,13 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
+    quiet_client_logs()
+
+
+def quiet_client_logs() -> None:
+    """Even with --debug (chart logLevel: debug), the kubernetes client never logs request or response
+    bodies: some of its versions do at DEBUG, and the bodies of the SSH key Secrets hold private keys."""
+    logging.getLogger("kubernetes.client.rest").setLevel(logging.INFO)
 
 
 async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) -> Runtime:
@@ -44,20 +51,27 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
     kube = Kube.load()
     rt = Runtime(kube, OperatorConfig.from_env(), {name: kwargs[name] for name in idx.ALL}, AgentPoolScaler())
     install(rt)
-    # The kubelets' FailedMount Events come from a narrow watch of our own, fed back into the loop in
-    # kopf's context (the watch thread has none, and Events are posted from there).
-    threading.Thread(
-        target=kube.watch_failed_mounts,
-        args=(
-            lambda event: loop.call_soon_threadsafe(
-                trainingjob.on_failed_mount, rt, event, context=rt.context
-            ),
-            rt.stopping,
-        ),
-        name="failed-mount-watch",
-        daemon=True,
-    ).start()
+    # The kubelets' FailedMount Events come from a narrow watch of our own (one per watched namespace, or
+    # one for all), fed back into the loop in kopf's context (the watch thread has none, and Events are
+    # posted from there).
+    namespaces: list[str | None] = [*rt.config.watch_namespaces] or [None]
+    for namespace in namespaces:
+        threading.Thread(
+            target=kube.watch_failed_mounts,
+            args=(failed_mount_callback(rt, loop), rt.stopping, namespace),
+            name=f"failed-mount-watch-{namespace or 'all'}",
+            daemon=True,
+        ).start()
     return rt
+
+
+def failed_mount_callback(rt: Runtime, loop: asyncio.AbstractEventLoop) -> Callable[[dict[str, Any]], None]:
+    """What the watch thread calls per Event: hand it to the loop, run in kopf's context."""
+
+    def on_event(event: dict[str, Any]) -> None:
+        loop.call_soon_threadsafe(trainingjob.on_failed_mount, rt, event, context=rt.context)
+
+    return on_event
 
 
 async def cleanup() -> None:
