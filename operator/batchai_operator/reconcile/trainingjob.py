@@ -246,6 +246,8 @@ async def create_children(kube: Kube, children: JobChildren, owner_uid: str) -> 
     manifests.append(children.job)
     for manifest in manifests:
         if not await kube.create(manifest):
+            if manifest["kind"] == "Secret":
+                continue  # the SSH Secret's name holds the TrainingJob's uid: an earlier attempt made it
             meta = manifest["metadata"]
             existing = await kube.controller_uid(manifest["kind"], meta["namespace"], meta["name"])
             if existing != owner_uid:
