@@ -115,15 +115,42 @@ class Conversion:
 # ---- helpers ---------------------------------------------------------------------------------------
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases: a job file never needs them, and nested aliases ("billion laughs") can make
+    a small file expand beyond memory."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise ConversionError("YAML aliases (*name) are not accepted in a job file")
+        return super().compose_node(parent, index)
+
+
 def load_job_file(text: str) -> dict[str, Any]:
-    """Parse a job.json (JSON; YAML accepted too)."""
+    """Parse a job.json (JSON; YAML accepted too).
+
+    Errors name the position only, never the text there: the line may hold a storage key.
+    """
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as json_error:
         try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConversionError(f"not a JSON (or YAML) job file: {exc}") from exc
+            doc = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            yaml_at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+            raise ConversionError(
+                f"not a JSON (or YAML) job file: JSON: {json_error.msg} at line {json_error.lineno}, "
+                f"column {json_error.colno}; YAML: error at {yaml_at}"
+            ) from None
+        except yaml.YAMLError:
+            raise ConversionError(
+                f"not a JSON (or YAML) job file: JSON: {json_error.msg} at line {json_error.lineno}, "
+                f"column {json_error.colno}"
+            ) from None
+        except RecursionError:
+            raise ConversionError("the job file is nested too deeply") from None
+    except RecursionError:
+        raise ConversionError("the job file is nested too deeply") from None
     if not isinstance(doc, dict):
         raise ConversionError("a job file must be a JSON object")
     return doc
