@@ -187,25 +187,128 @@ async def test_children_of_other_objects_do_not_count(env: Any) -> None:
     assert "delete Job" not in kube.kinds() and kube.of("status")[0]["executionState"] == "queued"
 
 
-async def test_failed_mount_counts_only_from_the_kubelet(env: Any) -> None:
-    kube, _ = env
-    RT.config.mount_failure_threshold = 1
-    indexes = world(owned_job(), job_pod())
-    RT.indexes = indexes
-    event = {
-        "involvedObject": {"kind": "Pod", "namespace": NS, "name": "j-0-abcde"},
+def failed_mount_event(**override: Any) -> dict[str, Any]:
+    return {
+        "involvedObject": {"kind": "Pod", "namespace": NS, "name": "j-0-abcde", "uid": "uid-pod"},
         "reason": "FailedMount",
         "message": "MountVolume.SetUp failed: Permission denied",
         "count": 1,
-        "source": {"component": "someone-else"},
+        "source": {"component": "kubelet"},
+        **override,
     }
-    trainingjob.on_failed_mount(RT, event)
+
+
+CREATING = {"waiting": {"reason": "ContainerCreating"}}
+
+
+def pending(pod: dict[str, Any]) -> dict[str, Any]:
+    pod["status"]["phase"] = "Pending"
+    return pod
+
+
+async def test_failed_mount_counts_only_from_the_kubelet_about_our_unstarted_pod(env: Any) -> None:
+    kube, _ = env
+    RT.config.mount_failure_threshold = 1
+    RT.indexes = world(owned_job(), pending(job_pod(**CREATING)))
+    ignored = [
+        failed_mount_event(source={"component": "someone-else"}),
+        failed_mount_event(reportingComponent="kubelet", source={}) | {"source": {"component": "x"}},
+        failed_mount_event(
+            involvedObject={"kind": "Pod", "namespace": NS, "name": "j-0-abcde", "uid": "old"}
+        ),
+        failed_mount_event(involvedObject={"kind": "Pod", "namespace": NS, "name": "j-0-abcde"}),
+        failed_mount_event(reason="FailedAttachVolume"),
+    ]
+    for event in ignored:
+        trainingjob.on_failed_mount(RT, event)
     await RT.settle()
-    assert "delete Job" not in kube.kinds()
-    trainingjob.on_failed_mount(RT, {**event, "source": {"component": "kubelet"}})
+    assert kube.kinds() == []
+    trainingjob.on_failed_mount(RT, failed_mount_event())
     await RT.settle()
     assert kube.kinds()[-2:] == ["status", "delete Job"]
     assert kube.of("status")[-1]["executionInfo"]["errors"][0]["code"] == "AZFMountError"
+
+
+@pytest.mark.parametrize(
+    ("phase", "state"),
+    [
+        ("Running", {"running": {}}),
+        ("Pending", {"running": {}}),
+        ("Succeeded", {"terminated": {"exitCode": 0}}),
+    ],
+)
+async def test_a_started_pod_is_not_failed_by_a_stale_failed_mount(env: Any, phase: str, state: Any) -> None:
+    """Its containers started, so its volumes were mounted: an old (or replayed) Event does not count."""
+    kube, _ = env
+    RT.config.mount_failure_threshold = 1
+    pod = job_pod(**state)
+    pod["status"]["phase"] = phase
+    RT.indexes = world(owned_job(), pod)
+    trainingjob.on_failed_mount(RT, failed_mount_event(count=5))
+    await RT.settle()
+    assert kube.kinds() == []
+
+
+async def test_failed_mounts_of_forged_pods_and_jobs_do_not_count(env: Any) -> None:
+    """A pod in another namespace with our label, or a pod of a Job that is not ours (another name, even
+    with a controller reference to our TrainingJob), cannot fail the job."""
+    kube, _ = env
+    RT.config.mount_failure_threshold = 1
+    elsewhere = pending(job_pod(namespace="team-b", **CREATING))
+    RT.indexes = world(owned_job(), elsewhere)
+    other_ns = {"kind": "Pod", "namespace": "team-b", "name": "j-0-abcde", "uid": "uid-pod"}
+    trainingjob.on_failed_mount(RT, failed_mount_event(involvedObject=other_ns))
+    forged_job = owned_job()
+    forged_job["metadata"] = {**forged_job["metadata"], "name": "forged", "uid": "uid-forged"}
+    RT.indexes = world(forged_job, pending(job_pod(owner_job="uid-forged", **CREATING)))
+    trainingjob.on_failed_mount(RT, failed_mount_event())
+    await RT.settle()
+    assert "delete Job" not in kube.kinds()
+    assert all(s.get("executionState") != "failed" for s in kube.of("status"))
+
+
+async def test_events_from_the_watch_thread_are_posted_in_kopfs_context(env: Any) -> None:
+    """The FailedMount watch runs in a thread without kopf's context variables; its callback runs the
+    sync in the context the runtime captured, so the Failed Event reaches kopf's queue."""
+    import asyncio
+    import threading
+
+    from kopf._core.engines import posting
+
+    from batchai_operator.reconcile.lifecycle import failed_mount_callback
+
+    del env
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    settings = kopf.OperatorSettings()
+    tokens = [
+        posting.settings_var.set(settings),
+        posting.event_queue_var.set(queue),
+        posting.event_queue_loop_var.set(loop),
+    ]
+    import contextvars
+
+    try:
+        captured = contextvars.copy_context()  # what Runtime.__init__ does inside kopf's startup hook
+    finally:
+        for var, token in zip(
+            (posting.settings_var, posting.event_queue_var, posting.event_queue_loop_var), tokens, strict=True
+        ):
+            var.reset(token)
+    RT.context = captured
+    RT.config.mount_failure_threshold = 1
+    RT.indexes = world(owned_job(), pending(job_pod(**CREATING)))
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(kopf, "event", posting.event)  # the real one, not the fixture's recorder
+    try:
+        thread = threading.Thread(target=failed_mount_callback(RT, loop), args=(failed_mount_event(),))
+        thread.start()
+        thread.join()
+        posted = await asyncio.wait_for(queue.get(), timeout=5)
+    finally:
+        monkey.undo()
+    assert (posted.type, posted.reason) == ("Warning", "Failed")
+    assert "will not mount" in posted.message
 
 
 async def test_ttl_deletes_the_trainingjob(env: Any) -> None:
