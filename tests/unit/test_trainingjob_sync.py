@@ -268,9 +268,12 @@ async def test_failed_mounts_of_forged_pods_and_jobs_do_not_count(env: Any) -> N
 
 
 async def test_events_from_the_watch_thread_are_posted_in_kopfs_context(env: Any) -> None:
-    """The FailedMount watch runs in a thread without kopf's context variables; its callback runs the
-    sync in the context the runtime captured, so the Failed Event reaches kopf's queue."""
+    """The FailedMount watch runs in a thread without kopf's context variables, and kopf sets its
+    Event-posting variables only in its per-object tasks (not in the startup hook that makes the
+    runtime). The callback runs in the context of the last sync a handler ran, so the Failed Event
+    reaches kopf's queue."""
     import asyncio
+    import contextvars
     import threading
 
     from kopf._core.engines import posting
@@ -279,32 +282,30 @@ async def test_events_from_the_watch_thread_are_posted_in_kopfs_context(env: Any
 
     del env
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    settings = kopf.OperatorSettings()
-    tokens = [
-        posting.settings_var.set(settings),
-        posting.event_queue_var.set(queue),
-        posting.event_queue_loop_var.set(loop),
-    ]
-    import contextvars
-
-    try:
-        captured = contextvars.copy_context()  # what Runtime.__init__ does inside kopf's startup hook
-    finally:
-        for var, token in zip(
-            (posting.settings_var, posting.event_queue_var, posting.event_queue_loop_var), tokens, strict=True
-        ):
-            var.reset(token)
-    RT.context = captured
+    RT.context = contextvars.Context()  # as captured by the startup hook: no posting variables
     RT.config.mount_failure_threshold = 1
     RT.indexes = world(owned_job(), pending(job_pod(**CREATING)))
+    queue: asyncio.Queue[Any] = asyncio.Queue()
     monkey = pytest.MonkeyPatch()
     monkey.setattr(kopf, "event", posting.event)  # the real one, not the fixture's recorder
+
+    async def kopf_object_task() -> None:
+        """What kopf does for each object before calling its handlers, then a handler's sync."""
+        posting.settings_var.set(kopf.OperatorSettings())
+        posting.event_queue_loop_var.set(loop)
+        posting.event_queue_var.set(queue)
+        await trainingjob.request_sync(RT, UID)
+
     try:
+        await asyncio.create_task(kopf_object_task())  # a task: its variables stay in it
+        with pytest.raises(LookupError):
+            posting.event_queue_var.get()  # not set here, nor in the thread below
         thread = threading.Thread(target=failed_mount_callback(RT, loop), args=(failed_mount_event(),))
         thread.start()
         thread.join()
         posted = await asyncio.wait_for(queue.get(), timeout=5)
+        while posted.reason != "Failed":
+            posted = await asyncio.wait_for(queue.get(), timeout=5)
     finally:
         monkey.undo()
     assert (posted.type, posted.reason) == ("Warning", "Failed")
