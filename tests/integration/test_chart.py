@@ -185,7 +185,7 @@ def test_the_removed_cluster_wide_privileged_switch_fails_with_the_migration() -
     )  # fmt: skip
     assert out.returncode != 0
     assert "allow.privilegedMounts" in out.stderr and "cluster-wide" in out.stderr, out.stderr
-    run("helm", "template", "r", str(CHART), "--set", "jobs.allowPrivilegedMounts=false")
+    helm_template({"jobs.allowPrivilegedMounts": "false"})
 
 
 # ---- 2. rendered objects: valid for the apiserver, and what they say --------------------------------
