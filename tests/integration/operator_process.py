@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import secret_scan
 
 # Fixed per checkout (a second operator on the same control plane would fight this one); another
 # checkout running its own control plane in parallel sets BATCHAI_TEST_LIVENESS_PORT.
@@ -44,6 +45,7 @@ class OperatorProcess:
 
     def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
+        secret_scan.register_log(log_path)
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 

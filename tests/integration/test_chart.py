@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import secret_scan
 import yaml
 from devcluster import DevCluster, wait_for
 from jobs import (
@@ -544,6 +545,7 @@ class SaOperator:
         self.kubeconfig.write_text(yaml.safe_dump(kubeconfig))
         self.kubeconfig.chmod(0o600)
         self.log_path = workdir / "operator.log"
+        secret_scan.register_log(self.log_path)  # it runs with --debug (the release's logLevel)
         self.port = SA_LIVENESS_PORT
 
         deploy = as_dict(client.AppsV1Api().read_namespaced_deployment(release.fullname, release.namespace))

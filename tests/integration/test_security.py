@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import secret_scan
 import yaml
 from devcluster import wait_for
 from jobs import (
@@ -170,6 +171,7 @@ def tenant(admission_policy: None, core_v1: client.CoreV1Api) -> Iterator[Tenant
     """alice's namespace, under the admission policy."""
     t = make_tenant(core_v1, f"tenant-{uuid.uuid4().hex[:8]}")
     yield t
+    secret_scan.check_namespace(t.namespace)
     core_v1.delete_namespace(t.namespace, propagation_policy="Background")
 
 
@@ -178,6 +180,7 @@ def bare_tenant(admission_policy: None, core_v1: client.CoreV1Api) -> Iterator[T
     """alice's namespace, skipped by the admission policy: the operator's own checks."""
     t = make_tenant(core_v1, f"tenant-{uuid.uuid4().hex[:8]}", {SKIP_POLICY: "true"})
     yield t
+    secret_scan.check_namespace(t.namespace)
     core_v1.delete_namespace(t.namespace, propagation_policy="Background")
 
 
@@ -488,3 +491,40 @@ def test_forged_children_and_events_do_not_change_another_jobs_status(
     assert done["nodes"]["succeeded"] == 1
     jobs = {j.metadata.name for j in client.BatchV1Api().list_namespaced_job(namespace).items}
     assert jobs == {"victim", "forged-beside"}  # the operator deleted nothing it does not own
+
+
+def test_the_secret_scan_finds_a_leak(namespace: str, core_v1: client.CoreV1Api) -> None:
+    """The session's scan (secret_scan.py) is not vacuous: a storage key, or a line of an SSH key
+    Secret's private key, in a ConfigMap or an Event is found."""
+    from jobs import SECRET_KEY_VALUE
+
+    from batchai_operator.manifests.ssh import generate_ssh_keypair
+
+    private, public = generate_ssh_keypair()
+    core_v1.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "keys"},
+            "type": "kubernetes.io/ssh-auth",
+            "stringData": {"ssh-privatekey": private, "ssh-publickey": public},
+        },
+    )
+    line = next(ln for ln in private.splitlines() if len(ln) >= 40 and not ln.startswith("-----"))
+    for value in (SECRET_KEY_VALUE, line):
+        core_v1.create_namespaced_config_map(namespace, {"metadata": {"name": "leak"}, "data": {"x": value}})
+        with pytest.raises(AssertionError, match="secret values in non-Secret objects"):
+            secret_scan.check_namespace(namespace)
+        core_v1.delete_namespaced_config_map("leak", namespace)
+    core_v1.create_namespaced_event(
+        namespace,
+        {
+            "metadata": {"generateName": "leak-"},
+            "involvedObject": {"kind": "Pod", "namespace": namespace, "name": "p"},
+            "reason": "Leak",
+            "message": f"mount -o password={SECRET_KEY_VALUE}",
+        },
+    )
+    with pytest.raises(AssertionError, match="secret values"):
+        secret_scan.check_namespace(namespace)
+    core_v1.delete_collection_namespaced_event(namespace)
+    assert secret_scan.leaks("nothing here") == [] and secret_scan.leaks(SECRET_KEY_VALUE)
