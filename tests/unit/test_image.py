@@ -42,7 +42,7 @@ def imported_distributions() -> set[str]:
             continue
         out.update(d.lower() for d in dists[name])
     for path in PACKAGE.rglob("*.py"):
-        for m in re.finditer(r"^(?:from|import) azure\.(\w+)(?:\.(\w+))?", path.read_text(), re.M):
+        for m in re.finditer(r"^\s*(?:from|import) azure\.(\w+)(?:\.(\w+))?", path.read_text(), re.M):
             first, second = m.group(1), m.group(2)
             # azure.mgmt.x / azure.storage.x are azure-mgmt-x / azure-storage-x; azure.x.* is azure-x.
             name = f"{first}-{second}" if first in ("mgmt", "storage") and second else first
