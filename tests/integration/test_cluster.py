@@ -253,7 +253,12 @@ def test_counts_follow_nodes_added_cordoned_and_removed(
     obj = wait_counts(namespace, "gpu", current=1, idle=1)
     assert time.monotonic() - started < FAST
     assert obj["status"]["allocationState"] == "resizing"
-    assert any(e.reason == "Resizing" for e in cluster_events(namespace, "gpu"))
+    # Events are posted after the status patch, through kopf's queue: give it a moment under load.
+    wait_for(
+        lambda: any(e.reason == "Resizing" for e in cluster_events(namespace, "gpu")),
+        timeout=10,
+        what="Resizing Event",
+    )
 
     # A node of another pool does not count.
     gpu_node(fake_node, pool + "x")

@@ -544,9 +544,20 @@ def test_a_running_job_is_not_failed_by_a_failed_mount(namespace: str) -> None:
     even one that looks like the kubelet's, does not fail the job."""
     create_cluster(namespace)
     create_storage_secret(namespace)
-    create_job(namespace, "mounted", cntk_spec(), annotations={"sim.batchai.io/run-for": "8s"})
-    wait_state(namespace, "mounted", "running", timeout=30)
-    (pod,) = job_pods(namespace, "mounted")
+    create_job(namespace, "mounted", cntk_spec(), annotations={"sim.batchai.io/run-for": "10s"})
+
+    def started() -> client.V1Pod | None:
+        pods = job_pods(namespace, "mounted")
+        statuses = (pods[0].status.container_statuses or []) if pods else []
+        return pods[0] if statuses and all(cs.state and cs.state.running for cs in statuses) else None
+
+    pod = wait_for(started, timeout=30, what="main container running")
+    # The operator has seen it start (its status counts the node running).
+    wait_for(
+        lambda: (get_job(namespace, "mounted").get("status") or {}).get("nodes", {}).get("running") == 1,
+        timeout=30,
+        what="status nodes.running 1",
+    )
     kubelet_failed_mount(pod, mount_error(pod), count=10)
     done = wait_state(namespace, "mounted", "succeeded", timeout=40)["status"]
     assert done["executionInfo"]["exitCode"] == 0 and not done["executionInfo"].get("errors")
