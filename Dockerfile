@@ -1,14 +1,27 @@
-# The operator image: a wheel built in one stage, installed into a slim runtime as a non-root user.
-FROM python:3.12-slim AS build
+# syntax=docker/dockerfile:1
+# The operator image. The build stage installs the package and its dependencies into a virtualenv and
+# removes pip from it; the runtime stage copies only that virtualenv, so no wheel, pip or setuptools is
+# left in the image (the base image's own pip is removed too). Non-root, numeric user 10001.
+#
+# Base images are pinned by digest: python 3.12.12 slim (Debian bookworm), the multi-arch index digest.
+# Bump the tag and the digest together (docker buildx imagetools inspect python:<tag>).
+ARG PYTHON_IMAGE=python:3.12.12-slim-bookworm@sha256:593bd06efe90efa80dc4eee3948be7c0fde4134606dd40d8dd8dbcade98e669c
+
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN python -m venv /opt/batchai \
+    && /opt/batchai/bin/pip install --no-cache-dir --disable-pip-version-check /src \
+    && /opt/batchai/bin/python -m pip uninstall --yes --disable-pip-version-check pip \
+    && find /opt/batchai -name '__pycache__' -prune -exec rm -rf {} +
 
-FROM python:3.12-slim
-RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin batchai
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+FROM ${PYTHON_IMAGE}
+RUN python -m pip uninstall --yes --disable-pip-version-check pip setuptools wheel \
+    && rm -f /usr/local/bin/pip* \
+    && useradd --uid 10001 --create-home --shell /usr/sbin/nologin batchai
+COPY --from=build /opt/batchai /opt/batchai
+ENV PATH=/opt/batchai/bin:$PATH PYTHONDONTWRITEBYTECODE=1
 USER 10001
 ENTRYPOINT ["kopf"]
 CMD ["run", "--standalone", "--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz", "-m", "batchai_operator.main"]

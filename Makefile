@@ -13,13 +13,14 @@ venv: .venv/.installed
 	.venv/bin/pip install -q -e '.[dev]'
 	touch $@
 
-## Everything: lint, type check, unit tests, integration tests against the local control plane.
+## Everything: lint (ruff, mypy, hadolint), unit tests, integration tests against the local control plane.
 test: venv lint kueue kind
 	$(PYTEST) tests -q
 
 lint: venv
 	.venv/bin/ruff check operator tests bench
 	.venv/bin/mypy
+	.venv/bin/hadolint Dockerfile
 
 unit: venv kind
 	$(PYTEST) tests/unit -q

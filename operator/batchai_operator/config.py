@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import os
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 DEFAULT_IMAGES: dict[str, str] = {
     "cntk": "microsoft/cntk:2.5.1-gpu-python3.5-cuda9.0-cudnn7.0",
@@ -23,6 +24,73 @@ DEFAULT_IMAGES: dict[str, str] = {
 }
 
 
+# Namespace patterns: a name, a prefix ending in "*" ("team-*"), or "*" for every namespace.
+NamespacePattern = str
+
+
+def namespace_matches(patterns: list[NamespacePattern], namespace: str) -> bool:
+    """Whether `namespace` is one of the patterns (exact name, "prefix*", or "*")."""
+    for p in patterns:
+        if p == namespace or p == "*" or (p.endswith("*") and namespace.startswith(p[:-1])):
+            return True
+    return False
+
+
+class AgentPoolRef(BaseModel):
+    """An AKS agent pool, as chart values name it (camelCase, as spec.aks)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    subscription_id: str
+    resource_group: str
+    cluster_name: str
+    agent_pool_name: str
+
+    def same_pool(self, subscription_id: str, resource_group: str, cluster_name: str, pool: str) -> bool:
+        """ARM names are case-insensitive."""
+        mine = (self.subscription_id, self.resource_group, self.cluster_name, self.agent_pool_name)
+        theirs = (subscription_id, resource_group, cluster_name, pool)
+        return all(a.casefold() == b.casefold() for a, b in zip(mine, theirs, strict=True))
+
+
+class AllowPolicy(BaseModel):
+    """What an admin lets a namespace's BatchAIClusters and TrainingJobs do beyond what the namespace's
+    own users may do (the operator acts with its own, wider rights). Chart values `allow.*`.
+
+    Empty lists (the default) grant nothing to anyone.
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    setup_tasks: list[NamespacePattern] = Field(
+        default_factory=list, description="nodeSetup.setupTask: a command run as root on every node."
+    )
+    placement: list[NamespacePattern] = Field(
+        default_factory=list, description="BatchAICluster tolerations and nodeSelector."
+    )
+    privileged_mounts: list[NamespacePattern] = Field(
+        default_factory=list, description="unmanagedFileSystems: privileged job and setup pods."
+    )
+    agent_pools: dict[NamespacePattern, list[AgentPoolRef]] = Field(
+        default_factory=dict, description="AKS agent pools a namespace's BatchAIClusters may scale."
+    )
+
+    def pools_for(self, namespace: str) -> list[AgentPoolRef]:
+        return [
+            p
+            for pattern, pools in self.agent_pools.items()
+            if namespace_matches([pattern], namespace)
+            for p in pools
+        ]
+
+
+MIGRATE_PRIVILEGED_MOUNTS = (
+    "BATCHAI_ALLOW_PRIVILEGED_MOUNTS (chart value jobs.allowPrivilegedMounts) was a cluster-wide switch and "
+    "is no longer read: list the namespaces that may use unmanagedFileSystems in allow.privilegedMounts "
+    '(env BATCHAI_ALLOW), or ["*"] for every namespace as before'
+)
+
+
 class OperatorConfig(BaseModel):
     """Settings of one operator installation."""
 
@@ -30,8 +98,20 @@ class OperatorConfig(BaseModel):
     priority_classes: dict[str, str] = Field(
         default_factory=dict, description="schedulingPriority (low/normal/high) -> PriorityClass name."
     )
-    allow_privileged_mounts: bool = Field(
-        default=False, description="Allow unmanagedFileSystems, which need privileged job pods."
+    allow: AllowPolicy = Field(default_factory=AllowPolicy, description="Per-namespace admin grants.")
+    operator_service_account: tuple[str, str] | None = Field(
+        default=None, description="(namespace, name) of the operator's own ServiceAccount: no job runs as it."
+    )
+    job_resources: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {"requests": {"cpu": "500m", "memory": "1Gi"}},
+        description="Main container resources (GPUs added); requests keep job pods out of BestEffort.",
+    )
+    max_shm_size: str = Field(
+        default="64Gi",
+        description="Largest containerSettings.shmSize (a memory-backed /dev/shm) a job may ask.",
+    )
+    watch_namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces watched (empty: all); the FailedMount watch follows."
     )
     unusable_grace_seconds: int = Field(default=300, description="NotReady longer than this: node unusable.")
     mount_failure_threshold: int = Field(
@@ -47,7 +127,19 @@ class OperatorConfig(BaseModel):
             cfg.images.update(json.loads(env["BATCHAI_IMAGES"]))
         if env.get("BATCHAI_PRIORITY_CLASSES"):
             cfg.priority_classes = json.loads(env["BATCHAI_PRIORITY_CLASSES"])
-        cfg.allow_privileged_mounts = env.get("BATCHAI_ALLOW_PRIVILEGED_MOUNTS", "false").lower() == "true"
+        if env.get("BATCHAI_ALLOW_PRIVILEGED_MOUNTS", "false").lower() == "true":
+            raise ValueError(MIGRATE_PRIVILEGED_MOUNTS)
+        if env.get("BATCHAI_ALLOW"):
+            cfg.allow = AllowPolicy.model_validate(json.loads(env["BATCHAI_ALLOW"]))
+        if env.get("BATCHAI_OPERATOR_SERVICE_ACCOUNT"):
+            ns, _, name = env["BATCHAI_OPERATOR_SERVICE_ACCOUNT"].partition("/")
+            cfg.operator_service_account = (ns, name)
+        if env.get("BATCHAI_JOB_RESOURCES"):
+            cfg.job_resources = json.loads(env["BATCHAI_JOB_RESOURCES"])
+        if env.get("BATCHAI_MAX_SHM_SIZE"):
+            cfg.max_shm_size = env["BATCHAI_MAX_SHM_SIZE"]
+        if env.get("BATCHAI_WATCH_NAMESPACES"):
+            cfg.watch_namespaces = list(json.loads(env["BATCHAI_WATCH_NAMESPACES"]))
         if env.get("BATCHAI_MOUNT_FAILURE_THRESHOLD"):
             cfg.mount_failure_threshold = int(env["BATCHAI_MOUNT_FAILURE_THRESHOLD"])
         if env.get("BATCHAI_UNUSABLE_GRACE_SECONDS"):

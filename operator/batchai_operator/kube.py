@@ -27,7 +27,8 @@ PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1
 REQUEST_TIMEOUT = (10, 30)
 # Watches: the server ends each one after WATCH_SECONDS; the client gives up a silent one a bit later.
 WATCH_SECONDS = 60
-WATCH_CLIENT_TIMEOUT = (10, WATCH_SECONDS + 15)
+FAILED_MOUNT_EVENTS = "reason=FailedMount,involvedObject.kind=Pod"
+FAILED_CREATE_EVENTS = "reason=FailedCreate,involvedObject.kind=Job"
 
 
 def api_message(e: ApiException) -> str:
@@ -122,7 +123,6 @@ class Kube:
         readers: dict[str, Callable[..., Any]] = {
             "Job": self.batch.read_namespaced_job,
             "ConfigMap": self.core.read_namespaced_config_map,
-            "Secret": self.core.read_namespaced_secret,
             "Service": self.core.read_namespaced_service,
             "DaemonSet": self.apps.read_namespaced_daemon_set,
         }
@@ -136,13 +136,23 @@ class Kube:
         return next((str(r.get("uid")) for r in refs if r.get("controller")), None)
 
     async def secret_exists(self, namespace: str, name: str) -> bool:
-        """Whether a Secret exists. Asks for its metadata only, so no secret value is ever transferred."""
+        """Whether a Secret exists, asked without reading it: a server-side dry run of creating an empty
+        Secret of that name answers 409 AlreadyExists when it exists (nothing is stored either way). So
+        the operator needs no `get` on Secrets (which would let it read any), only `create`.
+
+        When admission refuses the dry run (a full Secret quota, a policy), existence cannot be told:
+        True, and the job's pods will say whether the Secret is missing.
+        """
+        body: Any = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "Opaque"}
         try:
-            await asyncio.to_thread(self._metadata, self.core.read_namespaced_secret, namespace, name)
-            return True
+            await self._call(self.core.create_namespaced_secret, namespace, body, dry_run="All")
+            return False
         except ApiException as e:
-            if e.status == 404:
-                return False
+            if e.status == 409:
+                return True
+            if e.status in (400, 403, 422):
+                log.warning("cannot tell whether Secret %s/%s exists: %s", namespace, name, api_message(e))
+                return True
             raise
 
     def _metadata(self, read: Callable[..., Any], namespace: str, name: str) -> dict[str, Any]:
@@ -161,31 +171,47 @@ class Kube:
         return result
 
     def watch_events(
-        self, field_selector: str, on_event: Callable[[dict[str, Any]], None], stop: threading.Event
+        self,
+        field_selector: str,
+        on_event: Callable[[dict[str, Any]], None],
+        stop: threading.Event,
+        namespace: str | None = None,
+        server_timeout: int = WATCH_SECONDS,
+        client_timeout: float = WATCH_SECONDS + 15,
+        retry_seconds: float = 5.0,
     ) -> None:
-        """Blocking: stream the Events matching a field selector, in all namespaces, until `stop`.
+        """Blocking: stream the Events matching a field selector (in `namespace`, or all) until `stop`.
 
         A field-selected watch of our own, not kopf's: kopf cannot filter by field, and watching every
         Event of a busy cluster to find rare ones (FailedMount, FailedCreate) would cost far more. It
-        starts from a fresh list's resourceVersion, so a restart does not replay old Events; a watch that
-        expires (410) or breaks is started again.
+        starts from a fresh list's resourceVersion, so a (re)start does not replay old Events (a kubelet or
+        controller posts again on its next attempt), and again after a 410. Every request has a client-side
+        timeout, so a half-open connection ends in a retry instead of a silent stall.
         """
         version: str | None = None
+        if namespace is None:
+            lister: Callable[..., Any] = self.core.list_event_for_all_namespaces
+            args: tuple[Any, ...] = ()
+        else:
+            lister, args = self.core.list_namespaced_event, (namespace,)
         while not stop.is_set():
             w = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
             try:
                 if version is None:
-                    listed = self.core.list_event_for_all_namespaces(
-                        field_selector=field_selector, limit=1, _request_timeout=REQUEST_TIMEOUT
+                    listed = lister(
+                        *args, field_selector=field_selector, limit=1, _request_timeout=client_timeout
                     )
-                    version = listed.metadata.resource_version if listed.metadata else None
+                    if listed.metadata is None or not listed.metadata.resource_version:
+                        raise RuntimeError("the Event list has no resourceVersion")
+                    version = str(listed.metadata.resource_version)
                 for item in w.stream(  # type: ignore[no-untyped-call]
-                    self.core.list_event_for_all_namespaces,
+                    lister,
+                    *args,
                     field_selector=field_selector,
                     resource_version=version,
                     allow_watch_bookmarks=True,
-                    timeout_seconds=WATCH_SECONDS,
-                    _request_timeout=WATCH_CLIENT_TIMEOUT,
+                    timeout_seconds=server_timeout,
+                    _request_timeout=client_timeout,
                 ):
                     if stop.is_set():
                         break
@@ -194,13 +220,27 @@ class Kube:
                     if item.get("type") in ("ADDED", "MODIFIED"):
                         on_event(obj)
             except ApiException as e:
-                if e.status == 410:  # our resourceVersion is too old: list again
+                if e.status == 410:  # our resourceVersion is too old: list again, from now on
                     version = None
                 else:
                     log.warning("watch of Events (%s): %s; retrying", field_selector, api_message(e))
-                    stop.wait(5)
-            except Exception as e:  # network trouble, a timeout: retry, never give up the watch
-                log.warning("watch of Events (%s): %s; retrying", field_selector, e)
-                stop.wait(5)
+                    stop.wait(retry_seconds)
+            except Exception as e:  # network trouble, a client timeout: retry, never give up the watch
+                log.warning("watch of Events (%s): %s: %s; retrying", field_selector, type(e).__name__, e)
+                stop.wait(retry_seconds)
             finally:
                 w.stop()  # type: ignore[no-untyped-call]
+
+    def watch_failed_mounts(
+        self,
+        on_event: Callable[[dict[str, Any]], None],
+        stop: threading.Event,
+        namespace: str | None = None,
+        server_timeout: int = WATCH_SECONDS,
+        client_timeout: float = WATCH_SECONDS + 15,
+        retry_seconds: float = 5.0,
+    ) -> None:
+        """Blocking: the kubelets' FailedMount Events for pods (in `namespace`, or all) until `stop`."""
+        self.watch_events(
+            FAILED_MOUNT_EVENTS, on_event, stop, namespace, server_timeout, client_timeout, retry_seconds
+        )

@@ -43,6 +43,10 @@ ANNOTATION_SPEC_HASH = f"{DOMAIN}/spec-hash"
 ANNOTATION_SETUP_REVISION = LABEL_SETUP_REVISION
 # On a BatchAICluster: the scaleSettings last applied to its AKS agent pool.
 ANNOTATION_APPLIED_SCALE = f"{DOMAIN}/applied-scale-settings"
+# Labels of a TrainingJob that its children do not get: the operator's own bookkeeping (a label copied
+# from a TrainingJob must never make a pod look like a setup-task pod or another job's child).
+RESERVED_LABEL_PREFIXES = (f"{DOMAIN}/",)
+RESERVED_LABELS = (LABEL_MANAGED_BY,)
 # Annotation prefixes that stay on a TrainingJob or BatchAICluster and are not copied onto its pods.
 NOT_FOR_PODS = ("kubectl.kubernetes.io/", f"{DOMAIN}/", "kopf.zalando.org/", "argocd.argoproj.io/")
 
@@ -97,6 +101,11 @@ ERR_SETUP_TASK_FAILED = "SetupTaskFailed"
 ERR_SETUP_TASK_REJECTED = "SetupTaskRejected"
 ERR_SCALE_FAILED = "ScaleFailed"
 ERR_JOB_TOO_LARGE = "JobTooLarge"
+# Powers an admin grants per namespace (chart values `allow.*`, config.AllowPolicy) that a namespace lacks.
+ERR_SETUP_TASK_NOT_ALLOWED = "SetupTaskNotAllowed"
+ERR_PLACEMENT_NOT_ALLOWED = "PlacementNotAllowed"
+ERR_AGENT_POOL_NOT_ALLOWED = "AgentPoolNotAllowed"
+ERR_SERVICE_ACCOUNT_NOT_ALLOWED = "ServiceAccountNotAllowed"
 
 # ---- reasons a TrainingJob waits in `queued` (condition reasons) ------------------------------------
 WAIT_CLUSTER_NOT_FOUND = "ClusterNotFound"

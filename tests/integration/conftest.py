@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import secret_scan
 from devcluster import (
     DevCluster,
     create_fake_node,
@@ -26,7 +27,15 @@ from kubernetes import client, config
 
 
 @pytest.fixture(scope="session", autouse=True)
-def devcluster() -> DevCluster:
+def secret_scan_of_logs() -> Iterator[None]:
+    """At the very end of the session: no known secret value in any operator's log (secret_scan.py)."""
+    yield
+    secret_scan.check_logs()
+    assert secret_scan.SCANNED or not secret_scan.LOGS, "no namespace was scanned"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def devcluster(secret_scan_of_logs: None) -> DevCluster:
     """The running local control plane (started by `hack/devcluster up` if needed)."""
     cluster = up()
     export_env(cluster)
@@ -60,6 +69,8 @@ def namespace(core_v1: client.CoreV1Api) -> Iterator[str]:
         what=f"default ServiceAccount in {name}",
     )
     yield name
+    # Before it goes: no secret value in any of its non-Secret objects (secret_scan.py).
+    secret_scan.check_namespace(name)
     try:
         core_v1.delete_namespace(name, propagation_policy="Background")
     except client.ApiException as exc:

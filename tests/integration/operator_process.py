@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import secret_scan
 
 # Fixed per checkout (a second operator on the same control plane would fight this one); another
 # checkout running its own control plane in parallel sets BATCHAI_TEST_LIVENESS_PORT.
 LIVENESS_PORT = int(os.environ.get("BATCHAI_TEST_LIVENESS_PORT", "18080"))
+
+# What the session's operator grants (chart values allow.*, env BATCHAI_ALLOW): the integration tests'
+# own namespaces (it-*) may run setup tasks and set placement; privileged mounts and agent pools are
+# granted to nobody (test_cluster.py adds its ARM double's pools). Tenant namespaces (tenant-*,
+# tests/integration/test_security.py) get nothing.
+TEST_ALLOW: dict[str, Any] = {"setupTasks": ["it-*"], "placement": ["it-*"]}
+# The namespace the session's operator "runs in" (its ServiceAccount batchai-operator there), so that
+# test_security.py can show that no job runs as it. One per session.
+OPERATOR_HOME = f"tenant-home-{uuid.uuid4().hex[:6]}"
+OPERATOR_SA = "batchai-operator"
+
+
+def operator_env(allow: dict[str, Any] | None = None) -> dict[str, str]:
+    """The environment the chart would give the operator, for the test's grants."""
+    return {
+        "BATCHAI_ALLOW": json.dumps(allow if allow is not None else TEST_ALLOW),
+        "BATCHAI_OPERATOR_SERVICE_ACCOUNT": f"{OPERATOR_HOME}/{OPERATOR_SA}",
+    }
 
 
 class OperatorProcess:
@@ -23,11 +45,12 @@ class OperatorProcess:
 
     def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
+        secret_scan.register_log(log_path)
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, **self.extra_env}
+        env = {**os.environ, **operator_env(), **self.extra_env}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [

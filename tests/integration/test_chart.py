@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import secret_scan
 import yaml
 from devcluster import DevCluster, wait_for
 from jobs import (
@@ -169,6 +170,9 @@ def test_helm_lint_strict_passes() -> None:
         ("workloadIdentity.enabled=true", "/workloadIdentity/clientId", "does not match pattern"),
         ("workloadIdentity.clientId=my-identity", "/workloadIdentity/clientId", "does not match pattern"),
         ("argocd.healthChecks=sure", "/argocd/healthChecks", "want boolean"),
+        ("allow.setupTasks={Bad_NS}", "/allow/setupTasks/0", "does not match pattern"),
+        ("allow.placement={a*b}", "/allow/placement/0", "does not match pattern"),
+        ("jobs.maxShmSize=lots", "/jobs/maxShmSize", "does not match pattern"),
     ],
 )
 def test_schema_rejects_bad_values_naming_them(value: str, named: str, why: str) -> None:
@@ -184,35 +188,71 @@ def test_schema_rejects_bad_values_naming_them(value: str, named: str, why: str)
     assert named in tmpl.stderr and why in tmpl.stderr, tmpl.stderr
 
 
+def test_the_removed_cluster_wide_privileged_switch_fails_with_the_migration() -> None:
+    out = run(
+        "helm", "template", "r", str(CHART), "--kube-version", KUBE_VERSION,
+        "--set", "jobs.allowPrivilegedMounts=true", check=False,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "allow.privilegedMounts" in out.stderr and "cluster-wide" in out.stderr, out.stderr
+    helm_template({"jobs.allowPrivilegedMounts": "false"})
+
+
 # ---- 2. rendered objects: valid for the apiserver, and what they say --------------------------------
 
 
 @pytest.mark.parametrize(
     "values",
-    [{}, {"crds.enabled": "false"}, {"watchNamespaces": "{a,b}"}],
-    ids=["defaults", "crds-disabled", "watch-namespaces"],
+    [{}, {"crds.enabled": "false"}, {"watchNamespaces": "{NS}"}, {"admissionPolicy.enabled": "false"}],
+    ids=["defaults", "crds-disabled", "watch-namespaces", "no-admission-policy"],
 )
 def test_rendered_chart_passes_server_side_dry_run(namespace: str, values: dict[str, str]) -> None:
+    values = {k: v.replace("NS", namespace) for k, v in values.items()}
     rendered = run(
         "helm", "template", "dry", str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION,
         *set_args(values),
     ).stdout  # fmt: skip
     kinds = sorted(d["kind"] for d in yaml.safe_load_all(rendered) if d)
-    expected = ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "PriorityClass"]
-    expected += ["PriorityClass", "PriorityClass", "ServiceAccount"]
+    expected = ["ClusterRole"] * 3 + ["ClusterRoleBinding", "ConfigMap", "Deployment", "ServiceAccount"]
+    expected += ["PriorityClass"] * 3
     if values.get("crds.enabled") != "false":
         expected += ["CustomResourceDefinition"] * 2
+    if values.get("admissionPolicy.enabled") != "false":
+        expected += ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 2
+    if "watchNamespaces" in values:
+        expected += ["Role", "RoleBinding"]
     assert kinds == sorted(expected)
     out = run("kubectl", "apply", "--dry-run=server", "-f", "-", input=rendered)
     assert out.stdout.count("(server dry run)") == len(kinds), out.stdout
+
+
+def operator_role(docs: list[dict[str, Any]], kind: str = "ClusterRole") -> list[dict[str, Any]]:
+    """The operator's own (Cluster)Roles: not the user roles aggregated into admin/edit/view."""
+    return [d for d in by_kind(docs, kind) if d["metadata"]["name"] == "r-batchai-operator"]
+
+
+def grants_of(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
+        (g, r, v)
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
+
+
+CLUSTER_GRANTS = {("", "nodes", v) for v in ("list", "watch")} | {
+    ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")
+}
 
 
 def test_default_watches_all_namespaces_without_namespace_rbac() -> None:
     docs = helm_template()
     args = operator_container(docs)["args"]
     assert "--all-namespaces" in args and not any(a.startswith("--namespace") for a in args)
-    (role,) = by_kind(docs, "ClusterRole")
+    (role,) = operator_role(docs)
     assert not any("namespaces" in r["resources"] for r in role["rules"])
+    assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
 
 
 def test_watch_namespaces_become_namespace_args_and_namespace_list_watch() -> None:
@@ -220,39 +260,88 @@ def test_watch_namespaces_become_namespace_args_and_namespace_list_watch() -> No
     args = operator_container(docs)["args"]
     assert args[:5] == ["run", "--standalone", "--namespace=a", "--namespace=b", "--debug"]
     assert "--all-namespaces" not in args
-    (role,) = by_kind(docs, "ClusterRole")
+    (role,) = operator_role(docs)
     assert {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]} in role["rules"]
+    env = {e["name"]: e["value"] for e in operator_container(docs)["env"]}
+    assert json.loads(env["BATCHAI_WATCH_NAMESPACES"]) == ["a", "b"]
+
+
+def test_watch_namespaces_give_roles_in_those_namespaces_only() -> None:
+    """With watchNamespaces, the ClusterRole keeps only cluster-scoped reads; every namespaced right is a
+    Role bound in a watched namespace (no ClusterRoleBinding reaches namespaced objects)."""
+    docs = helm_template({"watchNamespaces": "{a,b}"})
+    (cluster_role,) = operator_role(docs)
+    assert grants_of(cluster_role) == CLUSTER_GRANTS | {("", "namespaces", v) for v in ("list", "watch")}
+    roles = operator_role(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["a", "b"]
+    (default_role,) = operator_role(helm_template())
+    for role in roles:
+        assert grants_of(role) == grants_of(default_role) - CLUSTER_GRANTS
+    bindings = operator_role(docs, "RoleBinding")
+    assert sorted((b["metadata"]["namespace"], b["roleRef"]["kind"]) for b in bindings) == [
+        ("a", "Role"),
+        ("b", "Role"),
+    ]
+    (crb,) = by_kind(docs, "ClusterRoleBinding")
+    assert crb["roleRef"]["name"] == cluster_role["metadata"]["name"]
 
 
 def test_cluster_role_is_least_privilege() -> None:
-    """The exact grant: every verb is justified in templates/rbac.yaml, and all but two (see
+    """The exact grant: every verb is justified in templates/_helpers.tpl, and all but two (see
     exercise_every_grant) are used by the RBAC proof below; the chart's own negative checks are there too."""
-    (role,) = by_kind(helm_template(), "ClusterRole")
-    grants = {
-        (g, r, v)
-        for rule in role["rules"]
-        for g in rule["apiGroups"]
-        for r in rule["resources"]
-        for v in rule["verbs"]
-    }
+    (role,) = operator_role(helm_template())
+    grants = grants_of(role)
     assert not any("*" in part for grant in grants for part in grant)
     expected = {("batchai.io", "trainingjobs", v) for v in ("list", "watch", "delete")}
     expected |= {("batchai.io", "batchaiclusters", v) for v in ("list", "watch", "patch")}
     expected |= {("batchai.io", f"{p}/status", "patch") for p in ("trainingjobs", "batchaiclusters")}
     expected |= {("batchai.io", f"{p}/finalizers", "update") for p in ("trainingjobs", "batchaiclusters")}
-    expected |= {("batch", "jobs", v) for v in ("list", "watch", "create", "patch", "delete")}
-    expected |= {("apps", "daemonsets", v) for v in ("list", "watch", "create", "patch", "delete")}
+    expected |= {("batch", "jobs", v) for v in ("get", "list", "watch", "create", "patch", "delete")}
+    expected |= {("apps", "daemonsets", v) for v in ("get", "list", "watch", "create", "patch", "delete")}
     expected |= {("", r, v) for r in ("pods", "nodes") for v in ("list", "watch")} | {("", "pods", "patch")}
     expected |= {
         ("", "configmaps", "create"),
+        ("", "configmaps", "get"),
         ("", "services", "create"),
+        ("", "services", "get"),
         ("", "events", "create"),
         ("", "events", "list"),
         ("", "events", "watch"),
     }
-    expected |= {("", "secrets", "get"), ("", "secrets", "create")}
+    expected |= {("", "secrets", "create")}  # no get: existence is a dry-run create
     expected |= {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
     assert grants == expected
+
+
+def test_user_roles_aggregate_into_admin_edit_and_view() -> None:
+    docs = helm_template()
+    roles = {d["metadata"]["name"]: d for d in by_kind(docs, "ClusterRole")}
+    edit, view = roles["r-batchai-operator-edit"], roles["r-batchai-operator-view"]
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert ("batchai.io", "trainingjobs", "create") in grants_of(edit)
+    assert {v for _, _, v in grants_of(view)} == {"get", "list", "watch"}
+    off = helm_template({"rbac.aggregateToDefaultRoles": "false"})
+    assert [d["metadata"]["name"] for d in by_kind(off, "ClusterRole")] == ["r-batchai-operator"]
+
+
+def test_priority_classes_do_not_preempt_unless_the_admin_opts_in() -> None:
+    assert {p["preemptionPolicy"] for p in by_kind(helm_template(), "PriorityClass")} == {"Never"}
+    opted = helm_template({"jobs.priorityClasses.preempt": "true"})
+    assert {p["preemptionPolicy"] for p in by_kind(opted, "PriorityClass")} == {"PreemptLowerPriority"}
+
+
+def test_the_operator_gets_the_grants_and_its_own_identity() -> None:
+    docs = helm_template(
+        {"allow.setupTasks": "{ml-*}", "jobs.maxShmSize": "8Gi"}, release="r", namespace="ops"
+    )
+    env = {e["name"]: e["value"] for e in operator_container(docs)["env"]}
+    assert json.loads(env["BATCHAI_ALLOW"])["setupTasks"] == ["ml-*"]
+    assert env["BATCHAI_OPERATOR_SERVICE_ACCOUNT"] == "ops/r-batchai-operator"
+    assert env["BATCHAI_MAX_SHM_SIZE"] == "8Gi"
+    assert json.loads(env["BATCHAI_JOB_RESOURCES"]) == {"requests": {"cpu": "500m", "memory": "1Gi"}}
+    assert "BATCHAI_ALLOW_PRIVILEGED_MOUNTS" not in env
 
 
 def test_crd_templates_render_the_committed_crds() -> None:
@@ -376,9 +465,10 @@ class Release:
 
 def cluster_scoped_objects(rel: Release) -> list[str]:
     """The release's cluster-scoped objects that exist (kind/name)."""
+    kinds = "clusterroles,clusterrolebindings,priorityclasses"
+    kinds += ",validatingadmissionpolicies,validatingadmissionpolicybindings"
     out = run(
-        "kubectl", "get", "clusterroles,clusterrolebindings,priorityclasses",
-        "-l", f"app.kubernetes.io/instance={rel.name}", "-o", "name",
+        "kubectl", "get", kinds, "-l", f"app.kubernetes.io/instance={rel.name}", "-o", "name",
     ).stdout  # fmt: skip
     return out.split()
 
@@ -398,7 +488,9 @@ def release(devcluster: DevCluster, crds_installed: None, core_v1: client.CoreV1
     core_v1.create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=rel.namespace, labels=labels))
     )
-    values = {"crds.enabled": "false"}
+    # The session's test namespaces (it-*) may run setup tasks, as exercise_every_grant needs; debug
+    # logging, so that the secret scan covers the client's most talkative level.
+    values = {"crds.enabled": "false", "allow.setupTasks": "{it-*}", "logLevel": "debug"}
     values |= {f"jobs.priorityClasses.{p}.name": n for p, n in rel.priority_classes.items()}
     try:
         run(
@@ -429,10 +521,14 @@ def test_install_creates_a_running_operator_deployment(release: Release, core_v1
     assert pod["status"]["phase"] == "Running" and pod["spec"]["nodeName"]  # kwok "runs" it on a fake node
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     core_v1.read_namespaced_service_account(release.service_account, release.namespace)
+    rbac = "rbac.authorization.k8s.io"
+    policies = [f"{release.fullname}-{k}" for k in ("batchaiclusters", "trainingjobs")]
     assert sorted(cluster_scoped_objects(release)) == sorted(
-        [f"clusterrole.rbac.authorization.k8s.io/{release.fullname}"]
-        + [f"clusterrolebinding.rbac.authorization.k8s.io/{release.fullname}"]
+        [f"clusterrole.{rbac}/{release.fullname}{s}" for s in ("", "-edit", "-view")]
+        + [f"clusterrolebinding.{rbac}/{release.fullname}"]
         + [f"priorityclass.scheduling.k8s.io/{n}" for n in release.priority_classes.values()]
+        + [f"validatingadmissionpolicy.admissionregistration.k8s.io/{n}" for n in policies]
+        + [f"validatingadmissionpolicybinding.admissionregistration.k8s.io/{n}" for n in policies]
     )
     values = {
         pc["metadata"]["name"]: pc["value"]
@@ -541,6 +637,7 @@ def as_sa(release: Release) -> str:
 @pytest.mark.parametrize(
     "verb_resource",
     [
+        ("get", "secrets"),
         ("list", "secrets"),
         ("watch", "secrets"),
         ("delete", "pods"),
@@ -575,6 +672,32 @@ def test_service_account_has_every_rule_of_the_cluster_role(release: Release) ->
     assert checked >= 25
 
 
+def test_watch_namespaces_rbac_reaches_only_the_watched_namespace(namespace: str) -> None:
+    """The rendered RBAC of a watchNamespaces install, applied for real: the ServiceAccount acts in the
+    watched namespace and nowhere else (kube-system included), and reads no Secret anywhere."""
+    name = f"nsrbac-{uuid.uuid4().hex[:6]}"
+    rendered = run(
+        "helm", "template", name, str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION,
+        "--set", f"watchNamespaces={{{namespace}}}",
+        "--show-only", "templates/rbac.yaml", "--show-only", "templates/serviceaccount.yaml",
+    ).stdout  # fmt: skip
+    run("kubectl", "apply", "-f", "-", input=rendered)
+    sa = f"--as=system:serviceaccount:{namespace}:{name}-batchai-operator"
+
+    def can(*args: str) -> str:
+        return run("kubectl", "auth", "can-i", *args, sa, check=False).stdout.strip()
+
+    try:
+        for verb, what in (("create", "jobs.batch"), ("patch", "pods"), ("create", "secrets")):
+            assert can(verb, what, "-n", namespace) == "yes", (verb, what)
+            assert can(verb, what, "-n", "kube-system") == "no", (verb, what)
+            assert can(verb, what, "-A") == "no", (verb, what)
+        assert can("get", "secrets", "-n", namespace) == "no"
+        assert can("list", "nodes") == "yes" and can("delete", "nodes") == "no"
+    finally:
+        run("kubectl", "delete", "-f", "-", "--wait=false", input=rendered, check=False)
+
+
 class SaOperator:
     """`kopf run` with the Deployment's args and env, authenticated as the chart's ServiceAccount."""
 
@@ -597,6 +720,7 @@ class SaOperator:
         self.kubeconfig.write_text(yaml.safe_dump(kubeconfig))
         self.kubeconfig.chmod(0o600)
         self.log_path = workdir / "operator.log"
+        secret_scan.register_log(self.log_path)  # it runs with --debug (the release's logLevel)
         self.port = SA_LIVENESS_PORT
 
         deploy = as_dict(client.AppsV1Api().read_namespaced_deployment(release.fullname, release.namespace))
@@ -705,9 +829,10 @@ def exercise_every_grant(
     release: Release, namespace: str, fake_node: Callable[..., client.V1Node], core_v1: client.CoreV1Api
 ) -> None:
     """TrainingJobs and a BatchAICluster run to success, and between them every grant of the ClusterRole
-    is used, except two this control plane cannot call for: batchaiclusters patch (the annotation written
-    after an ARM agent-pool update: no spec.aks here) and */finalizers update (checked only by the
-    OwnerReferencesPermissionEnforcement admission plugin, which is off)."""
+    is used, except these: batchaiclusters patch (the annotation written after an ARM agent-pool update:
+    no spec.aks here), */finalizers update (checked only by the OwnerReferencesPermissionEnforcement
+    admission plugin, which is off), and `get` on jobs, services and daemonsets (the same metadata read
+    as on configmaps, exercised below, when a create finds a child's name taken)."""
     custom = client.CustomObjectsApi()
     apps = client.AppsV1Api()
 
@@ -745,7 +870,8 @@ def exercise_every_grant(
     assert as_dict(suspended)["spec"]["suspend"] is True
     core_v1.read_namespaced_config_map("hvd", namespace)
     core_v1.read_namespaced_service("hvd", namespace)
-    core_v1.read_namespaced_secret("hvd-ssh", namespace)
+    hvd_uid = get_job(namespace, "hvd")["metadata"]["uid"]
+    core_v1.read_namespaced_secret(f"hvd-ssh-{hvd_uid[:8]}", namespace)
     patch_job(namespace, "hvd", {"spec": {"suspend": False}})
     wait_for(lambda: batch.read_namespaced_job("term", namespace), timeout=20, what="Job term")
     patch_job(namespace, "term", {"spec": {"terminate": True}})
@@ -761,6 +887,18 @@ def exercise_every_grant(
     assert term["status"]["executionInfo"]["errors"][0]["code"] == "JobTerminated"
     wait_for(
         lambda: gone(lambda: batch.read_namespaced_job("term", namespace)), timeout=10, what="Job deleted"
+    )
+    # A child name taken by an object that is not the job's (get: whose is it?): the job waits.
+    core_v1.create_namespaced_config_map(namespace, {"metadata": {"name": "taken"}, "data": {}})
+    create_job(namespace, "taken", cntk_spec())
+    wait_for(
+        lambda: any(
+            c["reason"] == "JobCreationRejected" and "belongs to another object" in c["message"]
+            for c in (get_job(namespace, "taken").get("status") or {}).get("conditions") or []
+            if c["status"] == "True"
+        ),
+        timeout=30,
+        what="taken: JobCreationRejected",
     )
     hvd_done = wait_state(namespace, "hvd", "succeeded", timeout=40)
     assert hvd_done["status"]["executionInfo"]["exitCode"] == 0

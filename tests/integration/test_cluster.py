@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from devcluster import SIM_INIT_EXIT_CODE, SIM_RUN_FOR, DevCluster, wait_for
 from kubernetes import client
-from operator_process import OperatorProcess
+from operator_process import TEST_ALLOW, OperatorProcess, operator_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from doubles.arm_agentpools import ArmAgentPoolsDouble
@@ -87,7 +87,9 @@ def cluster_operator(
             f"crd/{PLURAL}.{GROUP}",
             f"crd/trainingjobs.{GROUP}",
         )
-        op = OperatorProcess(tmp_path_factory.mktemp("cluster-operator") / "operator.log", arm.env())
+        op = OperatorProcess(
+            tmp_path_factory.mktemp("cluster-operator") / "operator.log", {**arm.env(), **ARM_GRANT}
+        )
         op.start()
         _still_running(op)
         yield op
@@ -95,13 +97,31 @@ def cluster_operator(
         return
     saved = dict(shared.extra_env)
     shared.stop()
-    shared.extra_env = {**saved, **arm.env()}
+    shared.extra_env = {**saved, **arm.env(), **ARM_GRANT}
     shared.start()
     _still_running(shared)
     yield shared
     shared.stop()
     shared.extra_env = saved
     shared.start()
+
+
+# The agent pools the module's ARM tests scale, mapped by the admin (chart value allow.agentPools) to the
+# tests' namespaces: the operator scales no other pool.
+ARM_SUB = str(uuid.uuid4())
+ARM_POOLS = tuple(f"it{uuid.uuid4().hex[:8]}" for _ in range(2))
+ARM_GRANT = operator_env(
+    {
+        **TEST_ALLOW,
+        "agentPools": {
+            "it-*": [
+                {"subscriptionId": ARM_SUB, "resourceGroup": "rg-ml", "clusterName": "aks-ml"}
+                | {"agentPoolName": p}
+                for p in ARM_POOLS
+            ]
+        },
+    }
+)
 
 
 @pytest.fixture
@@ -233,7 +253,12 @@ def test_counts_follow_nodes_added_cordoned_and_removed(
     obj = wait_counts(namespace, "gpu", current=1, idle=1)
     assert time.monotonic() - started < FAST
     assert obj["status"]["allocationState"] == "resizing"
-    assert any(e.reason == "Resizing" for e in cluster_events(namespace, "gpu"))
+    # Events are posted after the status patch, through kopf's queue: give it a moment under load.
+    wait_for(
+        lambda: any(e.reason == "Resizing" for e in cluster_events(namespace, "gpu")),
+        timeout=10,
+        what="Resizing Event",
+    )
 
     # A node of another pool does not count.
     gpu_node(fake_node, pool + "x")
@@ -429,10 +454,10 @@ def test_arm_double_sees_exactly_the_updates_scale_settings_ask_for(
     cluster_operator: OperatorProcess,
     arm: ArmAgentPoolsDouble,
     namespace: str,
-    pool: str,
     fake_node: Callable[..., client.V1Node],
 ) -> None:
-    sub = str(uuid.uuid4())
+    pool = ARM_POOLS[0]
+    sub = ARM_SUB
     path = arm.add_pool(sub, "rg-ml", "aks-ml", pool, count=1)
     aks = {"subscriptionId": sub, "resourceGroup": "rg-ml", "clusterName": "aks-ml", "agentPoolName": pool}
     gpu_node(fake_node, pool)
@@ -503,9 +528,9 @@ def test_scale_failure_reported_without_secrets(
     cluster_operator: OperatorProcess,
     arm: ArmAgentPoolsDouble,
     namespace: str,
-    pool: str,
 ) -> None:
-    sub = str(uuid.uuid4())
+    pool = ARM_POOLS[1]
+    sub = ARM_SUB
     path = arm.add_pool(sub, "rg-ml", "aks-ml", pool, count=1)
     arm.fail(
         "PUT",

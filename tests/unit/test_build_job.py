@@ -8,13 +8,13 @@ import pytest
 
 from batchai_operator.api.cluster import BatchAIClusterSpec
 from batchai_operator.api.trainingjob import TrainingJobSpec
-from batchai_operator.config import OperatorConfig
+from batchai_operator.config import AllowPolicy, OperatorConfig
 from batchai_operator.manifests.children import build_children
 from batchai_operator.manifests.context import hosts
 from batchai_operator.manifests.errors import BuildError
 from batchai_operator.manifests.naming import child_name
 from batchai_operator.manifests.placement import node_selector
-from batchai_operator.manifests.pod import shm_quantity
+from batchai_operator.manifests.pod import quantity_bytes, shm_quantity
 from samples import cntk_spec
 
 SEED_SPEC: dict[str, Any] = cntk_spec(secret="acct-storage")
@@ -76,9 +76,13 @@ def test_seed_job_is_one_indexed_job_on_the_clusters_gpu_nodes() -> None:
     assert job["metadata"]["ownerReferences"][0]["uid"] == "1111-2222"
     pod = job["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"node.kubernetes.io/instance-type": "Standard_NC6"}
-    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert pod["containers"][0]["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},  # not BestEffort
+        "limits": {"nvidia.com/gpu": "1"},
+    }
     assert pod["containers"][0]["image"].startswith("microsoft/cntk")
-    assert pod["containers"][0]["securityContext"] == {"privileged": False}
+    assert pod["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False}
+    assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
     assert {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"} in pod["tolerations"]
     assert ch.service is None and ch.ssh_secret_name is None
     assert "successPolicy" not in job["spec"]
@@ -143,9 +147,15 @@ def test_unmanaged_file_systems_need_the_admin_opt_in() -> None:
     with pytest.raises(BuildError) as err:
         build(spec)
     assert err.value.code == "UnmanagedFileSystemNotAllowed"
-    ch = build(spec, config=OperatorConfig(allow_privileged_mounts=True))
-    c = ch.job["spec"]["template"]["spec"]["containers"][0]
-    assert c["securityContext"] == {"privileged": True}
+    assert "namespace team-a" in err.value.message and "allow.privilegedMounts" in err.value.message
+    # Granted to other namespaces only: still refused here.
+    other = OperatorConfig(allow=AllowPolicy(privileged_mounts=["team-b", "team-a-*"]))
+    with pytest.raises(BuildError):
+        build(spec, config=other)
+    for granted in (["team-a"], ["team-*"], ["*"]):
+        ch = build(spec, config=OperatorConfig(allow=AllowPolicy(privileged_mounts=granted)))
+        c = ch.job["spec"]["template"]["spec"]["containers"][0]
+        assert c["securityContext"] == {"privileged": True}
 
 
 def test_multi_node_horovod_gets_service_hostnames_ssh_and_node_zero_success() -> None:
@@ -159,7 +169,7 @@ def test_multi_node_horovod_gets_service_hostnames_ssh_and_node_zero_success() -
     pod = ch.job["spec"]["template"]["spec"]
     assert pod["subdomain"] == ch.service["metadata"]["name"] == "cntk-python-1"  # type: ignore[index]
     assert ch.service["spec"]["clusterIP"] == "None"  # type: ignore[index]
-    assert ch.ssh_secret_name == "cntk-python-1-ssh"
+    assert ch.ssh_secret_name == "cntk-python-1-ssh-1111-222"  # holds the TrainingJob's uid
     assert ch.job["spec"]["successPolicy"] == {"rules": [{"succeededIndexes": "0"}]}
     anti = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     assert anti["topologyKey"] == "kubernetes.io/hostname"
@@ -286,3 +296,52 @@ def test_describe_volumes_names_pod_volumes_after_their_batchai_mounts() -> None
     csi_names = {v["name"] for v in pod["volumes"] if "csi" in v}
     assert set(described) == csi_names
     assert any("Azure Files share logs of acct" in d for d in described.values())
+
+
+def test_shm_is_capped_by_the_admin() -> None:
+    spec = {**SEED_SPEC, "containerSettings": {"imageSourceRegistry": {"image": "x"}, "shmSize": "16tb"}}
+    with pytest.raises(BuildError) as err:
+        build(spec)
+    assert err.value.code == "InvalidShmSize" and "64Gi" in err.value.message
+    pod = build(spec, config=OperatorConfig(max_shm_size="20Ti")).job["spec"]["template"]["spec"]
+    assert next(v for v in pod["volumes"] if v["name"] == "dshm")["emptyDir"]["sizeLimit"] == "16Ti"
+    assert quantity_bytes("64Gi") == 64 * 2**30 and quantity_bytes("1.5G") == 1.5e9
+
+
+def test_job_resources_are_configurable() -> None:
+    config = OperatorConfig(job_resources={"requests": {"cpu": "4"}, "limits": {"memory": "50Gi"}})
+    c = build(SEED_SPEC, config=config).job["spec"]["template"]["spec"]["containers"][0]
+    assert c["resources"] == {"requests": {"cpu": "4"}, "limits": {"memory": "50Gi", "nvidia.com/gpu": "1"}}
+
+
+def test_the_operators_own_service_account_is_refused() -> None:
+    config = OperatorConfig(operator_service_account=("team-a", "batchai-operator"))
+    with pytest.raises(BuildError) as err:
+        build({**SEED_SPEC, "serviceAccountName": "batchai-operator"}, config=config)
+    assert err.value.code == "ServiceAccountNotAllowed"
+    # Another namespace's SA of that name, or another SA here, is fine.
+    other = OperatorConfig(operator_service_account=("batchai-system", "batchai-operator"))
+    pod = build({**SEED_SPEC, "serviceAccountName": "batchai-operator"}, config=other).job["spec"]["template"]
+    assert pod["spec"]["serviceAccountName"] == "batchai-operator"
+    pod = build({**SEED_SPEC, "serviceAccountName": "trainer"}, config=config).job["spec"]["template"]
+    assert pod["spec"]["serviceAccountName"] == "trainer"
+
+
+def test_the_operators_labels_are_not_copied_from_the_trainingjob() -> None:
+    spec = TrainingJobSpec.model_validate(SEED_SPEC)
+    body = obj(SEED_SPEC)
+    body["metadata"]["labels"] = {
+        "team": "vision",
+        "batchai.io/role": "setup-task",
+        "batchai.io/cluster-uid": "victim",
+        "batchai.io/setup-task-state": "succeeded",
+        "batchai.io/trainingjob-uid": "someone-else",
+        "app.kubernetes.io/managed-by": "Helm",
+    }
+    cluster = BatchAIClusterSpec.model_validate({"vmSize": "STANDARD_NC6"})
+    ch = build_children(body, spec, "nc6", cluster, OperatorConfig())
+    for labels in (ch.job["metadata"]["labels"], ch.job["spec"]["template"]["metadata"]["labels"]):
+        assert labels["team"] == "vision"
+        assert labels["batchai.io/trainingjob-uid"] == "1111-2222"
+        assert labels["app.kubernetes.io/managed-by"] == "batchai-operator"
+        assert not {"batchai.io/role", "batchai.io/cluster-uid", "batchai.io/setup-task-state"} & set(labels)

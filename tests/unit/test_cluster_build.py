@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from batchai_operator.api.cluster import BatchAIClusterSpec
-from batchai_operator.config import OperatorConfig
+from batchai_operator.config import AllowPolicy, OperatorConfig
 from batchai_operator.manifests.errors import BuildError
 from batchai_operator.manifests.naming import setup_task_name
 from batchai_operator.manifests.paths import MOUNT_ROOT
@@ -198,7 +198,7 @@ def test_unmanaged_mounts_need_privileged_pods() -> None:
     with pytest.raises(BuildError) as err:
         build(spec({}, mountVolumes=mv))
     assert err.value.code == "UnmanagedFileSystemNotAllowed"
-    ds = build(spec({}, mountVolumes=mv), config=OperatorConfig(allow_privileged_mounts=True))
+    ds = build(spec({}, mountVolumes=mv), config=OperatorConfig(allow=AllowPolicy(privileged_mounts=["*"])))
     init = ds["spec"]["template"]["spec"]["initContainers"][0]
     assert init["securityContext"]["privileged"] is True
     assert env_of(init)["BATCHAI_UNMANAGED_MOUNTS"] == f"mount -t glusterfs 10.0.0.4:/gv0\t{MOUNT_ROOT}/g"

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 import pytest
 
-from batchai_operator.config import OperatorConfig
+from batchai_operator.config import AgentPoolRef, AllowPolicy, OperatorConfig
 from batchai_operator.decide.views import slim_node
 from batchai_operator.names import ANNOTATION_APPLIED_SCALE
 from batchai_operator.reconcile import cluster
@@ -23,6 +23,10 @@ from recording_kube import RecordingKube
 
 AKS = {"subscriptionId": "sub-1", "resourceGroup": "rg", "clusterName": "aks", "agentPoolName": "nc6pool"}
 KEY = ("team-a", "nc6")
+# The admin granted team-a setup tasks and its agent pool (chart values allow.*).
+GRANTED = OperatorConfig(
+    allow=AllowPolicy(setup_tasks=["team-a"], agent_pools={"team-*": [AgentPoolRef.model_validate(AKS)]})
+)
 
 
 class FakeScaler:
@@ -50,7 +54,7 @@ def env(
 ) -> Iterator[tuple[RecordingKube, FakeScaler, list[tuple[str, str, str]]]]:
     global RT
     kube, scaler = RecordingKube(), FakeScaler()
-    RT = Runtime(kube, OperatorConfig(), {}, scaler)  # type: ignore[arg-type]
+    RT = Runtime(kube, GRANTED, {}, scaler)  # type: ignore[arg-type]
     events: list[tuple[str, str, str]] = []
     monkeypatch.setattr(
         kopf, "event", lambda body, type, reason, message: events.append((type, reason, message))
@@ -309,3 +313,64 @@ async def test_rejected_daemonset_is_reported(env: Any, monkeypatch: pytest.Monk
     assert status["errors"][0]["code"] == "SetupTaskRejected"
     assert "is invalid" in status["errors"][0]["message"]
     assert status["conditions"][0]["reason"] == "SetupTaskRejected"
+
+
+async def test_a_setup_task_the_namespace_was_not_granted_is_refused(env: Any) -> None:
+    kube, _, _ = env
+    RT.config = OperatorConfig(allow=AllowPolicy(setup_tasks=["team-b"], placement=["team-b"]))
+    await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")]))
+    assert kube.of("create") == []  # no root DaemonSet on the nodes
+    [error] = kube.of("status")[-1]["errors"]
+    assert error["code"] == "SetupTaskNotAllowed" and "allow.setupTasks" in error["message"]
+    # Granted later, or an existing DaemonSet after the grant is withdrawn: created, then deleted.
+    RT.config = GRANTED
+    await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")]))
+    assert [d["kind"] for d in kube.of("create")] == ["DaemonSet"]
+    existing = {"name": "nc6-setup", "namespace": "team-a", "resourceVersion": "1", "revision": "r"}
+    RT.config = OperatorConfig()
+    await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")], daemonset=existing))
+    assert kube.of("delete") == [("DaemonSet", "team-a", "nc6-setup")]
+
+
+async def test_tolerations_and_node_selectors_need_the_placement_grant(env: Any) -> None:
+    kube, _, _ = env
+    spec = {**SPEC, "tolerations": [{"operator": "Exists"}]}
+    await sync_cluster(KEY, indexes(spec, [node("a")]))
+    [error] = kube.of("status")[-1]["errors"]
+    assert error["code"] == "PlacementNotAllowed" and "tolerations" in error["message"]
+    RT.config = OperatorConfig(allow=AllowPolicy(placement=["team-a"]))
+    await sync_cluster(KEY, indexes({**SPEC, "nodeSelector": {"pool": "x"}}, [node("a")]))
+    assert not kube.of("status")[-1].get("errors")
+
+
+async def test_an_agent_pool_not_mapped_to_the_namespace_is_never_scaled(env: Any) -> None:
+    kube, scaler, _ = env
+    for aks in (
+        {**AKS, "agentPoolName": "system"},
+        {**AKS, "clusterName": "other-aks"},
+        {**AKS, "subscriptionId": "sub-2"},
+        {**AKS, "resourceGroup": "rg-prod"},
+    ):
+        spec = {**SPEC, "aks": aks, "scaleSettings": {"manual": {"targetNodeCount": 0}}}
+        await sync_cluster(KEY, indexes(spec, [node("a")]))
+        await settle()
+        [error] = kube.of("status")[-1]["errors"]
+        assert error["code"] == "AgentPoolNotAllowed" and "allow.agentPools" in error["message"]
+    # Mapped, in another case (ARM names are case-insensitive): applied.
+    upper = {k: v.upper() for k, v in AKS.items()}
+    await sync_cluster(
+        KEY, indexes({**SPEC, "aks": upper, "scaleSettings": {"manual": {"targetNodeCount": 1}}}, [node("a")])
+    )
+    await settle()
+    assert [d.agent_pool_name for d, _ in scaler.applied] == ["NC6POOL"]
+    # The same pool for a namespace it is not mapped to: refused.
+    scaler.applied.clear()
+    body = cluster_body({**SPEC, "aks": AKS, "scaleSettings": {"manual": {"targetNodeCount": 1}}})
+    body["metadata"]["namespace"] = "ops"
+    entry = {("ops", "nc6"): [v for v in indexers.clusters(body).values()]}
+    idx = indexes(SPEC, [node("a")])
+    idx[indexers.CLUSTERS] = entry
+    await sync_cluster(("ops", "nc6"), idx)
+    await settle()
+    assert scaler.applied == []
+    RT.forget(("ops", "nc6"))

@@ -187,25 +187,129 @@ async def test_children_of_other_objects_do_not_count(env: Any) -> None:
     assert "delete Job" not in kube.kinds() and kube.of("status")[0]["executionState"] == "queued"
 
 
-async def test_failed_mount_counts_only_from_the_kubelet(env: Any) -> None:
-    kube, _ = env
-    RT.config.mount_failure_threshold = 1
-    indexes = world(owned_job(), job_pod())
-    RT.indexes = indexes
-    event = {
-        "involvedObject": {"kind": "Pod", "namespace": NS, "name": "j-0-abcde"},
+def failed_mount_event(**override: Any) -> dict[str, Any]:
+    return {
+        "involvedObject": {"kind": "Pod", "namespace": NS, "name": "j-0-abcde", "uid": "uid-pod"},
         "reason": "FailedMount",
         "message": "MountVolume.SetUp failed: Permission denied",
         "count": 1,
-        "source": {"component": "someone-else"},
+        "source": {"component": "kubelet"},
+        **override,
     }
-    trainingjob.on_failed_mount(RT, event)
+
+
+CREATING = {"waiting": {"reason": "ContainerCreating"}}
+
+
+def pending(pod: dict[str, Any]) -> dict[str, Any]:
+    pod["status"]["phase"] = "Pending"
+    return pod
+
+
+async def test_failed_mount_counts_only_from_the_kubelet_about_our_unstarted_pod(env: Any) -> None:
+    kube, _ = env
+    RT.config.mount_failure_threshold = 1
+    RT.indexes = world(owned_job(), pending(job_pod(**CREATING)))
+    ignored = [
+        failed_mount_event(source={"component": "someone-else"}),
+        failed_mount_event(reportingComponent="kubelet", source={}) | {"source": {"component": "x"}},
+        failed_mount_event(
+            involvedObject={"kind": "Pod", "namespace": NS, "name": "j-0-abcde", "uid": "old"}
+        ),
+        failed_mount_event(involvedObject={"kind": "Pod", "namespace": NS, "name": "j-0-abcde"}),
+        failed_mount_event(reason="FailedAttachVolume"),
+    ]
+    for event in ignored:
+        trainingjob.on_failed_mount(RT, event)
     await RT.settle()
-    assert "delete Job" not in kube.kinds()
-    trainingjob.on_failed_mount(RT, {**event, "source": {"component": "kubelet"}})
+    assert kube.kinds() == []
+    trainingjob.on_failed_mount(RT, failed_mount_event())
     await RT.settle()
     assert kube.kinds()[-2:] == ["status", "delete Job"]
     assert kube.of("status")[-1]["executionInfo"]["errors"][0]["code"] == "AZFMountError"
+
+
+@pytest.mark.parametrize(
+    ("phase", "state"),
+    [
+        ("Running", {"running": {}}),
+        ("Pending", {"running": {}}),
+        ("Succeeded", {"terminated": {"exitCode": 0}}),
+    ],
+)
+async def test_a_started_pod_is_not_failed_by_a_stale_failed_mount(env: Any, phase: str, state: Any) -> None:
+    """Its containers started, so its volumes were mounted: an old (or replayed) Event does not count."""
+    kube, _ = env
+    RT.config.mount_failure_threshold = 1
+    pod = job_pod(**state)
+    pod["status"]["phase"] = phase
+    RT.indexes = world(owned_job(), pod)
+    trainingjob.on_failed_mount(RT, failed_mount_event(count=5))
+    await RT.settle()
+    assert kube.kinds() == []
+
+
+async def test_failed_mounts_of_forged_pods_and_jobs_do_not_count(env: Any) -> None:
+    """A pod in another namespace with our label, or a pod of a Job that is not ours (another name, even
+    with a controller reference to our TrainingJob), cannot fail the job."""
+    kube, _ = env
+    RT.config.mount_failure_threshold = 1
+    elsewhere = pending(job_pod(namespace="team-b", **CREATING))
+    RT.indexes = world(owned_job(), elsewhere)
+    other_ns = {"kind": "Pod", "namespace": "team-b", "name": "j-0-abcde", "uid": "uid-pod"}
+    trainingjob.on_failed_mount(RT, failed_mount_event(involvedObject=other_ns))
+    forged_job = owned_job()
+    forged_job["metadata"] = {**forged_job["metadata"], "name": "forged", "uid": "uid-forged"}
+    RT.indexes = world(forged_job, pending(job_pod(owner_job="uid-forged", **CREATING)))
+    trainingjob.on_failed_mount(RT, failed_mount_event())
+    await RT.settle()
+    assert "delete Job" not in kube.kinds()
+    assert all(s.get("executionState") != "failed" for s in kube.of("status"))
+
+
+async def test_events_from_the_watch_thread_are_posted_in_kopfs_context(env: Any) -> None:
+    """The FailedMount watch runs in a thread without kopf's context variables, and kopf sets its
+    Event-posting variables only in its per-object tasks (not in the startup hook that makes the
+    runtime). The callback runs in the context of the last sync a handler ran, so the Failed Event
+    reaches kopf's queue."""
+    import asyncio
+    import contextvars
+    import threading
+
+    from kopf._core.engines import posting
+
+    from batchai_operator.reconcile.lifecycle import failed_mount_callback
+
+    del env
+    loop = asyncio.get_running_loop()
+    RT.context = contextvars.Context()  # as captured by the startup hook: no posting variables
+    RT.config.mount_failure_threshold = 1
+    RT.indexes = world(owned_job(), pending(job_pod(**CREATING)))
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(kopf, "event", posting.event)  # the real one, not the fixture's recorder
+
+    async def kopf_object_task() -> None:
+        """What kopf does for each object before calling its handlers, then a handler's sync."""
+        posting.settings_var.set(kopf.OperatorSettings())
+        posting.event_queue_loop_var.set(loop)
+        posting.event_queue_var.set(queue)
+        await trainingjob.request_sync(RT, UID)
+
+    try:
+        await asyncio.create_task(kopf_object_task())  # a task: its variables stay in it
+        with pytest.raises(LookupError):
+            posting.event_queue_var.get()  # not set here, nor in the thread below
+        thread = threading.Thread(target=failed_mount_callback(RT, loop), args=(failed_mount_event(),))
+        thread.start()
+        thread.join()
+        posted = await asyncio.wait_for(queue.get(), timeout=5)
+        while posted.reason != "Failed":
+            posted = await asyncio.wait_for(queue.get(), timeout=5)
+    finally:
+        monkey.undo()
+    assert (posted.type, posted.reason) == ("Warning", "Failed")
+    assert "will not mount" in posted.message
 
 
 async def test_ttl_deletes_the_trainingjob(env: Any) -> None:

@@ -63,6 +63,38 @@ MSG_ENV_RESERVED = (
     "environment variable names starting with BATCHAI_ are reserved for the operator's launcher "
     f"(except {' and '.join(USER_LAUNCHER_SETTINGS)})"
 )
+MSG_BLOB_MOUNT_OPTIONS = (
+    "mountOptions: only these blobfuse options are accepted: -o allow_other|ro|default_permissions|"
+    "big_writes|kernel_cache|direct_io|attr_timeout=N|entry_timeout=N|negative_timeout=N|max_read=N|"
+    "max_write=N|uid=N|gid=N|umask=NNN|fsname=NAME; --use-https|--use-attr-cache|--use-adls|"
+    "--virtual-directory|--disable-writeback-cache|--ignore-open-flags|--read-only[=true|false]; "
+    "--file-cache-timeout[-in-seconds]|--cache-size-mb|--cancel-list-on-mount-seconds|--max-concurrency|"
+    "--block-size-mb=N; --log-level=LOG_LEVEL. Options that name host paths or files, such as --tmp-path "
+    "or --config-file, would reach the node and are refused"
+)
+
+# blobfuse2 options through the Blob CSI driver reach the node's blobfuse2 verbatim: an allowlist, since
+# options such as --tmp-path, --config-file or --block-cache-path would make it read or write host paths.
+# The same regular expression (RE2 and Python agree on it) is the CRD's CEL rule and the model's check.
+_FUSE_OPTION = (
+    r"(allow_other|ro|default_permissions|big_writes|kernel_cache|direct_io|"
+    r"(attr_timeout|entry_timeout|negative_timeout|max_read|max_write|uid|gid)=[0-9]{1,10}|"
+    r"umask=[0-7]{3,4}|fsname=[A-Za-z0-9_-]{1,64})"
+)
+_BLOB_FLAG = (
+    r"--(use-https|use-attr-cache|use-adls|virtual-directory|disable-writeback-cache|ignore-open-flags|"
+    r"read-only)(=(true|false))?|"
+    r"--(file-cache-timeout-in-seconds|file-cache-timeout|cache-size-mb|cancel-list-on-mount-seconds|"
+    r"max-concurrency|block-size-mb)=[0-9]{1,10}|"
+    r"--log-level=LOG_[A-Z]{2,8}"
+)
+BLOB_MOUNT_OPTIONS_PATTERN = rf"^[ \t]*((-o[ \t]+{_FUSE_OPTION}(,{_FUSE_OPTION})*|{_BLOB_FLAG})([ \t]+|$))*$"
+MAX_MOUNT_OPTIONS = 1024
+
+
+def _cel_string(text: str) -> str:
+    """A CEL string literal (single-quoted, backslashes and quotes escaped)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _check_relative_mount_path(value: str) -> str:
@@ -254,9 +286,22 @@ class AzureBlobFileSystemReference(ApiModel):
     relative_mount_path: RelativeMountPath
     mount_options: str | None = Field(
         default=None,
-        description="blobfuse mount options. Batch AI's defaults apply when unset.",
-        max_length=MAX_COMMAND,
+        description=(
+            "blobfuse mount options, from an allowlist (no option that names a host path or file). "
+            "Batch AI's defaults apply when unset."
+        ),
+        max_length=MAX_MOUNT_OPTIONS,
+        json_schema_extra=rules(
+            cel(f"self.matches({_cel_string(BLOB_MOUNT_OPTIONS_PATTERN)})", MSG_BLOB_MOUNT_OPTIONS)
+        ),
     )
+
+    @field_validator("mount_options")
+    @classmethod
+    def _check_mount_options(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(BLOB_MOUNT_OPTIONS_PATTERN, value):
+            raise ValueError(MSG_BLOB_MOUNT_OPTIONS)
+        return value
 
 
 class FileServerReference(ApiModel):

@@ -1,6 +1,9 @@
 """kubectl-batchai: `az batchai` for TrainingJobs and BatchAIClusters (a kubectl plugin).
 
-    kubectl batchai job convert -f job.json -c nc6 --storage-account-name acct > job.yaml
+    AZURE_BATCHAI_STORAGE_KEY=... kubectl batchai job convert -f job.json -c nc6 \
+        --storage-account-name acct | kubectl apply -f -
+
+(The output holds the storage key in a Secret: pipe it to kubectl rather than keeping it in a file.)
 
 Subcommands are grouped like `az batchai`: `job convert` now; `job show/list/wait/terminate` and
 `job file list/stream` join the `job` group later.
@@ -76,7 +79,8 @@ def _add_job_convert(jobs: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--storage-account-key",
         help=(
             "key of --storage-account-name; replaces <AZURE_BATCHAI_STORAGE_KEY> and goes into a Secret "
-            "(default: env AZURE_BATCHAI_STORAGE_KEY)"
+            "(default: env AZURE_BATCHAI_STORAGE_KEY, which is better: a key on the command line shows in "
+            "ps and the shell's history)"
         ),
     )
     p.add_argument(

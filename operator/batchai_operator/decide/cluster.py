@@ -28,6 +28,7 @@ from ..names import (
     ANNOTATION_APPLIED_SCALE,
     ANNOTATION_SETUP_REVISION,
     CONDITION_READY,
+    ERR_AGENT_POOL_NOT_ALLOWED,
     ERR_INVALID_SPEC,
     ERR_SCALE_FAILED,
     ERR_SETUP_TASK_FAILED,
@@ -43,6 +44,7 @@ from ..names import (
 )
 from ..scaling import DesiredScale, desired_scale
 from .common import Event, fmt_time, parse_time, set_condition
+from .policy import agent_pool_refusal, cluster_refusal
 
 STATES = ("idle", "running", "preparing", "unusable", "leaving")
 # A failed agent-pool update is retried after 30 s, doubling up to 10 minutes.
@@ -431,7 +433,12 @@ def decide(world: ClusterWorld, now: datetime) -> ClusterDecision:
     stdouterr: str | None = None
     scale_error: BatchAIError | None = None
     retry_after: float | None = None
-    if spec is not None:
+    refusal = cluster_refusal(namespace, spec, world.config) if spec is not None else None
+    if refusal is not None:
+        # A power the admin did not grant this namespace: nothing is created (an existing DaemonSet goes).
+        invalid = refusal
+        actions += _daemonset_actions(None, world.daemonset)
+    elif spec is not None:
         try:
             desired_ds = build_setup_daemonset(world.body, spec, world.config)
         except BuildError as e:
@@ -496,6 +503,9 @@ def _scale(
     desired = desired_scale(spec)
     if desired is None:
         return [], None, None
+    refused = agent_pool_refusal(world.body["metadata"]["namespace"], desired, world.config)
+    if refused is not None:
+        return [], BatchAIError(code=ERR_AGENT_POOL_NOT_ALLOWED, message=refused), None
     wanted = desired.key()
     applied = (world.body["metadata"].get("annotations") or {}).get(ANNOTATION_APPLIED_SCALE)
     # The last failure shows until an attempt succeeds (a new target is tried at once, the same one later).

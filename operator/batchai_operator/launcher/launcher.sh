@@ -258,13 +258,21 @@ setup_ssh_client() {
         cp "$BATCHAI_SSH_DIR/ssh-publickey" "$dir/batchai_id.pub" &&
         cat "$BATCHAI_SSH_DIR/ssh-publickey" >>"$dir/authorized_keys" && chmod 600 "$dir/authorized_keys" ||
         fail "cannot install the job's SSH key in $dir"
+    # The job's key is every worker's host key too (exec_sshd), so node 0 checks host keys strictly
+    # against it: only a holder of the job's Secret can pose as a worker.
+    local key_type key _
+    read -r key_type key _ <"$BATCHAI_SSH_DIR/ssh-publickey"
+    printf '* %s %s\n' "$key_type" "$key" >"$dir/batchai_known_hosts" ||
+        fail "cannot write $dir/batchai_known_hosts"
     # Ours goes first (ssh uses the first value it finds); an existing config is kept after it.
     local config
     config="Host *
     Port $SSH_PORT
     IdentityFile $dir/batchai_id
-    StrictHostKeyChecking no
-    UserKnownHostsFile /dev/null
+    StrictHostKeyChecking yes
+    UserKnownHostsFile $dir/batchai_known_hosts
+    CheckHostIP no
+    PasswordAuthentication no
     LogLevel ERROR
 "
     if [[ -f $dir/config ]]; then config+=$(<"$dir/config"); fi
@@ -278,16 +286,11 @@ sshd_command() {
     sshd=$(command -v sshd || true)
     [[ -n $sshd ]] || sshd=/usr/sbin/sshd
     [[ -x $sshd ]] || return 1
-    if [[ ! -f $dir/batchai_host_key ]]; then
-        if command -v ssh-keygen >/dev/null; then
-            ssh-keygen -q -t ed25519 -N '' -f "$dir/batchai_host_key" || fail "ssh-keygen failed"
-        else
-            # Any private key works as a host key; clients do not check host keys (see ssh config).
-            cp "$dir/batchai_id" "$dir/batchai_host_key" || fail "cannot create an sshd host key"
-        fi
-    fi
-    # Commands run over ssh (mpirun's remote ranks) do not see the pod's environment: pass it through
-    # ~/.ssh/environment (PermitUserEnvironment).
+    # The job's key is the host key: node 0 pins it (setup_ssh_client's known_hosts).
+    cp "$dir/batchai_id" "$dir/batchai_host_key" && chmod 600 "$dir/batchai_host_key" ||
+        fail "cannot create an sshd host key"
+    # mpirun's remote ranks start from an ssh session, which does not see the pod's environment:
+    # pass it through ~/.ssh/environment (PermitUserEnvironment).
     local name
     : >"$dir/environment" && chmod 600 "$dir/environment" || fail "cannot write $dir/environment"
     for name in $(compgen -e); do
@@ -299,8 +302,10 @@ Port $SSH_PORT
 HostKey $dir/batchai_host_key
 PidFile $dir/batchai_sshd.pid
 AuthorizedKeysFile $dir/authorized_keys
-PermitRootLogin yes
+PermitRootLogin prohibit-password
 PasswordAuthentication no
+PermitEmptyPasswords no
+ChallengeResponseAuthentication no
 PubkeyAuthentication yes
 PermitUserEnvironment yes
 StrictModes no

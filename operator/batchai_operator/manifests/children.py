@@ -16,7 +16,7 @@ from .context import JobContext, hosts
 from .errors import BuildError
 from .job import build_job
 from .limits import check_config_estimate, check_config_size
-from .naming import child_labels, child_name, label_value, owner_reference
+from .naming import child_labels, child_name, label_value, owner_reference, user_labels
 from .paths import identity
 from .placement import gpus_per_node
 from .service import build_service
@@ -59,7 +59,7 @@ def build_children(
     """
     meta = obj["metadata"]
     child = child_name(meta["name"])
-    labels = {**(meta.get("labels") or {}), **child_labels(meta["name"], meta["uid"], spec.experiment)}
+    labels = {**user_labels(meta.get("labels")), **child_labels(meta["name"], meta["uid"], spec.experiment)}
     labels[LABEL_CLUSTER] = label_value(cluster_name)
     ctx = JobContext(
         obj=obj,

@@ -44,7 +44,9 @@ class JobContext:
 
     @property
     def ssh_secret_name(self) -> str:
-        return f"{self.child}-ssh"
+        """Named after the TrainingJob's uid too: an existing Secret of that name can only be this job's
+        own (the operator cannot read Secrets to check who owns one)."""
+        return f"{self.child}-ssh-{self.ident.uid[:8]}"
 
     def metadata(self, name: str | None = None) -> dict[str, Any]:
         """metadata of a child: name, namespace, the shared labels and the owner reference."""

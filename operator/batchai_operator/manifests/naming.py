@@ -18,6 +18,8 @@ from ..names import (
     LABEL_ROLE,
     MANAGED_BY,
     NOT_FOR_PODS,
+    RESERVED_LABEL_PREFIXES,
+    RESERVED_LABELS,
     SETUP_ROLE,
 )
 
@@ -90,3 +92,14 @@ def owner_reference(obj: Mapping[str, Any], kind: str) -> dict[str, Any]:
 def pod_annotations(annotations: Mapping[str, str] | None) -> dict[str, str]:
     """The owner's annotations that its pods get: everything but tool and operator bookkeeping."""
     return {k: v for k, v in (annotations or {}).items() if not k.startswith(NOT_FOR_PODS)}
+
+
+def reserved_label(key: str) -> bool:
+    """A label the operator keeps for its own bookkeeping (watch selectors, setup state, ownership)."""
+    return key in RESERVED_LABELS or key.startswith(RESERVED_LABEL_PREFIXES)
+
+
+def user_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    """A TrainingJob's labels that its children carry: all but the operator's own, so that a label set on
+    a TrainingJob can never make a pod look like a setup-task pod or another object's child."""
+    return {k: v for k, v in (labels or {}).items() if not reserved_label(k)}

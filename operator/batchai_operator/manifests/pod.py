@@ -7,10 +7,11 @@ from typing import Any
 
 from ..api.cluster import BatchAIClusterSpec
 from ..api.trainingjob import TrainingJobSpec
-from ..config import OperatorConfig
+from ..config import OperatorConfig, namespace_matches
 from ..launcher import commands
 from ..names import (
     ERR_INVALID_SHM_SIZE,
+    ERR_SERVICE_ACCOUNT_NOT_ALLOWED,
     MAIN_CONTAINER,
     RESOURCE_GPU,
     VOLUME_CONFIG,
@@ -51,12 +52,39 @@ def shm_quantity(shm_size: str) -> str:
     return f"{number}{suffix}"
 
 
+_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+_UNITS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def quantity_bytes(quantity: str) -> float:
+    """A Kubernetes memory quantity ('64Gi', '512M', '1e9' not supported) in bytes."""
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?", quantity.strip())
+    if not m:
+        raise ValueError(f"not a quantity: {quantity!r}")
+    return float(m.group(1)) * _UNITS[m.group(2) or ""]
+
+
+def shm_volume_size(shm_size: str, cap: str) -> str:
+    """containerSettings.shmSize as the sizeLimit of a memory-backed /dev/shm, within the admin's cap
+    (a tmpfs counts against the node's memory: '16tb' must not become an unbounded one)."""
+    size = shm_quantity(shm_size)
+    if quantity_bytes(size) > quantity_bytes(cap):
+        raise BuildError(
+            ERR_INVALID_SHM_SIZE,
+            f"containerSettings.shmSize {shm_size} is larger than this installation allows ({cap}, chart "
+            "value jobs.maxShmSize)",
+        )
+    return size
+
+
 def pod_volumes(ctx: JobContext) -> PodVolumes:
     """The job's mounts, the cluster's mounts, the launcher config, job temp, /dev/shm and the SSH keys."""
-    spec, allow = ctx.spec, ctx.config.allow_privileged_mounts
-    vols = build_volumes(spec.mount_volumes, ctx.ident.job_mount_root, "job", allow)
+    spec, ns = ctx.spec, ctx.namespace
+    allow = namespace_matches(ctx.config.allow.privileged_mounts, ns)
+    vols = build_volumes(spec.mount_volumes, ctx.ident.job_mount_root, "job", ns, allow)
     node_setup = ctx.cluster.node_setup
-    vols.extend(build_volumes(node_setup.mount_volumes if node_setup else None, MOUNT_ROOT, "cluster", allow))
+    cluster_mounts = node_setup.mount_volumes if node_setup else None
+    vols.extend(build_volumes(cluster_mounts, MOUNT_ROOT, "cluster", ns, allow))
 
     def add(name: str, source: dict[str, Any], path: str, read_only: bool = False) -> None:
         vols.volumes.append({"name": name, **source})
@@ -65,7 +93,8 @@ def pod_volumes(ctx: JobContext) -> PodVolumes:
     add(VOLUME_CONFIG, {"configMap": {"name": ctx.child, "defaultMode": 0o755}}, CONFIG_DIR, read_only=True)
     add(VOLUME_TEMP, {"emptyDir": {}}, ctx.ident.job_temp)
     if spec.container_settings and spec.container_settings.shm_size:
-        shm = {"medium": "Memory", "sizeLimit": shm_quantity(spec.container_settings.shm_size)}
+        size = shm_volume_size(spec.container_settings.shm_size, ctx.config.max_shm_size)
+        shm = {"medium": "Memory", "sizeLimit": size}
         add(VOLUME_SHM, {"emptyDir": shm}, "/dev/shm")
     if ctx.needs_ssh:
         secret = {"secretName": ctx.ssh_secret_name, "defaultMode": 0o600}
@@ -108,6 +137,27 @@ def _pull_secret(spec: TrainingJobSpec) -> str | None:
     return None
 
 
+def container_resources(ctx: JobContext) -> dict[str, Any]:
+    """The configured requests (and limits, if any) plus the node's GPUs as a limit."""
+    resources = {k: dict(v) for k, v in ctx.config.job_resources.items() if v}
+    if ctx.gpus > 0:
+        resources.setdefault("limits", {})[RESOURCE_GPU] = str(ctx.gpus)
+    return resources
+
+
+def service_account(ctx: JobContext) -> str:
+    """The job's serviceAccountName: any of its namespace's, but never the operator's own."""
+    name = ctx.spec.service_account_name
+    assert name is not None
+    if ctx.config.operator_service_account == (ctx.namespace, name):
+        raise BuildError(
+            ERR_SERVICE_ACCOUNT_NOT_ALLOWED,
+            f"serviceAccountName {name} is the operator's own ServiceAccount; job pods may not run with "
+            "the operator's rights",
+        )
+    return name
+
+
 def build_pod_template(ctx: JobContext) -> dict[str, Any]:
     """The Job's pod template: the launcher in the main container, placed on the cluster's nodes."""
     spec = ctx.spec
@@ -119,10 +169,10 @@ def build_pod_template(ctx: JobContext) -> dict[str, Any]:
         "env": container_env(ctx, vols),
         "volumeMounts": vols.mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {"privileged": bool(vols.unmanaged)},
+        # Hardened by default; only pods with unmanaged mounts (an admin's grant) are privileged.
+        "securityContext": {"privileged": True} if vols.unmanaged else {"allowPrivilegeEscalation": False},
+        "resources": container_resources(ctx),
     }
-    if ctx.gpus > 0:
-        container["resources"] = {"limits": {RESOURCE_GPU: str(ctx.gpus)}}
 
     affinity: dict[str, Any] = {
         "podAntiAffinity": {
@@ -141,11 +191,12 @@ def build_pod_template(ctx: JobContext) -> dict[str, Any]:
         "tolerations": tolerations(ctx.cluster),
         "affinity": affinity,
         "enableServiceLinks": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
     }
     if ctx.multi_node:
         pod_spec["subdomain"] = ctx.child
     if spec.service_account_name:
-        pod_spec["serviceAccountName"] = spec.service_account_name
+        pod_spec["serviceAccountName"] = service_account(ctx)
     else:
         pod_spec["automountServiceAccountToken"] = False
     pull_secret = _pull_secret(spec)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..api.cluster import BatchAIClusterSpec, SetupTask
-from ..config import OperatorConfig
+from ..config import OperatorConfig, namespace_matches
 from ..launcher.commands import setup_script
 from ..names import (
     ANNOTATION_SETUP_REVISION,
@@ -89,7 +89,8 @@ def build_setup_daemonset(
         spec.node_setup.mount_volumes if spec.node_setup else None,
         MOUNT_ROOT,
         "cluster",
-        config.allow_privileged_mounts,
+        namespace,
+        namespace_matches(config.allow.privileged_mounts, namespace),
     )
     env = setup_env(setup, setup_stdouterr_dir(setup, namespace, name, uid))
     if vols.unmanaged:

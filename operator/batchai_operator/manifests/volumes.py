@@ -73,8 +73,11 @@ def describe_volumes(mv: MountVolumes | None, scope: str) -> dict[str, str]:
     return out
 
 
-def build_volumes(mv: MountVolumes | None, root: str, scope: str, allow_privileged: bool) -> PodVolumes:
-    """Volumes for one MountVolumes block mounted under root; scope ('job'/'cluster') prefixes names."""
+def build_volumes(
+    mv: MountVolumes | None, root: str, scope: str, namespace: str, allow_privileged: bool
+) -> PodVolumes:
+    """Volumes for one MountVolumes block mounted under root; scope ('job'/'cluster') prefixes names.
+    allow_privileged: the admin let `namespace` use unmanagedFileSystems (privileged pods)."""
     out = PodVolumes()
     if mv is None:
         return out
@@ -122,8 +125,8 @@ def build_volumes(mv: MountVolumes | None, root: str, scope: str, allow_privileg
         if not allow_privileged:
             raise BuildError(
                 ERR_UNMANAGED_FS_NOT_ALLOWED,
-                f"unmanagedFileSystems ({ufs.relative_mount_path}) need privileged pods, which this "
-                "installation does not allow (chart value jobs.allowPrivilegedMounts)",
+                f"unmanagedFileSystems ({ufs.relative_mount_path}) need privileged pods, which namespace "
+                f"{namespace} may not run (an admin grants it in the chart value allow.privilegedMounts)",
             )
         out.unmanaged.append((ufs.mount_command, f"{root}/{ufs.relative_mount_path.strip('/')}"))
     return out

@@ -16,7 +16,7 @@ TRAININGJOBS = "trainingjobs"  # uid -> TrainingJob view
 TRAININGJOBS_BY_CLUSTER = "trainingjobs_by_cluster"  # (namespace, cluster name) -> uid
 JOBS_BY_OWNER = "jobs_by_owner"  # (namespace, TrainingJob uid of its controller) -> Job view
 PODS_BY_OWNER = "pods_by_owner"  # (namespace, TrainingJob uid label) -> pod view (owner checked on use)
-POD_OWNER_BY_NAME = "pod_owner_by_name"  # (namespace, pod name) -> (TrainingJob uid, node index)
+POD_OWNER_BY_NAME = "pod_owner_by_name"  # (namespace, pod name) -> (TrainingJob uid label, pod view)
 CLUSTERS = "clusters"  # (namespace, name) -> BatchAICluster view
 NODES = "nodes"  # node name -> slim node
 PODS_BY_NODE = "pods_by_node"  # node name -> job pods occupying it
@@ -67,11 +67,13 @@ def pods_by_owner(body: Mapping[str, Any]) -> dict[Any, Any]:
 
 
 def pod_owner_by_name(body: Mapping[str, Any]) -> dict[Any, Any]:
+    """(TrainingJob uid label, pod view): the label only says which job to look at; the pod counts only
+    when that job's Job controls it (decide/failed_mount.py)."""
     meta = _meta(body)
     owner = (meta.get("labels") or {}).get(LABEL_JOB_UID)
     if not owner:
         return {}
-    return {(meta.get("namespace"), meta.get("name")): (owner, views.pod_index(body))}
+    return {(meta.get("namespace"), meta.get("name")): (owner, views.job_pod_view(body))}
 
 
 def clusters(body: Mapping[str, Any]) -> dict[Any, Any]:

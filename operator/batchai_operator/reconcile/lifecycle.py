@@ -1,4 +1,4 @@
-"""Starting and stopping the operator: kopf's settings, the one runtime, and the FailedMount watch."""
+"""Starting and stopping the operator: kopf's settings, the one runtime, and the Event watches."""
 
 from __future__ import annotations
 
@@ -12,15 +12,13 @@ from typing import Any
 import kopf
 
 from ..config import OperatorConfig
-from ..kube import Kube
+from ..kube import FAILED_CREATE_EVENTS, FAILED_MOUNT_EVENTS, Kube
 from ..names import DOMAIN, FINALIZER
 from ..scaling import AgentPoolScaler
 from . import indexes as idx
 from . import trainingjob
 from .runtime import Runtime, current, install
 
-FAILED_MOUNT_EVENTS = "reason=FailedMount,involvedObject.kind=Pod"
-FAILED_CREATE_EVENTS = "reason=FailedCreate,involvedObject.kind=Job"
 EventHandler = Callable[[Runtime, Mapping[str, Any]], None]
 
 
@@ -37,6 +35,13 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
+    quiet_client_logs()
+
+
+def quiet_client_logs() -> None:
+    """Even with --debug (chart logLevel: debug), the kubernetes client never logs request or response
+    bodies: some of its versions do at DEBUG, and the bodies of the SSH key Secrets hold private keys."""
+    logging.getLogger("kubernetes.client.rest").setLevel(logging.INFO)
 
 
 async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) -> Runtime:
@@ -48,21 +53,38 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
     kube = Kube.load()
     rt = Runtime(kube, OperatorConfig.from_env(), {name: kwargs[name] for name in idx.ALL}, AgentPoolScaler())
     install(rt)
-    # Events no kopf handler sees come from narrow watches of our own (threads: the client is synchronous),
-    # fed back into the loop in kopf's context (the threads have none, and Events are posted from there):
-    # volumes the kubelet cannot mount, and pods the Job controller cannot create.
-    for name, selector, handler in (
-        ("failed-mount", FAILED_MOUNT_EVENTS, trainingjob.on_failed_mount),
-        ("failed-create", FAILED_CREATE_EVENTS, trainingjob.on_failed_create),
-    ):
-
-        def deliver(event: dict[str, Any], handler: EventHandler = handler) -> None:
-            loop.call_soon_threadsafe(handler, rt, event, context=rt.context)
-
-        threading.Thread(
-            target=kube.watch_events, args=(selector, deliver, rt.stopping), name=f"{name}-watch", daemon=True
-        ).start()
+    # Events no kopf handler sees come from narrow watches of our own (threads: the client is synchronous;
+    # one per watched namespace, or one for all), fed back into the loop in kopf's context (the threads
+    # have none, and Events are posted from there): volumes the kubelet cannot mount, and pods the Job
+    # controller cannot create.
+    namespaces: list[str | None] = [*rt.config.watch_namespaces] or [None]
+    for namespace in namespaces:
+        for name, selector, handler in (
+            ("failed-mount", FAILED_MOUNT_EVENTS, trainingjob.on_failed_mount),
+            ("failed-create", FAILED_CREATE_EVENTS, trainingjob.on_failed_create),
+        ):
+            threading.Thread(
+                target=kube.watch_events,
+                args=(selector, event_callback(rt, loop, handler), rt.stopping, namespace),
+                name=f"{name}-watch-{namespace or 'all'}",
+                daemon=True,
+            ).start()
     return rt
+
+
+def event_callback(
+    rt: Runtime, loop: asyncio.AbstractEventLoop, handler: EventHandler
+) -> Callable[[dict[str, Any]], None]:
+    """What a watch thread calls per Event: hand it to the loop, run in kopf's context."""
+
+    def on_event(event: dict[str, Any]) -> None:
+        loop.call_soon_threadsafe(handler, rt, event, context=rt.context)
+
+    return on_event
+
+
+def failed_mount_callback(rt: Runtime, loop: asyncio.AbstractEventLoop) -> Callable[[dict[str, Any]], None]:
+    return event_callback(rt, loop, trainingjob.on_failed_mount)
 
 
 async def cleanup() -> None:

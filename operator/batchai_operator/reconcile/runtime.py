@@ -54,7 +54,9 @@ class Runtime:
         self._failures: dict[Key, int] = {}
         self._timers: dict[tuple[Key, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        # kopf's context (Event posting needs it), for callbacks from threads that do not have it.
+        # kopf's context (Event posting needs it), for callbacks from threads that do not have it. kopf
+        # sets its Event-posting variables in its per-object tasks, not in the startup hook that makes
+        # the runtime: every sync (run from a handler, or a task or timer one started) refreshes it.
         self.context = contextvars.copy_context()
         # Set at shutdown: threads of the operator's own watches stop.
         self.stopping = threading.Event()
@@ -74,6 +76,7 @@ class Runtime:
     async def run(self, key: Key, sync: Callable[[], Awaitable[None]]) -> None:
         """One sync of an object, serialized per object. kopf does not retry event handlers, so a failed
         sync is retried here, with backoff, or the change that triggered it would be lost."""
+        self.context = contextvars.copy_context()
         async with self._locks.setdefault(key, asyncio.Lock()):
             try:
                 await sync()

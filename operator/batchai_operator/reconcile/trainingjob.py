@@ -21,6 +21,8 @@ from pydantic import ValidationError
 
 from ..api.cluster import BatchAIClusterSpec
 from ..api.trainingjob import TrainingJobSpec, TrainingJobStatus
+from ..decide.failed_mount import failed_mount
+from ..decide.policy import cluster_problem
 from ..decide.trainingjob import (
     DeleteJob,
     DeleteTrainingJob,
@@ -34,6 +36,7 @@ from ..decide.trainingjob import (
 from ..kube import Kube, api_message
 from ..manifests.children import JobChildren, build_children
 from ..manifests.errors import BuildError
+from ..manifests.naming import child_name
 from ..manifests.paths import JobIdentity
 from ..manifests.secrets import referenced_secrets
 from ..manifests.ssh import generate_ssh_keypair
@@ -96,16 +99,13 @@ async def on_cluster_event(rt: Runtime, namespace: str | None, name: str) -> Non
 def on_failed_mount(rt: Runtime, event: Mapping[str, Any]) -> None:
     """A FailedMount Event from a kubelet about one of our pods: remember it and sync that job."""
     involved = event.get("involvedObject") or {}
-    source = (event.get("source") or {}).get("component") or event.get("reportingComponent")
-    if source != "kubelet":
+    namespace = involved.get("namespace")
+    uid, pod = rt.first(idx.POD_OWNER_BY_NAME, (namespace, involved.get("name"))) or (None, None)
+    found = failed_mount(event, pod, our_job(rt, namespace, uid) if uid else None)
+    if uid is None or found is None:
         return
-    owner = rt.first(idx.POD_OWNER_BY_NAME, (involved.get("namespace"), involved.get("name")))
-    if owner is None:
-        return
-    uid, node_index = owner
-    count = int(event.get("count") or (event.get("series") or {}).get("count") or 1)
     memory = rt.memory.setdefault(uid, JobMemory())
-    memory.mount_failure = (node_index, count, str(event.get("message") or ""))
+    memory.mount_failure = (found.node_index, found.attempts, found.message)
     rt.spawn(request_sync(rt, uid))
 
 
@@ -159,7 +159,7 @@ async def observe(rt: Runtime, uid: str) -> _World | None:
     cluster_name = spec.cluster_name if spec else view["cluster"]
     cluster = rt.first(idx.CLUSTERS, (namespace, cluster_name))
     cluster_spec: BatchAIClusterSpec | None = cluster["spec"] if cluster else None
-    job = rt.first(idx.JOBS_BY_OWNER, (namespace, uid))
+    job = our_job(rt, namespace, uid)
     pods = []
     if job is not None:
         memory.created_at = memory.create_refused = None
@@ -191,7 +191,7 @@ async def observe(rt: Runtime, uid: str) -> _World | None:
         status=status,
         cluster=cluster_name,
         cluster_found=cluster is not None,
-        cluster_error=cluster["invalid"] if cluster else None,
+        cluster_error=cluster_problem(namespace, cluster, rt.config) if cluster else None,
         labels=meta.get("labels") or {},
         job=job,
         pods=pods,
@@ -282,7 +282,9 @@ async def create_children(kube: Kube, children: JobChildren, owner_uid: str) -> 
             if e.status not in (400, 403, 422):
                 raise
             raise ChildRefused(kind, e.status, api_message(e)) from None
-        if not created and await kube.controller_uid(kind, meta["namespace"], meta["name"]) != owner_uid:
+        if created or kind == "Secret":
+            continue  # the SSH Secret's name holds the TrainingJob's uid: an earlier attempt made it
+        if await kube.controller_uid(kind, meta["namespace"], meta["name"]) != owner_uid:
             message = (
                 f"{kind} {meta['name']} exists and belongs to another object (a deleted job of the same "
                 "name may still be being cleaned up)"
@@ -291,6 +293,17 @@ async def create_children(kube: Kube, children: JobChildren, owner_uid: str) -> 
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
+
+
+def our_job(rt: Runtime, namespace: str | None, uid: str) -> Mapping[str, Any] | None:
+    """The TrainingJob's Job: in its namespace, controlled by it (the index's key) and named as the
+    operator names it; a Job anyone else made to point at the TrainingJob does not count."""
+    view = rt.first(idx.TRAININGJOBS, uid)
+    if view is None or view["metadata"]["namespace"] != namespace:
+        return None
+    name = child_name(view["metadata"]["name"])
+    jobs = rt.all(idx.JOBS_BY_OWNER, (namespace, uid))
+    return next((j for j in jobs if j["metadata"]["name"] == name), None)
 
 
 def _reference(view: Mapping[str, Any]) -> dict[str, Any]:

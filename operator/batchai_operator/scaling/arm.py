@@ -1,9 +1,11 @@
 """Applies a planned scale to an AKS agent pool through Azure Resource Manager.
 
-Credentials come from azure-identity's DefaultAzureCredential (on AKS: workload identity, i.e. the
-AZURE_CLIENT_ID / AZURE_TENANT_ID / AZURE_FEDERATED_TOKEN_FILE the webhook injects), unless a credential
-is passed in. The ARM endpoint is BATCHAI_ARM_ENDPOINT when set (tests point it at a local double),
-else the SDK's default cloud endpoint.
+Credentials: azure-identity's WorkloadIdentityCredential only (the AZURE_CLIENT_ID / AZURE_TENANT_ID /
+AZURE_FEDERATED_TOKEN_FILE the workload identity webhook injects into the operator's pod), unless a
+credential is passed in. Never DefaultAzureCredential: its chain ends in the node's managed identity
+(IMDS), which would let the operator act with the node's rights when workload identity is missing.
+The ARM endpoint is BATCHAI_ARM_ENDPOINT when set (tests point it at a local double), else the SDK's
+default cloud endpoint.
 
 Errors never carry tokens: they are reduced to the HTTP status and ARM's error code and message, and
 anything shaped like a bearer token or JWT is blanked out.
@@ -103,14 +105,20 @@ class AgentPoolScaler:
 
     def _get_credential(self) -> AsyncTokenCredential:
         if self._credential is None:
-            from azure.identity.aio import DefaultAzureCredential
+            from azure.identity.aio import WorkloadIdentityCredential
 
-            self._credential = DefaultAzureCredential()
+            self._credential = WorkloadIdentityCredential()
         return self._credential
 
     async def apply(self, desired: DesiredScale, first_time: bool) -> ScaleResult:
         """GET the agent pool and PUT it with the desired scale when it differs; wait for the LRO."""
-        credential = self._get_credential()
+        try:
+            credential = self._get_credential()
+        except ValueError as exc:  # the webhook's variables are missing: no workload identity
+            raise ScaleError(
+                "workload identity is not configured for the operator (AZURE_CLIENT_ID, AZURE_TENANT_ID and "
+                f"AZURE_FEDERATED_TOKEN_FILE): {redact(str(exc).splitlines()[0] if str(exc) else '')}"
+            ) from None
         try:
             # A token first, so that credential failures are told apart from ARM's (the credential caches
             # it for the client's requests).
