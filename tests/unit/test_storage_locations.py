@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from samples import cntk_spec
 
 from batchai_operator.api import TrainingJobSpec
 from batchai_operator.api.common import MountVolumes
@@ -18,6 +17,7 @@ from batchai_operator.storage.locations import (
     expand,
     storage_status,
 )
+from samples import cntk_spec
 
 IDENT = JobIdentity(namespace="ws", name="cntk-python-1", uid="0f1e", experiment="quickstart")
 SEG = "ws/quickstart/cntk-python-1/0f1e"
