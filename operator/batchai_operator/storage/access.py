@@ -18,13 +18,13 @@ import datetime
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from azure.core.credentials import AzureSasCredential, TokenCredential
 from azure.storage.blob import BlobPrefix, BlobSasPermissions, BlobServiceClient, generate_blob_sas
 from azure.storage.fileshare import FileProperties, FileSasPermissions, ShareServiceClient, generate_file_sas
 
-from .errors import translate
+from .errors import CredentialsRefused, translate
 from .locations import StorageLocation
 
 BLOB_ENDPOINT_ENV = "BATCHAI_STORAGE_BLOB_ENDPOINT"
@@ -101,11 +101,30 @@ class Store(Protocol):
         ...
 
 
+def sas_expiry(sas_token: str) -> datetime.datetime | None:
+    """The `se` (expiry) of a SAS token."""
+    values = parse_qs(sas_token.lstrip("?")).get("se")
+    if not values:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(values[0].replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def _call(fn: Callable[[], T], location: StorageLocation, credential: Credential) -> T:
     try:
         return fn()
     except Exception as exc:
-        raise translate(exc, str(location), credential.source) from exc
+        error = translate(exc, str(location), credential.source)
+        if isinstance(error, CredentialsRefused) and credential.sas_token is not None:
+            # A refusal carries no reason on HEAD requests; the token says itself when it expired.
+            expiry = sas_expiry(credential.sas_token)
+            if expiry is not None and expiry <= datetime.datetime.now(datetime.UTC):
+                error = CredentialsRefused(
+                    f"{location}: the SAS token from {credential.source} expired at {expiry.isoformat()}"
+                )
+        raise error from exc
 
 
 def _expiry(minutes: int) -> datetime.datetime:

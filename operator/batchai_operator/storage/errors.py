@@ -44,7 +44,7 @@ def translate(exc: Exception, where: str, source: str = "") -> StorageError:
     container and path); `source` names where the credentials came from."""
     if isinstance(exc, StorageError):
         return exc
-    with_creds = f" with the credentials from {source}" if source else ""
+    origin = f" from {source}" if source else ""
     if isinstance(exc, ClientAuthenticationError) and getattr(exc, "response", None) is None:
         # azure-identity: no credential in DefaultAzureCredential's chain produced a token.
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -64,14 +64,14 @@ def translate(exc: Exception, where: str, source: str = "") -> StorageError:
         status = exc.status_code
         if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
             if any(m in text for m in _EXPIRED_MARKERS):
-                return CredentialsRefused(f"{where}: the SAS or token{with_creds} expired")
+                return CredentialsRefused(f"{where}: the SAS or token{origin} expired")
             code = _code(exc) or "AuthenticationFailed"
             if code == "AuthorizationPermissionMismatch":
                 return CredentialsRefused(
-                    f"{where}: the identity{with_creds} lacks a data role on the storage account ({code})"
+                    f"{where}: the credentials{origin} lack a data role on the storage account ({code})"
                 )
             return CredentialsRefused(
-                f"{where}: the storage account refused the credentials{with_creds} ({code})"
+                f"{where}: the storage account refused the credentials{origin} ({code})"
             )
         first = text.splitlines()[0] if text else ""
         return StorageError(f"{where}: storage answered {status} {_code(exc)}: {first}".rstrip(": "))

@@ -1,0 +1,68 @@
+"""Options every command shares (workspace = namespace, kube context, output format) and key input."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .errors import CliError
+from .k8s import Kube
+from .output import FORMATS
+
+
+def add(subparsers: Any, name: str, help_text: str, output: str | None) -> argparse.ArgumentParser:
+    """A subcommand with -w/--workspace/--namespace, --context and, when it prints objects, -o."""
+    p: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=help_text)
+    p.add_argument(
+        "-w",
+        "--workspace",
+        "--namespace",
+        dest="namespace",
+        help="namespace (Batch AI workspace); default: the kubeconfig context's",
+    )
+    p.add_argument("--context", help="kubeconfig context")
+    if output is not None:
+        p.add_argument(
+            "-o", "--output", choices=FORMATS, default=output, help=f"output format (default {output})"
+        )
+    return p
+
+
+def kube(args: argparse.Namespace) -> Kube:
+    return Kube(context=args.context, namespace=args.namespace)
+
+
+def placeholder(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    name = name.strip().strip("<>")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def add_storage_key_arguments(p: argparse.ArgumentParser) -> None:
+    """Where a storage key may come from. Never a command-line value: those land in shell history and
+    in every process listing."""
+    p.add_argument(
+        "--storage-account-name",
+        help="the storage account the key is for (default: env AZURE_BATCHAI_STORAGE_ACCOUNT)",
+    )
+    p.add_argument(
+        "--storage-account-key-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the account key (default: env AZURE_BATCHAI_STORAGE_KEY, else a prompt)",
+    )
+
+
+def key_from_file(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise CliError(f"cannot read --storage-account-key-file {path}: {exc.strerror}") from None
+    if not key:
+        raise CliError(f"--storage-account-key-file {path} is empty")
+    return key
