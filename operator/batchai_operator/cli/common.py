@@ -13,7 +13,9 @@ from .output import FORMATS
 
 def add(subparsers: Any, name: str, help_text: str, output: str | None) -> argparse.ArgumentParser:
     """A subcommand with -w/--workspace/--namespace, --context and, when it prints objects, -o."""
-    p: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=help_text)
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help_text, description=help_text, allow_abbrev=False
+    )
     p.add_argument(
         "-w",
         "--workspace",
@@ -33,6 +35,16 @@ def kube(args: argparse.Namespace) -> Kube:
     return Kube(context=args.context, namespace=args.namespace)
 
 
+def namespace(args: argparse.Namespace) -> str:
+    """-w, else the kubeconfig context's namespace, else 'default', without needing a cluster."""
+    if args.namespace:
+        return str(args.namespace)
+    try:
+        return Kube(context=args.context).namespace
+    except CliError:
+        return "default"
+
+
 def placeholder(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     name = name.strip().strip("<>")
@@ -41,9 +53,23 @@ def placeholder(text: str) -> tuple[str, str]:
     return name, value
 
 
+MSG_KEY_ON_COMMAND_LINE = (
+    "storage keys are not taken on the command line (shell history, process listings): use "
+    "--storage-account-key-file FILE, the environment variable AZURE_BATCHAI_STORAGE_KEY, or the prompt"
+)
+
+
+class _RefuseKey(argparse.Action):
+    """az's --storage-account-key: refused with the ways that do not expose the key (value not echoed)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        parser.error(MSG_KEY_ON_COMMAND_LINE)
+
+
 def add_storage_key_arguments(p: argparse.ArgumentParser) -> None:
     """Where a storage key may come from. Never a command-line value: those land in shell history and
     in every process listing."""
+    p.add_argument("--storage-account-key", action=_RefuseKey, help=argparse.SUPPRESS)
     p.add_argument(
         "--storage-account-name",
         help="the storage account the key is for (default: env AZURE_BATCHAI_STORAGE_ACCOUNT)",

@@ -115,8 +115,7 @@ def _convert(args: argparse.Namespace, ns: str, key: str | None, account: str | 
 
 
 def job_create(args: argparse.Namespace) -> int:
-    kube = common.kube(args)
-    ns = kube.namespace
+    ns = common.namespace(args)
     key = common.key_from_file(args.storage_account_key_file)
     result = _convert(args, ns, key, args.storage_account_name)
     job = result.job
@@ -136,6 +135,7 @@ def job_create(args: argparse.Namespace) -> int:
         print("dry run: nothing was created; Secret values are not shown", file=sys.stderr)
         return 0
 
+    kube = common.kube(args)
     # Secrets the job references without a key to put in them must exist already; otherwise ask.
     absent = {a: s for a, s in result.missing_keys.items() if kube.secret_exists(ns, s) is False}
     if absent:

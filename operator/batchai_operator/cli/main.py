@@ -52,6 +52,7 @@ def _job_convert(args: argparse.Namespace) -> int:
 def _add_job_convert(jobs_group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = jobs_group.add_parser(
         "convert",
+        allow_abbrev=False,
         help="convert a Batch AI job.json into a TrainingJob and the Secrets it needs",
         description=(
             "Convert a Batch AI job.json (the whole file with $schema and properties, API 2018-05-01 or "
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kubectl-batchai",
         description=(package_doc or "").strip() + " Batch AI's az batchai commands for the batchai.io API.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
         epilog="\n".join((__doc__ or "").splitlines()[2:8]),
     )
     groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True)

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from pydantic.alias_generators import to_camel
+
+from ..api.toolkits import TOOLKIT_FIELDS
 from ..build.job import MAIN_CONTAINER
 from ..status import INDEX_LABEL
 from .output import Column
@@ -99,6 +102,8 @@ def job_view(obj: dict[str, Any]) -> dict[str, Any]:
             for d in spec["outputDirectories"]
         ]
     out.update(spec)
+    tools = [tool for f, tool in TOOLKIT_FIELDS.items() if to_camel(f) in spec]
+    out.setdefault("toolType", tools[0] if tools else None)
     out.update(status)
     state = status.get("executionState") or "queued"
     out["state"] = "deleting" if out["provisioningState"] == "deleting" else state
