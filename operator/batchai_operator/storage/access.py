@@ -21,9 +21,9 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
 from azure.core.credentials import AzureSasCredential, TokenCredential
-from azure.storage.blob import BlobPrefix, BlobSasPermissions, BlobServiceClient, generate_blob_sas
-from azure.storage.fileshare import FileProperties, FileSasPermissions, ShareServiceClient, generate_file_sas
 
+# The storage SDKs take seconds to import; they are imported where used, so `kubectl batchai job list`
+# and friends start fast.
 from .errors import CredentialsRefused, translate
 from .locations import StorageLocation
 
@@ -135,11 +135,15 @@ class BlobStore:
     """A blob container; directories are '/'-delimited prefixes or hdi_isfolder marker blobs."""
 
     def __init__(self, url: str, credential: Credential) -> None:
+        from azure.storage.blob import BlobServiceClient
+
         self.url = url
         self.credential = credential
         self.service = BlobServiceClient(url, credential=credential.sdk_credential(), **_CLIENT_OPTIONS)
 
     def list(self, location: StorageLocation, expiry_minutes: int | None) -> list[Entry]:
+        from azure.storage.blob import BlobPrefix
+
         prefix = f"{location.path}/" if location.path else ""
         container = self.service.get_container_client(location.container)
 
@@ -164,6 +168,8 @@ class BlobStore:
         return [e if e.is_directory else _with_url(e, signer(f"{prefix}{e.name}")) for e in entries]
 
     def _signer(self, location: StorageLocation, minutes: int) -> Callable[[str], str] | None:
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
         expiry = _expiry(minutes)
         if self.credential.key is not None:
             key_args: dict[str, Any] = {"account_key": self.credential.key}
@@ -207,6 +213,8 @@ class ShareStore:
     """An Azure Files share."""
 
     def __init__(self, url: str, credential: Credential) -> None:
+        from azure.storage.fileshare import ShareServiceClient
+
         self.url = url
         self.credential = credential
         options = dict(_CLIENT_OPTIONS)
@@ -215,6 +223,8 @@ class ShareStore:
         self.service = ShareServiceClient(url, credential=credential.sdk_credential(), **options)
 
     def list(self, location: StorageLocation, expiry_minutes: int | None) -> list[Entry]:
+        from azure.storage.fileshare import FileProperties, FileSasPermissions, generate_file_sas
+
         directory = self.service.get_share_client(location.container).get_directory_client(location.path)
 
         def fetch() -> list[Entry]:
