@@ -159,6 +159,16 @@ def test_seed_quickstart_steps_with_kubectl_batchai_alone(
         ).stdout
     )
     assert segment == f"{ns}/quickstart/cntk-python-1/{tj['metadata']['uid']}"
+    # Where is my model: job show says which account, share and path hold each directory.
+    shown_job = json.loads(cli("job", "show", "-n", "cntk-python-1", "-w", ns, check=True).stdout)
+    assert shown_job["outputDirectories"][0]["storage"] == {
+        "accountName": acct, "shareName": "logs", "path": f"{segment}/outputs"
+    }  # fmt: skip
+    assert shown_job["stdOutErrStorage"] == {
+        "accountName": acct,
+        "shareName": "logs",
+        "path": f"{segment}/stdouterr",
+    }
     nodes = json.loads(
         cli("job", "node", "list", "-j", "cntk-python-1", "-w", ns, "-o", "json", check=True).stdout
     )

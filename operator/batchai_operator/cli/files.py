@@ -18,7 +18,7 @@ from ..storage.access import Store, open_store
 from ..storage.credentials import CredentialSources
 from ..storage.errors import StorageError
 from ..storage.follow import Follow
-from ..storage.locations import STDOUTERR, NotOnMount, StorageLocation, directory_location
+from ..storage.locations import STDOUTERR, NotOnMount, StorageLocation, directory_location, storage_status
 from . import common
 from .errors import CliError
 from .k8s import Kube
@@ -38,16 +38,33 @@ def expiry_minutes(text: str) -> int:
     return value
 
 
+def _cluster_mounts(kube: Kube, ns: str, spec: TrainingJobSpec) -> MountVolumes | None:
+    cluster = kube.find_cluster(ns, spec.cluster_name)
+    if cluster is None:
+        return None
+    node_setup = BatchAIClusterSpec.model_validate(cluster.get("spec") or {}).node_setup
+    return node_setup.mount_volumes if node_setup else None
+
+
+def with_storage(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
+    """The job with the status fields that say where its directories are in storage, computed here
+    when the operator has not put them in status (yet)."""
+    status = obj.get("status") or {}
+    if "stdOutErrStorage" in status or not obj.get("metadata", {}).get("uid"):
+        return obj
+    spec = TrainingJobSpec.model_validate(obj["spec"])
+    fields = storage_status(
+        spec, _cluster_mounts(kube, obj["metadata"]["namespace"], spec), identity(obj, spec)
+    )
+    return {**obj, "status": {**status, **fields}}
+
+
 def locate(kube: Kube, ns: str, job: str, directory: str, path: str) -> StorageLocation:
     """The storage location of the job's directory (-d) and subpath (-p)."""
     obj = kube.get_job(ns, job)
     spec = TrainingJobSpec.model_validate(obj["spec"])
     ident = identity(obj, spec)
-    cluster = kube.find_cluster(ns, spec.cluster_name)
-    cluster_mounts: MountVolumes | None = None
-    if cluster is not None:
-        node_setup = BatchAIClusterSpec.model_validate(cluster.get("spec") or {}).node_setup
-        cluster_mounts = node_setup.mount_volumes if node_setup else None
+    cluster_mounts = _cluster_mounts(kube, ns, spec)
     try:
         return directory_location(directory, spec, cluster_mounts, ident).child(path)
     except NotOnMount as exc:

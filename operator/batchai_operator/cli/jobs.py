@@ -12,6 +12,7 @@ from ..config import LABEL_EXPERIMENT, LABEL_JOB_UID
 from ..convert import ConversionError, ConvertOptions, convert_file
 from . import common
 from .errors import CliError
+from .files import with_storage
 from .k8s import Kube
 from .output import query, render
 from .progress import Progress
@@ -187,7 +188,7 @@ def job_create(args: argparse.Namespace) -> int:
 
 def job_show(args: argparse.Namespace) -> int:
     kube = common.kube(args)
-    view = job_view(kube.get_job(kube.namespace, args.name))
+    view = job_view(with_storage(kube, kube.get_job(kube.namespace, args.name)))
     if args.query:
         value = query(view, args.query)
         sys.stdout.write(render(value, "json" if args.output == "table" else args.output))
