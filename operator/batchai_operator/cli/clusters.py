@@ -35,19 +35,11 @@ def cluster_create(args: argparse.Namespace) -> int:
         placeholders=dict(args.placeholder or []),
         source=args.file,
     )
-    try:
-        result = convert_cluster_file(args.file, options)
-    except FileNotFoundError:
-        raise CliError(f"{args.file}: no such file") from None
-    except ConversionError as exc:
-        raise CliError(str(exc)) from None
+    result = common.converted(lambda: convert_cluster_file(args.file, options), args.file)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.dry_run:
-        docs = [
-            d if d.get("kind") != "Secret" else {**d, "data": dict.fromkeys(d["data"], "<redacted>")}
-            for d in result.documents()
-        ]
+        docs = [common.redacted(d) for d in result.documents()]
         sys.stdout.write(render({"apiVersion": "v1", "kind": "List", "items": docs}, args.output))
         return 0
     for secret in result.secrets:
@@ -136,7 +128,7 @@ def add_parsers(clusters: Any) -> None:
     p.add_argument("--min", type=_count, help="autoscaler minimum (with --max)")
     p.add_argument("--max", type=_count, help="autoscaler maximum (with --min)")
     common.add_storage_key_arguments(p)
-    p.add_argument("--placeholder", action="append", type=common.placeholder, metavar="NAME=VALUE")
+    common.add_placeholder_argument(p)
     p.add_argument(
         "--dry-run", action="store_true", help="print what would be created (Secret values hidden)"
     )

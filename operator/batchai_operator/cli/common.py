@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import CliError
 from .k8s import Kube
 from .output import FORMATS
+
+T = TypeVar("T")
 
 
 def add(subparsers: Any, name: str, help_text: str, output: str | None) -> argparse.ArgumentParser:
@@ -80,6 +83,35 @@ def add_storage_key_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="file holding the account key (default: env AZURE_BATCHAI_STORAGE_KEY, else a prompt)",
     )
+
+
+def converted(fn: Callable[[], T], source: str) -> T:
+    """Run a job.json/cluster.json conversion; its failures as one CLI error line."""
+    from ..convert import ConversionError
+
+    try:
+        return fn()
+    except FileNotFoundError:
+        raise CliError(f"{source}: no such file") from None
+    except ConversionError as exc:
+        raise CliError(str(exc)) from None
+
+
+def add_placeholder_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--placeholder",
+        action="append",
+        type=placeholder,
+        metavar="NAME=VALUE",
+        help="replace <NAME> in the file, e.g. --placeholder YOUR_STORAGE_ACCOUNT=myacct (repeatable)",
+    )
+
+
+def redacted(doc: dict[str, Any]) -> dict[str, Any]:
+    """A manifest to print: Secret values hidden."""
+    if doc.get("kind") != "Secret":
+        return doc
+    return {**doc, "data": dict.fromkeys(doc.get("data") or {}, "<redacted>")}
 
 
 def key_from_file(path: Path | None) -> str | None:

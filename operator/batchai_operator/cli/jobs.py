@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from ..config import LABEL_EXPERIMENT, LABEL_JOB_UID
-from ..convert import ConversionError, ConvertOptions, convert_file
+from ..convert import ConvertOptions, convert_file
 from . import common
 from .errors import CliError
 from .files import with_storage
@@ -18,9 +18,6 @@ from .output import query, render
 from .progress import Progress
 from .views import JOB_COLUMNS, NODE_COLUMNS, job_view, node_rows
 from .wait import TERMINAL, changes, outcome, progress_text
-
-REDACTED = "<redacted>"
-
 
 # ---- waiting --------------------------------------------------------------------------------------
 
@@ -89,12 +86,6 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
     return out
 
 
-def _redacted(doc: dict[str, Any]) -> dict[str, Any]:
-    if doc.get("kind") != "Secret":
-        return doc
-    return {**doc, "data": {k: REDACTED for k in doc.get("data") or {}}}
-
-
 def _convert(args: argparse.Namespace, ns: str, key: str | None, account: str | None) -> Any:
     options = ConvertOptions(
         name=args.name,
@@ -107,12 +98,7 @@ def _convert(args: argparse.Namespace, ns: str, key: str | None, account: str | 
         placeholders=dict(args.placeholder or []),
         source=args.file,
     )
-    try:
-        return convert_file(args.file, options)
-    except FileNotFoundError:
-        raise CliError(f"{args.file}: no such file") from None
-    except ConversionError as exc:
-        raise CliError(str(exc)) from None
+    return common.converted(lambda: convert_file(args.file, options), args.file)
 
 
 def job_create(args: argparse.Namespace) -> int:
@@ -131,7 +117,7 @@ def job_create(args: argparse.Namespace) -> int:
     if args.dry_run:
         for warning in result.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        docs = [_redacted(d) for d in result.documents()]
+        docs = [common.redacted(d) for d in result.documents()]
         sys.stdout.write(render({"apiVersion": "v1", "kind": "List", "items": docs}, args.output))
         print("dry run: nothing was created; Secret values are not shown", file=sys.stderr)
         return 0
@@ -287,13 +273,7 @@ def add_parsers(jobs: Any) -> None:
         "--storage-secret",
         help="existing Secret (azurestorageaccountname/azurestorageaccountkey) to reference for the account",
     )
-    p.add_argument(
-        "--placeholder",
-        action="append",
-        type=common.placeholder,
-        metavar="NAME=VALUE",
-        help="replace <NAME> in the file, e.g. --placeholder YOUR_STORAGE_ACCOUNT=myacct (repeatable)",
-    )
+    common.add_placeholder_argument(p)
     p.add_argument(
         "--label", action="append", metavar="KEY=VALUE", help="label on the TrainingJob (repeatable)"
     )

@@ -86,51 +86,70 @@ class Kube:
             reason = getattr(exc, "reason", None) or exc
             raise CliError(f"cannot reach the Kubernetes API server at {self.server}: {reason}") from None
 
-    # ---- TrainingJobs -------------------------------------------------------------------------------
+    # ---- custom resources (TrainingJob, BatchAICluster) --------------------------------------------
 
-    def get_job(self, ns: str, name: str) -> dict[str, Any]:
+    def _get(self, plural: str, kind: str, ns: str, name: str) -> dict[str, Any]:
         return self.call(
-            f"TrainingJob {name} in namespace {ns}",
-            lambda: self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, JOBS, name),
+            f"{kind} {name} in namespace {ns}",
+            lambda: self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, plural, name),
         )
 
-    def list_jobs(self, ns: str | None, selector: str = "") -> list[dict[str, Any]]:
-        where = f"namespace {ns}" if ns else "all namespaces"
+    def _list(self, plural: str, kind: str, ns: str | None, selector: str) -> list[dict[str, Any]]:
+        what = f"{kind}s in namespace {ns}" if ns else f"{kind}s in all namespaces"
         if ns:
             out = self.call(
-                f"TrainingJobs in {where}",
+                what,
                 lambda: self.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, ns, JOBS, label_selector=selector
+                    GROUP, VERSION, ns, plural, label_selector=selector
                 ),
                 verb="list",
             )
         else:
             out = self.call(
-                f"TrainingJobs in {where}",
-                lambda: self.custom.list_cluster_custom_object(GROUP, VERSION, JOBS, label_selector=selector),
+                what,
+                lambda: self.custom.list_cluster_custom_object(
+                    GROUP, VERSION, plural, label_selector=selector
+                ),
                 verb="list",
             )
         return list(out.get("items") or [])
 
-    def create_job(self, ns: str, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
-        name = body["metadata"]["name"]
-        kwargs = {"dry_run": "All"} if dry_run else {}
+    def _create(self, plural: str, kind: str, ns: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.call(
-            f"TrainingJob {name} in namespace {ns}",
+            f"{kind} {body['metadata']['name']} in namespace {ns}",
             lambda: self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, ns, JOBS, body, field_manager=FIELD_MANAGER, **kwargs
+                GROUP, VERSION, ns, plural, body, field_manager=FIELD_MANAGER
             ),
             verb="create",
         )
 
-    def patch_job(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def _patch(self, plural: str, kind: str, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         return self.call(
-            f"TrainingJob {name} in namespace {ns}",
+            f"{kind} {name} in namespace {ns}",
             lambda: self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, ns, JOBS, name, patch, field_manager=FIELD_MANAGER, _content_type=MERGE_PATCH
+                GROUP,
+                VERSION,
+                ns,
+                plural,
+                name,
+                patch,
+                field_manager=FIELD_MANAGER,
+                _content_type=MERGE_PATCH,
             ),
             verb="update",
         )
+
+    def get_job(self, ns: str, name: str) -> dict[str, Any]:
+        return self._get(JOBS, "TrainingJob", ns, name)
+
+    def list_jobs(self, ns: str | None, selector: str = "") -> list[dict[str, Any]]:
+        return self._list(JOBS, "TrainingJob", ns, selector)
+
+    def create_job(self, ns: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._create(JOBS, "TrainingJob", ns, body)
+
+    def patch_job(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self._patch(JOBS, "TrainingJob", ns, name, patch)
 
     def delete_job(self, ns: str, name: str) -> None:
         self.call(
@@ -166,13 +185,8 @@ class Kube:
                 return
             yield event
 
-    # ---- BatchAIClusters ----------------------------------------------------------------------------
-
     def get_cluster(self, ns: str, name: str) -> dict[str, Any]:
-        return self.call(
-            f"BatchAICluster {name} in namespace {ns}",
-            lambda: self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, CLUSTERS, name),
-        )
+        return self._get(CLUSTERS, "BatchAICluster", ns, name)
 
     def find_cluster(self, ns: str, name: str) -> dict[str, Any] | None:
         """The cluster, or None when it does not exist (a job may name a cluster not created yet)."""
@@ -189,47 +203,13 @@ class Kube:
             ) from None
 
     def list_clusters(self, ns: str | None) -> list[dict[str, Any]]:
-        where = f"namespace {ns}" if ns else "all namespaces"
-        if ns:
-            out = self.call(
-                f"BatchAIClusters in {where}",
-                lambda: self.custom.list_namespaced_custom_object(GROUP, VERSION, ns, CLUSTERS),
-                verb="list",
-            )
-        else:
-            out = self.call(
-                f"BatchAIClusters in {where}",
-                lambda: self.custom.list_cluster_custom_object(GROUP, VERSION, CLUSTERS),
-                verb="list",
-            )
-        return list(out.get("items") or [])
+        return self._list(CLUSTERS, "BatchAICluster", ns, "")
 
-    def create_cluster(self, ns: str, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
-        name = body["metadata"]["name"]
-        kwargs = {"dry_run": "All"} if dry_run else {}
-        return self.call(
-            f"BatchAICluster {name} in namespace {ns}",
-            lambda: self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, ns, CLUSTERS, body, field_manager=FIELD_MANAGER, **kwargs
-            ),
-            verb="create",
-        )
+    def create_cluster(self, ns: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._create(CLUSTERS, "BatchAICluster", ns, body)
 
     def patch_cluster(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return self.call(
-            f"BatchAICluster {name} in namespace {ns}",
-            lambda: self.custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                ns,
-                CLUSTERS,
-                name,
-                patch,
-                field_manager=FIELD_MANAGER,
-                _content_type=MERGE_PATCH,
-            ),
-            verb="update",
-        )
+        return self._patch(CLUSTERS, "BatchAICluster", ns, name, patch)
 
     # ---- Secrets, pods, nodes -----------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .. import __doc__ as package_doc
-from ..convert import ConversionError, ConvertOptions, convert_file
+from ..convert import ConvertOptions, convert_file
 from . import clusters, common, files, jobs
 from .errors import CliError
 
@@ -37,12 +37,7 @@ def _job_convert(args: argparse.Namespace) -> int:
         placeholders=dict(args.placeholder or []),
         source=args.file,
     )
-    try:
-        result = convert_file(args.file, options)
-    except FileNotFoundError:
-        raise CliError(f"{args.file}: no such file") from None
-    except ConversionError as exc:
-        raise CliError(str(exc)) from None
+    result = common.converted(lambda: convert_file(args.file, options), args.file)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(result.to_json() if args.output == "json" else result.to_yaml())
@@ -73,13 +68,7 @@ def _add_job_convert(jobs_group: argparse._SubParsersAction[argparse.ArgumentPar
         help="existing Secret (azurestorageaccountname/azurestorageaccountkey) for the storage account, "
         "instead of a generated <name>-storage-<account>",
     )
-    p.add_argument(
-        "--placeholder",
-        action="append",
-        type=common.placeholder,
-        metavar="NAME=VALUE",
-        help="replace <NAME> in the file, e.g. --placeholder YOUR_STORAGE_ACCOUNT=myacct (repeatable)",
-    )
+    common.add_placeholder_argument(p)
     p.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format")
     p.set_defaults(func=_job_convert)
 
