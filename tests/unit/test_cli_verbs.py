@@ -1,7 +1,7 @@
 """kubectl-batchai's pure parts, verb by verb: arguments as az batchai took them, what each verb shows
 (az's shapes and table columns), `job wait`'s lines and exit codes, the progress line, dry runs.
 
-The verbs against a real API server, Azurite and the Files double: tests/integration/test_cli.py.
+The verbs against a real API server, Azurite and the Files double: tests/integration/test_kubectl_batchai.py.
 """
 
 from __future__ import annotations
