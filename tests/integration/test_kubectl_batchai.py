@@ -13,17 +13,17 @@ from __future__ import annotations
 import base64
 import json
 import os
+import queue
 import ssl
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from devcluster import wait_for
-from jobs import get_job, wait_state
+from jobs import get_job, patch_job, wait_state
 from kubernetes import client
 
 from batchai_operator.api import TrainingJobSpec
@@ -41,16 +41,19 @@ BIN = str(Path(sys.executable).parent)  # where pip put kubectl-batchai
 pytestmark = pytest.mark.integration
 
 
+def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """kubectl finds the plugin on PATH, as for a user; keys only from what the test passes."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
+    return {**base, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+
+
 def cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """`kubectl batchai ARGS`: kubectl finds the plugin on PATH, as for a user."""
-    # Keys only from what the test passes, never from the environment pytest runs in.
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
-    full_env = {**base, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    """`kubectl batchai ARGS`."""
     proc = subprocess.run(
         ["kubectl", "batchai", *args],
-        env=full_env,
+        env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -278,37 +281,55 @@ def test_second_run_streams_stdout_while_the_job_runs(
     files_double.create_share(acct, "logs")
     azurite.container("joblogs")
     job_file = SEED_JOB if kind == "file" else blob_logs_job(tmp_path)
-    create_seed_job(namespace, "run2", azurite, "sim.batchai.io/run-for=14s", job_file=job_file)
+    # The job runs until the test ends it (terminate) right after its last line, so that line lands
+    # just before the end, where az's stream lost it.
+    create_seed_job(namespace, "run2", azurite, "sim.batchai.io/run-for=600s", job_file=job_file)
     std = location(namespace, "run2", "stdouterr")
     assert std.kind == kind
-    lines = [f"Finished Epoch[{i} of 8]: [Training] loss = 0.{i:04d}\n" for i in range(1, 9)]
-    lines.append("Final Results: Minibatch[1-11]: errs = 0.62%\n")
+    lines = [f"Finished Epoch[{i} of 4]: [Training] loss = 0.{i:04d}\n" for i in range(1, 5)]
+    last = "Final Results: Minibatch[1-11]: errs = 0.62%\n"
+    blob = azurite.service().get_blob_client("joblogs", f"{std.path}/stdout.txt")
     written: list[str] = []
 
-    def write_as_the_job_would() -> None:
-        wait_state(namespace, "run2", "running", timeout=60)
-        blob = azurite.service().get_blob_client("joblogs", f"{std.path}/stdout.txt")
-        for line in lines:
-            written.append(line)
-            if kind == "file":
-                files_double.write(acct, "logs", f"{std.path}/stdout.txt", line.encode(), append=True)
-            else:
-                blob.upload_blob("".join(written).encode(), overwrite=True)  # blobfuse uploads on flush
-            time.sleep(0.6)
+    def write_as_the_job_would(line: str) -> None:
+        written.append(line)
+        if kind == "file":
+            files_double.write(acct, "logs", f"{std.path}/stdout.txt", line.encode(), append=True)
+        else:
+            blob.upload_blob("".join(written).encode(), overwrite=True)  # blobfuse uploads on flush
 
-    writer = threading.Thread(target=write_as_the_job_would)
-    writer.start()
     # No key in the environment: the stream reads the key from the job's Secret.
-    proc = cli("job", "file", "stream", "-j", "run2", "-w", namespace, "-f", "stdout.txt",
-               env=storage_env(azurite, files_double), timeout=180)  # fmt: skip
-    writer.join()
-    assert proc.returncode == 0, proc.stderr
-    assert get_job(namespace, "run2")["status"]["executionState"] == "succeeded"
-    assert proc.stdout == "".join(lines)
-    assert 'File "stdout.txt" found in' in proc.stderr
+    proc = subprocess.Popen(
+        ["kubectl", "batchai", "job", "file", "stream", "-j", "run2", "-w", namespace, "-f", "stdout.txt"],
+        env=cli_env(storage_env(azurite, files_double)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    received: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [received.put(x) for x in proc.stdout or []], daemon=True)
+    reader.start()
+    try:
+        wait_state(namespace, "run2", "running", timeout=120)
+        for line in lines:
+            write_as_the_job_would(line)
+            # Each line shows up while the job runs, before the next one is written.
+            assert received.get(timeout=90) == line
+        write_as_the_job_would(last)
+        patch_job(namespace, "run2", {"spec": {"terminate": True}})
+        proc.wait(timeout=180)
+    finally:
+        proc.kill()
+    err = proc.stderr.read() if proc.stderr else ""
+    reader.join(10)
+    assert proc.returncode == 0, err
+    assert received.get(timeout=5) == last, "the tail written as the job ended was read after the end"
+    assert get_job(namespace, "run2")["status"]["executionState"] == "failed"
+    assert 'File "stdout.txt" found in' in err
     if kind == "file":
         reads = [r for r in files_double.recorded() if r.method == "GET" and r.path.endswith("stdout.txt")]
-        assert len(reads) >= 2 and all(r.range for r in reads), "followed with ranged reads"
+        assert len(reads) >= 5 and all(r.range for r in reads), "followed with ranged reads"
 
 
 # ---- clusters -------------------------------------------------------------------------------------
