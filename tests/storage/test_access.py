@@ -312,10 +312,18 @@ class Job:
         return self.state
 
 
-def run_follow(loc: StorageLocation, open_: Any, job: Job) -> tuple[bytes, list[str]]:
+def run_follow(
+    loc: StorageLocation, open_: Any, job: Job, waiting: threading.Event | None = None
+) -> tuple[bytes, list[str]]:
     out = bytearray()
     logs: list[str] = []
-    Follow(loc, open_store=open_, job_state=job, write=out.extend, log=logs.append, interval=0.2).run()
+
+    def log(line: str) -> None:
+        logs.append(line)
+        if waiting is not None and "was not found" in line:
+            waiting.set()
+
+    Follow(loc, open_store=open_, job_state=job, write=out.extend, log=log, interval=0.2).run()
     return bytes(out), logs
 
 
@@ -327,7 +335,12 @@ def test_stream_follows_a_growing_blob_to_the_end(azurite: Blob) -> None:
     job = Job()
     lines = [f"Finished Epoch[{i} of 12]: loss = 0.{i:03d}\n".encode() for i in range(1, 13)]
 
+    waiting = threading.Event()
+
     def write_as_the_job_would() -> None:
+        if not waiting.wait(60):  # the stream must be looking for the file before the job writes it
+            job.state = "failed"
+            return
         # blobfuse uploads the whole file when it is flushed or closed
         content = b""
         for line in lines:
@@ -339,9 +352,8 @@ def test_stream_follows_a_growing_blob_to_the_end(azurite: Blob) -> None:
         job.state = "succeeded"
 
     writer = threading.Thread(target=write_as_the_job_would)
-    time.sleep(0.3)  # the stream starts before the file exists
     writer.start()
-    out, logs = run_follow(loc, lambda renew: open_store(loc, key(azurite), env(azurite)), job)
+    out, logs = run_follow(loc, lambda renew: open_store(loc, key(azurite), env(azurite)), job, waiting)
     writer.join()
     assert out == b"".join(lines) + b"Final Results: errs = 0.62%\n"
     assert logs[0].startswith('The file "stdout.txt" was not found')
