@@ -3,7 +3,7 @@
 PY ?= .venv/bin/python
 PYTEST ?= .venv/bin/pytest
 
-.PHONY: test lint unit integration devcluster devcluster-down crds demo bench chaos venv kueue kind
+.PHONY: test lint unit integration devcluster devcluster-down crds demo quickstart bench chaos venv kueue kind
 
 venv: .venv/.installed
 # A stamp file, not .venv/bin/python: that is a symlink, and make would read the interpreter's mtime.
@@ -45,6 +45,10 @@ devcluster-down:
 ## The main job: local control plane + operator + the seed's CNTK quickstart job, to completion.
 demo: venv
 	hack/demo.sh
+
+## The seed quickstart's steps with kubectl batchai, against Azurite and the Azure Files double.
+quickstart: venv
+	hack/quickstart.sh
 
 ## Regenerate crds/ (and the chart's templates/crds/) from the pydantic models in operator/batchai_operator/api.
 crds: venv

@@ -28,9 +28,10 @@ kubectl -n "$NS" apply -f examples/cntk-mnist/cluster.yaml
 
 echo "== converting the quickstart's job.json (az batchai job create -n cntk_python_1 -c nc6 -f job.json)"
 # The demo's storage account is fictitious: the CSI volumes are never mounted, since kwok runs the pods.
-.venv/bin/kubectl-batchai job convert -f examples/cntk-mnist/job.json --name cntk-python-1 --cluster nc6 \
-  --experiment quickstart --placeholder YOUR_STORAGE_ACCOUNT=batchaidemo --storage-account-name batchaidemo \
-  --storage-account-key "ZGVtby1rZXktbm90LXJlYWw=" > "$run_dir/demo-job.yaml"
+# The key comes from the environment (never the command line); the YAML holds it, so it stays in the run dir.
+AZURE_BATCHAI_STORAGE_KEY="ZGVtby1rZXktbm90LXJlYWw=" .venv/bin/kubectl-batchai job convert -f examples/cntk-mnist/job.json \
+  --name cntk-python-1 --cluster nc6 --experiment quickstart --placeholder YOUR_STORAGE_ACCOUNT=batchaidemo \
+  --storage-account-name batchaidemo > "$run_dir/demo-job.yaml"
 sed -n '/kind: TrainingJob/,$p' "$run_dir/demo-job.yaml" | sed 's/^/    /'
 kubectl -n "$NS" apply -f "$run_dir/demo-job.yaml"
 

@@ -42,7 +42,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from . import API_VERSION
+from .api.cluster import BatchAIClusterSpec
 from .api.trainingjob import EXPERIMENT_PATTERN, MAX_JOB_NAME, TrainingJobSpec
+from .names import LABEL_CLUSTER, LABEL_MANAGED_BY, LABEL_SECRET_OF_JOB, MANAGED_BY_CLI
 
 STORAGE_ACCOUNT_PLACEHOLDER = "AZURE_BATCHAI_STORAGE_ACCOUNT"
 STORAGE_KEY_PLACEHOLDER = "AZURE_BATCHAI_STORAGE_KEY"
@@ -54,6 +56,8 @@ SECRET_ACCOUNT_NAME = "azurestorageaccountname"
 SECRET_ACCOUNT_KEY = "azurestorageaccountkey"
 
 DOCKER_HUB = "https://index.docker.io/v1/"
+
+# Labels on the Secrets the CLI generates, so `job delete` and `kubectl get secret -l` find them.
 
 # Read-only job properties a GET returned; dropped so a saved `az batchai job show` output converts.
 READ_ONLY_FIELDS = (
@@ -106,6 +110,8 @@ class Conversion:
     secrets: list[dict[str, Any]]
     warnings: list[str]
     api_version: str
+    # account -> Secret referenced without a key to put in it (the Secret must exist already).
+    missing_keys: dict[str, str] = field(default_factory=dict)
 
     def documents(self) -> list[dict[str, Any]]:
         """Secrets first (the job references them), then the TrainingJob."""
@@ -116,6 +122,52 @@ class Conversion:
 
     def to_json(self) -> str:
         return json.dumps({"apiVersion": "v1", "kind": "List", "items": self.documents()}, indent=2) + "\n"
+
+
+# Read-only cluster properties a GET returned (az batchai cluster show); dropped so saved output converts.
+CLUSTER_READ_ONLY_FIELDS = (
+    "allocationState",
+    "allocationStateTransitionTime",
+    "creationTime",
+    "currentNodeCount",
+    "errors",
+    "nodeStateCounts",
+    "provisioningState",
+    "provisioningStateTransitionTime",
+)
+
+
+@dataclass
+class ClusterOptions:
+    """What `az batchai cluster create` took besides -f: name, and flags that override the file."""
+
+    name: str | None = None
+    namespace: str | None = None
+    vm_size: str | None = None
+    target: int | None = None  # -t: initial/target node count
+    min_nodes: int | None = None
+    max_nodes: int | None = None
+    storage_account_name: str | None = None
+    storage_account_key: str | None = None
+    storage_secret: str | None = None
+    placeholders: dict[str, str] = field(default_factory=dict)
+    source: str | None = None
+
+
+def scale_settings(target: int | None, lo: int | None, hi: int | None) -> dict[str, Any] | None:
+    """az's rule: --min == --max (or only -t) is a manual count, else autoScale with initial = -t."""
+    if lo is None and hi is None:
+        return None if target is None else {"manual": {"targetNodeCount": target}}
+    if lo is None or hi is None:
+        raise ConversionError("--min and --max go together")
+    if lo > hi:
+        raise ConversionError(f"--min {lo} is larger than --max {hi}")
+    if lo == hi:
+        return {"manual": {"targetNodeCount": lo}}
+    auto: dict[str, Any] = {"minimumNodeCount": lo, "maximumNodeCount": hi}
+    if target is not None:
+        auto["initialNodeCount"] = target
+    return {"autoScale": auto}
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
@@ -295,6 +347,11 @@ class _Converter:
         self.account = options.storage_account_name or environ.get(ENV_STORAGE_ACCOUNT) or None
         self.key = options.storage_account_key or environ.get(ENV_STORAGE_KEY) or None
         self.name = ""
+        # Generated Secrets are named <prefix>-storage-<account>, <prefix>-secrets, ... and labelled.
+        self.prefix = ""
+        self.owner_label = LABEL_SECRET_OF_JOB
+        # account -> Secret the mounts reference but which holds no key the converter knew.
+        self.missing_keys: dict[str, str] = {}
         # account -> (secret name, key or None)
         self.storage: dict[str, tuple[str, str | None]] = {}
         self.secret_values: dict[str, str] = {}
@@ -312,6 +369,7 @@ class _Converter:
         self._drop_read_only(props)
         self._convert_2018_03_01(props)
         self.name = self._job_name()
+        self.prefix = self.name
         props["cluster"] = self._cluster(props)
         experiment = self._experiment(props)
         if experiment is not None:
@@ -332,9 +390,64 @@ class _Converter:
         if self.opts.namespace:
             metadata["namespace"] = self.opts.namespace
         job = {"apiVersion": API_VERSION, "kind": "TrainingJob", "metadata": metadata, "spec": spec.wire()}
-        return Conversion(
-            job=job, secrets=self._secret_manifests(), warnings=self.warnings, api_version=version
-        )
+        secrets = self._secret_manifests()
+        return Conversion(job, secrets, self.warnings, version, self.missing_keys)
+
+    def run_cluster(self, doc: Mapping[str, Any], opts: ClusterOptions) -> Conversion:
+        """A Batch AI cluster.json (ClusterCreateParameters) -> BatchAICluster + Secrets."""
+        props, version = self._split(doc)
+        props = self._substitute(props)
+        dropped = [f for f in CLUSTER_READ_ONLY_FIELDS if props.pop(f, None) is not None]
+        if dropped:
+            self.warn(
+                f"dropped read-only field(s) {', '.join(dropped)} (the operator reports them in status)"
+            )
+        raw = opts.name or (Path(opts.source).stem if opts.source and opts.source != "-" else "")
+        if not raw:
+            raise ConversionError("the cluster needs a name: pass -n/--name")
+        self.name = _cluster_name(raw)
+        if self.name != raw:
+            self.warn(f"cluster name {raw!r} is not a Kubernetes name; using {self.name!r}")
+        self.prefix = dns_label(f"{self.name}-cluster", 253)
+        self.owner_label = LABEL_CLUSTER
+        if opts.vm_size:
+            props["vmSize"] = opts.vm_size
+        scale = scale_settings(opts.target, opts.min_nodes, opts.max_nodes)
+        if scale is not None:
+            props["scaleSettings"] = scale
+        users = props.get("userAccountSettings")
+        if isinstance(users, dict) and users.pop("adminUserPassword", None) is not None:
+            self.warn("userAccountSettings.adminUserPassword dropped: AKS nodes are not reached over SSH")
+        node_setup = props.get("nodeSetup")
+        if isinstance(node_setup, dict):
+            counters = node_setup.get("performanceCountersSettings") or {}
+            insights = counters.get("appInsightsReference") if isinstance(counters, dict) else None
+            if isinstance(insights, dict) and insights.pop("instrumentationKey", None) is not None:
+                self.warn(
+                    "the Application Insights instrumentationKey was dropped: counters are not sent here"
+                )
+        self._check_placeholders(props)
+        if isinstance(node_setup, dict):
+            self._mounts(node_setup)
+            if isinstance(node_setup.get("setupTask"), dict):
+                self._secrets(node_setup["setupTask"])
+        try:
+            spec = BatchAIClusterSpec.model_validate(props)
+        except ValidationError as exc:
+            raise ConversionError(
+                "the converted cluster is not a valid BatchAICluster:\n" + _validation_summary(exc)
+            ) from None
+        metadata: dict[str, Any] = {"name": self.name}
+        if opts.namespace:
+            metadata["namespace"] = opts.namespace
+        cluster = {
+            "apiVersion": API_VERSION,
+            "kind": "BatchAICluster",
+            "metadata": metadata,
+            "spec": spec.wire(),
+        }
+        secrets = self._secret_manifests()
+        return Conversion(cluster, secrets, self.warnings, version, self.missing_keys)
 
     # -- steps --
 
@@ -527,14 +640,14 @@ class _Converter:
             if key == f"<{STORAGE_KEY_PLACEHOLDER}>":
                 if not self.key:
                     raise ConversionError(
-                        f"{where}: the job uses <{STORAGE_KEY_PLACEHOLDER}>: pass --storage-account-key "
+                        f"{where}: the job uses <{STORAGE_KEY_PLACEHOLDER}>: pass --storage-account-key-file "
                         f"or set {ENV_STORAGE_KEY}"
                     )
                 key = self.key
             elif _PLACEHOLDER.fullmatch(key):
                 raise ConversionError(
-                    f"{where}: unresolved placeholder in credentials.accountKey: pass --storage-account-key "
-                    "or --placeholder NAME=VALUE"
+                    f"{where}: unresolved placeholder in credentials.accountKey: pass "
+                    "--storage-account-key-file or --placeholder NAME=VALUE"
                 )
         elif creds.get("accountKeySecretReference"):
             self.warn(f"{where}: the key of account {account!r} is in Key Vault, which is not read here")
@@ -544,7 +657,7 @@ class _Converter:
         if account == primary and self.opts.storage_secret:
             secret = self.opts.storage_secret
         else:
-            secret = dns_label(f"{self.name}-storage-{account}", 253)
+            secret = dns_label(f"{self.prefix}-storage-{account}", 253)
         known = self.storage.get(account)
         if known is not None:
             if key is not None and known[1] is not None and key != known[1]:
@@ -565,14 +678,14 @@ class _Converter:
             if "value" in item:
                 value = item.pop("value")
                 self.secret_values[name] = "" if value is None else str(value)
-                item["secretRef"] = {"name": f"{self.name}-secrets", "key": name}
+                item["secretRef"] = {"name": f"{self.prefix}-secrets", "key": name}
             elif "valueSecretReference" in item:
                 item.pop("valueSecretReference")
                 self.keyvault_secrets.append(name)
-                item["secretRef"] = {"name": f"{self.name}-keyvault", "key": name}
+                item["secretRef"] = {"name": f"{self.prefix}-keyvault", "key": name}
                 self.warn(
                     f"secrets[{i}] ({name}): its value is in Key Vault, which is not read here; "
-                    f"create Secret {self.name}-keyvault with key {name} before the job starts"
+                    f"create Secret {self.prefix}-keyvault with key {name} before the job starts"
                 )
 
     def _registry(self, props: dict[str, Any]) -> None:
@@ -580,7 +693,7 @@ class _Converter:
         creds = registry.get("credentials")
         if not isinstance(creds, dict) or creds.get("secretRef"):
             return
-        secret = f"{self.name}-registry"
+        secret = f"{self.prefix}-registry"
         server = registry.get("serverUrl") or DOCKER_HUB
         username = creds.get("username")
         if creds.get("password") is not None:
@@ -631,7 +744,7 @@ class _Converter:
     def _meta(self, name: str) -> dict[str, Any]:
         meta: dict[str, Any] = {
             "name": name,
-            "labels": {"app.kubernetes.io/managed-by": "kubectl-batchai", "batchai.io/job": self.name},
+            "labels": {LABEL_MANAGED_BY: MANAGED_BY_CLI, self.owner_label: self.name},
         }
         if self.opts.namespace:
             meta["namespace"] = self.opts.namespace
@@ -642,6 +755,7 @@ class _Converter:
         user_secret = self.opts.storage_secret
         for account, (secret, key) in sorted(self.storage.items()):
             if key is None:
+                self.missing_keys[account] = secret
                 if secret == user_secret:
                     self.warn(
                         f"storage account {account!r}: using Secret {secret!r}, which must already exist"
@@ -649,7 +763,7 @@ class _Converter:
                 else:
                     self.warn(
                         f"storage account {account!r}: no key known, so Secret {secret!r} is referenced "
-                        "but not generated; pass --storage-account-key (with --storage-account-name "
+                        "but not generated; pass --storage-account-key-file (with --storage-account-name "
                         f"{account}) or create it: kubectl create secret generic {secret} "
                         f"--from-literal={SECRET_ACCOUNT_NAME}={account} "
                         f"--from-literal={SECRET_ACCOUNT_KEY}=..."
@@ -669,7 +783,7 @@ class _Converter:
                 {
                     "apiVersion": "v1",
                     "kind": "Secret",
-                    "metadata": self._meta(f"{self.name}-secrets"),
+                    "metadata": self._meta(f"{self.prefix}-secrets"),
                     "type": "Opaque",
                     "data": {k: _b64(v) for k, v in self.secret_values.items()},
                 }
@@ -707,6 +821,25 @@ def _read_limited(path: str) -> bytes:
     if hasattr(stdin, "buffer"):
         return bytes(stdin.buffer.read(MAX_JOB_FILE_BYTES + 1))
     return str(stdin.read(MAX_JOB_FILE_BYTES + 1)).encode()
+
+
+def convert_cluster_file(
+    path: str, options: ClusterOptions, environ: Mapping[str, str] | None = None
+) -> Conversion:
+    """Read and convert a Batch AI cluster.json ('-' reads standard input); `job` holds the cluster."""
+    text = decode_job_file(_read_limited(path))
+    if options.source is None:
+        options.source = path
+    doc = load_job_file(text)
+    opts = ConvertOptions(
+        namespace=options.namespace,
+        storage_account_name=options.storage_account_name,
+        storage_account_key=options.storage_account_key,
+        storage_secret=options.storage_secret,
+        placeholders=options.placeholders,
+    )
+    converter = _Converter(opts, os.environ if environ is None else environ)
+    return converter.run_cluster(doc, options)
 
 
 def convert_file(

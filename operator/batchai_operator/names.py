@@ -36,6 +36,10 @@ LABEL_SETUP_STATE = f"{DOMAIN}/setup-task-state"
 SETUP_ROLE = "setup-task"
 SETUP_SUCCEEDED = "succeeded"
 
+# Secrets `kubectl batchai job create` makes for a job.json's keys: made by the CLI, for which job.
+MANAGED_BY_CLI = "kubectl-batchai"
+LABEL_SECRET_OF_JOB = f"{DOMAIN}/job"
+
 # ---- annotations ------------------------------------------------------------------------------------
 # On a Job: the hash of the spec it was built from, so a later spec change can be reported as not applied.
 ANNOTATION_SPEC_HASH = f"{DOMAIN}/spec-hash"

@@ -20,6 +20,7 @@ Endpoints (as the real services shape them, only as far as the SDKs need):
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import json
@@ -263,7 +264,7 @@ class ArmAgentPoolsDouble:
                     "error_description": "AADSTS700213: no matching federated identity",
                 },
             )
-        token = f"double-token-{uuid.uuid4().hex}"
+        token = _access_token(form.get("scope", ""), tenant, self.client_id)
         self.issued_tokens.append(token)
         return (
             200,
@@ -321,6 +322,29 @@ class ArmAgentPoolsDouble:
         if pool is not None:
             pool["provisioningState"] = "Succeeded"
         return 200, {}, {"name": op_id, "status": "Succeeded"}
+
+
+def _access_token(scope: str, tenant: str, client_id: str) -> str:
+    """An unsigned JWT shaped as Entra ID issues them (audience from the scope, issuer, tenant, object id),
+    so services that read the claims without checking a signature (Azurite's `--oauth basic`) accept it."""
+
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    now = int(datetime.datetime.now(datetime.UTC).timestamp())
+    audience = scope.split(" ")[0].removesuffix("/.default") or "https://management.azure.com"
+    claims = {
+        "aud": audience,
+        "iss": f"https://sts.windows.net/{tenant}/",
+        "tid": tenant,
+        "oid": client_id,
+        "appid": client_id,
+        "iat": now - 60,
+        "nbf": now - 60,
+        "exp": now + 3600,
+        "jti": uuid.uuid4().hex,
+    }
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.double"
 
 
 def _validate_scale(props: dict[str, Any]) -> str | None:

@@ -104,3 +104,6 @@ def fake_node(core_v1: client.CoreV1Api) -> Iterator[Callable[..., client.V1Node
 
 # The operator subprocess and the CRDs it needs (tests/integration/operator_process.py).
 from operator_process import crds_installed, operator  # noqa: E402, F401
+
+# Azurite and the Azure Files double (tests/storage_services.py), for kubectl batchai job file list/stream.
+from storage_services import azurite, azurite_oauth, files_double  # noqa: E402, F401

@@ -46,6 +46,8 @@ def imported_distributions() -> set[str]:
             first, second = m.group(1), m.group(2)
             # azure.mgmt.x / azure.storage.x are azure-mgmt-x / azure-storage-x; azure.x.* is azure-x.
             name = f"{first}-{second}" if first in ("mgmt", "storage") and second else first
+            # The one distribution whose name does not follow its import path.
+            name = {"storage-fileshare": "storage-file-share"}.get(name, name)
             out.add("azure-" + name.replace("_", "-"))
     return out
 

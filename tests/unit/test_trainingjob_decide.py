@@ -257,3 +257,16 @@ def test_pods_the_job_controller_cannot_create_say_why_the_job_waits() -> None:
     assert refused in d.events[0].message
     # Once the pods exist, the old refusal no longer matters.
     assert reason(decided(job=job(), pods=[pod(0)], pods_refused=refused)) == ("running", "Running")
+
+
+def test_status_says_where_outputs_are_in_storage() -> None:
+    """The seed's MODEL output and stdout/stderr are on its Azure Files share 'logs' of account acct."""
+    from batchai_operator.api.trainingjob import TrainingJobSpec
+    from samples import cntk_spec
+
+    d = decided(s=TrainingJobSpec.model_validate(cntk_spec()), job=job(), pods=[pod(0)])
+    wire = d.status.wire()
+    [model] = wire["outputDirectories"]
+    assert model["storage"]["accountName"] == "acct" and model["storage"]["shareName"] == "logs"
+    assert model["storage"]["path"].endswith("ns/default/j/u1/outputs")
+    assert wire["stdOutErrStorage"]["shareName"] == "logs"

@@ -482,11 +482,24 @@ class ExecutionInfo(StatusModel):
     errors: list[BatchAIError] | None = Field(default=None, description="Errors that failed the job.")
 
 
+class StoragePath(StatusModel):
+    """Where a directory is in Azure Storage: a path in an Azure Files share or a blob container."""
+
+    account_name: str = Field(description="Storage account.")
+    share_name: str | None = Field(default=None, description="Azure Files share (for a share mount).")
+    container_name: str | None = Field(default=None, description="Blob container (for a blob mount).")
+    path: str = Field(description="Path below the share or container root ('' for the root).")
+
+
 class DirectoryPath(StatusModel):
     """A resolved directory path (output directories)."""
 
     id: str = Field(description="Directory id.")
     path: str = Field(description="Path in the pod, with environment variables unexpanded as written.")
+    storage: StoragePath | None = Field(
+        default=None,
+        description="Where the directory is in Azure Storage, when it lies on a mounted share or container.",
+    )
 
 
 class NodeCounts(StatusModel):
@@ -528,6 +541,11 @@ class TrainingJobStatus(StatusModel):
         default=None, description="Resolved AZ_BATCHAI_OUTPUT_<id> paths."
     )
     std_out_err_directory: str | None = Field(default=None, description="Directory of stdout/stderr files.")
+    std_out_err_storage: StoragePath | None = Field(
+        default=None,
+        description="Where the stdout/stderr directory is in Azure Storage, when it lies on a mounted share "
+        "or container.",
+    )
     tool_type: str | None = Field(default=None, description="Toolkit: cntk, tensorflow, pytorch, ...")
     cluster: str | None = Field(default=None, description="BatchAICluster name the job runs on.")
     nodes: NodeCounts | None = Field(default=None, description="Job pods by state.")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..api.common import MountVolumes
 from ..api.trainingjob import (
     BatchAIError,
     Condition,
@@ -24,12 +25,13 @@ from ..api.trainingjob import (
     ExecutionInfo,
     NameValuePair,
     NodeCounts,
+    StoragePath,
     TrainingJobSpec,
     TrainingJobStatus,
 )
 from ..launcher import commands
 from ..manifests.job import spec_hash
-from ..manifests.paths import JobIdentity, output_directories, stdouterr_dir
+from ..manifests.paths import JobIdentity, stdouterr_dir
 from ..names import (
     ANNOTATION_SPEC_HASH,
     CONDITION_FOR_STATE,
@@ -62,6 +64,7 @@ from ..names import (
     WAIT_SECRET_NOT_FOUND,
     WAIT_SUSPENDED,
 )
+from ..storage.locations import storage_status
 from .common import Event, find_condition, fmt_time, parse_time, set_condition
 from .kueue import kueue_hold
 from .views import pod_index
@@ -96,6 +99,7 @@ class JobObserved:
     creating: bool = False  # children were just created; the Job is not in the index yet
     mount_failure: tuple[int, str] | None = None  # (node index, message): a volume that will not mount
     pods_refused: str | None = None  # the Job controller's message: it cannot create the job's pods
+    cluster_mounts: MountVolumes | None = None  # the cluster's mounts (where outputs may be in storage)
 
 
 @dataclass(frozen=True)
@@ -333,8 +337,12 @@ def _new_status(obs: JobObserved, out: _Outcome, now: datetime) -> TrainingJobSt
     if obs.spec is not None:
         spec, ident = obs.spec, obs.ident
         status.job_output_directory_path_segment = ident.segment
-        status.output_directories = [DirectoryPath(id=i, path=p) for i, p in output_directories(spec, ident)]
         status.std_out_err_directory = stdouterr_dir(spec, ident)
+        # Where outputs and stdout/stderr are in Azure Storage, when they lie on a share or container.
+        storage = storage_status(spec, obs.cluster_mounts, ident)
+        status.output_directories = [DirectoryPath.model_validate(d) for d in storage["outputDirectories"]]
+        if "stdOutErrStorage" in storage:
+            status.std_out_err_storage = StoragePath.model_validate(storage["stdOutErrStorage"])
         status.tool_type = spec.tool_type
         status.nodes_summary = f"{counts.running + counts.succeeded + counts.failed}/{spec.node_count}"
     return status

@@ -201,6 +201,9 @@ async def observe(rt: Runtime, uid: str) -> _World | None:
         creating=creating,
         mount_failure=_mount_failure(rt, memory, spec, cluster_spec),
         pods_refused=memory.pods_refused if job is not None else None,
+        cluster_mounts=cluster_spec.node_setup.mount_volumes
+        if cluster_spec and cluster_spec.node_setup
+        else None,
     )
     return _World(
         view, observed, cluster_spec, cluster["body"]["metadata"]["uid"] if cluster else None, memory
