@@ -113,6 +113,14 @@ class OperatorConfig(BaseModel):
     watch_namespaces: list[str] = Field(
         default_factory=list, description="Namespaces watched (empty: all); the FailedMount watch follows."
     )
+    shared_temp_storage_class: str | None = Field(
+        default=None,
+        description=(
+            "StorageClass (ReadWriteMany) of the per-job volume behind AZ_BATCHAI_SHARED_JOB_TEMP on "
+            "multi-node jobs (the chart sets azurefile-csi); unset: multi-node jobs have no shared temp."
+        ),
+    )
+    shared_temp_size: str = Field(default="1Gi", description="Size of that volume.")
     unusable_grace_seconds: int = Field(default=300, description="NotReady longer than this: node unusable.")
     mount_failure_threshold: int = Field(
         default=3,
@@ -123,6 +131,9 @@ class OperatorConfig(BaseModel):
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
         env = dict(os.environ) if env is None else env
         cfg = cls()
+        cfg.shared_temp_storage_class = env.get("BATCHAI_SHARED_TEMP_STORAGE_CLASS") or None
+        if env.get("BATCHAI_SHARED_TEMP_SIZE"):
+            cfg.shared_temp_size = env["BATCHAI_SHARED_TEMP_SIZE"]
         if env.get("BATCHAI_IMAGES"):
             cfg.images.update(json.loads(env["BATCHAI_IMAGES"]))
         if env.get("BATCHAI_PRIORITY_CLASSES"):

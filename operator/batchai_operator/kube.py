@@ -75,6 +75,7 @@ class Kube:
         creators: dict[str, Callable[..., Any]] = {
             "Job": self.batch.create_namespaced_job,
             "ConfigMap": self.core.create_namespaced_config_map,
+            "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
             "Secret": self.core.create_namespaced_secret,
             "Service": self.core.create_namespaced_service,
             "DaemonSet": self.apps.create_namespaced_daemon_set,
@@ -123,6 +124,7 @@ class Kube:
         readers: dict[str, Callable[..., Any]] = {
             "Job": self.batch.read_namespaced_job,
             "ConfigMap": self.core.read_namespaced_config_map,
+            "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
             "Service": self.core.read_namespaced_service,
             "DaemonSet": self.apps.read_namespaced_daemon_set,
         }

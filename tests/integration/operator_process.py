@@ -37,6 +37,9 @@ def operator_env(allow: dict[str, Any] | None = None) -> dict[str, str]:
     return {
         "BATCHAI_ALLOW": json.dumps(allow if allow is not None else TEST_ALLOW),
         "BATCHAI_OPERATOR_SERVICE_ACCOUNT": f"{OPERATOR_HOME}/{OPERATOR_SA}",
+        # Multi-node jobs get their shared temp from azurefile-csi, as the chart sets it (on the dev cluster
+        # the provisioner is a double, run by hack/devcluster).
+        "BATCHAI_SHARED_TEMP_STORAGE_CLASS": "azurefile-csi",
     }
 
 

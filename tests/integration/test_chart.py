@@ -309,6 +309,7 @@ def test_cluster_role_is_least_privilege() -> None:
         ("", "events", "watch"),
     }
     expected |= {("", "secrets", "create")}  # no get: existence is a dry-run create
+    expected |= {("", "persistentvolumeclaims", v) for v in ("get", "create")}
     expected |= {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
     assert grants == expected
 
@@ -831,7 +832,8 @@ def exercise_every_grant(
     """TrainingJobs and a BatchAICluster run to success, and between them every grant of the ClusterRole
     is used, except these: batchaiclusters patch (the annotation written after an ARM agent-pool update:
     no spec.aks here), */finalizers update (checked only by the OwnerReferencesPermissionEnforcement
-    admission plugin, which is off), and `get` on jobs, services and daemonsets (the same metadata read
+    admission plugin, which is off), persistentvolumeclaims (the shared temp of multi-node jobs: off in this
+    release), and `get` on jobs, services and daemonsets (the same metadata read
     as on configmaps, exercised below, when a create finds a child's name taken)."""
     custom = client.CustomObjectsApi()
     apps = client.AppsV1Api()

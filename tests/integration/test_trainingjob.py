@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 from devcluster import wait_for
@@ -12,6 +13,7 @@ from jobs import (
     create_cluster,
     create_job,
     create_storage_secret,
+    custom,
     events_for,
     get_job,
     job_pods,
@@ -23,6 +25,11 @@ from kubernetes import client
 from samples import cntk_spec, job_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("operator")]
+
+
+def failed_condition(status: dict[str, Any]) -> dict[str, Any]:
+    """The Failed condition: it names the node that decided (errors[] keep Batch AI's own text)."""
+    return next(c for c in status["conditions"] if c["type"] == "Failed")
 
 
 def env_of(pod: client.V1Pod) -> dict[str, str]:
@@ -41,8 +48,13 @@ def test_single_node_cntk_job_succeeds_with_batchai_paths(namespace: str) -> Non
     assert st["nodes"]["succeeded"] == 1
     seg = f"{namespace}/default/cntk-python-1/{created['metadata']['uid']}"
     assert st["jobOutputDirectoryPathSegment"] == seg
+    # Where the model is, as a path in the pod and in storage (the share mounted at logs).
     assert st["outputDirectories"] == [
-        {"id": "MODEL", "path": f"$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/{seg}/outputs"}
+        {
+            "id": "MODEL",
+            "path": f"$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/{seg}/outputs",
+            "storage": {"accountName": "acct", "shareName": "logs", "path": f"{seg}/outputs"},
+        }
     ]
     (pod,) = job_pods(namespace, "cntk-python-1")
     env = env_of(pod)
@@ -70,8 +82,11 @@ def test_exit_code_three_fails_the_job_with_job_failed(namespace: str) -> None:
     create_job(namespace, "fails", cntk_spec(), annotations={"sim.batchai.io/exit-code": "3"})
     st = wait_state(namespace, "fails", "failed")["status"]
     assert st["executionInfo"]["exitCode"] == 3
-    err = st["executionInfo"]["errors"][0]
-    assert err["code"] == "JobFailed" and "exit code 3" in err["message"]
+    # Batch AI's error text; the Failed condition (and Event) name the exit code and node.
+    assert st["executionInfo"]["errors"] == [
+        {"code": "JobFailed", "message": "Job failed with non-zero exit code"}
+    ]
+    assert "exit code 3 on node 0" in failed_condition(st)["message"]
     # Events are posted asynchronously: poll for the Warning.
     wait_for(
         lambda: any(
@@ -131,7 +146,7 @@ def test_node_zero_decides_a_multi_node_mpi_job(namespace: str, node0_exit: str,
     st = wait_state(namespace, "hvd0", state, timeout=60)["status"]
     assert st["executionInfo"]["exitCode"] == int(node0_exit)
     if state == "failed":
-        assert "on node 0" in st["executionInfo"]["errors"][0]["message"]
+        assert "on node 0" in failed_condition(st)["message"]
 
 
 def test_every_node_counts_for_pytorch(namespace: str) -> None:
@@ -148,13 +163,15 @@ def test_every_node_counts_for_pytorch(namespace: str) -> None:
     )
     st = wait_state(namespace, "pt", "failed", timeout=60)["status"]
     assert st["executionInfo"]["exitCode"] == 5
-    assert "on node 1" in st["executionInfo"]["errors"][0]["message"]
+    assert "on node 1" in failed_condition(st)["message"]
 
 
 def test_two_node_tensorflow_gets_batchai_host_lists(namespace: str) -> None:
-    create_cluster(namespace)
+    # 3 workers on 2 nodes need 2 GPUs per node at least (Batch AI: workerCount <= nodeCount x GPUs).
+    create_cluster(namespace, "nc24", vmSize="Standard_NC24")
     spec = job_spec(
         nodes=2,
+        cluster="nc24",
         tensorFlowSettings={
             "pythonScriptFilePath": "mnist.py",
             "parameterServerCount": 1,
@@ -425,7 +442,7 @@ def test_job_refused_by_a_quota_waits_with_the_apiservers_reason(namespace: str)
     ("message", "code"),
     [
         ("JobPreparationFailed: exit code 7", "JobPreparationFailed"),
-        ("MountFailed: /mnt/gfs: exit code 7", "AZFMountError"),
+        ("MountFailed: /mnt/gfs: exit code 7", "UnmanagedFileSystemMountError"),
     ],
 )
 def test_launcher_termination_messages_become_batchai_error_codes(
@@ -524,7 +541,9 @@ def test_a_volume_that_will_not_mount_fails_the_job_with_azf_mount_error(namespa
     st = wait_state(namespace, "nomount", "failed", timeout=30)["status"]
     err = st["executionInfo"]["errors"][0]
     assert err["code"] == "AZFMountError" and st["executionInfo"]["exitCode"] == -1
-    assert "Permission denied" in err["message"] and "Azure Files share logs" in err["message"]
+    assert err["message"] == "Unable to mount Azure File"  # Batch AI's text; the kubelet's in Info
+    info = err["details"][0]["value"]
+    assert "Permission denied" in info and "Azure Files share logs" in info
     assert SECRET_KEY_VALUE not in json.dumps(st)
     wait_for(
         lambda: any(
@@ -562,3 +581,38 @@ def test_a_running_job_is_not_failed_by_a_failed_mount(namespace: str) -> None:
     done = wait_state(namespace, "mounted", "succeeded", timeout=40)["status"]
     assert done["executionInfo"]["exitCode"] == 0 and not done["executionInfo"].get("errors")
     client.CoreV1Api().delete_collection_namespaced_event(namespace, field_selector="reason=FailedMount")
+
+
+def test_a_multi_node_job_shares_its_temp_on_a_volume_of_its_own(namespace: str) -> None:
+    """AZ_BATCHAI_SHARED_JOB_TEMP on every multi-node job, as Batch AI had it: a ReadWriteMany claim of
+    azurefile-csi (here served by the provisioner double), mounted there on every node, gone with the job."""
+    create_cluster(namespace)
+    args = "--num_shards 2 --shard_id $AZ_BATCHAI_TASK_INDEX --file_store_path $AZ_BATCHAI_SHARED_JOB_TEMP"
+    spec = job_spec(nodes=2, caffe2Settings={"pythonScriptFilePath": "resnet50.py", "commandLineArgs": args})
+    created = create_job(namespace, "c2", spec, annotations={"sim.batchai.io/run-for": "3s"})
+    pods = wait_for(
+        lambda: job_pods(namespace, "c2") if len(job_pods(namespace, "c2")) == 2 else None, timeout=30
+    )
+    core = client.CoreV1Api()
+    claim = core.read_namespaced_persistent_volume_claim("c2-shared-temp", namespace)
+    assert claim.spec.access_modes == ["ReadWriteMany"] and claim.spec.storage_class_name == "azurefile-csi"
+    assert claim.metadata.owner_references[0].uid == created["metadata"]["uid"]
+    shared = f"/mnt/batch/tasks/shared/LS_root/jobs/{namespace}/default/c2/temp/shared"
+    for pod in pods:
+        assert env_of(pod)["AZ_BATCHAI_SHARED_JOB_TEMP"] == shared
+        mount = next(m for m in pod.spec.containers[0].volume_mounts if m.mount_path == shared)
+        volume = next(v for v in pod.spec.volumes if v.name == mount.name)
+        assert volume.persistent_volume_claim.claim_name == "c2-shared-temp"
+    wait_state(namespace, "c2", "succeeded", timeout=60)
+    assert core.read_namespaced_persistent_volume_claim("c2-shared-temp", namespace).status.phase == "Bound"
+    volume_name = core.read_namespaced_persistent_volume_claim("c2-shared-temp", namespace).spec.volume_name
+    custom().delete_namespaced_custom_object("batchai.io", "v1alpha1", namespace, "trainingjobs", "c2")
+
+    def volume_gone() -> bool:
+        try:
+            core.read_persistent_volume(volume_name)
+            return False
+        except client.ApiException as e:
+            return e.status == 404
+
+    wait_for(volume_gone, timeout=60, what="the shared temp volume deleted with the job")

@@ -345,3 +345,40 @@ def test_the_operators_labels_are_not_copied_from_the_trainingjob() -> None:
         assert labels["batchai.io/trainingjob-uid"] == "1111-2222"
         assert labels["app.kubernetes.io/managed-by"] == "batchai-operator"
         assert not {"batchai.io/role", "batchai.io/cluster-uid", "batchai.io/setup-task-state"} & set(labels)
+
+
+def test_multi_node_jobs_get_a_shared_temp_volume_of_the_configured_class() -> None:
+    """AZ_BATCHAI_SHARED_JOB_TEMP (fidelity review M2): a per-job ReadWriteMany claim on multi-node jobs."""
+    from batchai_operator.manifests.children import build_children as build
+
+    config = OperatorConfig(shared_temp_storage_class="azurefile-csi", shared_temp_size="2Gi")
+    nc6 = BatchAIClusterSpec.model_validate({"vmSize": "Standard_NC6"})
+    two = TrainingJobSpec.model_validate(
+        {
+            "cluster": "nc6",
+            "nodeCount": 2,
+            "stdOutErrPathPrefix": "/l",
+            "caffe2Settings": {"pythonScriptFilePath": "a.py"},
+        }
+    )
+    obj = {"metadata": {"name": "c2", "namespace": "ns", "uid": "u"}}
+    children = build(obj, two, "nc6", nc6, config)
+    claim = children.shared_temp_claim
+    assert claim is not None and claim["metadata"]["name"] == "c2-shared-temp"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteMany"],
+        "storageClassName": "azurefile-csi",
+        "resources": {"requests": {"storage": "2Gi"}},
+    }
+    pod = children.job["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    shared = "/mnt/batch/tasks/shared/LS_root/jobs/ns/default/c2/temp/shared"
+    assert env["AZ_BATCHAI_SHARED_JOB_TEMP"] == shared
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == shared]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["persistentVolumeClaim"] == {"claimName": "c2-shared-temp"}
+    # Without a class (or on one node): no claim, and no shared temp on more than one node.
+    plain = build(obj, two, "nc6", nc6, OperatorConfig())
+    assert plain.shared_temp_claim is None
+    env = {e["name"] for e in plain.job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "AZ_BATCHAI_SHARED_JOB_TEMP" not in env

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from decisions import LATER, NOW, compute_status, job, observe, pod, spec
 
 
@@ -70,9 +72,9 @@ def test_failed_pod_reports_job_failed_with_its_exit_code() -> None:
     assert r.status["executionState"] == "failed"
     info = r.status["executionInfo"]
     assert info["exitCode"] == 3
-    assert info["errors"][0]["code"] == "JobFailed"
-    assert "non-zero exit code 3" in info["errors"][0]["message"]
-    assert r.events[0][:2] == ("Warning", "Failed")
+    # Batch AI's text, no details (fidelity review M10); the Event and condition name the node.
+    assert info["errors"] == [{"code": "JobFailed", "message": "Job failed with non-zero exit code"}]
+    assert r.events[0][:2] == ("Warning", "Failed") and "non-zero exit code 3 on node 0" in r.events[0][2]
 
 
 def test_job_preparation_failure_is_reported_as_such() -> None:
@@ -137,7 +139,12 @@ def test_build_error_fails_with_its_code() -> None:
 def test_launcher_mount_and_launcher_failures_are_named() -> None:
     p = pod(0, "Failed", 32, message="MountFailed: /mnt/x: exit code 32")
     r = compute_status(observe(job=job(("Failed", "BackoffLimitExceeded")), pods=[p]), NOW)
-    assert r.status["executionInfo"]["errors"][0]["code"] == "AZFMountError"
+    # An unmanaged file system's mount command failed (Batch AI had no code of its own for these).
+    [err] = r.status["executionInfo"]["errors"]
+    assert (
+        err["code"] == "UnmanagedFileSystemMountError"
+        and "/mnt/x: exit code 32" in err["details"][0]["value"]
+    )
     p = pod(
         0, "Failed", 1, message="LauncherFailed: timed out after 900s waiting for sshd on h:22 (node 0 of 2)"
     )
@@ -189,7 +196,37 @@ def test_a_volume_that_will_not_mount_fails_the_job_with_azf_mount_error() -> No
     assert r.status["executionState"] == "failed"
     info = r.status["executionInfo"]
     assert info["exitCode"] == -1
-    assert (
-        info["errors"][0]["code"] == "AZFMountError" and "Permission denied" in info["errors"][0]["message"]
-    )
+    # Batch AI's text; what the kubelet said is in the Info detail (fidelity review M3).
+    [err] = info["errors"]
+    assert (err["code"], err["message"]) == ("AZFMountError", "Unable to mount Azure File")
+    assert err["details"][0]["name"] == "Info" and "Permission denied" in err["details"][0]["value"]
     assert r.stop_job
+
+
+@pytest.mark.parametrize(
+    ("volume", "code", "text", "exit_code"),
+    [
+        ("job-afs-0123456789", "AZFMountError", "Unable to mount Azure File", -1),
+        ("job-bfs-0123456789", "BFSMountError", "unable to mount blob fuse file system", 1),
+        ("cluster-nfs-0123456789", "NFSMountError", "Unable to mount NFS file server", -1),
+        ("batchai-config", "VolumeMountError", "Unable to mount a volume of the job", -1),
+    ],
+)
+def test_mount_errors_carry_the_code_of_their_file_system(
+    volume: str, code: str, text: str, exit_code: int
+) -> None:
+    from batchai_operator.decide.trainingjob import mount_kind
+
+    event = f'MountVolume.SetUp failed for volume "{volume}" : mount failed: exit status 32'
+    obs = observe(
+        job=job(),
+        pods=[pod(0, phase="Pending")],
+        mount_failure=(0, "x"),
+        mount_failure_kind=mount_kind(event),
+    )
+    info = compute_status(obs, NOW).status["executionInfo"]
+    assert (info["errors"][0]["code"], info["errors"][0]["message"], info["exitCode"]) == (
+        code,
+        text,
+        exit_code,
+    )

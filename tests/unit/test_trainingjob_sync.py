@@ -191,7 +191,7 @@ def failed_mount_event(**override: Any) -> dict[str, Any]:
     return {
         "involvedObject": {"kind": "Pod", "namespace": NS, "name": "j-0-abcde", "uid": "uid-pod"},
         "reason": "FailedMount",
-        "message": "MountVolume.SetUp failed: Permission denied",
+        "message": 'MountVolume.SetUp failed for volume "job-afs-0123456789" : Permission denied',
         "count": 1,
         "source": {"component": "kubelet"},
         **override,

@@ -53,6 +53,11 @@ watchNamespaces; a Role's in each watched namespace with them. */}}
 - apiGroups: [""]
   resources: [configmaps, services]
   verbs: [get, create]
+# the per-job shared temp volume of multi-node jobs (owned by the TrainingJob: garbage-collected);
+# get: on a create that finds the name taken, whose claim it is (metadata only).
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, create]
 # create only: per-job SSH keys, and whether a referenced Secret exists (a dry-run create answers
 # AlreadyExists). No get, list or watch: the operator can neither read nor enumerate Secrets.
 - apiGroups: [""]

@@ -38,12 +38,16 @@ from ..names import (
     CONDITION_SPEC_APPLIED,
     CONDITION_SUSPENDED,
     ERR_AZF_MOUNT,
+    ERR_BFS_MOUNT,
     ERR_FAILED_STARTING_CONTAINER,
     ERR_INVALID_SPEC,
     ERR_JOB_FAILED,
     ERR_JOB_PREPARATION_FAILED,
     ERR_JOB_TERMINATED,
     ERR_MAX_WALL_CLOCK,
+    ERR_NFS_MOUNT,
+    ERR_UNMANAGED_MOUNT,
+    ERR_VOLUME_MOUNT,
     FAILED,
     JOB_CONDITION_TYPES,
     LABEL_KUEUE_QUEUE,
@@ -75,6 +79,26 @@ CREATE_RETRY_SECONDS = 10.0
 SECRET_RETRY_SECONDS = 10.0
 
 
+# Batch AI's error texts (reviews/batchai-fidelity.md M3, M10): the code per file system, the message
+# Batch AI wrote, and the exit code it reported. NFS and unmanaged mounts had no published code.
+JOB_FAILED_TEXT = "Job failed with non-zero exit code"
+UNMANAGED_MOUNT_TEXT = "Unable to mount unmanaged file system"
+MOUNT_ERRORS: dict[str, tuple[str, str, int]] = {
+    "afs": (ERR_AZF_MOUNT, "Unable to mount Azure File", -1),
+    "bfs": (ERR_BFS_MOUNT, "unable to mount blob fuse file system", 1),
+    "nfs": (ERR_NFS_MOUNT, "Unable to mount NFS file server", -1),
+    "": (ERR_VOLUME_MOUNT, "Unable to mount a volume of the job", -1),
+}
+_VOLUME_KIND = re.compile(r"\b(?:job|cluster)-(afs|bfs|nfs)-[0-9a-f]{10}\b")
+
+
+def mount_kind(event_message: str) -> str:
+    """Which kind of Batch AI mount a kubelet's FailedMount message is about ('afs', 'bfs', 'nfs'), from the
+    pod volume name the builders give it; '' for any other volume."""
+    m = _VOLUME_KIND.search(event_message)
+    return m.group(1) if m else ""
+
+
 # ---- what decide sees and returns ------------------------------------------------------------------
 
 
@@ -98,6 +122,7 @@ class JobObserved:
     create_refused: tuple[str, datetime] | None = None  # the apiserver's message, when it refused
     creating: bool = False  # children were just created; the Job is not in the index yet
     mount_failure: tuple[int, str] | None = None  # (node index, message): a volume that will not mount
+    mount_failure_kind: str = "afs"  # of that volume: afs, bfs, nfs, or '' (see mount_kind)
     pods_refused: str | None = None  # the Job controller's message: it cannot create the job's pods
     cluster_mounts: MountVolumes | None = None  # the cluster's mounts (where outputs may be in storage)
 
@@ -247,8 +272,14 @@ def _running_outcome(
         return pod_failure
     if obs.mount_failure:
         index, message = obs.mount_failure
-        # Batch AI reported volumes that would not mount as AZFMountError with exit code -1.
-        out = _failed(ERR_AZF_MOUNT, f"A volume of node {index} will not mount: {message}", -1)
+        code, batchai_text, exit_code = MOUNT_ERRORS.get(obs.mount_failure_kind, MOUNT_ERRORS[""])
+        out = _failed(
+            code,
+            f"A volume of node {index} will not mount: {message}",
+            exit_code,
+            error_message=batchai_text,
+            info=f"Could not mount on node {index}: {message}",
+        )
         out.actions = _stop_if_running(job)
         return out
     if suspend:
@@ -266,9 +297,24 @@ def _running_outcome(
     return _Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(obs, spec))
 
 
-def _failed(code: str, message: str, exit_code: int | None = None) -> _Outcome:
-    details = [NameValuePair(name="exitCode", value=str(exit_code))] if exit_code is not None else None
-    error = BatchAIError(code=code, message=message, details=details)
+def _failed(
+    code: str,
+    message: str,
+    exit_code: int | None = None,
+    error_message: str | None = None,
+    info: str | None = None,
+) -> _Outcome:
+    """A failure: `message` for the Failed condition and Event; the error in executionInfo carries
+    `error_message` (the text Batch AI wrote for that code, where it had one) with `info` as its only
+    detail, as Batch AI did, or else `message` with the exit code as a detail."""
+    if error_message is not None:
+        details = [NameValuePair(name="Info", value=info)] if info else None
+        error = BatchAIError(code=code, message=error_message, details=details)
+    else:
+        exit_detail = (
+            [NameValuePair(name="exitCode", value=str(exit_code))] if exit_code is not None else None
+        )
+        error = BatchAIError(code=code, message=message, details=exit_detail)
     return _Outcome(FAILED, code, message, exit_code=exit_code, errors=[error])
 
 
@@ -471,10 +517,13 @@ def _job_failure(obs: JobObserved, spec: TrainingJobSpec, cond: Mapping[str, Any
             ERR_JOB_PREPARATION_FAILED, f"Job preparation failed on node {index} with exit code {code}", code
         )
     if message.startswith("MountFailed"):
-        return _failed(ERR_AZF_MOUNT, f"Mounting a volume failed on node {index}: {message}", code)
+        text = f"Mounting a volume failed on node {index}: {message}"
+        return _failed(ERR_UNMANAGED_MOUNT, text, code, error_message=UNMANAGED_MOUNT_TEXT, info=text)
     if message.startswith("LauncherFailed"):
         return _failed(ERR_JOB_FAILED, f"The launcher failed on node {index}: {message}", code)
-    return _failed(ERR_JOB_FAILED, f"Job failed with non-zero exit code {code} on node {index}", code)
+    # Batch AI's own text, without details (the exit code is in executionInfo.exitCode).
+    detailed = f"Job failed with non-zero exit code {code} on node {index}"
+    return _failed(ERR_JOB_FAILED, detailed, code, error_message=JOB_FAILED_TEXT)
 
 
 def _pod_start_failure(pods: Sequence[Mapping[str, Any]]) -> _Outcome | None:

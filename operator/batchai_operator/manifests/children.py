@@ -20,6 +20,7 @@ from .naming import child_labels, child_name, label_value, owner_reference, user
 from .paths import identity
 from .placement import gpus_per_node
 from .service import build_service
+from .shared_temp import build_shared_temp_claim
 from .ssh import build_ssh_secret
 
 
@@ -35,6 +36,7 @@ class JobChildren:
     config_map: dict[str, Any]
     service: dict[str, Any] | None
     ssh_secret_metadata: dict[str, Any] | None
+    shared_temp_claim: dict[str, Any] | None = None  # multi-node jobs: the volume of their shared temp
 
     @property
     def ssh_secret_name(self) -> str | None:
@@ -86,4 +88,5 @@ def build_children(
         config_map=config_map,
         service=build_service(ctx) if ctx.multi_node else None,
         ssh_secret_metadata=ctx.metadata(ctx.ssh_secret_name) if ctx.needs_ssh else None,
+        shared_temp_claim=build_shared_temp_claim(ctx),
     )

@@ -69,7 +69,9 @@ def output_directories(spec: TrainingJobSpec, ident: JobIdentity) -> list[tuple[
     return out
 
 
-def batchai_env(spec: TrainingJobSpec, ident: JobIdentity, gpus_per_node: int) -> dict[str, str]:
+def batchai_env(
+    spec: TrainingJobSpec, ident: JobIdentity, gpus_per_node: int, shared_temp: bool = False
+) -> dict[str, str]:
     """The AZ_BATCHAI_* variables every pod of the job gets (toolkit variables come from the launcher)."""
     env = {
         "AZ_BATCHAI_MOUNT_ROOT": MOUNT_ROOT,
@@ -81,9 +83,9 @@ def batchai_env(spec: TrainingJobSpec, ident: JobIdentity, gpus_per_node: int) -
         "AZ_BATCHAI_MPI_HOST_FILE": f"{ident.job_temp}/hostfile",
         "AZ_BATCHAI_NUM_GPUS": str(gpus_per_node),
     }
-    # Only one node's processes can share its pod-local temp; multi-node jobs have no shared temp
-    # unless the user mounts one, so the variable is set where it is true.
-    if spec.node_count == 1:
+    # One node shares its pod-local temp with itself; a multi-node job needs a volume every node sees
+    # (manifests/shared_temp.py): without one, the variable is left unset rather than untrue.
+    if spec.node_count == 1 or shared_temp:
         env["AZ_BATCHAI_SHARED_JOB_TEMP"] = ident.shared_job_temp
     for d in spec.input_directories or []:
         env[f"AZ_BATCHAI_INPUT_{d.id}"] = d.path

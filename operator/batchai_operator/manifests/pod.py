@@ -15,6 +15,7 @@ from ..names import (
     MAIN_CONTAINER,
     RESOURCE_GPU,
     VOLUME_CONFIG,
+    VOLUME_SHARED_TEMP,
     VOLUME_SHM,
     VOLUME_SSH,
     VOLUME_TEMP,
@@ -25,6 +26,7 @@ from .errors import BuildError
 from .naming import pod_annotations
 from .paths import CONFIG_DIR, MOUNT_ROOT, SSH_DIR, batchai_env
 from .placement import node_selector, one_pod_per_node, setup_done, tolerations
+from .shared_temp import shared_temp_claim_name
 from .volumes import PodVolumes, build_volumes
 
 
@@ -92,6 +94,9 @@ def pod_volumes(ctx: JobContext) -> PodVolumes:
 
     add(VOLUME_CONFIG, {"configMap": {"name": ctx.child, "defaultMode": 0o755}}, CONFIG_DIR, read_only=True)
     add(VOLUME_TEMP, {"emptyDir": {}}, ctx.ident.job_temp)
+    claim = shared_temp_claim_name(ctx)
+    if claim is not None:
+        add(VOLUME_SHARED_TEMP, {"persistentVolumeClaim": {"claimName": claim}}, ctx.ident.shared_job_temp)
     if spec.container_settings and spec.container_settings.shm_size:
         size = shm_volume_size(spec.container_settings.shm_size, ctx.config.max_shm_size)
         shm = {"medium": "Memory", "sizeLimit": size}
@@ -105,8 +110,9 @@ def pod_volumes(ctx: JobContext) -> PodVolumes:
 def container_env(ctx: JobContext, vols: PodVolumes) -> list[dict[str, Any]]:
     """Batch AI's AZ_BATCHAI_* variables, the toolkit's, the launcher's, then the job's own."""
     spec = ctx.spec
-    env = batchai_env(spec, ctx.ident, ctx.gpus)
-    env.update(commands.toolkit_env(spec, ctx.hosts, ctx.gpus))
+    shared = shared_temp_claim_name(ctx) is not None
+    env = batchai_env(spec, ctx.ident, ctx.gpus, shared_temp=shared)
+    env.update(commands.toolkit_env(spec, ctx.hosts, ctx.gpus, shared_job_temp=shared))
     env.update(
         {
             "BATCHAI_CONFIG_DIR": CONFIG_DIR,

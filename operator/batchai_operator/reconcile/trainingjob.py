@@ -32,6 +32,7 @@ from ..decide.trainingjob import (
     StartJob,
     decide,
     mount_failure_message,
+    mount_kind,
 )
 from ..kube import Kube, api_message
 from ..manifests.children import JobChildren, build_children
@@ -200,6 +201,7 @@ async def observe(rt: Runtime, uid: str) -> _World | None:
         create_refused=memory.create_refused,
         creating=creating,
         mount_failure=_mount_failure(rt, memory, spec, cluster_spec),
+        mount_failure_kind=mount_kind(memory.mount_failure[2]) if memory.mount_failure else "afs",
         pods_refused=memory.pods_refused if job is not None else None,
         cluster_mounts=cluster_spec.node_setup.mount_volumes
         if cluster_spec and cluster_spec.node_setup
@@ -272,6 +274,8 @@ async def create_children(kube: Kube, children: JobChildren, owner_uid: str) -> 
     exists is adopted only when this TrainingJob controls it: one left by a deleted job of the same name
     (not yet garbage-collected) must not be run with."""
     manifests = [children.config_map]
+    if children.shared_temp_claim is not None:
+        manifests.append(children.shared_temp_claim)
     if children.ssh_secret_metadata is not None:
         manifests.append(children.ssh_secret(*generate_ssh_keypair()))
     if children.service is not None:
