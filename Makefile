@@ -41,6 +41,8 @@ demo: venv
 crds: venv
 	$(PY) -m batchai_operator.crdgen
 
-## Benchmarks (not tests): TrainingJobs through the operator vs the same raw Jobs, ratio printed.
+## Benchmark (not a test): raw Jobs, TrainingJobs and Kubeflow training-operator PyTorchJobs side by side
+## on the local control plane (bench/run.py). BENCH_SIZES=500, BENCH_SYSTEMS=raw,operator, BENCH_PROFILE=py-spy.
 bench: venv
-	$(PY) bench/jobs_vs_raw.py
+	@if [ "$$BENCH_PROFILE" = py-spy ]; then .venv/bin/pip install -q 'py-spy>=0.4,<1'; fi
+	$(PY) bench/run.py
