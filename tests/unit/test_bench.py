@@ -264,3 +264,24 @@ def test_multi_node_peer_job_has_workers_and_each_job_its_own_key() -> None:
     assert job_key("raw", raw_job("ns", "a", 1)) != job_key("raw", raw_job("ns", "a", 1))
     tj = training_job("ns", "j3", 4)
     assert tj["spec"]["nodeCount"] == 4 and tj["metadata"]["annotations"]["sim.batchai.io/run-for"] == "2s"
+
+
+# ---- profile summary ------------------------------------------------------------------------------------
+
+
+def test_profile_summary_inclusive_and_self_per_function() -> None:
+    from profile_summary import report, summarize
+
+    lines = [
+        "thread (0x7f);run (asyncio/events.py:80);sync_job (/w/operator/batchai_operator/handlers.py:220) 6",
+        "thread (0x7f);run (asyncio/events.py:80);sync_job (/w/operator/batchai_operator/handlers.py:221);"
+        "dumps (/v/lib/python3.11/json/__init__.py:231) 4",
+        "garbage",
+    ]
+    s = summarize(lines)
+    assert s.total == 10
+    assert s.inclusive["sync_job (batchai_operator/handlers.py)"] == 10
+    assert s.self_["sync_job (batchai_operator/handlers.py)"] == 6
+    assert s.self_["dumps (json/__init__.py)"] == 4
+    out = report(s, top=5, match="batchai")
+    assert "100.0%  sync_job (batchai_operator/handlers.py)" in out and "dumps" not in out
