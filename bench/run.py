@@ -20,6 +20,7 @@ import contextlib
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -293,7 +294,8 @@ class Bench:
                     "--format",
                     "raw",
                     "--rate",
-                    "50",
+                    "20",
+                    "--nonblocking",
                     "--threads",
                     "--output",
                     str(OUT / f"profile-operator-{size}.txt"),
@@ -302,8 +304,17 @@ class Bench:
             op = OperatorProcess(OUT / f"operator-{self.tag}-{size}.log", command_prefix=prefix)
             op.start()
             assert op.proc is not None
-            pid = child_pid(op.proc.pid) if prefix else op.proc.pid
-            return op.stop, pid
+            if not prefix:
+                return op.stop, op.proc.pid
+            pid = child_pid(op.proc.pid)
+            spy = op.proc
+
+            def stop() -> None:
+                # The operator first: py-spy writes its profile when its child exits (a TERM would lose it).
+                os.kill(pid, signal.SIGTERM)
+                spy.wait(120)
+
+            return stop, pid
         if system == "training-operator":
             assert self.peer_binary is not None
             peer = PeerProcess(
@@ -340,11 +351,21 @@ class Bench:
     def _delete_all(self, system: str, ns: str, pid: int | None) -> float | None:
         """Delete every job object (children go by garbage collection); the controller's RSS once
         everything in the namespace is gone and it had a few seconds to drop it."""
-        if system == "raw":
-            self.batch.delete_collection_namespaced_job(ns, propagation_policy="Background")
-        else:
-            group, version, plural = KIND[system]
-            self.custom.delete_collection_namespaced_custom_object(group, version, ns, plural)
+
+        def delete() -> bool:
+            try:
+                if system == "raw":
+                    self.batch.delete_collection_namespaced_job(ns, propagation_policy="Background")
+                else:
+                    group, version, plural = KIND[system]
+                    self.custom.delete_collection_namespaced_custom_object(group, version, ns, plural)
+            except client.ApiException as e:
+                if e.status not in (500, 504):
+                    raise
+                return False  # a busy apiserver times out a large delete: it goes on; ask again
+            return True
+
+        wait_for(delete, timeout=1800, interval=2, what=f"job objects of {ns} deleted")
 
         def empty() -> bool:
             pods = self.core.list_namespaced_pod(ns, limit=1, _preload_content=False)

@@ -235,7 +235,7 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
 
 TABLE_HEADER = (
     "| system | jobs x nodes | wall s | ratio to raw | all running s | lag p50 / p99 s | "
-    "peak RSS MB | RSS after delete MB | CPU s | writes/job (controller's own) |"
+    "peak RSS MB | RSS after delete MB | CPU s | writes/job (controller's own) | other load (cores) |"
 )
 
 
@@ -255,6 +255,8 @@ def format_table(rows: Sequence[Row]) -> str:
             _fmt(r.rss_after_delete_mb, ".0f"),
             _fmt(r.cpu_s),
             f"{r.writes_per_job:.1f}{own}",
+            # Busy cores spent outside this run meanwhile: a shared machine makes the figures noisier.
+            _fmt(r.other_cpu_s / r.wall_s if r.other_cpu_s is not None and r.wall_s else None),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
