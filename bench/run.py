@@ -219,7 +219,7 @@ class Bench:
             cpu0 = cpu_seconds(pid) if pid else None
             cp0 = {c: cpu_seconds(p) for c, p in cp_pids.items()}
             busy0, bench0 = machine_busy_seconds(), cpu_seconds(os.getpid())
-            os.truncate(self.audit, 0)
+            self._reset_audit()
             obs = Observation(system)
             with watching(self.api, system, ns, obs):
                 t0 = time.time()
@@ -311,7 +311,8 @@ class Bench:
 
             def stop() -> None:
                 # The operator first: py-spy writes its profile when its child exits (a TERM would lose it).
-                os.kill(pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
                 spy.wait(120)
 
             return stop, pid
@@ -338,15 +339,28 @@ class Bench:
         with ThreadPoolExecutor(SUBMIT_THREADS) as pool:
             list(pool.map(create, range(size.jobs)))
 
+    def _audit_files(self) -> list[Path]:
+        """The log and the backups the apiserver rotated it into (every 100 MB, --audit-log-maxsize's
+        default), oldest first."""
+        return [*sorted(self.audit.parent.glob("audit-*.log")), self.audit]
+
+    def _reset_audit(self) -> None:
+        for f in self._audit_files()[:-1]:
+            f.unlink()
+        os.truncate(self.audit, 0)
+
     def _audit_events(self, t0: float, t1: float) -> Iterator[dict[str, Any]]:
-        with self.audit.open() as f:
-            for line in f:
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    continue  # a line cut by the truncation
-                if t0 - 0.5 <= parse_time(ev["requestReceivedTimestamp"]) <= t1:
-                    yield ev
+        for path in self._audit_files():
+            with path.open(errors="replace") as f:
+                for line in f:
+                    # The apiserver writes on at its own offset after a truncation: the gap reads as NULs.
+                    line = line.lstrip("\0")
+                    try:
+                        ev = json.loads(line)
+                    except ValueError:
+                        continue
+                    if t0 - 0.5 <= parse_time(ev["requestReceivedTimestamp"]) <= t1:
+                        yield ev
 
     def _delete_all(self, system: str, ns: str, pid: int | None) -> float | None:
         """Delete every job object (children go by garbage collection); the controller's RSS once
