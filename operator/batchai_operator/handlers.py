@@ -57,7 +57,6 @@ class _State:
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.failures: dict[str, int] = {}
-        self.last_patch: dict[str, float] = {}  # PROTOTYPE
         self.mount_failures: dict[str, tuple[int, int, str]] = {}  # uid -> (node index, count, message)
         self.indexes: dict[str, Any] = {}
         self.stop = threading.Event()
@@ -84,8 +83,6 @@ async def configure(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     )
     # Events are posted explicitly (one per state change); handler log lines never become Events.
     settings.posting.level = logging.CRITICAL + 1
-    # PROTOTYPE: kopf logs "Handler ... succeeded" at INFO for every watch event (13k lines at N=500).
-    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.networking.request_timeout = 30
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -295,16 +292,8 @@ async def _sync_locked(uid: str, body: dict[str, Any], indexes: dict[str, Any]) 
     if result.stop_job and job is not None:
         await kube.delete("Job", namespace, job["metadata"]["name"])
     if result.status != old_status:
-        # PROTOTYPE: a change of node counts only (same state) is written at most once a second.
-        same_state = result.status.get("executionState") == old_status.get("executionState")
-        loop = asyncio.get_running_loop()
-        last = STATE.last_patch.get(uid, 0.0)
-        if same_state and old_status and loop.time() - last < 1.0:
-            _retry_later(uid, 1.0 - (loop.time() - last), indexes)
-        else:
-            await kube.patch_status(TJ_PLURAL, namespace, name, result.status)
-            STATE.written[uid] = result.status
-            STATE.last_patch[uid] = loop.time()
+        await kube.patch_status(TJ_PLURAL, namespace, name, result.status)
+        STATE.written[uid] = result.status
     for etype, reason, message in result.events:
         kopf.event(cast(kopf.Body, body), type=etype, reason=reason, message=message)
     _schedule_ttl(uid, body, spec, result.status, indexes)
@@ -441,7 +430,6 @@ def _cluster_mounts(cluster_body: dict[str, Any] | None) -> MountVolumes | None:
 def _forget(uid: str) -> None:
     STATE.locks.pop(uid, None)
     STATE.written.pop(uid, None)
-    STATE.last_patch.pop(uid, None)
     STATE.failures.pop(uid, None)
     STATE.mount_failures.pop(uid, None)
     timer = STATE.timers.pop(uid, None)

@@ -49,10 +49,7 @@ class Kube:
             kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-        # PROTOTYPE: as many pooled connections as executor threads (default 10: new TLS handshakes).
-        cfg = kubernetes.client.Configuration.get_default_copy()
-        cfg.connection_pool_maxsize = 32
-        return Kube(kubernetes.client.ApiClient(cfg))
+        return Kube()
 
     async def create(self, manifest: dict[str, Any]) -> bool:
         """Create the object; False when it already existed."""

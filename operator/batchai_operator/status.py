@@ -137,9 +137,7 @@ def decide(obs: Observed) -> _Decision:
     conds = {
         c["type"]: c for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"
     }
-    # PROTOTYPE: the pods decide success as soon as they have succeeded (the Job's own Complete condition
-    # waits for the Job controller, which is rate-limited to 20 requests/s in the controller-manager).
-    if "Complete" in conds or "SuccessCriteriaMet" in conds or _pods_succeeded(obs):
+    if "Complete" in conds or "SuccessCriteriaMet" in conds:
         return _Decision(
             "succeeded", "Succeeded", "The job completed successfully", exit_code=_success_exit(obs)
         )
@@ -160,13 +158,6 @@ def decide(obs: Observed) -> _Decision:
     if len(scheduled) >= spec.node_count:
         return _Decision("running", "Running", f"All {spec.node_count} node(s) allocated; the job is running")
     return _Decision("queued", "WaitingForNodes", _waiting_message(obs))
-
-
-def _pods_succeeded(obs: Observed) -> bool:
-    """PROTOTYPE: the indexes the Job needs (node 0, or every node) have a Succeeded pod."""
-    need = {0} if commands.decided_by_node_zero(obs.spec) else set(range(obs.spec.node_count))
-    done = {pod_index(p) for p in obs.pods if (p.get("status") or {}).get("phase") == "Succeeded"}
-    return need <= done
 
 
 def node_counts(pods: list[dict[str, Any]]) -> dict[str, int]:
