@@ -54,9 +54,11 @@ quickstart: venv
 crds: venv
 	$(PY) -m batchai_operator.crdgen
 
-## Benchmarks (not tests): TrainingJobs through the operator vs the same raw Jobs, ratio printed.
+## Benchmark (not a test): raw Jobs, TrainingJobs and Kubeflow training-operator PyTorchJobs side by side
+## on the local control plane (bench/run.py). BENCH_SIZES=500, BENCH_SYSTEMS=raw,operator, BENCH_PROFILE=py-spy.
 bench: venv
-	$(PY) bench/jobs_vs_raw.py
+	@if [ "$$BENCH_PROFILE" = py-spy ]; then .venv/bin/pip install -q 'py-spy>=0.4,<1'; fi
+	$(PY) bench/run.py
 
 ## Chaos (not a test): 200 TrainingJobs while the operator is SIGKILLed every 5 s ten times and kube-apiserver
 ## and etcd are restarted once; CHAOS_JOBS and CHAOS_KILLS size it. Its last line sums it up.

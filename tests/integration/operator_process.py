@@ -46,10 +46,14 @@ def operator_env(allow: dict[str, Any] | None = None) -> dict[str, str]:
 class OperatorProcess:
     """One `kopf run` of batchai_operator.main against the local control plane."""
 
-    def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, log_path: Path, extra_env: dict[str, str] | None = None, command_prefix: list[str] | None = None
+    ) -> None:
         self.log_path = log_path
         secret_scan.register_log(log_path)
         self.extra_env = extra_env or {}
+        # e.g. a profiler that runs the operator as its child (bench/run.py with BENCH_PROFILE=py-spy)
+        self.command_prefix = command_prefix or []
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -57,6 +61,7 @@ class OperatorProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
+                *self.command_prefix,
                 sys.executable,
                 "-m",
                 "kopf",

@@ -1,0 +1,275 @@
+"""Pure parts of the scale benchmark: sizes, percentiles, who made an API request (from the apiserver's
+audit log), request counts per job, the results rows and the table. No I/O here; bench/run.py does it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+SYSTEMS = ("raw", "operator", "training-operator")
+DEFAULT_SIZES = "100,500,2000,200x4"
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+# Clients that are this operator (kopf's own aiohttp session, and the kubernetes client of kube.py).
+OPERATOR_CLIENTS = frozenset({"operator/kopf", "operator/client"})
+BENCH_USER_AGENT = "batchai-bench"
+
+
+@dataclass(frozen=True)
+class Size:
+    jobs: int
+    nodes_per_job: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.jobs}" if self.nodes_per_job == 1 else f"{self.jobs}x{self.nodes_per_job}"
+
+
+def parse_sizes(text: str) -> list[Size]:
+    """`100,500,2000,200x4` -> sizes; `NxK` is N jobs of K nodes (pods) each."""
+    sizes = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        jobs, x, nodes = part.partition("x")
+        try:
+            size = Size(int(jobs), int(nodes) if x else 1)
+        except ValueError:
+            raise ValueError(f"BENCH_SIZES: {part!r} is not N or NxK (e.g. 500 or 200x4)") from None
+        if size.jobs < 1 or size.nodes_per_job < 1:
+            raise ValueError(f"BENCH_SIZES: {part!r} must be positive")
+        sizes.append(size)
+    if not sizes:
+        raise ValueError("BENCH_SIZES is empty")
+    return sizes
+
+
+def parse_systems(text: str) -> list[str]:
+    """`raw,operator,training-operator` (any subset, in the canonical order; raw is the baseline)."""
+    wanted = {s.strip() for s in text.split(",") if s.strip()}
+    unknown = wanted - set(SYSTEMS)
+    if unknown:
+        raise ValueError(f"BENCH_SYSTEMS: unknown {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
+    if not wanted:
+        raise ValueError("BENCH_SYSTEMS is empty")
+    return [s for s in SYSTEMS if s in wanted]
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0..100), linear between closest ranks (numpy's default); None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def parse_time(text: str) -> float:
+    """RFC 3339 (as the apiserver writes it, `Z` or an offset, optional fraction) -> epoch seconds."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def classify_client(user_agent: str) -> str:
+    """Who made a request, from its User-Agent (every component uses the same admin certificate here).
+
+    The controller-manager appends the controller's name (`.../job-controller`), which is kept.
+    """
+    ua = user_agent or ""
+    if ua.startswith("kopf/"):
+        return "operator/kopf"
+    if ua.startswith("OpenAPI-Generator/"):
+        return "operator/client"
+    if ua.startswith(BENCH_USER_AGENT):
+        return "bench"
+    if ua.startswith("kube-controller-manager/"):
+        # `kube-controller-manager/<version> (<os>/<arch>) kubernetes/<commit>[/<controller>]`
+        controller = ua.rsplit("/", 1)[-1] if ua.count("/") >= 4 else ""
+        return f"kcm/{controller}" if controller and " " not in controller else "kcm"
+    for prefix, name in (
+        ("kube-scheduler/", "scheduler"),
+        ("kwok/", "kwok"),
+        ("training-operator", "training-operator"),
+        ("kube-apiserver/", "apiserver"),
+        ("kubectl/", "kubectl"),
+    ):
+        if ua.startswith(prefix):
+            return name
+    return "other"
+
+
+def resource_of(event: Mapping[str, Any]) -> str:
+    """`pods`, `pods/status`, `trainingjobs/status`, ... (or the URL path for non-resource requests)."""
+    ref = event.get("objectRef") or {}
+    if not ref.get("resource"):
+        return str(event.get("requestURI", "?")).split("?", 1)[0]
+    sub = ref.get("subresource")
+    return f"{ref['resource']}/{sub}" if sub else str(ref["resource"])
+
+
+def is_counted(event: Mapping[str, Any]) -> bool:
+    """One audit event per request: ResponseStarted for watches (they may outlive the run),
+    ResponseComplete for everything else (the policy omits RequestReceived)."""
+    stage = event.get("stage")
+    if event.get("verb") == "watch":
+        return stage == "ResponseStarted"
+    return stage == "ResponseComplete"
+
+
+@dataclass
+class RequestCounts:
+    """Requests of one run, from the audit log: keys are (client, verb, resource)."""
+
+    in_namespace: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    # The operator's (or the peer's) requests anywhere: cluster-scoped watches, nodes, other namespaces.
+    controller: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+
+def count_requests(
+    events: Iterable[Mapping[str, Any]], namespace: str, controller_clients: frozenset[str]
+) -> RequestCounts:
+    counts = RequestCounts()
+    for ev in events:
+        if not is_counted(ev):
+            continue
+        client = classify_client(str(ev.get("userAgent", "")))
+        key = (client, str(ev.get("verb")), resource_of(ev))
+        if (ev.get("objectRef") or {}).get("namespace") == namespace:
+            counts.in_namespace[key] += 1
+        if client in controller_clients:
+            counts.controller[key] += 1
+    return counts
+
+
+def writes(counter: Mapping[tuple[str, str, str], int], exclude_clients: Iterable[str] = ()) -> int:
+    skip = set(exclude_clients)
+    return sum(n for (client, verb, _), n in counter.items() if verb in WRITE_VERBS and client not in skip)
+
+
+def by_client_verb(counter: Mapping[tuple[str, str, str], int], per: int) -> dict[str, dict[str, float]]:
+    """{client: {verb resource: requests per job}} for the JSON and the detail table."""
+    out: dict[str, dict[str, float]] = {}
+    for (client, verb, resource), n in sorted(counter.items()):
+        out.setdefault(client, {})[f"{verb} {resource}"] = round(n / per, 3)
+    return out
+
+
+@dataclass(frozen=True)
+class JobTiming:
+    """One job: when its last pod terminated and when its status said so (the objects' own timestamps,
+    whole seconds) and when the bench saw each (its watch, sub-second)."""
+
+    last_pod_finished: float
+    terminal_status: float
+    last_pod_seen: float
+    terminal_seen: float
+    succeeded: bool
+
+
+def lag_stats(timings: Sequence[JobTiming]) -> dict[str, float | None]:
+    lags = [t.terminal_status - t.last_pod_finished for t in timings]
+    seen = [t.terminal_seen - t.last_pod_seen for t in timings]
+    return {
+        "lag_p50_s": _round(percentile(lags, 50)),
+        "lag_p99_s": _round(percentile(lags, 99)),
+        "lag_max_s": _round(max(lags) if lags else None),
+        "lag_watch_p50_s": _round(percentile(seen, 50)),
+        "lag_watch_p99_s": _round(percentile(seen, 99)),
+    }
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@dataclass
+class Row:
+    """One system at one size. The first ten fields are the issue's interface; the rest are extras."""
+
+    system: str
+    jobs: int
+    nodes_per_job: int
+    wall_s: float
+    ratio_to_raw: float | None
+    lag_p50_s: float | None
+    lag_p99_s: float | None
+    peak_rss_mb: float | None
+    cpu_s: float | None
+    writes_per_job: float
+    running_s: float | None = None
+    lag_max_s: float | None = None
+    lag_watch_p50_s: float | None = None
+    lag_watch_p99_s: float | None = None
+    rss_after_delete_mb: float | None = None
+    controller_writes_per_job: float | None = None
+    controller_requests_per_job: float | None = None
+    requests_per_job: float | None = None
+    control_plane_cpu_s: dict[str, float] = field(default_factory=dict)
+    bench_cpu_s: float | None = None
+    other_cpu_s: float | None = None
+    requests: dict[str, dict[str, float]] = field(default_factory=dict)
+    controller_requests: dict[str, dict[str, float]] = field(default_factory=dict)
+    failed_jobs: int = 0
+    nodes: int = 0
+    profiled: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def with_ratios(rows: Sequence[Row]) -> list[Row]:
+    """ratio_to_raw = wall_s / the raw row's wall_s of the same size in the same run (None without one)."""
+    raw = {(r.jobs, r.nodes_per_job): r.wall_s for r in rows if r.system == "raw"}
+    for r in rows:
+        base = raw.get((r.jobs, r.nodes_per_job))
+        r.ratio_to_raw = round(r.wall_s / base, 3) if base else None
+    return list(rows)
+
+
+def _fmt(value: float | None, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+TABLE_HEADER = (
+    "| system | jobs x nodes | wall s | ratio to raw | all running s | lag p50 / p99 s | "
+    "peak RSS MB | RSS after delete MB | CPU s | writes/job (controller's own) | other load (cores) |"
+)
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """A Markdown table (printed, and pasted into the README)."""
+    lines = [TABLE_HEADER, "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"]
+    for r in rows:
+        own = "" if r.controller_writes_per_job is None else f" ({r.controller_writes_per_job:.1f})"
+        cells = [
+            r.system,
+            f"{r.jobs} x {r.nodes_per_job}",
+            f"{r.wall_s:.1f}",
+            _fmt(r.ratio_to_raw, ".2f"),
+            _fmt(r.running_s),
+            f"{_fmt(r.lag_p50_s)} / {_fmt(r.lag_p99_s)}",
+            _fmt(r.peak_rss_mb, ".0f"),
+            _fmt(r.rss_after_delete_mb, ".0f"),
+            _fmt(r.cpu_s),
+            f"{r.writes_per_job:.1f}{own}",
+            # Busy cores spent outside this run meanwhile: a shared machine makes the figures noisier.
+            _fmt(r.other_cpu_s / r.wall_s if r.other_cpu_s is not None and r.wall_s else None),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_requests(row: Row) -> str:
+    """Per-job requests of one run by client and verb (writes first), for the detail output."""
+    lines = [f"{row.system} {row.jobs}x{row.nodes_per_job}: requests per job in the run's namespace"]
+    for client, verbs in row.requests.items():
+        items = sorted(verbs.items(), key=lambda kv: (kv[0].split()[0] not in WRITE_VERBS, kv[0]))
+        lines.append(f"  {client:<36} " + ", ".join(f"{k}={v:g}" for k, v in items))
+    if row.controller_requests:
+        lines.append("  the controller's own requests per job, anywhere:")
+        for client, verbs in row.controller_requests.items():
+            lines.append(f"  {client:<36} " + ", ".join(f"{k}={v:g}" for k, v in sorted(verbs.items())))
+    return "\n".join(lines)
