@@ -8,11 +8,10 @@ import copy
 import uuid
 from typing import Any
 
-from batchai_operator.build.job import build_children
-
 from batchai_operator.api.cluster import BatchAIClusterSpec
 from batchai_operator.api.trainingjob import TrainingJobSpec
 from batchai_operator.config import OperatorConfig
+from batchai_operator.manifests.children import build_children
 from observe import JOB_KEY_LABEL
 
 POOL = "benchpool"
