@@ -248,7 +248,7 @@ def test_raw_and_peer_run_the_operators_pod_template() -> None:
     assert peer_pod["containers"][0]["name"] == PEER_CONTAINER
     peer_pod["containers"][0]["name"] = raw_pod["containers"][0]["name"]
     assert raw_pod == peer_pod
-    assert raw_pod["containers"][0]["resources"] == {"limits": {"nvidia.com/gpu": "1"}}
+    assert raw_pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
     # The operator's labels are gone (its watches select them); the anti-affinity key label stays.
     labels = _template(raw)["metadata"]["labels"]
     assert set(labels) == {"bench", JOB_KEY_LABEL}
