@@ -55,7 +55,11 @@ class Kube:
             kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-        return Kube()
+        config = kubernetes.client.Configuration.get_default_copy()
+        # As many pooled connections as the threads the calls run in (reconcile/lifecycle.py): with the
+        # default 10, bursts of jobs discard connections and pay new TLS handshakes.
+        config.connection_pool_maxsize = 32
+        return Kube(kubernetes.client.ApiClient(config))
 
     async def _call(
         self, fn: Callable[..., Any], *args: Any, ok: tuple[int, ...] = (), **kwargs: Any

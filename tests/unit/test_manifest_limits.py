@@ -8,6 +8,7 @@ import pytest
 
 from batchai_operator.api.cluster import BatchAIClusterSpec
 from batchai_operator.config import OperatorConfig
+from batchai_operator.launcher.commands import render_config
 from batchai_operator.manifests.children import build_children
 from batchai_operator.manifests.context import hosts
 from batchai_operator.manifests.errors import BuildError
@@ -27,7 +28,8 @@ def tf(nodes: int, workers: int, ps: int = 1) -> object:
 def test_the_estimate_bounds_the_rendered_size(nodes: int, workers: int) -> None:
     spec = tf(nodes, workers)
     children = build_children(OBJ, spec, "c", ND96, OperatorConfig())  # type: ignore[arg-type]
-    rendered = sum(len(k) + len(v.encode()) for k, v in children.config_map["data"].items())
+    data = children.config_map["data"] if children.config_map else render_config(spec, hosts("big", nodes), 8)  # type: ignore[arg-type]
+    rendered = sum(len(k) + len(v.encode()) for k, v in data.items())
     assert rendered <= estimated_config_bytes(spec, hosts("big", nodes)) <= 2 * rendered + 50_000  # type: ignore[arg-type]
 
 

@@ -211,9 +211,31 @@ def test_terminate_of_a_queued_job_fails_it_at_once() -> None:
 
 def test_a_finished_job_whose_job_still_runs_is_stopped() -> None:
     """The status was saved but the operator died before deleting the Job: the next sync deletes it."""
-    d = decided(status=finished("failed"), job=job(), pods=[pod(0)])
+    stopped = finished("failed")
+    stopped["executionInfo"]["errors"] = [{"code": "FailedStartingContainer", "message": "m"}]
+    d = decided(status=stopped, job=job(), pods=[pod(0)])
     expect_actions(d, DeleteJob("j"))
     assert d.events == []
+    # What the pods decided themselves, the Job ends on its own: it is not deleted (its logs stay).
+    ended = finished("failed")
+    ended["executionInfo"]["errors"] = [{"code": "JobFailed", "message": "m"}]
+    expect_actions(decided(status=ended, job=job(), pods=[pod(0, "Failed", 3)]))
+    expect_actions(decided(status=finished("succeeded"), job=job(), pods=[pod(0, "Succeeded", 0)]))
+
+
+def test_the_pods_decide_before_the_job_controller_does() -> None:
+    """A Job's Complete/Failed condition can lag far behind its pods (the Job controller's rate limit)."""
+    done = decided(status=running(), job=job(), pods=[pod(0, "Succeeded", 0)])
+    assert reason(done) == ("succeeded", "Succeeded")
+    expect_actions(done)
+    failed = decided(status=running(), job=job(), pods=[pod(0, "Failed", 3)])
+    assert reason(failed) == ("failed", "JobFailed") and failed.status.execution_info.exit_code == 3  # type: ignore[union-attr]
+    expect_actions(failed)
+    # With retries the Job may run the node again: its own verdict is awaited.
+    retried = decided(
+        s=spec(constraints={"maxRetryCount": 2}), status=running(), job=job(), pods=[pod(0, "Failed", 3)]
+    )
+    assert reason(retried)[0] != "failed"
 
 
 def test_a_finished_job_keeps_its_status_and_counts_its_pods() -> None:

@@ -99,6 +99,12 @@ def mount_kind(event_message: str) -> str:
     return m.group(1) if m else ""
 
 
+# Failures the job's own pods and Job decide (and end): nothing to stop.
+JOB_DECIDED = frozenset(
+    {ERR_JOB_FAILED, ERR_JOB_PREPARATION_FAILED, ERR_UNMANAGED_MOUNT, ERR_MAX_WALL_CLOCK, ERR_JOB_TERMINATED}
+)
+
+
 # ---- what decide sees and returns ------------------------------------------------------------------
 
 
@@ -185,7 +191,13 @@ def decide(obs: JobObserved, now: datetime) -> JobDecision:
     old = obs.status
     if old.execution_state in TERMINAL_STATES:
         status = _finished_status(obs)
-        return _with_ttl(obs, status, [], _stop_if_running(obs.job), now)
+        # The operator decided some failures while the Job ran on (a container that cannot start, a volume
+        # that will not mount): its Job is stopped, also when a crash came between the status and the stop.
+        errors = old.execution_info.errors if old.execution_info else None
+        decided_here = (
+            old.execution_state == FAILED and errors is not None and errors[0].code not in JOB_DECIDED
+        )
+        return _with_ttl(obs, status, [], _stop_if_running(obs.job) if decided_here else [], now)
     if obs.spec is None:
         out = _failed(ERR_INVALID_SPEC, f"The spec cannot be parsed: {obs.spec_error}")
         status = _new_status(obs, out, now)
@@ -259,13 +271,17 @@ def _running_outcome(
     conds = {
         c["type"]: c for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"
     }
-    if "Complete" in conds or "SuccessCriteriaMet" in conds:
+    # The pods decide as soon as they end, as Batch AI's nodes did; the Job's conditions follow later
+    # (the Job controller works through its queue at its own pace) and say the same.
+    if "Complete" in conds or "SuccessCriteriaMet" in conds or _pods_succeeded(obs.pods, spec):
         return _Outcome(
             SUCCEEDED, "Succeeded", "The job completed successfully", exit_code=_success_exit(obs.pods)
         )
     failed = conds.get("Failed") or conds.get("FailureTarget")
     if failed:
         return _job_failure(obs, spec, failed)
+    if _pods_failed(obs.pods, spec):
+        return _job_failure(obs, spec, {})
     pod_failure = _pod_start_failure(obs.pods)
     if pod_failure:
         pod_failure.actions = _stop_if_running(job)
@@ -429,7 +445,8 @@ def _spec_applied(
 
 
 def _events(old: TrainingJobStatus, out: _Outcome) -> list[Event]:
-    if out.state == old.execution_state:
+    """An Event per change of state; a new job being created is not news (one write fewer per job)."""
+    if out.state == old.execution_state or (old.execution_state is None and out.reason == WAIT_CREATING):
         return []
     return [Event("Warning" if out.state == FAILED else "Normal", out.state.capitalize(), out.message)]
 
@@ -488,6 +505,27 @@ def _success_exit(pods: Sequence[Mapping[str, Any]]) -> int:
         if term is not None and pod_index(p) == 0:
             return int(term.get("exitCode", 0))
     return 0
+
+
+def _pods_succeeded(pods: Sequence[Mapping[str, Any]], spec: TrainingJobSpec) -> bool:
+    """Node 0 succeeded where only node 0 counts (the Job's successPolicy says the same), else every node."""
+    done = {pod_index(p) for p in pods if (p.get("status") or {}).get("phase") == "Succeeded"}
+    if commands.decided_by_node_zero(spec):
+        return 0 in done
+    return done >= set(range(spec.node_count))
+
+
+def _pods_failed(pods: Sequence[Mapping[str, Any]], spec: TrainingJobSpec) -> bool:
+    """A node whose main container exited non-zero decides, when the Job retries no pod (maxRetryCount 0)."""
+    if spec.effective_constraints.max_retry_count:
+        return False
+    for p in pods:
+        term = main_terminated(p)
+        if term is None or int(term.get("exitCode", 0)) == 0:
+            continue
+        if pod_index(p) == 0 or not commands.decided_by_node_zero(spec):
+            return True
+    return False
 
 
 def _job_failure(obs: JobObserved, spec: TrainingJobSpec, cond: Mapping[str, Any]) -> _Outcome:

@@ -381,18 +381,23 @@ def toolkit_env(
     return env
 
 
-def render_config(spec: TrainingJobSpec, hosts: list[str], gpus_per_node: int) -> dict[str, str]:
-    """ConfigMap data: launcher.sh, lib.sh, user-shell.bashrc, hostfile and tasks-<index>.sh for every
-    node."""
-    data = {
-        LAUNCHER_KEY: launcher_script(),
-        LIBRARY_KEY: shell_library(),
-        SHELL_RC_KEY: SHELL_RC,
-        HOSTFILE_KEY: hostfile(spec, hosts, gpus_per_node),
-    }
+def launcher_files() -> dict[str, str]:
+    """The files every job's pods run, whatever the job: launcher.sh, lib.sh, user-shell.bashrc."""
+    return {LAUNCHER_KEY: launcher_script(), LIBRARY_KEY: shell_library(), SHELL_RC_KEY: SHELL_RC}
+
+
+def job_files(spec: TrainingJobSpec, hosts: list[str], gpus_per_node: int) -> dict[str, str]:
+    """The files of one job: its hostfile and tasks-<index>.sh for every node."""
+    data = {HOSTFILE_KEY: hostfile(spec, hosts, gpus_per_node)}
     for i, tasks in enumerate(node_tasks(spec, hosts)):
         data[tasks_key(i)] = render_tasks_file(spec, i, tasks)
     return data
+
+
+def render_config(spec: TrainingJobSpec, hosts: list[str], gpus_per_node: int) -> dict[str, str]:
+    """ConfigMap data: launcher.sh, lib.sh, user-shell.bashrc, hostfile and tasks-<index>.sh for every
+    node."""
+    return {**launcher_files(), **job_files(spec, hosts, gpus_per_node)}
 
 
 def _hosts(spec: TrainingJobSpec, hosts: list[str]) -> list[str]:

@@ -12,6 +12,9 @@
 #
 # Reads only environment variables (the full contract is in batchai_operator/launcher/commands.py):
 #   BATCHAI_CONFIG_DIR       folder with tasks-<index>.sh and hostfile (default: this script's folder)
+#   BATCHAI_TASKS            this node's tasks file itself, instead of CONFIG_DIR/tasks-<index>.sh (single-node
+#                            jobs carry it in the pod, and share one ConfigMap for the launcher's files)
+#   BATCHAI_HOSTFILE         the hostfile itself, instead of CONFIG_DIR/hostfile (with BATCHAI_TASKS)
 #   BATCHAI_NODE_INDEX       node index (default JOB_COMPLETION_INDEX, else 0)
 #   BATCHAI_NODE_COUNT       number of nodes (default: number of BATCHAI_HOSTS, else 1)
 #   BATCHAI_NODE_ID          node id used in per-node file names (default $HOSTNAME)
@@ -128,7 +131,7 @@ detect_mpi_flavour() {
 # write_hostfile: the ConfigMap's Open MPI hostfile ("<host> slots=<n>" lines) in the detected MPI's
 # format at $AZ_BATCHAI_MPI_HOST_FILE: as it is for Open MPI, "<host>:<n>" for hydra (Intel MPI, MPICH).
 write_hostfile() {
-    local template=$CONFIG_DIR/hostfile target host slots text=""
+    local template=$TASKS_DIR/hostfile target host slots text=""
     [[ -r $template ]] || return 0
     target=${AZ_BATCHAI_MPI_HOST_FILE:-}
     if [[ -z $target || $target == "$template" ]]; then
@@ -424,6 +427,13 @@ main() {
     for name in "${dirs[@]}"; do
         if [[ -n ${!name:-} ]]; then mkdir -p -- "${!name}" || fail "cannot create $name=${!name}"; fi
     done
+    # This node's tasks and the hostfile: from the ConfigMap, or carried in the pod's environment.
+    TASKS_DIR=$CONFIG_DIR
+    if [[ -n ${BATCHAI_TASKS+x} ]]; then
+        TASKS_DIR=${AZ_BATCHAI_JOB_TEMP:-/tmp}/.batchai
+        mkdir -p -- "$TASKS_DIR" && printf '%s\n' "$BATCHAI_TASKS" >"$TASKS_DIR/tasks-$NODE_INDEX.sh" &&
+            printf '%s' "${BATCHAI_HOSTFILE:-}" >"$TASKS_DIR/hostfile" || fail "cannot write $TASKS_DIR"
+    fi
     # The hostfile exists before jobPreparation, as Batch AI's did; the MPI it is written for is detected
     # again once jobPreparation has run, as that is where recipes install Intel MPI.
     prepare_mpi
@@ -440,7 +450,7 @@ main() {
         prepare_mpi
     fi
 
-    local tasks=$CONFIG_DIR/tasks-$NODE_INDEX.sh
+    local tasks=$TASKS_DIR/tasks-$NODE_INDEX.sh
     [[ -r $tasks ]] || fail "tasks file $tasks not found"
 
     if [[ -n ${BATCHAI_SSH_DIR:-} ]] && ((NODE_COUNT > 1)); then

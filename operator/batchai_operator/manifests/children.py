@@ -10,8 +10,9 @@ from ..api.cluster import BatchAIClusterSpec
 from ..api.cluster_checks import check_against_cluster
 from ..api.trainingjob import TrainingJobSpec
 from ..config import OperatorConfig
+from ..launcher import commands
 from ..names import JOB_KIND, LABEL_CLUSTER
-from .configmap import build_config_map
+from .configmap import build_config_map, build_launcher_config_map
 from .context import JobContext, hosts
 from .errors import BuildError
 from .job import build_job
@@ -33,10 +34,11 @@ class JobChildren:
     """
 
     job: dict[str, Any]
-    config_map: dict[str, Any]
+    config_map: dict[str, Any] | None  # a multi-node job's own (single-node jobs share the launcher's)
     service: dict[str, Any] | None
     ssh_secret_metadata: dict[str, Any] | None
     shared_temp_claim: dict[str, Any] | None = None  # multi-node jobs: the volume of their shared temp
+    launcher_config_map: dict[str, Any] | None = None  # single-node jobs: the namespace's shared one
 
     @property
     def ssh_secret_name(self) -> str | None:
@@ -81,12 +83,13 @@ def build_children(
     if misfit is not None:
         raise BuildError(*misfit)
     check_config_estimate(spec, ctx.hosts)  # before rendering: a job too large costs no time here
-    config_map = build_config_map(ctx)
-    check_config_size(config_map["data"])
+    config_map = build_config_map(ctx) if ctx.multi_node else None
+    check_config_size(config_map["data"] if config_map else commands.render_config(spec, ctx.hosts, ctx.gpus))
     return JobChildren(
         job=build_job(ctx),
         config_map=config_map,
         service=build_service(ctx) if ctx.multi_node else None,
         ssh_secret_metadata=ctx.metadata(ctx.ssh_secret_name) if ctx.needs_ssh else None,
         shared_temp_claim=build_shared_temp_claim(ctx),
+        launcher_config_map=None if ctx.multi_node else build_launcher_config_map(ctx.namespace),
     )

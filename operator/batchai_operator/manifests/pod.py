@@ -20,6 +20,7 @@ from ..names import (
     VOLUME_SSH,
     VOLUME_TEMP,
 )
+from .configmap import launcher_config_map_name
 from .context import JobContext
 from .env import user_env
 from .errors import BuildError
@@ -92,7 +93,8 @@ def pod_volumes(ctx: JobContext) -> PodVolumes:
         vols.volumes.append({"name": name, **source})
         vols.mounts.append({"name": name, "mountPath": path, **({"readOnly": True} if read_only else {})})
 
-    add(VOLUME_CONFIG, {"configMap": {"name": ctx.child, "defaultMode": 0o755}}, CONFIG_DIR, read_only=True)
+    config = ctx.child if ctx.multi_node else launcher_config_map_name()
+    add(VOLUME_CONFIG, {"configMap": {"name": config, "defaultMode": 0o755}}, CONFIG_DIR, read_only=True)
     add(VOLUME_TEMP, {"emptyDir": {}}, ctx.ident.job_temp)
     claim = shared_temp_claim_name(ctx)
     if claim is not None:
@@ -132,6 +134,11 @@ def container_env(ctx: JobContext, vols: PodVolumes) -> list[dict[str, Any]]:
     to_expand = [e.name for e in spec.environment_variables or [] if "$" in e.value]
     if to_expand:
         env["BATCHAI_EXPAND_VARS"] = " ".join(to_expand)
+    if not ctx.multi_node:
+        # A single node's tasks and hostfile travel in the pod (the launcher's files are shared).
+        files = commands.job_files(spec, ctx.hosts, ctx.gpus)
+        env["BATCHAI_TASKS"] = files[commands.tasks_key(0)]
+        env["BATCHAI_HOSTFILE"] = files[commands.HOSTFILE_KEY]
     listed = [{"name": k, "value": v} for k, v in env.items()]
     return listed + user_env(spec.environment_variables, spec.secrets)
 

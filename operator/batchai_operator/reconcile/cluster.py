@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, cast
 
 from kubernetes.client.exceptions import ApiException
@@ -70,8 +71,12 @@ async def request_sync(rt: Runtime, key: Key) -> None:
 
 
 async def on_node_event(rt: Runtime, node: str) -> None:
+    """A node, or a job pod on it, changed: its clusters sync (a burst of such changes makes one sync)."""
     for key in clusters_of_node(rt, node):
-        await request_sync(rt, key)
+        if rt.coalesce_seconds > 0:
+            rt.soon(key, "nodes", rt.coalesce_seconds, partial(request_sync, rt, key))
+        else:
+            await request_sync(rt, key)
 
 
 async def on_setup_object_event(rt: Runtime, namespace: str | None, cluster_uid: str | None) -> None:
@@ -108,7 +113,16 @@ async def sync(rt: Runtime, key: Key) -> None:
             return
         decision = decide(world, datetime.now(UTC))
         view = rt.first(idx.CLUSTERS, key)
-        await rt.write_status(key, CLUSTER_PLURAL, key[0], key[1], view["status"], decision.status)
+        await rt.write_status(
+            key,
+            CLUSTER_PLURAL,
+            key[0],
+            key[1],
+            view["status"],
+            decision.status,
+            "allocationState",
+            lambda: request_sync(rt, key),
+        )
         rt.post(world.body, decision.events)
         rt.after(key, "requeue", decision.requeue_after, lambda: request_sync(rt, key))
         if not await apply(rt, key, world, decision.actions):

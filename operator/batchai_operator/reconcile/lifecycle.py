@@ -19,6 +19,10 @@ from . import indexes as idx
 from . import trainingjob
 from .runtime import Runtime, current, install
 
+# Status writes that change no state at most once a second per object; node and pod bursts make one
+# cluster sync per quarter second (the performance targets: few writes per job, little CPU per event).
+STATUS_INTERVAL_SECONDS = 1.0
+COALESCE_SECONDS = 0.25
 EventHandler = Callable[[Runtime, Mapping[str, Any]], None]
 
 
@@ -42,6 +46,10 @@ def quiet_client_logs() -> None:
     """Even with --debug (chart logLevel: debug), the kubernetes client never logs request or response
     bodies: some of its versions do at DEBUG, and the bodies of the SSH key Secrets hold private keys."""
     logging.getLogger("kubernetes.client.rest").setLevel(logging.INFO)
+    # kopf logs every handler that succeeded at INFO: a line per watch event, most of the log and a few
+    # per cent of the CPU at scale. Kept with --verbose/--debug, where the root logger is below INFO.
+    if logging.getLogger().getEffectiveLevel() >= logging.INFO:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) -> Runtime:
@@ -51,7 +59,14 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
     loop = asyncio.get_running_loop()
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=32))
     kube = Kube.load()
-    rt = Runtime(kube, OperatorConfig.from_env(), {name: kwargs[name] for name in idx.ALL}, AgentPoolScaler())
+    rt = Runtime(
+        kube,
+        OperatorConfig.from_env(),
+        {name: kwargs[name] for name in idx.ALL},
+        AgentPoolScaler(),
+        status_interval=STATUS_INTERVAL_SECONDS,
+        coalesce_seconds=COALESCE_SECONDS,
+    )
     install(rt)
     # Events no kopf handler sees come from narrow watches of our own (threads: the client is synchronous;
     # one per watched namespace, or one for all), fed back into the loop in kopf's context (the threads

@@ -41,8 +41,16 @@ class Runtime:
         config: OperatorConfig,
         indexes: Mapping[str, Index],
         scaler: AgentPoolScaler | None = None,
+        status_interval: float = 0.0,
+        coalesce_seconds: float = 0.0,
     ) -> None:
         self.kube = kube
+        # Writes that do not change an object's state (node counts, a waiting reason) are spread at least
+        # this far apart; a change of state is written at once. And syncs that many watch events ask for
+        # (a cluster, on every job pod's move) wait this long, so a burst of them makes one.
+        self.status_interval = status_interval
+        self.coalesce_seconds = coalesce_seconds
+        self._last_write: dict[Key, float] = {}
         self.config = config
         self.indexes = indexes
         self.scaler = scaler
@@ -50,6 +58,8 @@ class Runtime:
         self.memory: dict[Key, Any] = {}
         # The status last written per object: the index may not have caught up with our own patch yet.
         self.written: dict[Key, dict[str, Any]] = {}
+        # Objects many jobs share (the launcher's ConfigMap per namespace), known to exist.
+        self.shared_objects: set[tuple[str, str]] = set()
         self._locks: dict[Key, asyncio.Lock] = {}
         self._failures: dict[Key, int] = {}
         self._timers: dict[tuple[Key, str], asyncio.TimerHandle] = {}
@@ -106,6 +116,11 @@ class Runtime:
 
         self._timers[(key, purpose)] = asyncio.get_running_loop().call_later(max(delay, 0.0), fire)
 
+    def soon(self, key: Key, purpose: str, delay: float, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """A one-shot timer like `after`, but one already pending is kept (many asks, one run)."""
+        if (key, purpose) not in self._timers:
+            self.after(key, purpose, delay, fn)
+
     def has_timer(self, key: Key, purpose: str) -> bool:
         return (key, purpose) in self._timers
 
@@ -127,6 +142,7 @@ class Runtime:
         self._failures.pop(key, None)
         self.memory.pop(key, None)
         self.written.pop(key, None)
+        self._last_write.pop(key, None)
         for timer_key in [k for k in self._timers if k[0] == key]:
             self._timers.pop(timer_key).cancel()
 
@@ -143,16 +159,33 @@ class Runtime:
     # ---- status -------------------------------------------------------------------------------------
 
     async def write_status(
-        self, key: Key, plural: str, namespace: str, name: str, indexed: Mapping[str, Any], new: StatusModel
+        self,
+        key: Key,
+        plural: str,
+        namespace: str,
+        name: str,
+        indexed: Mapping[str, Any],
+        new: StatusModel,
+        state_field: str,
+        resync: Callable[[], Coroutine[Any, Any, None]],
     ) -> None:
         """Merge-patch the object's status to `new` when it differs from the status last written (or, after
-        a restart, the one in the index). One status patch per sync, for both kinds."""
+        a restart, the one in the index). One status patch per sync, for both kinds. A change that keeps
+        `state_field` as it was comes at most every `status_interval` seconds: `resync` then runs when the
+        interval is over, and writes whatever is true by then."""
         old = self.written.get(key) or indexed
         wire = new.wire()
         patch = status_patch(old, wire)
-        if patch is not None:
-            await self.kube.patch_status(plural, namespace, name, patch)
+        if patch is None:
+            return
+        now = asyncio.get_running_loop().time()
+        wait = self._last_write.get(key, -1e9) + self.status_interval - now
+        if state_field not in patch and old and wait > 0:
+            self.soon(key, "status", wait, resync)
+            return
+        await self.kube.patch_status(plural, namespace, name, patch)
         self.written[key] = wire
+        self._last_write[key] = now
 
     # ---- Events -------------------------------------------------------------------------------------
 

@@ -138,7 +138,14 @@ async def sync(rt: Runtime, uid: str) -> None:
         view = world.view
         meta = view["metadata"]
         await rt.write_status(
-            uid, JOB_PLURAL, meta["namespace"], meta["name"], view["status"], decision.status
+            uid,
+            JOB_PLURAL,
+            meta["namespace"],
+            meta["name"],
+            view["status"],
+            decision.status,
+            "executionState",
+            lambda: request_sync(rt, uid),
         )
         rt.post(_reference(view), decision.events)
         rt.after(uid, "requeue", decision.requeue_after, lambda: request_sync(rt, uid))
@@ -247,7 +254,7 @@ async def _start(rt: Runtime, world: _World) -> bool:
         memory.start_error = (e.code, e.message)
         return True
     try:
-        await create_children(rt.kube, children, world.observed.ident.uid)
+        await create_children(rt.kube, children, world.observed.ident.uid, rt.shared_objects)
     except ChildRefused as e:
         if e.status in (400, 422):
             # The child itself is invalid: the spec made it so, and trying again would not help.
@@ -269,11 +276,21 @@ class ChildRefused(Exception):
         self.kind, self.status, self.message = kind, status, message
 
 
-async def create_children(kube: Kube, children: JobChildren, owner_uid: str) -> None:
+async def create_children(
+    kube: Kube, children: JobChildren, owner_uid: str, shared: set[tuple[str, str]] | None = None
+) -> None:
     """Create the children in order, the Job last (its pods mount the others). A child that already
     exists is adopted only when this TrainingJob controls it: one left by a deleted job of the same name
-    (not yet garbage-collected) must not be run with."""
-    manifests = [children.config_map]
+    (not yet garbage-collected) must not be run with. `shared`: (namespace, name) of the shared launcher
+    ConfigMaps known to exist, so each is created once per namespace, not once per job."""
+    launcher = children.launcher_config_map
+    if launcher is not None:
+        where = (launcher["metadata"]["namespace"], launcher["metadata"]["name"])
+        if shared is None or where not in shared:
+            await _create(kube, launcher)  # 409: it exists (its name is its content's hash)
+            if shared is not None:
+                shared.add(where)
+    manifests = [children.config_map] if children.config_map is not None else []
     if children.shared_temp_claim is not None:
         manifests.append(children.shared_temp_claim)
     if children.ssh_secret_metadata is not None:
@@ -283,12 +300,7 @@ async def create_children(kube: Kube, children: JobChildren, owner_uid: str) -> 
     manifests.append(children.job)
     for manifest in manifests:
         kind, meta = manifest["kind"], manifest["metadata"]
-        try:
-            created = await kube.create(manifest)
-        except ApiException as e:
-            if e.status not in (400, 403, 422):
-                raise
-            raise ChildRefused(kind, e.status, api_message(e)) from None
+        created = await _create(kube, manifest)
         if created or kind == "Secret":
             continue  # the SSH Secret's name holds the TrainingJob's uid: an earlier attempt made it
         if await kube.controller_uid(kind, meta["namespace"], meta["name"]) != owner_uid:
@@ -297,6 +309,15 @@ async def create_children(kube: Kube, children: JobChildren, owner_uid: str) -> 
                 "name may still be being cleaned up)"
             )
             raise ChildRefused(kind, 409, message)
+
+
+async def _create(kube: Kube, manifest: dict[str, Any]) -> bool:
+    try:
+        return await kube.create(manifest)
+    except ApiException as e:
+        if e.status not in (400, 403, 422):
+            raise
+        raise ChildRefused(manifest["kind"], e.status, api_message(e)) from None
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
