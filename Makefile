@@ -3,7 +3,7 @@
 PY ?= .venv/bin/python
 PYTEST ?= .venv/bin/pytest
 
-.PHONY: test lint unit integration devcluster devcluster-down crds demo bench venv
+.PHONY: test lint unit integration e2e devcluster devcluster-down crds demo bench venv
 
 venv: .venv/.installed
 # A stamp file, not .venv/bin/python: that is a symlink, and make would read the interpreter's mtime.
@@ -13,8 +13,11 @@ venv: .venv/.installed
 	.venv/bin/pip install -q -e '.[dev]'
 	touch $@
 
-## Everything: lint, type check, unit tests, integration tests against the local control plane.
+## Everything: lint, type check, unit tests, end-to-end tests on the dev cluster's real nodes,
+## integration tests against the local control plane. The cluster comes up first (the first time, that
+## builds the toolchain and the images), outside the tests' time limits.
 test: venv lint
+	hack/devcluster up
 	$(PYTEST) tests -q
 
 lint: venv
@@ -25,7 +28,12 @@ unit: venv
 	$(PYTEST) tests/unit -q
 
 integration: venv
+	hack/devcluster up
 	$(PYTEST) tests/integration -q
+
+e2e: venv
+	hack/devcluster up
+	$(PYTEST) tests/e2e -q
 
 devcluster:
 	hack/devcluster up
