@@ -243,7 +243,8 @@ def _job_failure(obs: Observed, cond: dict[str, Any]) -> _Decision:
         return _failed("AZFMountError", f"Mounting a volume failed on node {index}: {message}", code)
     if message.startswith("LauncherFailed"):
         return _failed("JobFailed", f"The launcher failed on node {index}: {message}", code)
-    return _failed("JobFailed", f"Job failed with non-zero exit code {code} on node {index}", code)
+    oom = " (OOMKilled: the container ran out of memory)" if term.get("reason") == "OOMKilled" else ""
+    return _failed("JobFailed", f"Job failed with non-zero exit code {code} on node {index}{oom}", code)
 
 
 def _pod_start_failure(pods: list[dict[str, Any]]) -> _Decision | None:

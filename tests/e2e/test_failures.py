@@ -173,6 +173,9 @@ def test_oom_kill_fails_the_job_with_exit_code_137(oom_namespace: str) -> None:
     tj = wait_state(oom_namespace, "oom", "failed", timeout=180)
     assert tj["status"]["executionInfo"]["exitCode"] == 137
     assert error(tj)["code"] == "JobFailed"
+    assert error(tj)["message"] == (
+        "Job failed with non-zero exit code 137 on node 0 (OOMKilled: the container ran out of memory)"
+    )
     (pod,) = job_pods(oom_namespace, "oom")
     assert pod.spec.containers[0].resources.limits == {"memory": "64Mi"}
     term = pod.status.container_statuses[0].state.terminated
