@@ -63,9 +63,9 @@ real_healthy() {
 
 require_node_tools() {
   local missing=() t
-  for t in runc nft socat buildah debootstrap gcc; do command -v "$t" >/dev/null || missing+=("$t"); done
+  for t in runc nft socat ip buildah debootstrap gcc; do command -v "$t" >/dev/null || missing+=("$t"); done
   [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
-  [ ${#missing[@]} = 0 ] || die "real nodes need: ${missing[*]} (Debian: apt-get install runc containernetworking-plugins nftables socat buildah debootstrap gcc; .ci/run installs them), or set BATCHAI_REAL_NODES=0"
+  [ ${#missing[@]} = 0 ] || die "real nodes need: ${missing[*]} (Debian: apt-get install runc containernetworking-plugins nftables socat iproute2 buildah debootstrap gcc libc6-dev; .ci/run installs them), or set BATCHAI_REAL_NODES=0"
   [ "$(id -u)" = 0 ] || die "real nodes need root (kubelet, containerd), or set BATCHAI_REAL_NODES=0"
 }
 
