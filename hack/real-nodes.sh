@@ -37,8 +37,10 @@ real_names() { local i; for (( i=0; i<REAL_NODES; i++ )); do echo "real-$i"; don
 kubelet_port() { echo $(( REAL_PORT_BASE + 10 * ${1#real-} )); }
 node_dir() { echo "$NODES_DIR/$1"; }
 cgroup_root() { echo "/$1"; }
-# v1 hierarchies (the kubelet needs its cgroupRoot in each); the cgroup2 mount is left alone.
+# v1 hierarchies (the kubelet needs its cgroupRoot in each); the kubelet and runc also use the cgroup2
+# mount of this hybrid setup, which `down` cleans too.
 cgroup_hierarchies() { awk '$3 == "cgroup" {print $2}' /proc/self/mounts; }
+all_cgroup_mounts() { awk '$3 == "cgroup" || $3 == "cgroup2" {print $2}' /proc/self/mounts; }
 
 # The real nodes' components, in start order (`down` stops them in its own order, see real_nodes_down).
 real_components() {
@@ -286,20 +288,32 @@ real_configs_current() {
   done
 }
 
-start_node() {
-  local n=$1 d
-  d=$(node_dir "$n")
+start_containerd() {
+  local n=$1
   make_cgroups "$n"
   START_CGROUP="/sys/fs/cgroup/pids/$n-runtime" START_PATH="$CONTAINERD_BIN:$PATH" \
     START_FINGERPRINT=$(fingerprint "containerd-$n") \
-    start_at "containerd-$n" "$CONTAINERD_BIN/containerd" --config "$d/containerd.toml"
-  wait_healthy "containerd-$n" 60
-  "$HERE/images" load "$d/containerd.sock" >&2
+    start_at "containerd-$n" "$CONTAINERD_BIN/containerd" --config "$(node_dir "$n")/containerd.toml"
+}
+
+start_kubelet() {
+  local n=$1 d
+  d=$(node_dir "$n")
   start_at "gpu-double-$n" "$GPU_DOUBLE_BIN/gpu-device-plugin-double" \
     --registry-dir "$d/kubelet/plugins_registry" --socket "$d/gpu-device-plugin-double.sock" --id-prefix "$n-gpu"
   START_FINGERPRINT=$(fingerprint "kubelet-$n") start_at "kubelet-$n" "$NODE_K8S_BIN/kubelet" \
-    --config="$d/kubelet.yaml" --kubeconfig="$KUBECONFIG_FILE" --hostname-override="$n" --node-ip="$GW" --root-dir="$d/kubelet" \
-    --node-labels="$REAL_POOL_LABELS" --register-with-taints="$REAL_TAINTS"
+    --config="$d/kubelet.yaml" --kubeconfig="$KUBECONFIG_FILE" --hostname-override="$n" --node-ip="$GW" \
+    --root-dir="$d/kubelet" --node-labels="$REAL_POOL_LABELS" --register-with-taints="$REAL_TAINTS"
+}
+
+# Import the images into every node's containerd, the nodes side by side (the first time: minutes).
+load_images() {
+  local n pids=()
+  for n in $(real_names); do
+    "$HERE/images" load "$(node_dir "$n")/containerd.sock" >&2 &
+    pids+=($!)
+  done
+  for n in "${pids[@]}"; do wait "$n" || die "importing the images into the real nodes failed"; done
 }
 
 real_nodes_up() {
@@ -320,7 +334,10 @@ real_nodes_up() {
   START_FINGERPRINT=$(fingerprint coredns) \
     start_at coredns "$COREDNS_BIN/coredns" -conf "$NODES_DIR/Corefile"
   local n
-  for n in $(real_names); do start_node "$n"; done
+  for n in $(real_names); do start_containerd "$n"; done
+  for n in $(real_names); do wait_healthy "containerd-$n" 60; done
+  load_images
+  for n in $(real_names); do start_kubelet "$n"; done
   wait_healthy apiserver-forward 30
   wait_healthy coredns 60
   for n in $(real_names); do wait_healthy "kubelet-$n" 120; done
@@ -356,7 +373,7 @@ kill_cgroup_tree() {
 
 remove_cgroups() {
   local root=$1 h
-  for h in $(cgroup_hierarchies); do
+  for h in $(all_cgroup_mounts); do
     [ -d "$h$root" ] && find "$h$root" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
 }
@@ -375,7 +392,7 @@ real_nodes_down() {
   stop_component kube-proxy
   local h
   for n in $(real_names); do
-    for h in $(cgroup_hierarchies); do kill_cgroup_tree "$h$(cgroup_root "$n")"; done
+    for h in $(all_cgroup_mounts); do kill_cgroup_tree "$h$(cgroup_root "$n")"; done
     stop_component "containerd-$n"
     kill_cgroup_tree "/sys/fs/cgroup/pids/$n-runtime"
     stop_component "gpu-double-$n"
@@ -383,6 +400,8 @@ real_nodes_down() {
   stop_component coredns
   stop_component apiserver-forward
   if [ -d "$NODES_DIR" ]; then unmount_under "$NODES_DIR"; fi
+  # The kubelets' links to their containers' logs (a fixed, shared directory).
+  find /var/log/containers -maxdepth 1 -type l -lname "$NODES_DIR/*" -delete 2>/dev/null || true
   for n in $(real_names); do
     remove_cgroups "$(cgroup_root "$n")"
     rmdir "/sys/fs/cgroup/pids/$n-runtime" 2>/dev/null || true

@@ -102,6 +102,7 @@ def test_open_mpi_job_runs_one_rank_on_each_real_node(submitted: str, recorder: 
     # ranks' output into node 0's stdout.txt, as Batch AI did.
     (pod0,) = [p for p in job_pods(submitted, MPI) if p.metadata.name == seen[0].name]
     stdout = (on_node(pod0, tj["status"]["stdOutErrDirectory"]) / "stdout.txt").read_text()
+    print(f"--- {MPI}: stdout.txt of node 0 ({seen[0].node}); node 1 ran on {seen[1].node}\n{stdout}")
     assert f"rank 0 of 2 on {MPI}-0 ({ips[0]}); allreduce sum 3" in stdout
     assert f"rank 1 of 2 on {MPI}-1 ({ips[1]}); allreduce sum 3" in stdout
     assert peer_lines(stdout) == {0: ips[1], 1: ips[0]}
@@ -123,6 +124,7 @@ def test_pytorch_gloo_job_trains_one_model_across_both_real_nodes(submitted: str
     for i, pod in pods.items():
         # PyTorch: one stdout-<rank>.txt per rank, each on its rank's node.
         logs[i] = (on_node(pod, tj["status"]["stdOutErrDirectory"]) / f"stdout-{i}.txt").read_text()
+        print(f"--- {DDP}: stdout-{i}.txt on {pod.spec.node_name}\n{logs[i]}")
         assert f"rank {i} of 2 on {DDP}-{i} ({ips[i]}), backend gloo" in logs[i]
         assert peer_lines(logs[i]) == {i: ips[1 - i]}
         assert f"rank {i}: weights identical across ranks: True" in logs[i]
