@@ -91,7 +91,9 @@ def oom_namespace(submitted: str, core_v1: client.CoreV1Api) -> Iterator[str]:
 
 
 def error(tj: dict[str, Any]) -> dict[str, Any]:
-    (err,) = tj["status"]["executionInfo"]["errors"]
+    info = tj["status"]["executionInfo"]
+    (err,) = info["errors"]
+    print(f"--- {tj['metadata']['name']}: exit code {info.get('exitCode')}, {err['code']}: {err['message']}")
     return err  # type: ignore[no-any-return]
 
 
