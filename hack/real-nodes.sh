@@ -4,11 +4,12 @@
 # Each node real-N is a kubelet v1.37.2 with its own containerd v2.4.2 (Debian's runc, bridge CNI),
 # labelled like an AKS GPU pool (agentpool=real, Standard_NC6s_v3, tainted sku=gpu:NoSchedule as AKS GPU
 # pools usually are) and advertising one nvidia.com/gpu through gpu-device-plugin-double. Shared by all
-# nodes: the bridge $BRIDGE ($POD_NET.0.0/16, gateway $GW, no IP forwarding and no masquerading, so pods
-# reach only this machine; their default route is the bridge, for Service addresses), CoreDNS on
-# $GW:53, one kube-proxy (nftables; the nodes share this machine's network stack) and a forwarder from $GW:<apiserver port> to the loopback-bound apiserver,
-# which is the `kubernetes` Service's endpoint. The apiserver reaches the kubelets on $GW only, with a
-# client certificate; the kubelets authorise it through the apiserver (webhook).
+# nodes: the bridge $BRIDGE ($POD_NET.0.0/16, gateway $GW; nothing forwarded from or to it and no
+# masquerading, so pods reach only this machine; their default route is the bridge, for Service
+# addresses), CoreDNS on $GW:53, one kube-proxy (nftables; the nodes share this machine's network
+# stack) and a forwarder from $GW:<apiserver port> to the loopback-bound apiserver, which is the
+# `kubernetes` Service's endpoint. The apiserver reaches the kubelets on $GW only, with a client
+# certificate; the kubelets authorise it through the apiserver (webhook).
 #
 # Host-level names are configurable (defaults as docs/real-node.md); only one dev cluster at a time can
 # run real nodes on a machine (kube-proxy's rules are the machine's).
@@ -82,6 +83,26 @@ claim_host() {
   echo "$RUN" >"$owner"
 }
 
+# The bridge and its address (the pods' gateway) are ours, not the CNI plugin's: with isGateway the
+# bridge plugin would switch on IP forwarding for the whole machine. And whatever else switched it on,
+# nothing is forwarded from or to the bridge (nftables table $NFT_TABLE): pods reach this machine
+# (their node IP, DNS, the apiserver forwarder, via kube-proxy's DNAT too) and each other, nothing else.
+NFT_TABLE=batchai_real_nodes
+forward_guard() {
+  cat <<EOF
+table inet $NFT_TABLE
+delete table inet $NFT_TABLE
+table inet $NFT_TABLE {
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    # (bridged pod-to-pod packets pass this hook too when br_netfilter is loaded: in and out on $BRIDGE)
+    iifname "$BRIDGE" oifname != "$BRIDGE" drop
+    oifname "$BRIDGE" iifname != "$BRIDGE" drop
+  }
+}
+EOF
+}
+
 setup_bridge() {
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     log "creating bridge $BRIDGE ($GW/16)"
@@ -90,6 +111,15 @@ setup_bridge() {
   local addrs; addrs=$(ip -4 -o addr show dev "$BRIDGE")
   [[ $addrs == *" $GW/16 "* ]] || ip addr add "$GW/16" dev "$BRIDGE"
   ip link set "$BRIDGE" up
+  forward_guard >"$NODES_DIR/forward-guard.nft"
+  nft -f "$NODES_DIR/forward-guard.nft"
+}
+
+bridge_current() {
+  local addrs
+  addrs=$(ip -4 -o addr show dev "$BRIDGE" 2>/dev/null) && [[ $addrs == *" $GW/16 "* ]] &&
+    nft list table inet "$NFT_TABLE" >/dev/null 2>&1 &&
+    [ "$(forward_guard)" = "$(cat "$NODES_DIR/forward-guard.nft" 2>/dev/null)" ]
 }
 
 # The `kubernetes` Service's endpoint (the apiserver runs with --endpoint-reconciler-type=none): the
@@ -197,7 +227,7 @@ EOF
   "name": "batchai-real",
   "plugins": [
     {
-      "type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+      "type": "bridge", "bridge": "$BRIDGE", "isGateway": false, "ipMasq": false, "hairpinMode": true,
       "ipam": {
         "type": "host-local", "dataDir": "$d/cni/ipam",
         "routes": [{"dst": "0.0.0.0/0"}],
@@ -279,9 +309,11 @@ write_configs() {
   for n in $(real_names); do write_node_config "$n"; done
 }
 
-# True when every real-node component runs with its current configuration.
+# True when the bridge, its forwarding guard and every real-node component are there, the latter with
+# their current configuration.
 real_configs_current() {
   local c
+  bridge_current || return 1
   write_configs
   for c in "${REAL_COMPONENTS[@]}"; do
     [ "$(head -n1 "$RUN/$c.args" 2>/dev/null)" = "fingerprint=$(fingerprint "$c")" ] || return 1
@@ -409,6 +441,7 @@ real_nodes_down() {
   if command -v nft >/dev/null; then
     nft delete table ip kube-proxy 2>/dev/null || true
     nft delete table ip6 kube-proxy 2>/dev/null || true
+    nft delete table inet "$NFT_TABLE" 2>/dev/null || true
   fi
   if [ "$(cat "$OWNER_DIR/real-nodes.owner" 2>/dev/null)" = "$RUN" ]; then
     ip link del "$BRIDGE" 2>/dev/null || true
