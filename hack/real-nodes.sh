@@ -72,13 +72,20 @@ require_node_tools() {
   [ "$(id -u)" = 0 ] || die "real nodes need root (kubelet, containerd), or set BATCHAI_REAL_NODES=0"
 }
 
-# Only one dev cluster per machine may run real nodes: record ours, refuse when another one's run.
+# Only one dev cluster per machine may run real nodes: record ours, refuse while another one's kubelets
+# or containerds run (a dev cluster that was killed without `down` does not count).
 claim_host() {
   mkdir -p "$OWNER_DIR"
-  local owner="$OWNER_DIR/real-nodes.owner" other
+  local owner="$OWNER_DIR/real-nodes.owner" other f pid
   other=$(cat "$owner" 2>/dev/null || true)
-  if [ -n "$other" ] && [ "$other" != "$RUN" ] && [ -d "$other/nodes" ]; then
-    die "real nodes already run for the dev cluster in $other (BATCHAI_RUN); run its 'hack/devcluster down' first, or set BATCHAI_REAL_NODES=0"
+  if [ -n "$other" ] && [ "$other" != "$RUN" ]; then
+    for f in "$other"/kubelet-real-*.pid "$other"/containerd-real-*.pid; do
+      [ -f "$f" ] && [ -f "${f%.pid}.exe" ] || continue
+      pid=$(cat "$f")
+      if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(cat "${f%.pid}.exe")" ]; then
+        die "real nodes already run for the dev cluster in $other (BATCHAI_RUN); run its 'hack/devcluster down' first, or set BATCHAI_REAL_NODES=0"
+      fi
+    done
   fi
   echo "$RUN" >"$owner"
 }

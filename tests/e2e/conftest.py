@@ -9,6 +9,7 @@ tier (package scope: it stops before the kwok tier's own operator starts), watch
 from __future__ import annotations
 
 import json
+import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ NAMESPACE_PREFIX = "e2e-"
 @pytest.fixture(scope="session")
 def devcluster() -> DevCluster:
     """The running dev cluster (started by `hack/devcluster up` if needed), real nodes Ready."""
+    if os.environ.get("BATCHAI_REAL_NODES") == "0":
+        pytest.fail("BATCHAI_REAL_NODES=0: the e2e tier needs the real nodes (make integration does not)")
     cluster = up()
     export_env(cluster)
     config.load_kube_config(config_file=cluster.kubeconfig)
