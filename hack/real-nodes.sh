@@ -380,13 +380,21 @@ real_nodes_up() {
   wait_healthy apiserver-forward 30
   wait_healthy coredns 60
   for n in $(real_names); do wait_healthy "kubelet-$n" 120; done
-  START_FINGERPRINT=$(fingerprint kube-proxy) \
-    start_at kube-proxy "$NODE_K8S_BIN/kube-proxy" --config="$NODES_DIR/kube-proxy.yaml"
-  wait_healthy kube-proxy 60
   local k=("$BIN/kubectl" --kubeconfig="$KUBECONFIG_FILE")
+  # Registered and Ready first: kube-proxy reads its node (real-0) when it starts.
+  local deadline=$(( SECONDS + 120 ))
+  for n in $(real_names); do
+    until "${k[@]}" get node "$n" >/dev/null 2>&1; do
+      [ $SECONDS -lt "$deadline" ] || die "node $n not registered after 120s (log: $LOGS/kubelet-$n.log)"
+      sleep 0.5
+    done
+  done
   # shellcheck disable=SC2046
   "${k[@]}" wait --for=condition=Ready $(real_names | sed 's/^/node\//') --timeout=120s >/dev/null
-  local deadline=$(( SECONDS + 60 ))
+  START_FINGERPRINT=$(fingerprint kube-proxy) \
+    start_at kube-proxy "$NODE_K8S_BIN/kube-proxy" --config="$NODES_DIR/kube-proxy.yaml"
+  wait_healthy kube-proxy 90
+  deadline=$(( SECONDS + 60 ))
   for n in $(real_names); do
     until [ "$("${k[@]}" get node "$n" -o jsonpath='{.status.allocatable.nvidia\.com/gpu}')" = 1 ]; do
       [ $SECONDS -lt "$deadline" ] || die "node $n advertises no nvidia.com/gpu (log: $LOGS/gpu-double-$n.log)"
