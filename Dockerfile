@@ -1,23 +1,26 @@
 # syntax=docker/dockerfile:1
 # The operator image. The build stage installs the package and its dependencies into a virtualenv and
 # removes pip from it; the runtime stage copies only that virtualenv, so no wheel, pip or setuptools is
-# left in the image (the base image's own pip is removed too). Non-root, numeric user 10001.
+# left in the image (the base image's own pip is removed too, where it has one). Non-root, numeric user
+# 10001.
 #
-# Base images are pinned by digest: python 3.12.12 slim (Debian bookworm), the multi-arch index digest.
-# Bump the tag and the digest together (docker buildx imagetools inspect python:<tag>).
-ARG PYTHON_IMAGE=python:3.12.12-slim-bookworm@sha256:593bd06efe90efa80dc4eee3948be7c0fde4134606dd40d8dd8dbcade98e669c
+# BASE_IMAGE is any image with Python >= 3.11 and its venv module. By default the public python 3.12.12
+# slim (Debian bookworm), pinned by its multi-arch index digest: bump the tag and the digest together
+# (docker buildx imagetools inspect python:<tag>). The dev cluster builds from its own Debian image
+# (hack/images), as no registry is reachable there.
+ARG BASE_IMAGE=python:3.12.12-slim-bookworm@sha256:593bd06efe90efa80dc4eee3948be7c0fde4134606dd40d8dd8dbcade98e669c
 
-FROM ${PYTHON_IMAGE} AS build
+FROM ${BASE_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
-RUN python -m venv /opt/batchai \
+RUN python3 -m venv /opt/batchai \
     && /opt/batchai/bin/pip install --no-cache-dir --disable-pip-version-check /src \
     && /opt/batchai/bin/python -m pip uninstall --yes --disable-pip-version-check pip \
     && find /opt/batchai -name '__pycache__' -prune -exec rm -rf {} +
 
-FROM ${PYTHON_IMAGE}
-RUN python -m pip uninstall --yes --disable-pip-version-check pip setuptools wheel \
+FROM ${BASE_IMAGE}
+RUN (python3 -m pip uninstall --yes --disable-pip-version-check pip setuptools wheel || true) \
     && rm -f /usr/local/bin/pip* \
     && useradd --uid 10001 --create-home --shell /usr/sbin/nologin batchai
 COPY --from=build /opt/batchai /opt/batchai

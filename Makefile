@@ -3,7 +3,7 @@
 PY ?= .venv/bin/python
 PYTEST ?= .venv/bin/pytest
 
-.PHONY: test lint unit integration devcluster devcluster-down crds demo quickstart bench chaos venv kueue kind
+.PHONY: test lint unit integration e2e devcluster devcluster-down crds demo quickstart bench chaos venv kueue kind
 
 venv: .venv/.installed
 # A stamp file, not .venv/bin/python: that is a symlink, and make would read the interpreter's mtime.
@@ -13,8 +13,11 @@ venv: .venv/.installed
 	.venv/bin/pip install -q -e '.[dev]'
 	touch $@
 
-## Everything: lint (ruff, mypy, hadolint), unit tests, integration tests against the local control plane.
+## Everything: lint (ruff, mypy, hadolint), unit tests, end-to-end tests on the dev cluster's real nodes,
+## integration tests against the local control plane. The cluster comes up first (the first time, that
+## builds the toolchain and the images), outside the tests' time limits.
 test: venv lint kueue kind
+	hack/devcluster up
 	$(PYTEST) tests -q
 
 lint: venv
@@ -26,7 +29,12 @@ unit: venv kind
 	$(PYTEST) tests/unit -q
 
 integration: venv kueue
+	hack/devcluster up
 	$(PYTEST) tests/integration -q
+
+e2e: venv
+	hack/devcluster up
+	$(PYTEST) tests/e2e -q
 
 ## Kueue (tests/integration/test_kueue.py) and kind (tests/unit/test_kind_config.py), pinned in
 ## hack/versions.env, each cached in its own dir (cold: Kueue ~4-10 min, kind ~20 s).

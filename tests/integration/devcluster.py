@@ -37,6 +37,8 @@ T = TypeVar("T")
 class DevCluster:
     kubeconfig: str
     bin_dir: str
+    nodes_dir: str = ""  # the real nodes' state (kubelet root dirs), for reading what jobs wrote
+    node_bin_path: str = ""  # the real nodes' tools (ctr)
 
 
 def up() -> DevCluster:
@@ -48,7 +50,12 @@ def up() -> DevCluster:
         # lines look like: export KUBECONFIG=/path  /  export PATH=/bin/dir:"$PATH"
         name, _, value = line.removeprefix("export ").partition("=")
         env[name] = shlex.split(value)[0]
-    return DevCluster(kubeconfig=env["KUBECONFIG"], bin_dir=env["PATH"].split(":")[0])
+    return DevCluster(
+        kubeconfig=env["KUBECONFIG"],
+        bin_dir=env["PATH"].split(":")[0],
+        nodes_dir=env.get("BATCHAI_NODES_DIR", ""),
+        node_bin_path=env.get("BATCHAI_NODE_BIN_PATH", ""),
+    )
 
 
 def wait_for(
@@ -163,6 +170,9 @@ def export_env(cluster: DevCluster) -> None:
     """KUBECONFIG and PATH (toolchain bin dir first, so `kubectl` is v1.37.2) for this process
     and the subprocesses it starts."""
     os.environ["KUBECONFIG"] = cluster.kubeconfig
+    if cluster.nodes_dir:
+        os.environ["BATCHAI_NODES_DIR"] = cluster.nodes_dir
+        os.environ["BATCHAI_NODE_BIN_PATH"] = cluster.node_bin_path
     path = os.environ.get("PATH", "")
     if not path.startswith(cluster.bin_dir + os.pathsep):
         os.environ["PATH"] = cluster.bin_dir + os.pathsep + path

@@ -47,13 +47,19 @@ class OperatorProcess:
     """One `kopf run` of batchai_operator.main against the local control plane."""
 
     def __init__(
-        self, log_path: Path, extra_env: dict[str, str] | None = None, command_prefix: list[str] | None = None
+        self,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        command_prefix: list[str] | None = None,
+        scope_args: list[str] | None = None,
     ) -> None:
         self.log_path = log_path
         secret_scan.register_log(log_path)
         self.extra_env = extra_env or {}
         # e.g. a profiler that runs the operator as its child (bench/run.py with BENCH_PROFILE=py-spy)
         self.command_prefix = command_prefix or []
+        # Which namespaces it serves: all by default; the e2e tier's serves only its own (kopf globs).
+        self.scope_args = scope_args or ["--all-namespaces"]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -67,7 +73,7 @@ class OperatorProcess:
                 "kopf",
                 "run",
                 "--standalone",
-                "--all-namespaces",
+                *self.scope_args,
                 f"--liveness=http://127.0.0.1:{LIVENESS_PORT}/healthz",
                 "-m",
                 "batchai_operator.main",

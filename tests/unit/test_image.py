@@ -62,9 +62,9 @@ def test_every_import_is_declared_and_every_dependency_used() -> None:
 
 def test_base_images_are_pinned_by_digest() -> None:
     text = (REPO / "Dockerfile").read_text()
-    images = re.findall(r"^ARG PYTHON_IMAGE=(\S+)", text, re.M)
+    images = re.findall(r"^ARG BASE_IMAGE=(\S+)", text, re.M)
     froms = re.findall(r"^FROM (\S+)", text, re.M)
-    assert images and froms == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
+    assert images and froms == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
     assert all(re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", i) for i in images), images
 
 

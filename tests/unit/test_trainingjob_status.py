@@ -77,6 +77,19 @@ def test_failed_pod_reports_job_failed_with_its_exit_code() -> None:
     assert r.events[0][:2] == ("Warning", "Failed") and "non-zero exit code 3 on node 0" in r.events[0][2]
 
 
+def test_oom_killed_pod_says_so_in_the_job_failed_message() -> None:
+    p = pod(0, "Failed", 137, message="JobFailed: exit code 137")
+    p["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] = "OOMKilled"
+    r = compute_status(observe(job=job(("Failed", "BackoffLimitExceeded")), pods=[p]), NOW)
+    (err,) = r.status["executionInfo"]["errors"]
+    assert err["code"] == "JobFailed" and r.status["executionInfo"]["exitCode"] == 137
+    assert err["message"] == "Job failed with non-zero exit code"  # Batch AI's text
+    failed = next(c for c in r.status["conditions"] if c["type"] == "Failed")
+    assert failed["message"] == (
+        "Job failed with non-zero exit code 137 on node 0 (OOMKilled: the container ran out of memory)"
+    )
+
+
 def test_job_preparation_failure_is_reported_as_such() -> None:
     p = pod(0, "Failed", 7, message="JobPreparationFailed: exit code 7")
     r = compute_status(observe(job=job(("Failed", "BackoffLimitExceeded")), pods=[p]), NOW)

@@ -559,8 +559,11 @@ def _job_failure(obs: JobObserved, spec: TrainingJobSpec, cond: Mapping[str, Any
         return _failed(ERR_UNMANAGED_MOUNT, text, code, error_message=UNMANAGED_MOUNT_TEXT, info=text)
     if message.startswith("LauncherFailed"):
         return _failed(ERR_JOB_FAILED, f"The launcher failed on node {index}: {message}", code)
-    # Batch AI's own text, without details (the exit code is in executionInfo.exitCode).
+    # Batch AI's own text, without details (the exit code is in executionInfo.exitCode); the Failed
+    # condition and Event say more: the node, and a kill by the kernel for want of memory.
     detailed = f"Job failed with non-zero exit code {code} on node {index}"
+    if term.get("reason") == "OOMKilled":
+        detailed += " (OOMKilled: the container ran out of memory)"
     return _failed(ERR_JOB_FAILED, detailed, code, error_message=JOB_FAILED_TEXT)
 
 

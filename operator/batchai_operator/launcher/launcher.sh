@@ -455,6 +455,10 @@ main() {
 
     if [[ -n ${BATCHAI_SSH_DIR:-} ]] && ((NODE_COUNT > 1)); then
         ((${#HOSTS[@]} == NODE_COUNT)) || fail "BATCHAI_HOSTS lists ${#HOSTS[@]} hosts for $NODE_COUNT nodes"
+        # Open MPI shortens host names to their first label (job-1.job -> job-1), which the pods' DNS
+        # cannot resolve: keep them whole (Open MPI 4 and 5), unless the job says otherwise.
+        export OMPI_MCA_orte_keep_fqdn_hostnames=${OMPI_MCA_orte_keep_fqdn_hostnames:-1}
+        export PRTE_MCA_prte_keep_fqdn_hostnames=${PRTE_MCA_prte_keep_fqdn_hostnames:-1}
         setup_ssh_client
         # A node that only serves ssh (serve_ssh in its tasks file) runs sshd in the foreground instead.
         if ! has_directive "$tasks" serve_ssh; then start_sshd; fi
