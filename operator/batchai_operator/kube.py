@@ -18,6 +18,7 @@ import kubernetes
 import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 
+from .metrics import API_ERRORS
 from .names import GROUP, VERSION
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Kube:
         except ApiException as e:
             if e.status in ok:
                 return False
+            API_ERRORS.labels(str(e.status)).inc()
             raise
 
     async def create(self, manifest: dict[str, Any]) -> bool:

@@ -20,6 +20,8 @@ import secret_scan
 # Fixed per checkout (a second operator on the same control plane would fight this one); another
 # checkout running its own control plane in parallel sets BATCHAI_TEST_LIVENESS_PORT.
 LIVENESS_PORT = int(os.environ.get("BATCHAI_TEST_LIVENESS_PORT", "18080"))
+# The operator's Prometheus metrics (tests/integration/test_metrics.py scrapes them).
+METRICS_PORT = LIVENESS_PORT + 7
 
 # What the session's operator grants (chart values allow.*, env BATCHAI_ALLOW): the integration tests'
 # own namespaces (it-*) may run setup tasks and set placement; privileged mounts and agent pools are
@@ -40,6 +42,7 @@ def operator_env(allow: dict[str, Any] | None = None) -> dict[str, str]:
         # Multi-node jobs get their shared temp from azurefile-csi, as the chart sets it (on the dev cluster
         # the provisioner is a double, run by hack/devcluster).
         "BATCHAI_SHARED_TEMP_STORAGE_CLASS": "azurefile-csi",
+        "BATCHAI_METRICS_PORT": str(METRICS_PORT),
     }
 
 

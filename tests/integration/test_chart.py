@@ -214,6 +214,7 @@ def test_rendered_chart_passes_server_side_dry_run(namespace: str, values: dict[
     ).stdout  # fmt: skip
     kinds = sorted(d["kind"] for d in yaml.safe_load_all(rendered) if d)
     expected = ["ClusterRole"] * 3 + ["ClusterRoleBinding", "ConfigMap", "Deployment", "ServiceAccount"]
+    expected += ["Service"]  # the metrics Service
     expected += ["PriorityClass"] * 3
     if values.get("crds.enabled") != "false":
         expected += ["CustomResourceDefinition"] * 2

@@ -23,7 +23,12 @@ USED_INDIRECTLY = {
 
 def declared() -> set[str]:
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    return {re.split(r"[<>=!~\[ ]", d, maxsplit=1)[0].lower() for d in deps}
+    return {normalized(re.split(r"[<>=!~\[ ]", d, maxsplit=1)[0]) for d in deps}
+
+
+def normalized(distribution: str) -> str:
+    """PEP 503: prometheus_client and prometheus-client are one distribution."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 def imported_distributions() -> set[str]:
@@ -40,7 +45,7 @@ def imported_distributions() -> set[str]:
     for name in third_party:
         if name == "azure":  # a namespace package: name the distributions by their import paths
             continue
-        out.update(d.lower() for d in dists[name])
+        out.update(normalized(d) for d in dists[name])
     for path in PACKAGE.rglob("*.py"):
         for m in re.finditer(r"^\s*(?:from|import) azure\.(\w+)(?:\.(\w+))?", path.read_text(), re.M):
             first, second = m.group(1), m.group(2)

@@ -13,6 +13,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
+{{- define "batchai-operator.selectorLabels" -}}
+app.kubernetes.io/name: batchai-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
 
 {{/* The operator's rights on namespaced objects: exactly what its code uses (kube.py, reconcile/) and
 kopf's own needs (list+watch of every watched resource, Event create). A ClusterRole's rules without

@@ -81,6 +81,7 @@ def trainingjob_view(body: Mapping[str, Any]) -> dict[str, Any]:
             "namespace": meta.get("namespace"),
             "uid": meta.get("uid"),
             "generation": meta.get("generation"),
+            "creationTimestamp": meta.get("creationTimestamp"),
             "labels": dict(meta.get("labels") or {}),
             "annotations": _annotations(meta),
             "deletionTimestamp": meta.get("deletionTimestamp"),

@@ -34,6 +34,7 @@ from ..decide.cluster import (
 )
 from ..decide.common import Event
 from ..kube import api_message
+from ..metrics import ARM_SCALE_CALLS
 from ..names import (
     ANNOTATION_APPLIED_SCALE,
     CLUSTER_KIND,
@@ -67,7 +68,7 @@ class ClusterMemory:
 
 
 async def request_sync(rt: Runtime, key: Key) -> None:
-    await rt.run(key, lambda: sync(rt, key))
+    await rt.run(key, lambda: sync(rt, key), CLUSTER_KIND)
 
 
 async def on_node_event(rt: Runtime, node: str) -> None:
@@ -209,6 +210,7 @@ async def _scale(
     try:
         result = await rt.scaler.apply(desired, first_time)
     except ScaleError as e:
+        ARM_SCALE_CALLS.labels("failed").inc()
         details = [NameValuePair(name="agentPool", value=desired.pool_path)]
         if e.status_code is not None:
             details.append(NameValuePair(name="statusCode", value=str(e.status_code)))
@@ -219,6 +221,7 @@ async def _scale(
         rt.post(body, [Event("Warning", ERR_SCALE_FAILED, message)])
         log.warning("%s/%s: %s (retry at %s)", key[0], key[1], message, memory.scale_failure.retry_at)
     else:
+        ARM_SCALE_CALLS.labels("succeeded").inc()
         memory.scale_failure = None
         memory.applied_scale = wanted
         annotations = {ANNOTATION_APPLIED_SCALE: wanted}

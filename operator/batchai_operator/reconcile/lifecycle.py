@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import kopf
 
+from .. import metrics
 from ..config import OperatorConfig
 from ..kube import FAILED_CREATE_EVENTS, FAILED_MOUNT_EVENTS, Kube
 from ..names import DOMAIN, FINALIZER
@@ -68,6 +70,7 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
         coalesce_seconds=COALESCE_SECONDS,
     )
     install(rt)
+    metrics.serve(int(os.environ.get("BATCHAI_METRICS_PORT") or 0), status_collector(rt))
     # Events no kopf handler sees come from narrow watches of our own (threads: the client is synchronous;
     # one per watched namespace, or one for all), fed back into the loop in kopf's context (the threads
     # have none, and Events are posted from there): volumes the kubelet cannot mount, and pods the Job
@@ -85,6 +88,25 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
                 daemon=True,
             ).start()
     return rt
+
+
+def status_collector(rt: Runtime) -> metrics.StatusCollector:
+    """What the metrics of jobs and nodes by state read: the statuses last written, else the indexed ones."""
+
+    def jobs() -> Iterable[tuple[str, str]]:
+        for uid, store in list(rt.indexes[idx.TRAININGJOBS].items()):
+            for view in store:
+                status = rt.written.get(uid) or view["status"]
+                spec = view["spec"]
+                yield status.get("executionState") or "none", spec.tool_type if spec else "unknown"
+
+    def nodes() -> Iterable[tuple[str, str, dict[str, int]]]:
+        for (namespace, name), store in list(rt.indexes[idx.CLUSTERS].items()):
+            for view in store:
+                counts = (rt.written.get((namespace, name)) or view["status"]).get("nodeStateCounts") or {}
+                yield namespace, name, {k.removesuffix("NodeCount"): v for k, v in counts.items()}
+
+    return metrics.StatusCollector(jobs, nodes)
 
 
 def event_callback(

@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Mapping
 from typing import Any, cast
 
@@ -20,6 +21,7 @@ from ..api.base import StatusModel
 from ..config import OperatorConfig
 from ..decide.common import Event, status_patch
 from ..kube import Kube
+from ..metrics import RECONCILE_ERRORS, RECONCILE_SECONDS
 from ..scaling import AgentPoolScaler
 
 log = logging.getLogger("batchai_operator")
@@ -83,22 +85,26 @@ class Runtime:
 
     # ---- running syncs ------------------------------------------------------------------------------
 
-    async def run(self, key: Key, sync: Callable[[], Awaitable[None]]) -> None:
+    async def run(self, key: Key, sync: Callable[[], Awaitable[None]], kind: str = "object") -> None:
         """One sync of an object, serialized per object. kopf does not retry event handlers, so a failed
         sync is retried here, with backoff, or the change that triggered it would be lost."""
         self.context = contextvars.copy_context()
         async with self._locks.setdefault(key, asyncio.Lock()):
+            started = time.monotonic()
             try:
                 await sync()
             except asyncio.CancelledError:
                 raise
             except Exception:
+                RECONCILE_ERRORS.labels(kind).inc()
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
                 delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS**failures)
                 log.exception("sync of %s failed (attempt %d); retrying in %.0fs", key, failures, delay)
-                self.after(key, "retry", delay, lambda: self.run(key, sync))
+                self.after(key, "retry", delay, lambda: self.run(key, sync, kind))
             else:
                 self._failures.pop(key, None)
+            finally:
+                RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
 
     def after(
         self, key: Key, purpose: str, delay: float | None, fn: Callable[[], Coroutine[Any, Any, None]]

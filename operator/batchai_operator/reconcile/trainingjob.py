@@ -42,6 +42,7 @@ from ..manifests.paths import JobIdentity
 from ..manifests.secrets import referenced_secrets
 from ..manifests.ssh import generate_ssh_keypair
 from ..manifests.volumes import describe_volumes
+from ..metrics import observe_transition
 from ..names import (
     CONDITION_FOR_STATE,
     ERR_INVALID_SPEC,
@@ -86,7 +87,7 @@ class _World:
 
 
 async def request_sync(rt: Runtime, uid: str) -> None:
-    await rt.run(uid, lambda: sync(rt, uid))
+    await rt.run(uid, lambda: sync(rt, uid), JOB_KIND)
 
 
 async def on_cluster_event(rt: Runtime, namespace: str | None, name: str) -> None:
@@ -146,6 +147,13 @@ async def sync(rt: Runtime, uid: str) -> None:
             decision.status,
             "executionState",
             lambda: request_sync(rt, uid),
+        )
+        observe_transition(
+            world.observed.status.execution_state,
+            decision.status.execution_state,
+            decision.status.tool_type or "unknown",
+            decision.status.wire(),
+            meta.get("creationTimestamp"),
         )
         rt.post(_reference(view), decision.events)
         rt.after(uid, "requeue", decision.requeue_after, lambda: request_sync(rt, uid))
