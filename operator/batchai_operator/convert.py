@@ -32,7 +32,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -85,13 +85,11 @@ class ConversionError(ValueError):
 
 
 @dataclass
-class ConvertOptions:
-    """What `az batchai job create` took on its command line, plus Kubernetes names."""
+class StorageOptions:
+    """What a job.json or cluster.json is converted with: its namespace, the storage account (az's
+    --storage-account-name/-key) and placeholders."""
 
-    name: str | None = None
     namespace: str | None = None
-    cluster: str | None = None
-    experiment: str | None = None
     storage_account_name: str | None = None
     storage_account_key: str | None = None
     # Existing (or to-be-created) Secret for the storage account, instead of a generated one.
@@ -100,6 +98,15 @@ class ConvertOptions:
     placeholders: dict[str, str] = field(default_factory=dict)
     # The file the job came from, used to derive a name when `name` is not given.
     source: str | None = None
+
+
+@dataclass
+class ConvertOptions(StorageOptions):
+    """What `az batchai job create` took on its command line, plus Kubernetes names."""
+
+    name: str | None = None
+    cluster: str | None = None
+    experiment: str | None = None
 
 
 @dataclass
@@ -138,20 +145,14 @@ CLUSTER_READ_ONLY_FIELDS = (
 
 
 @dataclass
-class ClusterOptions:
+class ClusterOptions(StorageOptions):
     """What `az batchai cluster create` took besides -f: name, and flags that override the file."""
 
     name: str | None = None
-    namespace: str | None = None
     vm_size: str | None = None
     target: int | None = None  # -t: initial/target node count
     min_nodes: int | None = None
     max_nodes: int | None = None
-    storage_account_name: str | None = None
-    storage_account_key: str | None = None
-    storage_secret: str | None = None
-    placeholders: dict[str, str] = field(default_factory=dict)
-    source: str | None = None
 
 
 def scale_settings(target: int | None, lo: int | None, hi: int | None) -> dict[str, Any] | None:
@@ -831,13 +832,7 @@ def convert_cluster_file(
     if options.source is None:
         options.source = path
     doc = load_job_file(text)
-    opts = ConvertOptions(
-        namespace=options.namespace,
-        storage_account_name=options.storage_account_name,
-        storage_account_key=options.storage_account_key,
-        storage_secret=options.storage_secret,
-        placeholders=options.placeholders,
-    )
+    opts = ConvertOptions(**{f.name: getattr(options, f.name) for f in fields(StorageOptions)})
     converter = _Converter(opts, os.environ if environ is None else environ)
     return converter.run_cluster(doc, options)
 

@@ -238,17 +238,3 @@ class Kube:
                 stop.wait(retry_seconds)
             finally:
                 w.stop()  # type: ignore[no-untyped-call]
-
-    def watch_failed_mounts(
-        self,
-        on_event: Callable[[dict[str, Any]], None],
-        stop: threading.Event,
-        namespace: str | None = None,
-        server_timeout: int = WATCH_SECONDS,
-        client_timeout: float = WATCH_SECONDS + 15,
-        retry_seconds: float = 5.0,
-    ) -> None:
-        """Blocking: the kubelets' FailedMount Events for pods (in `namespace`, or all) until `stop`."""
-        self.watch_events(
-            FAILED_MOUNT_EVENTS, on_event, stop, namespace, server_timeout, client_timeout, retry_seconds
-        )

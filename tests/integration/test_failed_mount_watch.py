@@ -1,5 +1,6 @@
-"""The operator's FailedMount watch (kube.Kube.watch_failed_mounts) against the real apiserver, through a
-TCP relay that can go silent like a half-open connection (the one network fault a test can play here).
+"""The operator's FailedMount watch (kube.Kube.watch_events with FAILED_MOUNT_EVENTS) against the real
+apiserver, through a TCP relay that can go silent like a half-open connection (the one network fault a
+test can play here).
 
 - a new watch does not replay the Events that exist when it starts (it begins at a fresh list);
 - a silent connection ends in the client-side timeout, and the watch recovers and delivers what was
@@ -22,7 +23,7 @@ import pytest
 from devcluster import DevCluster, wait_for
 from kubernetes import client
 
-from batchai_operator.kube import Kube
+from batchai_operator.kube import FAILED_MOUNT_EVENTS, Kube
 
 pytestmark = pytest.mark.integration
 
@@ -103,8 +104,13 @@ class Watch:
         self.seen: list[str] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(
-            target=kube.watch_failed_mounts,
-            args=(lambda e: self.seen.append(e["involvedObject"]["name"]), self.stop, namespace),
+            target=kube.watch_events,
+            args=(
+                FAILED_MOUNT_EVENTS,
+                lambda e: self.seen.append(e["involvedObject"]["name"]),
+                self.stop,
+                namespace,
+            ),
             kwargs=timeouts,
             daemon=True,
         )
@@ -143,7 +149,7 @@ def test_a_silent_connection_times_out_and_the_watch_recovers(
         relay.frozen.set()  # half-open: the server's bytes no longer arrive
         post_failed_mount(namespace, "during")
         wait_for(
-            lambda: any("FailedMount watch" in r.getMessage() for r in caplog.records),
+            lambda: any("watch of Events" in r.getMessage() for r in caplog.records),
             timeout=15,
             what="the client timeout",
         )

@@ -30,10 +30,7 @@ def cluster_create(args: argparse.Namespace) -> int:
         target=args.target,
         min_nodes=args.min,
         max_nodes=args.max,
-        storage_account_name=args.storage_account_name,
-        storage_account_key=common.key_from_file(args.storage_account_key_file),
-        placeholders=dict(args.placeholder or []),
-        source=args.file,
+        **common.storage_options(args),
     )
     result = common.converted(lambda: convert_cluster_file(args.file, options), args.file)
     for warning in result.warnings:

@@ -114,6 +114,19 @@ def redacted(doc: dict[str, Any]) -> dict[str, Any]:
     return {**doc, "data": dict.fromkeys(doc.get("data") or {}, "<redacted>")}
 
 
+def storage_options(
+    args: argparse.Namespace, account: str | None = None, key: str | None = None
+) -> dict[str, Any]:
+    """The conversion options every create/convert command takes alike (convert.StorageOptions)."""
+    return {
+        "storage_account_name": account or args.storage_account_name,
+        "storage_account_key": key or key_from_file(args.storage_account_key_file),
+        "storage_secret": getattr(args, "storage_secret", None),
+        "placeholders": dict(args.placeholder or []),
+        "source": args.file,
+    }
+
+
 def key_from_file(path: Path | None) -> str | None:
     if path is None:
         return None

@@ -92,11 +92,7 @@ def _convert(args: argparse.Namespace, ns: str, key: str | None, account: str | 
         namespace=ns,
         cluster=args.cluster,
         experiment=args.experiment,
-        storage_account_name=account,
-        storage_account_key=key,
-        storage_secret=args.storage_secret,
-        placeholders=dict(args.placeholder or []),
-        source=args.file,
+        **common.storage_options(args, account=account, key=key),
     )
     return common.converted(lambda: convert_file(args.file, options), args.file)
 

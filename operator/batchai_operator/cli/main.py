@@ -31,11 +31,7 @@ def _job_convert(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         cluster=args.cluster,
         experiment=args.experiment,
-        storage_account_name=args.storage_account_name,
-        storage_account_key=common.key_from_file(args.storage_account_key_file),
-        storage_secret=args.storage_secret,
-        placeholders=dict(args.placeholder or []),
-        source=args.file,
+        **common.storage_options(args),
     )
     result = common.converted(lambda: convert_file(args.file, options), args.file)
     for warning in result.warnings:
