@@ -51,11 +51,11 @@ type blobStandIn struct {
 	rclone   string
 	secrets  *secretReader
 	mu       sync.Mutex
-	mounts   map[string]*exec.Cmd // target -> its rclone
+	mounts   map[string]chan struct{} // target -> closed when its rclone has exited
 }
 
 func newBlobStandIn(stateDir, rclone string, secrets *secretReader) *blobStandIn {
-	return &blobStandIn{stateDir: stateDir, rclone: rclone, secrets: secrets, mounts: map[string]*exec.Cmd{}}
+	return &blobStandIn{stateDir: stateDir, rclone: rclone, secrets: secrets, mounts: map[string]chan struct{}{}}
 }
 
 // volumeDir holds one volume's rclone cache, log and control socket (short: unix socket paths are limited).
@@ -186,21 +186,17 @@ func (b *blobStandIn) mount(cfg mountConfig, dir, endpoint, account, key, sas st
 		return mountFailed(err.Error(), "")
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	done := make(chan struct{})
+	go func() { // reap it when it ends (unmounted, or failed to mount)
+		exited <- cmd.Wait()
+		close(done)
+	}()
 	deadline := time.After(30 * time.Second)
 	for {
 		if ok, _ := isMountPoint(cfg.target); ok {
 			b.mu.Lock()
-			b.mounts[cfg.target] = cmd
+			b.mounts[cfg.target] = done
 			b.mu.Unlock()
-			go func() { // reap it when it ends (unmounted)
-				<-exited
-				b.mu.Lock()
-				if b.mounts[cfg.target] == cmd {
-					delete(b.mounts, cfg.target)
-				}
-				b.mu.Unlock()
-			}()
 			return nil
 		}
 		select {
@@ -231,18 +227,16 @@ func (b *blobStandIn) unpublish(ctx context.Context, volumeID, target string) er
 				return err
 			}
 		}
+		// rclone exits once unmounted (a mount made before a restart of this plugin has no entry here).
 		b.mu.Lock()
-		cmd := b.mounts[target]
+		done := b.mounts[target]
+		delete(b.mounts, target)
 		b.mu.Unlock()
-		if cmd != nil {
-			for i := 0; i < 100 && cmd.ProcessState == nil; i++ {
-				b.mu.Lock()
-				_, still := b.mounts[target]
-				b.mu.Unlock()
-				if !still {
-					break
-				}
-				time.Sleep(50 * time.Millisecond)
+		if done != nil {
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				log.Printf("%s: rclone still running 10 s after the unmount", target)
 			}
 		}
 	}
