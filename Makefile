@@ -50,11 +50,11 @@ devcluster:
 devcluster-down:
 	hack/devcluster down
 
-## The main job: local control plane + operator + the seed's CNTK quickstart job, to completion.
+## The main job: the seed's CNTK quickstart on a real node of the dev cluster, end to end (hack/quickstart.sh).
 demo: venv
 	hack/demo.sh
 
-## The seed quickstart's steps with kubectl batchai, against Azurite and the Azure Files double.
+## The same steps (hack/quickstart.sh): kubectl batchai, Azurite mounted with FUSE, the Azure Files double.
 quickstart: venv
 	hack/quickstart.sh
 

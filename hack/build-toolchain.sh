@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok and helm from
 # pinned Go modules into a cache outside the repo; then the real nodes' pieces (kubelet, kube-proxy,
-# containerd, CoreDNS, the GPU device-plugin double), each into a directory of its own
-# (hack/toolchain-dirs.sh). Each is rebuilt only when its pinned version changes.
+# containerd, CoreDNS, the GPU device-plugin double) and their mounts' (rclone, our CSI node plugins), each
+# into a directory of its own (hack/toolchain-dirs.sh). Each is rebuilt only when its pinned version changes.
 # Prints the control plane's bin directory on stdout as its last line.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -143,6 +143,36 @@ build_gpu_double() {
   go build -trimpath -ldflags "-s -w" -o "$GPU_DOUBLE_BIN/gpu-device-plugin-double" . >&2
 }
 
+# rclone (its azureblob backend and FUSE mount stand in for blobfuse2 on the real nodes; Debian's 1.60
+# cannot reach Azurite). No cgo: `rclone mount` needs only Debian's fusermount3.
+build_rclone() {
+  [ -x "$RCLONE_BIN/rclone" ] && return 0
+  log "building rclone v$RCLONE_VERSION (cold: ~3 min on 2 cores)"
+  mkdir -p "$RCLONE_BIN"
+  GOBIN="$RCLONE_BIN" go install -trimpath -ldflags "-s -w" "github.com/rclone/rclone@v$RCLONE_VERSION" >&2
+}
+
+# Ours (hack/csi-node-plugins): the blob.csi.azure.com stand-in and the file.csi.azure.com double. Their
+# unit tests run before the binary is built.
+build_csi_plugins() {
+  [ -x "$CSI_PLUGINS_BIN/batchai-csi-node" ] && return 0
+  log "building the CSI node plugins (blob.csi.azure.com stand-in, file.csi.azure.com double)"
+  local d
+  d="$cache/tools/$(basename "$CSI_PLUGINS_BIN")"
+  mkdir -p "$d" "$CSI_PLUGINS_BIN"; cd "$d"
+  [ -f go.mod ] || go mod init batchai-operator.invalid/tools/csi-node-plugins >&2
+  rm -f ./*.go
+  cp "$CSI_PLUGINS_SRC"/*.go .
+  go mod edit -require="github.com/container-storage-interface/spec@v$CSI_SPEC_VERSION" \
+    -require="k8s.io/kubelet@v$KUBE_STAGING_VERSION" -require="k8s.io/client-go@v$KUBE_STAGING_VERSION" \
+    -require="k8s.io/api@v$KUBE_STAGING_VERSION" -require="k8s.io/apimachinery@v$KUBE_STAGING_VERSION" \
+    -require="github.com/Azure/azure-sdk-for-go/sdk/storage/azblob@v$AZBLOB_VERSION"
+  go mod tidy >&2
+  go vet . >&2
+  go test -count=1 . >&2
+  go build -trimpath -ldflags "-s -w" -o "$CSI_PLUGINS_BIN/batchai-csi-node" . >&2
+}
+
 start=$(date +%s)
 build_etcd
 build_kwok
@@ -152,5 +182,7 @@ build_node_kube
 build_containerd
 build_coredns
 build_gpu_double
+build_rclone
+build_csi_plugins
 log "toolchain ready in $(( $(date +%s) - start ))s: $bin"
 echo "$bin"

@@ -1,30 +1,35 @@
 #!/usr/bin/env bash
 # The seed's Batch AI CNTK quickstart (docs: "Run a CNTK training job using the Azure CLI"), step by step
-# with `kubectl batchai` only, on the local control plane, with real blob storage (Azurite) and the Azure
-# Files double (tests/doubles/azure_files.py: Azurite has no Azure Files). The README's walk-through is
-# this script's output.
+# with `kubectl batchai` only, on a real node of the local dev cluster (`make demo`, `make quickstart`).
+# The README's walk-through is this script's output.
 #
-# kwok plays the GPU node, so nothing trains: while the job "runs", this script writes what
-# ConvNet_MNIST.py would write (stderr.txt lines, then the model files) onto the logs share, where the
-# job's mount would have put them. Everything else is the real thing.
+# Real: the control plane, the kubelet and containerd of node real-0/1, the job's container (PyTorch image
+# built here), the blob container (Azurite, mounted in the pod with FUSE by rclone through the kubelet's
+# CSI calls to the blob.csi.azure.com stand-in), the training. Doubles: Azure Files (this kernel has no SMB
+# client: file.csi.azure.com bind-mounts the Files double's directories, which its REST double serves to
+# `job file list/stream`), the GPU (a device-plugin double). CNTK has no build for this Python: the
+# seed's ConvNet_MNIST.py is a PyTorch stand-in with its command line (examples/cntk-mnist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 NS=${QUICKSTART_NAMESPACE:-quickstart}
 FILES_PORT=${BATCHAI_FILES_DOUBLE_PORT:-20111}
+t0=$SECONDS
 
-hack/devcluster up >/dev/null 2>&1
-hack/azurite up
+hack/devcluster up >/dev/null 2>&1 || hack/devcluster up   # quiet when it works, its log when not
 eval "$(hack/devcluster env)"
 eval "$(hack/azurite env)"
 export PATH="$PWD/.venv/bin:$PATH"   # kubectl finds the kubectl-batchai plugin here
 run_dir=$(dirname "$KUBECONFIG")
-shares="$run_dir/quickstart-shares"
-rm -rf "$shares"; mkdir -p "$shares"
+shares=$BATCHAI_AZURE_FILES_ROOT
+mkdir -p "$shares"
 
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
 kubectl wait --for=condition=Established crd/trainingjobs.batchai.io crd/batchaiclusters.batchai.io >/dev/null
-"$PY" -m kopf run --standalone --all-namespaces -m batchai_operator.main >"$run_dir/quickstart-operator.log" 2>&1 &
+# The operator, for this namespace only, with the dev cluster's toolkit images (cntk: the one with
+# PyTorch; tests/k8s/toolkit-images.json) and Azurite as the blob volumes' endpoint (from hack/azurite env).
+BATCHAI_IMAGES=$(cat tests/k8s/toolkit-images.json) "$PY" -m kopf run --standalone --namespace="$NS" \
+  -m batchai_operator.main >"$run_dir/quickstart-operator.log" 2>&1 &
 op_pid=$!
 PYTHONPATH=tests "$PY" tests/doubles/azure_files.py --root "$shares" --port "$FILES_PORT" \
   --account "$AZURITE_ACCOUNT:$AZURITE_ACCOUNT_KEY" >"$run_dir/quickstart-files.log" 2>&1 &
@@ -44,14 +49,19 @@ kubectl config set-context --current --namespace="$NS" >/dev/null
 
 step() { printf '\n$ %s\n' "$*"; "$@"; }
 
-echo "## Create GPU cluster"
-step kubectl batchai cluster create -f examples/cntk-mnist/cluster.json -n nc6 -o table
+echo "## Create GPU cluster (the dev cluster's real GPU nodes are Standard_NC6s_v3)"
+step kubectl batchai cluster create -f examples/cntk-mnist/cluster.json -n nc6 -s Standard_NC6s_v3 -o table
 
 echo; echo "## Deploy data (storage account: Azurite's $AZURITE_ACCOUNT; shares logs and scripts, container data)"
+# az storage share create -n logs / -n scripts; az storage file upload -s scripts --path cntk (the Files
+# double's shares are directories); az storage blob upload-batch -d data/mnist_cntk (Azurite).
 mkdir -p "$shares/$AZURITE_ACCOUNT/logs" "$shares/$AZURITE_ACCOUNT/scripts/cntk"
-printf '# ConvNet_MNIST.py (stand-in: nothing trains on kwok)\n' >"$shares/$AZURITE_ACCOUNT/scripts/cntk/ConvNet_MNIST.py"
-"$PY" - <<'EOF'
+cp examples/cntk-mnist/ConvNet_MNIST.py "$shares/$AZURITE_ACCOUNT/scripts/cntk/"
+echo "uploaded scripts/cntk/ConvNet_MNIST.py"
+"$PY" examples/cntk-mnist/make_mnist_like.py "$run_dir/mnist_cntk"
+"$PY" - "$run_dir/mnist_cntk" <<'EOF'
 import os
+import sys
 from azure.storage.blob import BlobServiceClient
 account, key = os.environ["AZURITE_ACCOUNT"], os.environ["AZURITE_ACCOUNT_KEY"]
 url = os.environ["BATCHAI_STORAGE_BLOB_ENDPOINT"].replace("{account}", account)
@@ -59,41 +69,20 @@ container = BlobServiceClient(url, credential={"account_name": account, "account
 if not container.exists():
     container.create_container()
 for name in ("Train-28x28_cntk_text.txt", "Test-28x28_cntk_text.txt"):
-    container.upload_blob(f"mnist_cntk/{name}", b"|labels 0 0 0 0 0 1 0 0 0 0 |features 0 0 ...\n", overwrite=True)
+    with open(os.path.join(sys.argv[1], name), "rb") as f:
+        container.upload_blob(f"mnist_cntk/{name}", f, overwrite=True)
 print("uploaded data/mnist_cntk/{Train,Test}-28x28_cntk_text.txt")
 EOF
 
-echo; echo "## Submit training job (the key comes from AZURE_BATCHAI_STORAGE_KEY, never the command line)"
+echo; echo "## Submit training job (the seed's job.json unchanged; the key comes from AZURE_BATCHAI_STORAGE_KEY)"
 export AZURE_BATCHAI_STORAGE_KEY=$AZURITE_ACCOUNT_KEY
 step kubectl batchai job create -f examples/cntk-mnist/job.json -n cntk-python-1 -c nc6 -e quickstart \
-  --placeholder "YOUR_STORAGE_ACCOUNT=$AZURITE_ACCOUNT" --annotation sim.batchai.io/run-for=30s -o table
+  --placeholder "YOUR_STORAGE_ACCOUNT=$AZURITE_ACCOUNT" -o table
 unset AZURE_BATCHAI_STORAGE_KEY   # from here on the CLI reads the key from the job's Secret
 step kubectl batchai experiment list
 
-# What the training script writes while it runs (kwok runs no process), onto the logs share.
-seg=$(kubectl batchai job show -n cntk-python-1 --query jobOutputDirectoryPathSegment | tr -d '"')
-logs="$shares/$AZURITE_ACCOUNT/logs/$seg"
-(
-  kubectl wait --for=jsonpath='{.status.executionState}'=running tj/cntk-python-1 --timeout=300s >/dev/null
-  mkdir -p "$logs/stdouterr" "$logs/outputs"
-  : >"$logs/stdouterr/stdout.txt"
-  echo "Selected GPU[0] Tesla K80 as the process wide default device." >>"$logs/stdouterr/stderr.txt"
-  echo "Training 98778 parameters in 10 parameter tensors." >>"$logs/stdouterr/stderr.txt"
-  i=0
-  for epoch in "1 0.405960 13.01" "2 0.106030 3.09" "3 0.078542 2.32" "4 0.066301 1.98" "5 0.057879 1.71"; do
-    set -- $epoch
-    sleep 1
-    echo "Finished Epoch[$1 of 40]: [Training] loss = $2 * 60000, metric = $3% * 60000" >>"$logs/stdouterr/stderr.txt"
-    head -c $((409456 + i)) /dev/urandom >"$logs/outputs/ConvNet_MNIST_$i.dnn"
-    i=$((i + 1))
-  done
-  echo "Final Results: Minibatch[1-11]: errs = 0.62% * 10000" >>"$logs/stdouterr/stderr.txt"
-) 2>"$run_dir/quickstart-writer.log" &
-writer=$!
-
 echo; echo "## Monitor job execution"
-step kubectl batchai job file stream -j cntk-python-1 -f stderr.txt
-wait $writer
+step kubectl batchai job file stream -j cntk-python-1 -f stdout.txt
 step kubectl batchai job wait -n cntk-python-1
 step kubectl batchai job list
 step kubectl batchai job node list -j cntk-python-1
@@ -101,14 +90,14 @@ step kubectl batchai job node list -j cntk-python-1
 echo; echo "## Inspect generated model files"
 step kubectl batchai job file list -j cntk-python-1 -d MODEL -o table
 kubectl batchai job file list -j cntk-python-1 -d MODEL >"$run_dir/quickstart-models.json"
-printf '\n$ kubectl batchai job file list -j cntk-python-1 -d MODEL   # first entry\n'
-"$PY" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))[0], indent=2))' "$run_dir/quickstart-models.json"
-url=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["downloadUrl"])' "$run_dir/quickstart-models.json")
-printf '\n$ curl -s -o ConvNet_MNIST_0.dnn "<downloadUrl>" && ls -l ConvNet_MNIST_0.dnn\n'
-curl -fsS -o "$run_dir/ConvNet_MNIST_0.dnn" "$url"
-ls -l "$run_dir/ConvNet_MNIST_0.dnn" | awk '{print $1, $5, "ConvNet_MNIST_0.dnn"}'
-step kubectl batchai job show -n cntk-python-1 --query jobOutputDirectoryPathSegment
+printf '\n$ kubectl batchai job file list -j cntk-python-1 -d MODEL   # last entry\n'
+"$PY" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))[-1], indent=2))' "$run_dir/quickstart-models.json"
+url=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[-1]["downloadUrl"])' "$run_dir/quickstart-models.json")
+printf '\n$ curl -s -o ConvNet_MNIST_9.dnn "<downloadUrl>" && ls -l ConvNet_MNIST_9.dnn\n'
+curl -fsS -o "$run_dir/ConvNet_MNIST_9.dnn" "$url"
+ls -l "$run_dir/ConvNet_MNIST_9.dnn" | awk '{print $1, $5, "ConvNet_MNIST_9.dnn"}'
 
 echo; echo "## Clean up resources"
 step kubectl batchai job delete -n cntk-python-1 -y
 step kubectl delete namespace "$NS"
+echo; echo "quickstart done in $(( SECONDS - t0 ))s"

@@ -11,6 +11,12 @@
 # `kubernetes` Service's endpoint. The apiserver reaches the kubelets on $GW only, with a client
 # certificate; the kubelets authorise it through the apiserver (webhook).
 #
+# Their volumes mount for real: each node's kubelet has two CSI node plugins (hack/csi-node-plugins, host
+# processes): blob.csi.azure.com, a stand-in for the upstream Blob CSI driver that mounts containers of
+# Azurite (started here too) with rclone's FUSE file system, and file.csi.azure.com, a double of the Azure
+# Files driver that bind-mounts $FILES_ROOT/<account>/<share> (no SMB client here), the tree the Azure Files
+# REST double serves.
+#
 # Host-level names are configurable (defaults as docs/real-node.md); only one dev cluster at a time can
 # run real nodes on a machine (kube-proxy's rules are the machine's).
 
@@ -26,6 +32,7 @@ COREDNS_READY_PORT=$((REAL_PORT_BASE + 93))
 REAL_POOL_LABELS="kubernetes.azure.com/agentpool=real,agentpool=real,node.kubernetes.io/instance-type=Standard_NC6s_v3,beta.kubernetes.io/instance-type=Standard_NC6s_v3,kubernetes.azure.com/accelerator=nvidia,kubernetes.azure.com/mode=user,type=real"
 REAL_TAINTS="sku=gpu:NoSchedule"
 NODES_DIR=$RUN/nodes
+FILES_ROOT=$RUN/azure-files                     # the Azure Files double's shares: <account>/<share>/...
 OWNER_DIR=/run/batchai-operator                 # which dev cluster runs real nodes on this machine
 
 # put FILE: write stdin to FILE only when it differs (kube-proxy exits when its config file is touched).
@@ -48,7 +55,7 @@ real_components() {
   [ "$REAL_NODES" -gt 0 ] || return 0
   echo apiserver-forward coredns
   local n
-  for n in $(real_names); do echo "containerd-$n gpu-double-$n kubelet-$n"; done
+  for n in $(real_names); do echo "containerd-$n gpu-double-$n csi-blob-$n csi-file-$n kubelet-$n"; done
   echo kube-proxy
 }
 
@@ -58,6 +65,8 @@ real_healthy() {
     coredns) curl -fsS -m 2 "http://127.0.0.1:$COREDNS_READY_PORT/ready" >/dev/null 2>&1 ;;
     containerd-*) "$CONTAINERD_BIN/ctr" -a "$(node_dir "${1#containerd-}")/containerd.sock" version >/dev/null 2>&1 ;;
     gpu-double-*) true ;;
+    csi-blob-*) [ -S "$(node_dir "${1#csi-blob-}")/kubelet/plugins/blob.csi.azure.com/csi.sock" ] ;;
+    csi-file-*) [ -S "$(node_dir "${1#csi-file-}")/kubelet/plugins/file.csi.azure.com/csi.sock" ] ;;
     kubelet-*) curl -fsS -m 2 "http://127.0.0.1:$(( $(kubelet_port "${1#kubelet-}") + 1 ))/healthz" >/dev/null 2>&1 ;;
     kube-proxy) curl -fsS -m 2 "http://127.0.0.1:$KUBE_PROXY_HEALTH_PORT/healthz" >/dev/null 2>&1 ;;
     *) return 1 ;;
@@ -66,9 +75,9 @@ real_healthy() {
 
 require_node_tools() {
   local missing=() t
-  for t in runc nft socat ip buildah debootstrap gcc; do command -v "$t" >/dev/null || missing+=("$t"); done
+  for t in runc nft socat ip buildah debootstrap gcc fusermount3; do command -v "$t" >/dev/null || missing+=("$t"); done
   [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
-  [ ${#missing[@]} = 0 ] || die "real nodes need: ${missing[*]} (Debian: apt-get install runc containernetworking-plugins nftables socat iproute2 buildah debootstrap gcc libc6-dev; .ci/run installs them), or set BATCHAI_REAL_NODES=0"
+  [ ${#missing[@]} = 0 ] || die "real nodes need: ${missing[*]} (Debian: apt-get install runc containernetworking-plugins nftables socat iproute2 buildah debootstrap gcc libc6-dev fuse3; .ci/run installs them), or set BATCHAI_REAL_NODES=0"
   [ "$(id -u)" = 0 ] || die "real nodes need root (kubelet, containerd), or set BATCHAI_REAL_NODES=0"
 }
 
@@ -335,11 +344,33 @@ start_containerd() {
     start_at "containerd-$n" "$CONTAINERD_BIN/containerd" --config "$(node_dir "$n")/containerd.toml"
 }
 
+# The storage account Azurite and the Azure Files double serve (hack/azurite env: the well-known one).
+storage_account() {
+  local env; env=$("$HERE/azurite" env)
+  ACCOUNT_NAME=$(sed -n "s/^export AZURITE_ACCOUNT='\(.*\)'$/\1/p" <<<"$env")
+  ACCOUNT_KEY=$(sed -n "s/^export AZURITE_ACCOUNT_KEY='\(.*\)'$/\1/p" <<<"$env")
+}
+
+# Node N's CSI node plugins, registered with its kubelet (plugins_registry). rclone's mounts run in the
+# pids cgroup /$n-csi with the blob plugin, so that `down` finds them all.
+start_csi_plugins() {
+  local n=$1 d common
+  d=$(node_dir "$n")
+  common=(--node-id "$n" --kubelet-dir "$d/kubelet" --kubeconfig "$KUBECONFIG_FILE")
+  mkdir -p "/sys/fs/cgroup/pids/$n-csi" "$FILES_ROOT"
+  START_CGROUP="/sys/fs/cgroup/pids/$n-csi" START_PATH="$RCLONE_BIN:$PATH" \
+    start_at "csi-blob-$n" "$CSI_PLUGINS_BIN/batchai-csi-node" --driver blob.csi.azure.com "${common[@]}" \
+    --state-dir "$d/blob-csi" --rclone "$RCLONE_BIN/rclone"
+  start_at "csi-file-$n" "$CSI_PLUGINS_BIN/batchai-csi-node" --driver file.csi.azure.com "${common[@]}" \
+    --shares-root "$FILES_ROOT" --account "$ACCOUNT_NAME:$ACCOUNT_KEY"
+}
+
 start_kubelet() {
   local n=$1 d
   d=$(node_dir "$n")
   start_at "gpu-double-$n" "$GPU_DOUBLE_BIN/gpu-device-plugin-double" \
     --registry-dir "$d/kubelet/plugins_registry" --socket "$d/gpu-device-plugin-double.sock" --id-prefix "$n-gpu"
+  start_csi_plugins "$n"
   START_FINGERPRINT=$(fingerprint "kubelet-$n") start_at "kubelet-$n" "$NODE_K8S_BIN/kubelet" \
     --config="$d/kubelet.yaml" --kubeconfig="$KUBECONFIG_FILE" --hostname-override="$n" --node-ip="$GW" \
     --root-dir="$d/kubelet" --node-labels="$REAL_POOL_LABELS" --register-with-taints="$REAL_TAINTS"
@@ -364,7 +395,10 @@ real_nodes_up() {
   "$HERE/images" build >/dev/null
   # Local images are never pulled (there is no registry): ErrImageNeverPull when a node lacks one.
   "$BIN/kubectl" --kubeconfig="$KUBECONFIG_FILE" apply --server-side --field-manager=devcluster \
-    -f "$REPO/tests/k8s/local-images.yaml" >/dev/null
+    -f "$REPO/tests/k8s/local-images.yaml" -f "$REPO/tests/k8s/csi-drivers.yaml" >/dev/null
+  # The blob stand-in's storage (the Files double's account is Azurite's too).
+  "$HERE/azurite" up
+  storage_account
   setup_bridge
   start_at apiserver-forward "$(command -v socat)" \
     "TCP-LISTEN:$APISERVER_PORT,bind=$GW,reuseaddr,fork" "TCP:127.0.0.1:$APISERVER_PORT"
@@ -379,6 +413,7 @@ real_nodes_up() {
   for n in $(real_names); do start_kubelet "$n"; done
   wait_healthy apiserver-forward 30
   wait_healthy coredns 60
+  for n in $(real_names); do wait_healthy "csi-blob-$n" 30; wait_healthy "csi-file-$n" 30; done
   for n in $(real_names); do wait_healthy "kubelet-$n" 120; done
   local k=("$BIN/kubectl" --kubeconfig="$KUBECONFIG_FILE")
   # Registered and Ready first: kube-proxy reads its node (real-0) when it starts.
@@ -443,6 +478,9 @@ real_nodes_down() {
     stop_component "containerd-$n"
     kill_cgroup_tree "/sys/fs/cgroup/pids/$n-runtime"
     stop_component "gpu-double-$n"
+    stop_component "csi-file-$n"
+    stop_component "csi-blob-$n"
+    kill_cgroup_tree "/sys/fs/cgroup/pids/$n-csi"   # rclone mounts
   done
   stop_component coredns
   stop_component apiserver-forward
@@ -451,7 +489,7 @@ real_nodes_down() {
   find /var/log/containers -maxdepth 1 -type l -lname "$NODES_DIR/*" -delete 2>/dev/null || true
   for n in $(real_names); do
     remove_cgroups "$(cgroup_root "$n")"
-    rmdir "/sys/fs/cgroup/pids/$n-runtime" 2>/dev/null || true
+    rmdir "/sys/fs/cgroup/pids/$n-runtime" "/sys/fs/cgroup/pids/$n-csi" 2>/dev/null || true
   done
   if command -v nft >/dev/null; then
     nft delete table ip kube-proxy 2>/dev/null || true

@@ -13,3 +13,9 @@ COREDNS_BIN=$BATCHAI_CACHE_DIR/bin/coredns-${COREDNS_VERSION}
 GPU_DOUBLE_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/gpu-device-plugin-double
 GPU_DOUBLE_BIN=$BATCHAI_CACHE_DIR/bin/gpu-device-plugin-double-${KUBE_STAGING_VERSION}-$(
   cat "$GPU_DOUBLE_SRC"/*.go | sha256sum | cut -c1-12)
+# Real mounts: rclone (the blob stand-in's FUSE file system), and our CSI node plugins (blob.csi.azure.com
+# stand-in, file.csi.azure.com double; keyed by their source and pins too, as they are ours).
+RCLONE_BIN=$BATCHAI_CACHE_DIR/bin/rclone-${RCLONE_VERSION}
+CSI_PLUGINS_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/csi-node-plugins
+CSI_PLUGINS_BIN=$BATCHAI_CACHE_DIR/bin/csi-node-plugins-${KUBE_STAGING_VERSION}-${CSI_SPEC_VERSION}-${AZBLOB_VERSION}-$(
+  cat "$CSI_PLUGINS_SRC"/*.go | sha256sum | cut -c1-12)

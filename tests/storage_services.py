@@ -68,6 +68,12 @@ def _env_of(script_output: str) -> dict[str, str]:
     return env
 
 
+def running_azurite() -> Blob:
+    """The Azurite `hack/azurite up` started (the dev cluster's, for the real nodes' blob mounts)."""
+    env = _env_of(subprocess.run([str(AZURITE), "env"], check=True, capture_output=True, text=True).stdout)
+    return Blob(env["BATCHAI_STORAGE_BLOB_ENDPOINT"], env["AZURITE_ACCOUNT"], env["AZURITE_ACCOUNT_KEY"])
+
+
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Blob]:
     was_up = subprocess.run([str(AZURITE), "status"], capture_output=True).returncode == 0

@@ -122,6 +122,13 @@ class OperatorConfig(BaseModel):
     shared_temp_storage_class: str | None = Field(default=None, description=SHARED_TEMP_STORAGE_CLASS_DOC)
     shared_temp_size: str = Field(default="1Gi", description="Size of that volume.")
     unusable_grace_seconds: int = Field(default=300, description="NotReady longer than this: node unusable.")
+    blob_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "Blob endpoint template with {account} (e.g. http://127.0.0.1:20100/{account} for Azurite), "
+            "the `server` of blob volumes; unset: Azure's https://<account>.blob.core.windows.net."
+        ),
+    )
     mount_failure_threshold: int = Field(
         default=3,
         description="FailedMount attempts (Event count) after which a job fails with AZFMountError.",
@@ -151,6 +158,8 @@ class OperatorConfig(BaseModel):
             cfg.max_shm_size = env["BATCHAI_MAX_SHM_SIZE"]
         if env.get("BATCHAI_WATCH_NAMESPACES"):
             cfg.watch_namespaces = list(json.loads(env["BATCHAI_WATCH_NAMESPACES"]))
+        # The same variable kubectl-batchai reads to reach the blob endpoint (storage/access.py).
+        cfg.blob_endpoint = env.get("BATCHAI_STORAGE_BLOB_ENDPOINT") or None
         if env.get("BATCHAI_MOUNT_FAILURE_THRESHOLD"):
             cfg.mount_failure_threshold = int(env["BATCHAI_MOUNT_FAILURE_THRESHOLD"])
         if env.get("BATCHAI_UNUSABLE_GRACE_SECONDS"):

@@ -1,9 +1,11 @@
 """End-to-end fixtures: the dev cluster with its real nodes, and one operator process for the whole tier.
 
 `hack/devcluster up` (run here, as by the integration tier) starts the real nodes real-0 and real-1 with
-the rest; their job pods really run, from the images built by hack/images. The operator runs once for the
-tier (package scope: it stops before the kwok tier's own operator starts), watching only namespaces named
-`e2e-*`, with every toolkit's default image pointing at the local images.
+the rest; their job pods really run, from the images built by hack/images, and their Azure Files and
+Blob volumes really mount (the Files double's directories; Azurite's containers through rclone's FUSE).
+The operator runs once for the tier (package scope: it stops before the kwok tier's own operator
+starts), watching only namespaces named `e2e-*`, with every toolkit's default image pointing at the local
+images.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import pytest
 from devcluster import DevCluster, export_env, node_ready, up, wait_for
 from kubernetes import client, config
 from operator_process import LIVENESS_PORT, OperatorProcess, crds_installed
+
+from storage_services import running_azurite
 
 from .realnodes import LOCAL_IMAGES, REAL_NODES
 
@@ -52,9 +56,13 @@ def operator(
         s.settimeout(0.5)
         if s.connect_ex(("127.0.0.1", LIVENESS_PORT)) == 0:
             pytest.fail(f"another operator is live on 127.0.0.1:{LIVENESS_PORT}: two would fight over jobs")
+    # Blob volumes name the dev cluster's Azurite as their `server` (the blob stand-in mounts it).
     op = OperatorProcess(
         tmp_path_factory.mktemp("e2e-operator") / "operator.log",
-        extra_env={"BATCHAI_IMAGES": json.dumps(LOCAL_IMAGES)},
+        extra_env={
+            "BATCHAI_IMAGES": json.dumps(LOCAL_IMAGES),
+            "BATCHAI_STORAGE_BLOB_ENDPOINT": running_azurite().endpoint,
+        },
         scope_args=[f"--namespace={NAMESPACE_PREFIX}*"],
     )
     op.start()

@@ -1,11 +1,12 @@
 """Helpers for jobs on the dev cluster's real nodes: the local images, job specs whose scripts ship in
 jobPreparation, and the files a job left on a node's disk.
 
-No file system is shared here yet (no Azure Files or Blob), so e2e jobs write stdout/stderr, outputs and
-their scripts under $AZ_BATCHAI_JOB_MOUNT_ROOT, as the Batch AI quickstart does, which without mounts is
-the container's own file system (an emptyDir would not do: the kubelet removes a pod's volumes when it
-ends). The tests read the files from the container's writable layer on its node's disk, as one would
-with `docker cp` on a Batch AI node, at the paths the TrainingJob's status gives.
+Jobs without mounts write stdout/stderr, outputs and their scripts under $AZ_BATCHAI_JOB_MOUNT_ROOT, as
+the Batch AI quickstart does, which without mounts is the container's own file system (an emptyDir would
+not do: the kubelet removes a pod's volumes when it ends). The tests read those files from the
+container's writable layer on its node's disk, as one would with `docker cp` on a Batch AI node, at the
+paths the TrainingJob's status gives. Jobs with mounts (test_mounts.py) write to Azure Files shares (the
+double's directories, `share_path`) and blob containers (Azurite) instead.
 """
 
 from __future__ import annotations
@@ -26,12 +27,21 @@ REAL_NODES = ("real-0", "real-1")
 # The BatchAICluster of the real pool: Standard_NC6s_v3 has 1 GPU, which gpu-device-plugin-double
 # advertises on each real node.
 REAL_POOL = "real"
+# CNTK has no build for this Python: the seed's CNTK job runs a PyTorch stand-in of its script, so the
+# cntk toolkit's image is the one with PyTorch.
 LOCAL_IMAGES = {
-    tool: "localhost/batchai/pytorch-cpu:dev" if tool == "pytorch" else "localhost/batchai/job-base:dev"
+    tool: "localhost/batchai/pytorch-cpu:dev"
+    if tool in ("pytorch", "cntk")
+    else "localhost/batchai/job-base:dev"
     for tool in ("cntk", "tensorflow", "pytorch", "caffe", "caffe2", "chainer", "horovod", "mpi", "custom")
 }
 JOB_ROOT = "$AZ_BATCHAI_JOB_MOUNT_ROOT"
 SCRIPTS = Path(__file__).parent / "jobs"
+
+
+def share_path(account: str, share: str, path: str = "") -> Path:
+    """Where a file of an Azure Files share is: the double's directory the real nodes bind-mount."""
+    return Path(os.environ["BATCHAI_AZURE_FILES_ROOT"]) / account / share / path.strip("/")
 
 
 def nodes_dir() -> Path:

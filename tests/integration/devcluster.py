@@ -39,6 +39,7 @@ class DevCluster:
     bin_dir: str
     nodes_dir: str = ""  # the real nodes' state (kubelet root dirs), for reading what jobs wrote
     node_bin_path: str = ""  # the real nodes' tools (ctr)
+    azure_files_root: str = ""  # the Azure Files double's shares, <account>/<share>, the real nodes mount
 
 
 def up() -> DevCluster:
@@ -55,6 +56,7 @@ def up() -> DevCluster:
         bin_dir=env["PATH"].split(":")[0],
         nodes_dir=env.get("BATCHAI_NODES_DIR", ""),
         node_bin_path=env.get("BATCHAI_NODE_BIN_PATH", ""),
+        azure_files_root=env.get("BATCHAI_AZURE_FILES_ROOT", ""),
     )
 
 
@@ -173,6 +175,8 @@ def export_env(cluster: DevCluster) -> None:
     if cluster.nodes_dir:
         os.environ["BATCHAI_NODES_DIR"] = cluster.nodes_dir
         os.environ["BATCHAI_NODE_BIN_PATH"] = cluster.node_bin_path
+    if cluster.azure_files_root:
+        os.environ["BATCHAI_AZURE_FILES_ROOT"] = cluster.azure_files_root
     path = os.environ.get("PATH", "")
     if not path.startswith(cluster.bin_dir + os.pathsep):
         os.environ["PATH"] = cluster.bin_dir + os.pathsep + path

@@ -84,10 +84,11 @@ def pod_volumes(ctx: JobContext) -> PodVolumes:
     """The job's mounts, the cluster's mounts, the launcher config, job temp, /dev/shm and the SSH keys."""
     spec, ns = ctx.spec, ctx.namespace
     allow = namespace_matches(ctx.config.allow.privileged_mounts, ns)
-    vols = build_volumes(spec.mount_volumes, ctx.ident.job_mount_root, "job", ns, allow)
+    endpoint = ctx.config.blob_endpoint
+    vols = build_volumes(spec.mount_volumes, ctx.ident.job_mount_root, "job", ns, allow, endpoint)
     node_setup = ctx.cluster.node_setup
     cluster_mounts = node_setup.mount_volumes if node_setup else None
-    vols.extend(build_volumes(cluster_mounts, MOUNT_ROOT, "cluster", ns, allow))
+    vols.extend(build_volumes(cluster_mounts, MOUNT_ROOT, "cluster", ns, allow, endpoint))
 
     def add(name: str, source: dict[str, Any], path: str, read_only: bool = False) -> None:
         vols.volumes.append({"name": name, **source})

@@ -91,6 +91,7 @@ def build_setup_daemonset(
         "cluster",
         namespace,
         namespace_matches(config.allow.privileged_mounts, namespace),
+        config.blob_endpoint,
     )
     env = setup_env(setup, setup_stdouterr_dir(setup, namespace, name, uid))
     if vols.unmanaged:

@@ -13,11 +13,37 @@ from ..api.common import MountVolumes, StorageCredentials
 from ..names import ERR_INVALID_CREDENTIALS, ERR_UNMANAGED_FS_NOT_ALLOWED
 from .errors import BuildError
 
-# Batch AI's blobfuse defaults (batchai-reference.md §1), in the form blobfuse2 through the Blob CSI
-# driver accepts them.
+# Batch AI's blobfuse defaults (batchai-reference.md §1), written as users write blobfuse options.
 DEFAULT_BLOB_MOUNT_OPTIONS = (
     "-o allow_other --use-https=true -o attr_timeout=240 -o entry_timeout=240 -o negative_timeout=120"
 )
+# The Blob CSI driver adds --cancel-list-on-mount-seconds=10 unless given: every directory listing would be
+# empty for the first 10 s after the mount (real-mounts.md), which Batch AI's blobfuse never did.
+CANCEL_LIST_FLAG = "--cancel-list-on-mount-seconds"
+NO_LISTING_DELAY = f"{CANCEL_LIST_FLAG}=0"
+
+
+def blob_csi_mount_options(options: str | None) -> str:
+    """Blobfuse options (space-separated, `-o a,b` lists; validated by the API's allowlist) as the Blob CSI
+    driver's `mountOptions` attribute of an inline volume: comma-separated, one blobfuse2 argument each
+    (`-o NAME` per libfuse option), plus --cancel-list-on-mount-seconds=0 unless the options set it.
+
+    The driver splits the attribute on commas, joins the pieces with spaces and splits them again on
+    spaces, so `-o allow_other` stays two arguments and a `-o a,b` list must not reach it whole.
+    """
+    tokens = (options if options is not None else DEFAULT_BLOB_MOUNT_OPTIONS).split()
+    items: list[str] = []
+    i = 0
+    while i < len(tokens):
+        if tokens[i] == "-o" and i + 1 < len(tokens):
+            items.extend(f"-o {opt}" for opt in tokens[i + 1].split(",") if opt)
+            i += 2
+        else:
+            items.append(tokens[i])
+            i += 1
+    if not any(item.startswith(CANCEL_LIST_FLAG) for item in items):
+        items.append(NO_LISTING_DELAY)
+    return ",".join(items)
 
 
 @dataclass
@@ -73,11 +99,25 @@ def describe_volumes(mv: MountVolumes | None, scope: str) -> dict[str, str]:
     return out
 
 
+def blob_server(endpoint_template: str | None, account: str) -> dict[str, str]:
+    """The Blob CSI driver's `server` attribute (the endpoint, used verbatim) when this installation's blob
+    endpoint is not Azure's default <account>.blob.core.windows.net (Azurite, sovereign clouds)."""
+    if not endpoint_template:
+        return {}
+    return {"server": endpoint_template.replace("{account}", account).rstrip("/")}
+
+
 def build_volumes(
-    mv: MountVolumes | None, root: str, scope: str, namespace: str, allow_privileged: bool
+    mv: MountVolumes | None,
+    root: str,
+    scope: str,
+    namespace: str,
+    allow_privileged: bool,
+    blob_endpoint: str | None = None,
 ) -> PodVolumes:
     """Volumes for one MountVolumes block mounted under root; scope ('job'/'cluster') prefixes names.
-    allow_privileged: the admin let `namespace` use unmanagedFileSystems (privileged pods)."""
+    allow_privileged: the admin let `namespace` use unmanagedFileSystems (privileged pods).
+    blob_endpoint: the installation's blob endpoint template ({account}), None for Azure's default."""
     out = PodVolumes()
     if mv is None:
         return out
@@ -103,7 +143,8 @@ def build_volumes(
         attrs = {
             "containerName": bfs.container_name,
             "protocol": "fuse2",
-            "mountOptions": bfs.mount_options or DEFAULT_BLOB_MOUNT_OPTIONS,
+            "mountOptions": blob_csi_mount_options(bfs.mount_options or None),
+            **blob_server(blob_endpoint, bfs.account_name),
             **_credential_attributes(bfs.credentials, bfs.account_name),
         }
         add(
