@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from devcluster import DEVCLUSTER, create_fake_node, delete_node, wait_for
 from kubernetes import client, watch
 
+from batchai_operator.manifests.configmap import launcher_config_map_name
+
 GROUP, VERSION = "batchai.io", "v1alpha1"
 MANAGED = "app.kubernetes.io/managed-by=batchai-operator"
 POOL = "chaos"
@@ -290,6 +292,8 @@ def run(
         left += [
             f"ConfigMap {c.metadata.name}"
             for c in core.list_namespaced_config_map(namespace, label_selector=MANAGED).items
+            # The namespace's shared launcher files belong to no job: they stay for the next one.
+            if c.metadata.name != launcher_config_map_name()
         ]
         left += [
             f"Service {s.metadata.name}"

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 from urllib.parse import urlparse
 
 import yaml
@@ -338,6 +338,16 @@ def _validation_summary(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+SpecT = TypeVar("SpecT", bound=BaseModel)
+
+
+def _validated(model: type[SpecT], props: dict[str, Any], problem: str) -> SpecT:
+    try:
+        return model.model_validate(props)
+    except ValidationError as exc:
+        raise ConversionError(f"the converted {problem}:\n" + _validation_summary(exc)) from None
+
+
 # ---- the conversion ---------------------------------------------------------------------------------
 
 
@@ -381,12 +391,7 @@ class _Converter:
         self._mounts(props)
         self._secrets(props)
         self._registry(props)
-        try:
-            spec = TrainingJobSpec.model_validate(props)
-        except ValidationError as exc:
-            raise ConversionError(
-                "the converted job is not a valid TrainingJob:\n" + _validation_summary(exc)
-            ) from None
+        spec = _validated(TrainingJobSpec, props, "job is not a valid TrainingJob")
         metadata: dict[str, Any] = {"name": self.name}
         if self.opts.namespace:
             metadata["namespace"] = self.opts.namespace
@@ -432,12 +437,7 @@ class _Converter:
             self._mounts(node_setup)
             if isinstance(node_setup.get("setupTask"), dict):
                 self._secrets(node_setup["setupTask"])
-        try:
-            spec = BatchAIClusterSpec.model_validate(props)
-        except ValidationError as exc:
-            raise ConversionError(
-                "the converted cluster is not a valid BatchAICluster:\n" + _validation_summary(exc)
-            ) from None
+        spec = _validated(BatchAIClusterSpec, props, "cluster is not a valid BatchAICluster")
         metadata: dict[str, Any] = {"name": self.name}
         if opts.namespace:
             metadata["namespace"] = opts.namespace

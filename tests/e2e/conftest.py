@@ -62,6 +62,9 @@ def operator(
         extra_env={
             "BATCHAI_IMAGES": json.dumps(LOCAL_IMAGES),
             "BATCHAI_STORAGE_BLOB_ENDPOINT": running_azurite().endpoint,
+            # Small requests: the real nodes share this VM, and test_failures' LimitRange gives a 64Mi
+            # default limit that a request must not exceed (the default 1Gi would be refused).
+            "BATCHAI_JOB_RESOURCES": json.dumps({"requests": {"cpu": "100m", "memory": "32Mi"}}),
         },
         scope_args=[f"--namespace={NAMESPACE_PREFIX}*"],
     )

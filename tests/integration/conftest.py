@@ -26,6 +26,19 @@ from devcluster import (
 from kubernetes import client, config
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """test_chart.py runs first, then the e2e tier, then the rest: the chart's operator watches all
+    namespaces and e2e starts its own operator, and neither may run beside the session `operator`
+    fixture, which stays up from the first test that requests it to the end."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.path.name == "test_chart.py":
+            return 0
+        return 1 if item.path.parent.name == "e2e" else 2
+
+    items.sort(key=rank)  # stable: file order otherwise
+
+
 @pytest.fixture(scope="session", autouse=True)
 def secret_scan_of_logs() -> Iterator[None]:
     """At the very end of the session: no known secret value in any operator's log (secret_scan.py)."""

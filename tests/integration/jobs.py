@@ -81,3 +81,18 @@ def job_pods(ns: str, name: str) -> list[client.V1Pod]:
 
 def events_for(ns: str, name: str) -> list[client.CoreV1Event]:
     return client.CoreV1Api().list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
+
+
+def task_files(ns: str, name: str) -> dict[str, str]:
+    """The launcher files the job's nodes run: a multi-node job's own ConfigMap or, for a single-node job
+    (it carries its tasks in the pod, beside the namespace's shared launcher ConfigMap), tasks-0.sh and
+    the hostfile from its Job's pod template."""
+    core = client.CoreV1Api()
+    try:
+        return dict(core.read_namespaced_config_map(name, ns).data or {})
+    except client.ApiException as e:
+        if e.status != 404:
+            raise
+    template = client.BatchV1Api().read_namespaced_job(name, ns).spec.template
+    env = {e.name: e.value or "" for e in template.spec.containers[0].env if e.value_from is None}
+    return {"tasks-0.sh": env["BATCHAI_TASKS"], "hostfile": env["BATCHAI_HOSTFILE"]}

@@ -20,7 +20,7 @@ import secret_scan
 # Fixed per checkout (a second operator on the same control plane would fight this one); another
 # checkout running its own control plane in parallel sets BATCHAI_TEST_LIVENESS_PORT.
 LIVENESS_PORT = int(os.environ.get("BATCHAI_TEST_LIVENESS_PORT", "18080"))
-# The operator's Prometheus metrics (tests/integration/test_metrics.py scrapes them).
+# The operator's Prometheus metrics (tests/integration/test_metrics_scrape.py scrapes them).
 METRICS_PORT = LIVENESS_PORT + 7
 
 # What the session's operator grants (chart values allow.*, env BATCHAI_ALLOW): the integration tests'

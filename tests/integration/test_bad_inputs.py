@@ -248,11 +248,11 @@ CORPUS: list[Bad] = [
         review="#29",
     ),
     Bad(
-        "tf-500-workers",
+        "tf-300-workers",  # 300 workers fit 300 nodes, but every TF_CONFIG lists all 300 tasks
         {
-            "nodeCount": 100,
+            "nodeCount": 300,
             "cntkSettings": DELETE,
-            "tensorFlowSettings": {"pythonScriptFilePath": "t.py", "workerCount": 500},
+            "tensorFlowSettings": {"pythonScriptFilePath": "t.py", "workerCount": 300},
         },
         fails="JobTooLarge",
         review="#8",

@@ -426,7 +426,7 @@ def test_aks_example_values_pass_lint_and_server_side_dry_run(namespace: str) ->
     ).stdout  # fmt: skip
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     out = run("kubectl", "apply", "--dry-run=server", "-f", "-", input=rendered)
-    assert out.stdout.count("(server dry run)") == len(docs) == 10, out.stdout
+    assert out.stdout.count("(server dry run)") == len(docs), out.stdout
 
 
 def test_argocd_health_configmap_embeds_the_lua_files_byte_for_byte() -> None:
@@ -806,7 +806,7 @@ def assert_no_other_operator() -> None:
             pytest.fail(
                 f"another operator is live on 127.0.0.1:{port}: {who}. The chart's all-namespaces operator "
                 "must not run beside it (both would act on the same objects). test_chart.py relies on "
-                "running before any module that requests `operator` (pytest's file order)"
+                "running before any module that requests `operator` (conftest.py sorts it first)"
                 " and on no concurrent run."
             )
 
@@ -882,7 +882,7 @@ def exercise_every_grant(
     cntk = wait_state(namespace, "cntk", "succeeded", timeout=40)
     assert cntk["status"]["executionInfo"]["exitCode"] == 0
     wait_for(
-        lambda: {"Queued", "Running", "Succeeded"} <= {e.reason for e in events_for(namespace, "cntk")},
+        lambda: {"Running", "Succeeded"} <= {e.reason for e in events_for(namespace, "cntk")},
         timeout=10,
         what="Events posted with the SA",
     )
@@ -892,7 +892,16 @@ def exercise_every_grant(
         lambda: gone(lambda: batch.read_namespaced_job("term", namespace)), timeout=10, what="Job deleted"
     )
     # A child name taken by an object that is not the job's (get: whose is it?): the job waits.
-    core_v1.create_namespaced_config_map(namespace, {"metadata": {"name": "taken"}, "data": {}})
+    stranger = {
+        "metadata": {"name": "taken"},
+        "spec": {
+            "suspend": True,  # never runs: it only holds the name
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}
+            },
+        },
+    }
+    batch.create_namespaced_job(namespace, stranger)
     create_job(namespace, "taken", cntk_spec())
     wait_for(
         lambda: any(

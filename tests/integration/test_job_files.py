@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from devcluster import wait_for
-from jobs import GROUP, VERSION, create_cluster, custom, get_job, job_pods, wait_state
+from jobs import GROUP, VERSION, create_cluster, custom, get_job, job_pods, task_files, wait_state
 from kubernetes import client
 
 from batchai_operator.api.trainingjob import TrainingJobSpec
@@ -135,8 +135,7 @@ def run_job_file(namespace: str, case: Case, name: str | None = None, timeout: f
         what=f"{spec.node_count} pods of {name}",
     )
     obj = wait_state(namespace, name, "succeeded", timeout=timeout)
-    cm = client.CoreV1Api().read_namespaced_config_map(name, namespace).data
-    return Ran(spec, obj, sorted(pods, key=lambda p: p.metadata.name), cm)
+    return Ran(spec, obj, sorted(pods, key=lambda p: p.metadata.name), task_files(namespace, name))
 
 
 def env_of(pod: client.V1Pod) -> dict[str, str]:
@@ -219,7 +218,9 @@ def test_job_file_runs_as_batch_ai_ran_it(namespace: str, case: Case) -> None:
     ran = run_job_file(namespace, case)
     assert batchai_env_problems(ran, GPUS[case.cluster]) == []
     if ran.spec.node_count > 1:
-        client.CoreV1Api().read_namespaced_secret(f"{case.name}-ssh", namespace)
+        # The job's ssh key pair: `<job>-ssh-<uid prefix>`, so a re-created job never reuses an old key.
+        secrets = client.CoreV1Api().list_namespaced_secret(namespace).items
+        assert [s for s in secrets if s.metadata.name.startswith(f"{case.name}-ssh-")], "no ssh Secret"
 
 
 def test_brainscript_without_language_type_runs_cntk(namespace: str) -> None:

@@ -236,7 +236,6 @@ def test_job_wait_exits_with_the_jobs_exit_code(operator: object, namespace: str
     assert f'The job "fails" in workspace "{namespace}" failed.' in proc.stderr
     assert "Job failed with exit code 3 at" in proc.stderr
     assert "Error message: JobFailed: Job failed with non-zero exit code" in proc.stderr
-    assert " exitCode: 3" in proc.stderr
     again = cli("job", "wait", "-n", "fails", "-w", namespace)
     assert again.returncode == 3
 

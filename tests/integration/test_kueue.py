@@ -143,11 +143,20 @@ def gpu_queue(kueue: KueueProcess, namespace: str, core_v1: client.CoreV1Api) ->
             "metadata": {"name": cq},
             "spec": {
                 "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                # Every resource job pods request must be covered, or Kueue never admits them: the
+                # GPUs, and the cpu and memory requests every job pod carries (chart value jobs.resources).
                 "resourceGroups": [
                     {
-                        "coveredResources": ["nvidia.com/gpu"],
+                        "coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
                         "flavors": [
-                            {"name": flavor, "resources": [{"name": "nvidia.com/gpu", "nominalQuota": 2}]}
+                            {
+                                "name": flavor,
+                                "resources": [
+                                    {"name": "cpu", "nominalQuota": 64},
+                                    {"name": "memory", "nominalQuota": "256Gi"},
+                                    {"name": "nvidia.com/gpu", "nominalQuota": 2},
+                                ],
+                            }
                         ],
                     }
                 ],

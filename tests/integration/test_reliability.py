@@ -13,6 +13,7 @@ from jobs import (
     create_storage_secret,
     custom,
     get_job,
+    task_files,
     wait_state,
 )
 from kubernetes import client
@@ -105,10 +106,8 @@ def test_a_job_recreated_under_the_same_name_runs_its_own_command(namespace: str
     )
     new = create_job(namespace, "again", job_spec(customToolkitSettings={"commandLine": "echo new"}))
     wait_state(namespace, "again", "succeeded", timeout=120)
-    cm = client.CoreV1Api().read_namespaced_config_map("again", namespace)
-    assert "echo new" in cm.data["tasks-0.sh"] and "echo old" not in cm.data["tasks-0.sh"]
-    owner = cm.metadata.owner_references[0].uid
-    assert owner == new["metadata"]["uid"]
+    tasks = task_files(namespace, "again")["tasks-0.sh"]
+    assert "echo new" in tasks and "echo old" not in tasks
     job = client.BatchV1Api().read_namespaced_job("again", namespace)
     assert job.metadata.owner_references[0].uid == new["metadata"]["uid"]
 

@@ -83,3 +83,15 @@ def test_no_import_cycles() -> None:
     for node in sorted(g):
         if node not in state:
             visit(node, [])
+
+
+def test_test_modules_have_unique_basenames() -> None:
+    # pytest's default import mode puts each test directory on sys.path, so two test_x.py files in
+    # package-less directories collide at collection (CI failed once on test_metrics.py).
+    tests = Path(__file__).parents[1]
+    seen: dict[str, Path] = {}
+    for path in sorted(tests.rglob("test_*.py")):
+        if (path.parent / "__init__.py").exists():
+            continue
+        assert path.name not in seen, f"{path} and {seen[path.name]} share a basename"
+        seen[path.name] = path

@@ -33,8 +33,7 @@ def cluster_create(args: argparse.Namespace) -> int:
         **common.storage_options(args),
     )
     result = common.converted(lambda: convert_cluster_file(args.file, options), args.file)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    common.print_warnings(result.warnings)
     if args.dry_run:
         docs = [common.redacted(d) for d in result.documents()]
         sys.stdout.write(render({"apiVersion": "v1", "kind": "List", "items": docs}, args.output))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -95,6 +96,11 @@ def converted(fn: Callable[[], T], source: str) -> T:
         raise CliError(f"{source}: no such file") from None
     except ConversionError as exc:
         raise CliError(str(exc)) from None
+
+
+def print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def add_placeholder_argument(p: argparse.ArgumentParser) -> None:

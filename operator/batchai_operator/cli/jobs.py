@@ -111,8 +111,7 @@ def job_create(args: argparse.Namespace) -> int:
     name = job["metadata"]["name"]
 
     if args.dry_run:
-        for warning in result.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+        common.print_warnings(result.warnings)
         docs = [common.redacted(d) for d in result.documents()]
         sys.stdout.write(render({"apiVersion": "v1", "kind": "List", "items": docs}, args.output))
         print("dry run: nothing was created; Secret values are not shown", file=sys.stderr)
@@ -138,9 +137,7 @@ def job_create(args: argparse.Namespace) -> int:
                 "or create the Secret first"
             )
     existing = set(result.missing_keys.values()) - set(absent.values())
-    for warning in result.warnings:
-        if not any(f"Secret {s!r}" in warning for s in existing):
-            print(f"warning: {warning}", file=sys.stderr)
+    common.print_warnings([w for w in result.warnings if not any(f"Secret {s!r}" in w for s in existing)])
 
     for secret in result.secrets:
         kube.apply_secret(ns, secret)

@@ -34,8 +34,7 @@ def _job_convert(args: argparse.Namespace) -> int:
         **common.storage_options(args),
     )
     result = common.converted(lambda: convert_file(args.file, options), args.file)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    common.print_warnings(result.warnings)
     sys.stdout.write(result.to_json() if args.output == "json" else result.to_yaml())
     return 0
 

@@ -24,13 +24,15 @@ local function is_true(ctype)
 end
 
 if st.executionState == "failed" then
+  -- The Failed condition says most (the node, OOMKilled); the error keeps Batch AI's terse text.
   local errors = (st.executionInfo or {}).errors or {}
   local first = errors[1]
+  local c = condition("Failed")
+  local detail = (c ~= nil and c.message ~= nil and c.message ~= "" and c.message) or nil
   if first ~= nil then
-    hs.message = (first.code or "JobFailed") .. ": " .. (first.message or "")
+    hs.message = (first.code or "JobFailed") .. ": " .. (detail or first.message or "")
   else
-    local c = condition("Failed")
-    hs.message = (c and c.message) or "The job failed"
+    hs.message = detail or "The job failed"
   end
   hs.status = "Degraded"
   return hs
