@@ -268,9 +268,9 @@ def run(
             exp.state,
             exp.exit_code,
         ):
-            report.wrong_state.append(
-                f"{name}: {st['executionState']}/{st.get('executionInfo', {}).get('exitCode')}"
-            )
+            info = st.get("executionInfo") or {}
+            why = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in info.get("errors") or [])
+            report.wrong_state.append(f"{name}: {st['executionState']}/{info.get('exitCode')} ({why})")
     report.duplicated = counter.duplicates()
 
     # Deleting the TrainingJobs deletes every child.

@@ -129,6 +129,9 @@ WAIT_KUEUE_HELD = "QueuedByKueue"  # Kueue keeps the Job suspended: no quota yet
 WAIT_KUEUE_EVICTED = "EvictedByKueue"  # admitted once, then evicted or preempted by Kueue
 WAIT_KUEUE_DEACTIVATED = "DeactivatedInKueue"  # the Kueue Workload's spec.active is false
 
+# ---- reasons a TrainingJob stays `running` ----------------------------------------------------------
+RUNNING_FINISHING = "Finishing"  # the Job failed; its failed pod's exit code has not reached us yet
+
 # ---- BatchAICluster Ready condition reasons ------------------------------------------------------------
 READY_STEADY = "Steady"
 READY_RESIZING = "Resizing"

@@ -12,6 +12,8 @@ import pytest
 from batchai_operator.decide.common import parse_time
 from batchai_operator.decide.trainingjob import (
     CREATE_RETRY_SECONDS,
+    EXIT_CODE_GRACE_SECONDS,
+    EXIT_CODE_RECHECK_SECONDS,
     SECRET_RETRY_SECONDS,
     DeleteJob,
     DeleteTrainingJob,
@@ -236,6 +238,24 @@ def test_the_pods_decide_before_the_job_controller_does() -> None:
         s=spec(constraints={"maxRetryCount": 2}), status=running(), job=job(), pods=[pod(0, "Failed", 3)]
     )
     assert reason(retried)[0] != "failed"
+
+
+def test_a_failed_job_waits_briefly_for_its_pods_exit_code() -> None:
+    """The Job's watch can say Failed before the failed pod's last update arrives on the pods' watch."""
+    failed_job = job(("FailureTarget", "BackoffLimitExceeded"))  # status.failed is still 0 then
+    failed_job["status"]["conditions"][0]["lastTransitionTime"] = NOW
+    waiting = decided(status=running(), job=failed_job, pods=[pod(0, "Running")])
+    assert reason(waiting) == ("running", "Finishing")
+    assert waiting.requeue_after == EXIT_CODE_RECHECK_SECONDS
+    arrived = decided(status=running(), job=failed_job, pods=[pod(0, "Failed", 3)])
+    assert arrived.status.execution_info.exit_code == 3  # type: ignore[union-attr]
+    later = AT + timedelta(seconds=EXIT_CODE_GRACE_SECONDS)
+    gave_up = decided(status=running(), job=failed_job, pods=[], now=later)
+    assert reason(gave_up) == ("failed", "JobFailed")
+    assert gave_up.status.execution_info.exit_code is None  # type: ignore[union-attr]
+    # A deadline is the Job's own verdict: nothing to wait for.
+    deadline = job(("Failed", "DeadlineExceeded"))
+    assert reason(decided(status=running(), job=deadline, pods=[pod(0)]))[0] == "failed"
 
 
 def test_a_finished_job_keeps_its_status_and_counts_its_pods() -> None:

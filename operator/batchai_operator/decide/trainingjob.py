@@ -55,6 +55,7 @@ from ..names import (
     PULL_FAILURES,
     QUEUED,
     RUNNING,
+    RUNNING_FINISHING,
     START_FAILURES,
     SUCCEEDED,
     TERMINAL_STATES,
@@ -77,6 +78,10 @@ from .views import pod_index
 # (a ResourceQuota, a policy), and before it looks again for Secrets that do not exist yet.
 CREATE_RETRY_SECONDS = 10.0
 SECRET_RETRY_SECONDS = 10.0
+# The Job's and the pods' watches are separate streams: the Job can say Failed before its failed pod's
+# exit code reaches the pods index. The job waits this long for the code before failing without one.
+EXIT_CODE_GRACE_SECONDS = 30.0
+EXIT_CODE_RECHECK_SECONDS = 2.0
 
 
 # Batch AI's error texts (reviews/batchai-fidelity.md M3, M10): the code per file system, the message
@@ -239,7 +244,7 @@ def _outcome(obs: JobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome
     if LABEL_KUEUE_QUEUE not in obs.labels and suspend != bool(spec.suspend):
         suspend = bool(spec.suspend)
         actions.append(SetJobSuspend(_name(job), suspend))
-    out = _running_outcome(obs, spec, job, suspend)
+    out = _running_outcome(obs, spec, job, suspend, now)
     out.actions = actions + out.actions
     return out
 
@@ -265,7 +270,7 @@ def _start(obs: JobObserved, now: datetime) -> _Outcome:
 
 
 def _running_outcome(
-    obs: JobObserved, spec: TrainingJobSpec, job: Mapping[str, Any], suspend: bool
+    obs: JobObserved, spec: TrainingJobSpec, job: Mapping[str, Any], suspend: bool, now: datetime
 ) -> _Outcome:
     """The job's children exist: what they say."""
     conds = {
@@ -279,6 +284,13 @@ def _running_outcome(
         )
     failed = conds.get("Failed") or conds.get("FailureTarget")
     if failed:
+        if _exit_code_on_its_way(obs, failed, now):
+            return _Outcome(
+                RUNNING,
+                RUNNING_FINISHING,
+                "The job failed; waiting for its pods' exit codes",
+                requeue_after=EXIT_CODE_RECHECK_SECONDS,
+            )
         return _job_failure(obs, spec, failed)
     if _pods_failed(obs.pods, spec):
         return _job_failure(obs, spec, {})
@@ -526,6 +538,18 @@ def _pods_failed(pods: Sequence[Mapping[str, Any]], spec: TrainingJobSpec) -> bo
         if pod_index(p) == 0 or not commands.decided_by_node_zero(spec):
             return True
     return False
+
+
+def _exit_code_on_its_way(obs: JobObserved, cond: Mapping[str, Any], now: datetime) -> bool:
+    """The Job failed because of a pod (any reason but its deadline; `status.failed` may still be 0
+    then, the pod sits in `uncountedTerminatedPods`), no pod view has a non-zero exit code yet, and the
+    verdict is recent: the pod's last update is still on its way (EXIT_CODE_GRACE_SECONDS)."""
+    if cond.get("reason") == "DeadlineExceeded":
+        return False
+    if any(int((main_terminated(p) or {}).get("exitCode", 0)) != 0 for p in obs.pods):
+        return False
+    since = parse_time(cond.get("lastTransitionTime"))
+    return since is not None and (now - since).total_seconds() < EXIT_CODE_GRACE_SECONDS
 
 
 def _job_failure(obs: JobObserved, spec: TrainingJobSpec, cond: Mapping[str, Any]) -> _Outcome:
