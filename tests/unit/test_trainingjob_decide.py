@@ -61,7 +61,7 @@ def finished(state: str = "succeeded", end: str = "2026-11-29T11:58:00Z") -> dic
 def test_a_new_job_on_an_existing_cluster_is_started() -> None:
     d = decided()
     expect_actions(d, StartJob())
-    assert reason(d) == ("queued", "Creating")
+    assert reason(d) == ("queued", "WaitingForNodes")
     assert d.requeue_after is None
 
 
@@ -89,7 +89,7 @@ def test_missing_secret_waits_and_looks_again() -> None:
 def test_children_just_created_are_not_created_again() -> None:
     d = decided(creating=True)
     expect_actions(d)
-    assert reason(d) == ("queued", "Creating")
+    assert reason(d) == ("queued", "WaitingForNodes")
 
 
 def test_refused_create_waits_then_tries_again() -> None:

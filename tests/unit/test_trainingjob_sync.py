@@ -146,7 +146,7 @@ async def test_refused_create_is_reported_in_a_second_pass_and_retried_later(env
     kube.create = refuse
     await sync(world())
     statuses = kube.of("status")
-    assert len(statuses) == 2  # Creating, then the refusal, in the same sync
+    assert len(statuses) == 2  # WaitingForNodes, then the refusal, in the same sync
     queued = statuses[-1]["conditions"][0]
     assert queued["reason"] == "JobCreationRejected" and "exceeded quota: gpu" in queued["message"]
     assert RT.has_timer(UID, "requeue")
@@ -161,7 +161,7 @@ async def test_a_child_left_by_another_object_is_not_adopted(env: Any) -> None:
     RT.forget(UID)
     kube.calls.clear()
     await sync(world())
-    assert kube.of("status")[-1]["conditions"][0]["reason"] == "Creating"
+    assert kube.of("status")[-1]["conditions"][0]["reason"] == "WaitingForNodes"
     assert kube.kinds() == ["status", "create Job"]  # the shared launcher ConfigMap is known to exist
 
 

@@ -62,7 +62,6 @@ from ..names import (
     TERMINATING,
     WAIT_CLUSTER_INVALID,
     WAIT_CLUSTER_NOT_FOUND,
-    WAIT_CREATING,
     WAIT_CREATION_REJECTED,
     WAIT_FOR_NODES,
     WAIT_PODS_REJECTED,
@@ -189,6 +188,7 @@ class _Outcome:
     suspended: bool = False
     actions: list[JobAction] = field(default_factory=list)
     requeue_after: float | None = None
+    news: bool = True  # worth an Event when the state changes (a job being created is not)
 
 
 def decide(obs: JobObserved, now: datetime) -> JobDecision:
@@ -236,7 +236,7 @@ def _outcome(obs: JobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome
             QUEUED, WAIT_CLUSTER_INVALID, f"BatchAICluster {obs.cluster} is invalid: {obs.cluster_error}"
         )
     if job is None:
-        return _start(obs, now)
+        return _start(obs, spec, now)
 
     suspend = bool((job.get("spec") or {}).get("suspend"))
     actions: list[JobAction] = []
@@ -249,10 +249,11 @@ def _outcome(obs: JobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome
     return out
 
 
-def _start(obs: JobObserved, now: datetime) -> _Outcome:
-    """No Job yet: create the children, unless something they need is missing."""
+def _start(obs: JobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome:
+    """No Job yet: create the children, unless something they need is missing. A job whose children
+    are being created already waits for its nodes: saying so at once spares a status write per job."""
     if obs.creating:
-        return _Outcome(QUEUED, WAIT_CREATING, "Creating the job's pods")
+        return _Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(obs, spec), news=False)
     if obs.missing_secrets:
         names = ", ".join(sorted(obs.missing_secrets))
         message = f"Waiting for Secret(s) {names} in namespace {obs.ident.namespace}"
@@ -266,7 +267,7 @@ def _start(obs: JobObserved, now: datetime) -> _Outcome:
         else:
             out.actions = [StartJob()]
         return out
-    return _Outcome(QUEUED, WAIT_CREATING, "Creating the job's pods", actions=[StartJob()])
+    return _Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(obs, spec), actions=[StartJob()], news=False)
 
 
 def _running_outcome(
@@ -458,7 +459,7 @@ def _spec_applied(
 
 def _events(old: TrainingJobStatus, out: _Outcome) -> list[Event]:
     """An Event per change of state; a new job being created is not news (one write fewer per job)."""
-    if out.state == old.execution_state or (old.execution_state is None and out.reason == WAIT_CREATING):
+    if out.state == old.execution_state or (old.execution_state is None and not out.news):
         return []
     return [Event("Warning" if out.state == FAILED else "Normal", out.state.capitalize(), out.message)]
 
