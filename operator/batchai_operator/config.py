@@ -91,12 +91,6 @@ MIGRATE_PRIVILEGED_MOUNTS = (
 )
 
 
-SHARED_TEMP_STORAGE_CLASS_DOC = (
-    "StorageClass (ReadWriteMany) of the per-job volume behind AZ_BATCHAI_SHARED_JOB_TEMP on multi-node "
-    "jobs (the chart sets azurefile-csi); unset: multi-node jobs have no shared temp."
-)
-
-
 class OperatorConfig(BaseModel):
     """Settings of one operator installation."""
 
@@ -119,7 +113,13 @@ class OperatorConfig(BaseModel):
     watch_namespaces: list[str] = Field(
         default_factory=list, description="Namespaces watched (empty: all); the FailedMount watch follows."
     )
-    shared_temp_storage_class: str | None = Field(default=None, description=SHARED_TEMP_STORAGE_CLASS_DOC)
+    shared_temp_storage_class: str | None = Field(
+        default=None,
+        description=(
+            "StorageClass (ReadWriteMany) of the per-job volume behind AZ_BATCHAI_SHARED_JOB_TEMP on "
+            "multi-node jobs (the chart sets azurefile-csi); unset: multi-node jobs have no shared temp."
+        ),
+    )
     shared_temp_size: str = Field(default="1Gi", description="Size of that volume.")
     unusable_grace_seconds: int = Field(default=300, description="NotReady longer than this: node unusable.")
     blob_endpoint: str | None = Field(

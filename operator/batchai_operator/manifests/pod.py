@@ -164,8 +164,11 @@ def service_account(ctx: JobContext) -> str:
     name = ctx.spec.service_account_name
     assert name is not None
     if ctx.config.operator_service_account == (ctx.namespace, name):
-        why = f"serviceAccountName {name} is the operator's own ServiceAccount; job pods may not run with "
-        raise BuildError(ERR_SERVICE_ACCOUNT_NOT_ALLOWED, why + "the operator's rights")
+        raise BuildError(
+            ERR_SERVICE_ACCOUNT_NOT_ALLOWED,
+            f"serviceAccountName {name} is the operator's own ServiceAccount; job pods may not run with "
+            "the operator's rights",
+        )
     return name
 
 
