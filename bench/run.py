@@ -59,6 +59,7 @@ from stats import (  # noqa: E402
     parse_sizes,
     parse_systems,
     parse_time,
+    slow_jobs,
     with_ratios,
     writes,
 )
@@ -248,6 +249,7 @@ class Bench:
         all_running, all_terminal = obs.all_running_at(expected), obs.all_terminal_at()
         assert all_terminal is not None
         lags = lag_stats(timings)
+        print(f"[bench] {system} {size}: {slow_jobs(timings, t0)}", flush=True)
         non_bench = {k: v for k, v in counts.in_namespace.items() if k[0] != "bench"}
         row = Row(
             system=system,

@@ -181,6 +181,20 @@ def lag_stats(timings: Sequence[JobTiming]) -> dict[str, float | None]:
     }
 
 
+def slow_jobs(timings: Sequence[JobTiming], t0: float, over_s: float = 2.0) -> str:
+    """Where in the run the jobs whose status came late (as the bench's watch saw it) finished: a clue for
+    profiling (a burst of creations, of completions, or spread out)."""
+    slow = sorted(
+        (t.last_pod_seen - t0, t.terminal_seen - t.last_pod_seen)
+        for t in timings
+        if t.terminal_seen - t.last_pod_seen > over_s
+    )
+    if not slow:
+        return f"no job's status came more than {over_s:g} s late"
+    spans = ", ".join(f"t+{at:.0f}s:{lag:.1f}s" for at, lag in slow[:: max(1, len(slow) // 10)])
+    return f"{len(slow)} jobs' status came more than {over_s:g} s late (pod finished at: lag) {spans}"
+
+
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 

@@ -83,6 +83,11 @@ def events_for(ns: str, name: str) -> list[client.CoreV1Event]:
     return client.CoreV1Api().list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
 
 
+def trainingjob_event_reasons(ns: str, name: str) -> list[str]:
+    """The reasons of the Events about the TrainingJob itself (its Job, of the same name, has its own)."""
+    return [e.reason for e in events_for(ns, name) if e.involved_object.kind == "TrainingJob"]
+
+
 def task_files(ns: str, name: str) -> dict[str, str]:
     """The launcher files the job's nodes run: a multi-node job's own ConfigMap or, for a single-node job
     (it carries its tasks in the pod, beside the namespace's shared launcher ConfigMap), tasks-0.sh and

@@ -25,6 +25,7 @@ from stats import (
     parse_sizes,
     parse_systems,
     percentile,
+    slow_jobs,
     with_ratios,
     writes,
 )
@@ -67,6 +68,15 @@ def test_lag_stats_from_object_timestamps_and_from_the_watch() -> None:
     assert lags["lag_p50_s"] == 1.5 and lags["lag_max_s"] == 2.0
     assert lags["lag_watch_p99_s"] == pytest.approx(1.7)
     assert lag_stats([])["lag_p99_s"] is None
+
+
+def test_slow_jobs_say_when_in_the_run_they_finished() -> None:
+    fast = JobTiming(100.0, 100.0, 100.5, 100.6, True)
+    slow = JobTiming(130.0, 139.0, 130.2, 139.7, True)
+    assert slow_jobs([fast, slow], t0=100.0) == (
+        "1 jobs' status came more than 2 s late (pod finished at: lag) t+30s:9.5s"
+    )
+    assert slow_jobs([fast], t0=100.0) == "no job's status came more than 2 s late"
 
 
 # ---- who made a request ---------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ imported by the entry point only and stay small; pure layers do no I/O; no impor
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import batchai_operator
@@ -95,3 +97,10 @@ def test_test_modules_have_unique_basenames() -> None:
             continue
         assert path.name not in seen, f"{path} and {seen[path.name]} share a basename"
         seen[path.name] = path
+
+
+def test_the_operator_starts_without_the_azure_sdk() -> None:
+    """Only ARM scaling and the CLI use the Azure SDK; the running operator imports it when it scales."""
+    code = "import sys, batchai_operator.main; print(sorted(m for m in sys.modules if m.startswith('azure')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

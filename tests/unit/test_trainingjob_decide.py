@@ -159,6 +159,17 @@ def test_all_nodes_allocated_is_running_and_nothing_to_do() -> None:
     assert reason(d) == ("running", "Running")
 
 
+def test_events_mark_ends_and_setbacks_not_creation_or_start() -> None:
+    queued = {"executionState": "queued"}
+    assert decided().events == []  # created
+    assert decided(status=queued, job=job(), pods=[pod(0)]).events == []  # started
+    done = decided(status=running(), job=job(("Complete", "")), pods=[pod(0, "Succeeded", 0)])
+    assert [(e.type, e.reason) for e in done.events] == [("Normal", "Succeeded")]
+    # A running job whose Job is gone waits for nodes again: that is news.
+    again = decided(status=running())
+    assert [(e.type, e.reason) for e in again.events] == [("Normal", "Queued")]
+
+
 def test_unscheduled_pods_wait_for_nodes() -> None:
     d = decided(job=job(), pods=[pod(0, phase="Pending", node=None)])
     expect_actions(d)

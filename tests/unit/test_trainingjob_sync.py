@@ -4,6 +4,7 @@ and which children and Events it trusts."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,6 +123,22 @@ async def test_start_creates_children_in_order_after_the_status(env: Any) -> Non
     # The Job is not in the index yet: another event must not create the children again.
     await sync(world())
     assert kube.kinds().count("create Job") == 1
+
+
+async def test_a_new_job_waits_for_a_start_slot_and_a_running_one_does_not(env: Any) -> None:
+    kube, _ = env
+    RT.start_slots = asyncio.Semaphore(1)
+    await RT.start_slots.acquire()  # a burst of new jobs holds every slot
+    new = asyncio.create_task(sync(world()))
+    await asyncio.sleep(0.05)
+    assert kube.kinds() == []  # its first sync waits
+    # A job that already has a status (here: running) is written at once meanwhile.
+    RT.indexes = world(owned_job(), job_pod(), status={"executionState": "running"})
+    await trainingjob.sync(RT, UID)
+    assert kube.kinds() == ["status"]
+    RT.start_slots.release()
+    await new
+    RT.forget(UID)
 
 
 async def test_missing_secret_waits_and_creates_nothing(env: Any) -> None:

@@ -188,7 +188,9 @@ class _Outcome:
     suspended: bool = False
     actions: list[JobAction] = field(default_factory=list)
     requeue_after: float | None = None
-    news: bool = True  # worth an Event when the state changes (a job being created is not)
+    # Worth an Event when the state changes. Not news: a job being created, and a job that starts running
+    # (its status and Running condition say so; Events mark ends and setbacks), one write fewer per job each.
+    news: bool = True
 
 
 def decide(obs: JobObserved, now: datetime) -> JobDecision:
@@ -252,8 +254,10 @@ def _outcome(obs: JobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome
 def _start(obs: JobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome:
     """No Job yet: create the children, unless something they need is missing. A job whose children
     are being created already waits for its nodes: saying so at once spares a status write per job."""
+    # A new job being created is not news; one whose Job is gone again is.
+    news = obs.status.execution_state is not None
     if obs.creating:
-        return _Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(obs, spec), news=False)
+        return _Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(obs, spec), news=news)
     if obs.missing_secrets:
         names = ", ".join(sorted(obs.missing_secrets))
         message = f"Waiting for Secret(s) {names} in namespace {obs.ident.namespace}"
@@ -267,7 +271,7 @@ def _start(obs: JobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome:
         else:
             out.actions = [StartJob()]
         return out
-    return _Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(obs, spec), actions=[StartJob()], news=False)
+    return _Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(obs, spec), actions=[StartJob()], news=news)
 
 
 def _running_outcome(
@@ -322,7 +326,8 @@ def _running_outcome(
         )
     scheduled = [p for p in obs.pods if (p.get("spec") or {}).get("nodeName")]
     if len(scheduled) >= spec.node_count:
-        return _Outcome(RUNNING, "Running", f"All {spec.node_count} node(s) allocated; the job is running")
+        message = f"All {spec.node_count} node(s) allocated; the job is running"
+        return _Outcome(RUNNING, "Running", message, news=False)
     return _Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(obs, spec))
 
 
@@ -458,8 +463,8 @@ def _spec_applied(
 
 
 def _events(old: TrainingJobStatus, out: _Outcome) -> list[Event]:
-    """An Event per change of state; a new job being created is not news (one write fewer per job)."""
-    if out.state == old.execution_state or (old.execution_state is None and not out.news):
+    """An Event per change of state that is news (see _Outcome.news)."""
+    if out.state == old.execution_state or not out.news:
         return []
     return [Event("Warning" if out.state == FAILED else "Normal", out.state.capitalize(), out.message)]
 

@@ -9,6 +9,7 @@ object fewer to create per job (performance target: at most 6 API writes per sin
 from __future__ import annotations
 
 import hashlib
+from functools import cache
 from typing import Any
 
 from ..launcher import commands
@@ -23,6 +24,7 @@ def build_config_map(ctx: JobContext) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": ctx.metadata(), "data": data}
 
 
+@cache  # the launcher's files are the package's, fixed for the life of the process
 def launcher_config_map_name() -> str:
     digest = hashlib.sha256(repr(sorted(commands.launcher_files().items())).encode()).hexdigest()[:10]
     return f"batchai-launcher-{digest}"

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
@@ -92,14 +92,16 @@ async def on_setup_object_event(rt: Runtime, namespace: str | None, cluster_uid:
 def clusters_of_node(rt: Runtime, node: str) -> list[Key]:
     """Clusters that select the node now, or counted it last time (it may have left them)."""
     keys: set[Key] = set()
-    for key, mem in rt.memory.items():  # TrainingJobs' memory sits in the same map, under their uids
-        if isinstance(mem, ClusterMemory) and node in mem.nodes:
-            keys.add(cast(Key, key))
     slim = rt.first(idx.NODES, node)
-    if slim is not None:
-        for key, store in rt.indexes[idx.CLUSTERS].items():
-            if any(c["selector"] is not None and selects(c["selector"], slim["labels"]) for c in store):
-                keys.add(key)
+    # The clusters, not rt.memory: TrainingJobs' memory sits in the same map, thousands of entries, and
+    # this runs on every job pod's event. A deleted cluster's memory is forgotten with it.
+    for key, store in rt.indexes[idx.CLUSTERS].items():
+        mem = rt.memory.get(key)
+        if (isinstance(mem, ClusterMemory) and node in mem.nodes) or (
+            slim is not None
+            and any(c["selector"] is not None and selects(c["selector"], slim["labels"]) for c in store)
+        ):
+            keys.add(key)
     return sorted(keys)
 
 

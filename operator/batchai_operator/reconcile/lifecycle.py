@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import ctypes
-import ctypes.util
 import logging
 import os
 import threading
@@ -17,32 +15,54 @@ import kopf
 from .. import metrics
 from ..config import OperatorConfig
 from ..kube import FAILED_CREATE_EVENTS, FAILED_MOUNT_EVENTS, Kube
-from ..names import DOMAIN, FINALIZER
+from ..names import CLUSTER_PLURAL, DOMAIN, FINALIZER, JOB_PLURAL
 from ..scaling import AgentPoolScaler
 from . import indexes as idx
 from . import trainingjob
+from .memory import (
+    MALLOC_ARENAS,
+    TRIM_INTERVAL_SECONDS,
+    limit_malloc_arenas,
+    release_freed_memory_periodically,
+)
 from .runtime import Runtime, current, install
 
-# Status writes that change no state at most once a second per object; node and pod bursts make one
-# cluster sync per quarter second (the performance targets: few writes per job, little CPU per event).
-STATUS_INTERVAL_SECONDS = 1.0
+# Status writes that change no state come at most this often per object (a state change is written at
+# once): a job's node counts within a second; a cluster's node counts, which move with every job that
+# starts or ends, within three, so that a cluster adds few writes per job.
+# Node and pod bursts make one cluster sync per quarter second (few writes per job, little CPU per event).
+STATUS_INTERVALS_SECONDS = {JOB_PLURAL: 1.0, CLUSTER_PLURAL: 3.0}
 COALESCE_SECONDS = 0.25
-# glibc gives each thread that allocates its own malloc arena (up to 8 per core), and the client's
-# thread pool below then holds freed memory in dozens of them. Two arenas are enough (the threads mostly
-# wait on sockets); peak RSS at 2000 jobs in make bench fell from 471 to 284 MB with this and the other
-# changes of that stop (not measured alone), and it still does not fall after the jobs are deleted.
-MALLOC_ARENAS = 2
-M_ARENA_MAX = -8  # glibc's mallopt() parameter number (malloc.h)
+# New jobs whose children are being created at once. Each makes two or three requests in a row, so
+# eight keep a quarter of the client's 32 threads busy with a burst of thousands of new jobs while the
+# rest write the status of running ones: status lag p99 at 2000 jobs in make bench was 8-14 s before.
+START_SLOTS = 8
 EventHandler = Callable[[Runtime, Mapping[str, Any]], None]
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff base. kopf builds one on every watch event (a deep copy of the whole body) for its
+    on.create/update/field handlers and daemons; this operator has none of those, only on.event handlers
+    and indexes (tests/unit/test_handlers_registry.py), and the copies took a quarter of the event loop's
+    CPU at 2000 jobs (py-spy in make bench). kopf has no setting to skip them, hence this class."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None
+    ) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
     # kopf's own state (finalizer, progress, diff base) under our domain, not kopf.zalando.org.
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=DOMAIN)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=DOMAIN, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     # Events are posted explicitly (one per state change); handler log lines never become Events.
     settings.posting.level = logging.CRITICAL + 1
     settings.networking.request_timeout = 30
@@ -50,16 +70,6 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     quiet_client_logs()
-
-
-def limit_malloc_arenas(arenas: int) -> bool:
-    """mallopt(M_ARENA_MAX) before the thread pool exists (like MALLOC_ARENA_MAX, but set here so that
-    every way of starting the operator gets it); False where the C library is not glibc."""
-    name = ctypes.util.find_library("c")
-    try:
-        return bool(ctypes.CDLL(name).mallopt(M_ARENA_MAX, arenas)) if name else False
-    except (OSError, AttributeError):
-        return False
 
 
 def quiet_client_logs() -> None:
@@ -85,10 +95,12 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
         OperatorConfig.from_env(),
         {name: kwargs[name] for name in idx.ALL},
         AgentPoolScaler(),
-        status_interval=STATUS_INTERVAL_SECONDS,
+        status_intervals=STATUS_INTERVALS_SECONDS,
         coalesce_seconds=COALESCE_SECONDS,
+        start_slots=START_SLOTS,
     )
     install(rt)
+    rt.spawn(release_freed_memory_periodically(rt.stopping, TRIM_INTERVAL_SECONDS))
     metrics.serve(int(os.environ.get("BATCHAI_METRICS_PORT") or 0), status_collector(rt))
     # Events no kopf handler sees come from narrow watches of our own (threads: the client is synchronous;
     # one per watched namespace, or one for all), fed back into the loop in kopf's context (the threads

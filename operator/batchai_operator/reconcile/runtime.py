@@ -43,15 +43,19 @@ class Runtime:
         config: OperatorConfig,
         indexes: Mapping[str, Index],
         scaler: AgentPoolScaler | None = None,
-        status_interval: float = 0.0,
+        status_intervals: Mapping[str, float] | None = None,
         coalesce_seconds: float = 0.0,
+        start_slots: int = 1000,
     ) -> None:
         self.kube = kube
         # Writes that do not change an object's state (node counts, a waiting reason) are spread at least
         # this far apart; a change of state is written at once. And syncs that many watch events ask for
         # (a cluster, on every job pod's move) wait this long, so a burst of them makes one.
-        self.status_interval = status_interval
+        self.status_intervals = dict(status_intervals or {})  # by plural; 0 when not given
         self.coalesce_seconds = coalesce_seconds
+        # How many new objects' first syncs (which create their children) run at once: a burst of new
+        # jobs waits here, not in the client's thread pool ahead of the status writes of running ones.
+        self.start_slots = asyncio.Semaphore(start_slots)
         self._last_write: dict[Key, float] = {}
         self.config = config
         self.indexes = indexes
@@ -177,15 +181,15 @@ class Runtime:
     ) -> None:
         """Merge-patch the object's status to `new` when it differs from the status last written (or, after
         a restart, the one in the index). One status patch per sync, for both kinds. A change that keeps
-        `state_field` as it was comes at most every `status_interval` seconds: `resync` then runs when the
-        interval is over, and writes whatever is true by then."""
+        `state_field` as it was comes at most every `status_intervals[plural]` seconds: `resync` then runs
+        when the interval is over, and writes whatever is true by then."""
         old = self.written.get(key) or indexed
         wire = new.wire()
         patch = status_patch(old, wire)
         if patch is None:
             return
         now = asyncio.get_running_loop().time()
-        wait = self._last_write.get(key, -1e9) + self.status_interval - now
+        wait = self._last_write.get(key, -1e9) + self.status_intervals.get(plural, 0.0) - now
         if state_field not in patch and old and wait > 0:
             self.soon(key, "status", wait, resync)
             return

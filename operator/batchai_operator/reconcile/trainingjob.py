@@ -130,7 +130,17 @@ def on_failed_create(rt: Runtime, event: Mapping[str, Any]) -> None:
 
 
 async def sync(rt: Runtime, uid: str) -> None:
-    """Bring one TrainingJob's children and status in line with its spec (idempotent)."""
+    """Bring one TrainingJob's children and status in line with its spec (idempotent). A new job's first
+    sync waits for one of the runtime's start slots."""
+    view = rt.first(idx.TRAININGJOBS, uid)
+    if view is not None and not (rt.written.get(uid) or view["status"]):
+        async with rt.start_slots:
+            await _sync(rt, uid)
+    else:
+        await _sync(rt, uid)
+
+
+async def _sync(rt: Runtime, uid: str) -> None:
     for _ in range(MAX_PASSES):
         world = await observe(rt, uid)
         if world is None:
