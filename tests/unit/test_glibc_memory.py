@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import platform
 import threading
+import time
+
+import pytest
 
 from batchai_operator.reconcile.memory import (
     MALLOC_ARENAS,
@@ -35,12 +39,21 @@ def test_freed_memory_goes_back_to_the_system() -> None:
     assert keep
 
 
-def test_the_periodic_trim_stops_with_the_operator() -> None:
+def test_an_idle_operator_collects_garbage_once_per_burst_and_stops_with_the_operator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collections: list[float] = []
+    monkeypatch.setattr(gc, "collect", lambda: collections.append(time.monotonic()) or 0)
     stopping = threading.Event()
+    last_sync = [0.0]
 
     async def run() -> None:
-        task = asyncio.create_task(release_freed_memory_periodically(stopping, 0.01))
-        await asyncio.sleep(0.05)
+        task = asyncio.create_task(release_freed_memory_periodically(stopping, 0.02, lambda: last_sync[0]))
+        await asyncio.sleep(0.1)
+        assert collections == []  # no work since it started: nothing to collect
+        last_sync[0] = time.monotonic()  # a burst ends
+        await asyncio.sleep(0.15)
+        assert len(collections) == 1 and collections[0] - last_sync[0] >= 0.02
         stopping.set()
         await asyncio.wait_for(task, timeout=1)
 

@@ -33,10 +33,14 @@ from .runtime import Runtime, current, install
 # Node and pod bursts make one cluster sync per quarter second (few writes per job, little CPU per event).
 STATUS_INTERVALS_SECONDS = {JOB_PLURAL: 1.0, CLUSTER_PLURAL: 3.0}
 COALESCE_SECONDS = 0.25
-# New jobs whose children are being created at once. Each makes two or three requests in a row, so
-# eight keep a quarter of the client's 32 threads busy with a burst of thousands of new jobs while the
-# rest write the status of running ones: status lag p99 at 2000 jobs in make bench was 8-14 s before.
-START_SLOTS = 8
+# The kubernetes client is synchronous: its calls run in this many threads (enough for bursts of jobs).
+CLIENT_THREADS = 32
+# New jobs whose children are being created at once: as many as the client has threads, so a burst of
+# thousands of new jobs puts at most that many requests ahead of a running job's status write (status
+# lag p99 at 2000 jobs in make bench: 8-14 s without a limit, 1 s with it). Far fewer slow small
+# bursts: each start waits for the busy event loop between its requests (100 jobs took 18 s to run
+# with 8 slots, 11 s with none).
+START_SLOTS = CLIENT_THREADS
 EventHandler = Callable[[Runtime, Mapping[str, Any]], None]
 
 
@@ -86,9 +90,8 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
     """The one startup hook: settings, the runtime (with kopf's indexes from the hook's kwargs), watches."""
     configure(settings)
     limit_malloc_arenas(MALLOC_ARENAS)
-    # The kubernetes client is synchronous: give its calls enough threads for bursts of jobs.
     loop = asyncio.get_running_loop()
-    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=32))
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=CLIENT_THREADS))
     kube = Kube.load()
     rt = Runtime(
         kube,
@@ -100,7 +103,7 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
         start_slots=START_SLOTS,
     )
     install(rt)
-    rt.spawn(release_freed_memory_periodically(rt.stopping, TRIM_INTERVAL_SECONDS))
+    rt.spawn(release_freed_memory_periodically(rt.stopping, TRIM_INTERVAL_SECONDS, lambda: rt.last_sync))
     metrics.serve(int(os.environ.get("BATCHAI_METRICS_PORT") or 0), status_collector(rt))
     # Events no kopf handler sees come from narrow watches of our own (threads: the client is synchronous;
     # one per watched namespace, or one for all), fed back into the loop in kopf's context (the threads

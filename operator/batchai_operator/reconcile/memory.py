@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import threading
+import time
+from collections.abc import Callable
 from functools import cache
 
 # glibc gives each thread that allocates its own malloc arena (up to 8 per core), and the client's thread
@@ -18,7 +21,7 @@ from functools import cache
 MALLOC_ARENAS = 2
 M_ARENA_MAX = -8  # glibc's mallopt() parameter number (malloc.h)
 # How often freed memory is given back. A trim of a few hundred MB takes milliseconds, in a thread.
-TRIM_INTERVAL_SECONDS = 10.0
+TRIM_INTERVAL_SECONDS = 5.0
 
 
 @cache
@@ -50,9 +53,19 @@ def release_freed_memory() -> bool:
         return False
 
 
-async def release_freed_memory_periodically(stopping: threading.Event, interval: float) -> None:
-    """Until `stopping` is set: every `interval` seconds, trim in a thread (the loop goes on meanwhile)."""
+async def release_freed_memory_periodically(
+    stopping: threading.Event, interval: float, last_busy: Callable[[], float]
+) -> None:
+    """Until `stopping` is set: every `interval` seconds, trim in a thread (the loop goes on meanwhile).
+    Once the operator has been idle for a whole interval after some work (`last_busy`: monotonic time of
+    its last sync), a full garbage collection first: the cycles a burst left (tasks, futures, exception
+    tracebacks) then go too, and the pause stalls no one."""
     loop = asyncio.get_running_loop()
+    collected_at = time.monotonic()
     while not stopping.is_set():
         await asyncio.sleep(interval)
+        busy = last_busy()
+        if busy > collected_at and time.monotonic() - busy >= interval:
+            gc.collect()
+            collected_at = time.monotonic()
         await loop.run_in_executor(None, release_freed_memory)

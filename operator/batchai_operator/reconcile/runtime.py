@@ -67,6 +67,7 @@ class Runtime:
         # Objects many jobs share (the launcher's ConfigMap per namespace), known to exist.
         self.shared_objects: set[tuple[str, str]] = set()
         self._locks: dict[Key, asyncio.Lock] = {}
+        self.last_sync = 0.0  # monotonic time the last sync ended (reconcile/memory.py: idle or not)
         self._failures: dict[Key, int] = {}
         self._timers: dict[tuple[Key, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -108,7 +109,8 @@ class Runtime:
             else:
                 self._failures.pop(key, None)
             finally:
-                RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
+                self.last_sync = time.monotonic()
+                RECONCILE_SECONDS.labels(kind).observe(self.last_sync - started)
 
     def after(
         self, key: Key, purpose: str, delay: float | None, fn: Callable[[], Coroutine[Any, Any, None]]
