@@ -63,11 +63,11 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    # kopf's own state (finalizer, progress, diff base) under our domain, not kopf.zalando.org.
+    # kopf's own state (finalizer, progress) under our domain, not kopf.zalando.org; no diff base.
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=DOMAIN)
     settings.persistence.diffbase_storage = NoDiffBase()
-    # Events are posted explicitly (one per state change); handler log lines never become Events.
+    # Events are posted explicitly (decide's); handler log lines never become Events.
     settings.posting.level = logging.CRITICAL + 1
     settings.networking.request_timeout = 30
     settings.watching.server_timeout = 300
