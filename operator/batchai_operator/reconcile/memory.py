@@ -1,8 +1,9 @@
 """The operator's memory and glibc's allocator: fewer arenas, and freed memory given back to the system.
 
 Python hands large blocks (watch bodies, big dicts and lists) to glibc's malloc, which keeps what is
-freed for reuse instead of returning it. After a burst of thousands of jobs the process would stay at its
-peak for good; a periodic malloc_trim(0) returns the free pages (the bench's RSS after delete).
+freed for reuse instead of returning it; a periodic malloc_trim(0) returns those free pages. What it
+cannot return is Python's own partly used arenas: after 2000 jobs were deleted, make bench still saw
+195 of the 201 MB peak.
 """
 
 from __future__ import annotations

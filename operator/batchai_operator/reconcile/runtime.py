@@ -45,7 +45,7 @@ class Runtime:
         scaler: AgentPoolScaler | None = None,
         status_intervals: Mapping[str, float] | None = None,
         coalesce_seconds: float = 0.0,
-        start_slots: int = 1000,
+        start_slots: int = 1000,  # the startup hook passes the real number; 1000 is no limit in tests
     ) -> None:
         self.kube = kube
         # Writes that do not change an object's state (node counts, a waiting reason) are spread at least
