@@ -84,7 +84,8 @@ unset AZURE_BATCHAI_STORAGE_KEY   # from here on the CLI reads the key from the 
 step kubectl batchai experiment list
 
 echo; echo "## Monitor job execution"
-step kubectl batchai job file stream -j cntk-python-1 -f stdout.txt
+# The script reports to stderr.txt, as the seed's did (CNTK's own messages are there too).
+step kubectl batchai job file stream -j cntk-python-1 -f stderr.txt
 step kubectl batchai job wait -n cntk-python-1
 step kubectl batchai job list
 step kubectl batchai job node list -j cntk-python-1

@@ -6,21 +6,26 @@ trained with CNTK 2.7's Python API on MNIST-like data in CNTK's text format (CTF
 
 DATA_DIR holds Train-28x28_cntk_text.txt and Test-28x28_cntk_text.txt, one sample a line
 (`|labels <10 one-hot values> |features <784 pixel values 0-255>`), read with CNTK's own reader
-(MinibatchSource over a CTFDeserializer). CNTK's ProgressPrinter logs each epoch to stdout; after each
+(MinibatchSource over a CTFDeserializer). CNTK's ProgressPrinter logs each epoch; after each
 epoch rank 0 saves the model in CNTK's format as MODEL_DIR/ConvNet_MNIST_<epoch>.dnn (loadable with
 cntk.load_model), and at the end it evaluates the last model on the test set. Under mpirun each rank reads
 its own partition of the training data and CNTK's data_parallel_distributed_learner averages the gradients
 over MPI, so every rank ends with the same weights. Runs on the CPU when there is no GPU. EPOCHS sets the
-number of epochs (default 10). Python 3.6 or 3.7 (CNTK 2.7's wheels are for 3.5-3.7; f-strings need 3.6).
+number of epochs (default 10). Everything goes to stderr (Batch AI's stderr.txt), with CNTK's own messages,
+as the quickstart's script did. Python 3.6 or 3.7 (CNTK 2.7's wheels are for 3.5-3.7; f-strings need 3.6).
 """
 
 import os
 import socket
 import sys
 
-import cntk as C
-import numpy as np
-from cntk.train import distributed
+# One stream, line by line, set before CNTK's import warns: CNTK's C++ core writes to stderr unbuffered,
+# and Python 3.6 buffers a stderr that is no terminal.
+sys.stderr = sys.stdout = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 (for the whole run)
+
+import cntk as C  # noqa: E402
+import numpy as np  # noqa: E402
+from cntk.train import distributed  # noqa: E402
 
 EPOCHS = int(os.environ.get("EPOCHS", "10"))
 MINIBATCH = 64  # samples per step over all ranks
@@ -72,13 +77,13 @@ def main():
     if len(sys.argv) != 3:
         sys.exit("usage: ConvNet_MNIST.py DATA_DIR MODEL_DIR")
     data_dir, model_dir = sys.argv[1], sys.argv[2]
+    C.device.try_set_default_device(C.device.cpu())
     rank, workers = distributed.Communicator.rank(), distributed.Communicator.num_workers()
     print(
         f"rank {rank} of {workers} on {socket.gethostname()}: data directory {data_dir}: "
         + " ".join(sorted(os.listdir(data_dir))),
         flush=True,
     )
-    C.device.try_set_default_device(C.device.cpu())
     np.random.seed(1)
     C.cntk_py.set_fixed_random_seed(1)  # the same initial weights on every rank
 

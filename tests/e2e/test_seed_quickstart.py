@@ -1,6 +1,6 @@
 """The seed's quickstart end to end on a real node, with `kubectl batchai` alone (what `make demo` shows):
 its CNTK script (examples/cntk-mnist/ConvNet_MNIST.py) on the `scripts` share and a generated MNIST-like
-data set in the `data` container, the seed's job.json unchanged, stdout streamed while CNTK trains,
+data set in the `data` container, the seed's job.json unchanged, stderr.txt streamed while CNTK trains,
 `job wait`, and the model files listed with URLs that download them. The job runs in the CNTK image
 (cntk-cpu: CNTK 2.7 from PyPI), the dev cluster's image for the cntk toolkit. Then the model the job wrote
 is loaded with `cntk.load_model` in a pod of that image on a real node and evaluated on the test set; and
@@ -101,7 +101,7 @@ def deployed(module_namespace: str, tmp_path_factory: pytest.TempPathFactory) ->
 
 @dataclass(frozen=True)
 class Run:
-    streamed: str  # `job file stream -f stdout.txt`
+    streamed: str  # `job file stream -f stderr.txt`
     models: dict[str, dict[str, Any]]  # `job file list -d MODEL` by name
 
 
@@ -114,10 +114,11 @@ def run_job(ns: str, name: str, job_json: Path, storage: dict[str, str]) -> Run:
         env={"AZURE_BATCHAI_STORAGE_KEY": blob.key},
     )
     assert created.returncode == 0, created.stderr
-    # Streams stdout.txt from the logs share while the script trains, until the job ends.
-    streamed = cli("job", "file", "stream", "-j", name, "-f", "stdout.txt", "-w", ns, env=storage)
+    # Streams stderr.txt (the script reports there, as the seed's did) from the logs share while the
+    # script trains, until the job ends.
+    streamed = cli("job", "file", "stream", "-j", name, "-f", "stderr.txt", "-w", ns, env=storage)
     assert streamed.returncode == 0, streamed.stderr
-    print(f"--- {name}: stdout.txt\n{streamed.stdout}")
+    print(f"--- {name}: stderr.txt\n{streamed.stdout}")
     waited = cli("job", "wait", "-n", name, "-w", ns, env=storage)
     assert waited.returncode == 0, waited.stderr + waited.stdout
     listed = cli("job", "file", "list", "-j", name, "-d", "MODEL", "-w", ns, env=storage)
@@ -141,8 +142,9 @@ def evaluation_error(text: str) -> float:
 
 def test_the_seed_job_json_trains_with_cntk_on_a_real_node(seed_run: Run) -> None:
     out = seed_run.streamed
-    # CNTK's own output: its device choice, its parameter count and its ProgressPrinter's lines.
+    # CNTK's own output: its device choice, its build, its parameter count, its ProgressPrinter's lines.
     assert "Selected CPU as the process wide default device." in out
+    assert "Build target: CPU-only" in out
     assert re.search(r"^Training \d+ parameters in \d+ parameter tensors\.$", out, re.M), out
     m = re.search(r"^rank 0 of 1 on \S+: data directory (\S+): (.*)$", out, re.M)
     assert m, out
@@ -260,9 +262,15 @@ def test_the_seed_job_on_two_nodes_trains_data_parallel_across_both_real_nodes(
     seen = wait_for(lambda: len(recorder.of_job(TWO_NODES)) == 2 and recorder.of_job(TWO_NODES), timeout=10)
     assert {p.node for p in seen.values()} == set(REAL_NODES), "one pod on each real node"
     out = run.streamed
+    # CNTK's MPI layer saw both ranks, on different hosts.
+    for rank in (0, 1):
+        assert (
+            "requestnodes [MPIWrapperMpi]: using 2 out of 2 MPI nodes on multiple hosts (2 requested); "
+            f"we ({rank}) are in (participating)"
+        ) in out
     samples, checksums = {}, {}
     for rank in (0, 1):
-        # mpirun merged both ranks' output into node 0's stdout.txt; each rank names its own pod.
+        # mpirun merged both ranks' output into node 0's stderr.txt; each rank names its own pod.
         assert re.search(rf"^rank {rank} of 2 on {TWO_NODES}-{rank}: data directory ", out, re.M), out
         m = re.search(
             rf"^rank {rank} of 2: trained on (\d+) samples of its partition; parameter checksum (\S+)$",
