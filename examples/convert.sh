@@ -6,7 +6,7 @@
 #   STORAGE_ACCOUNT=myacct examples/convert.sh /tmp/mine   convert for your own storage account
 #
 # The storage key never enters a file: every mount references the Secret `batchai-storage`
-# (azurestorageaccountname / azurestorageaccountkey), which you create once per namespace (README).
+# (azurestorageaccountname / azurestorageaccountkey), which you create once per namespace (docs/aks.md, step 7).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here}

@@ -1,4 +1,4 @@
-"""The Helm chart (charts/batchai-operator) against the real local control plane (design.md §5 item 5).
+"""The Helm chart (charts/batchai-operator) against the real local control plane (docs/design.md, "Testing").
 
 1. `helm lint --strict` passes; values.schema.json rejects bad values, naming them.
 2. `helm template | kubectl apply --dry-run=server` is accepted by the apiserver (several value sets).
@@ -519,8 +519,8 @@ def test_install_creates_a_running_operator_deployment(release: Release, core_v1
 def test_documented_argocd_cm_merge_adds_the_health_checks_and_keeps_other_keys(
     release: Release, core_v1: client.CoreV1Api
 ) -> None:
-    """The command in the chart's ConfigMap comment (and the README) run as written, against an argocd-cm
-    standing in for Argo CD's (only the namespace differs: `argocd` -> a fresh one)."""
+    """The command in the chart's ConfigMap comment (and docs/operations.md) run as written, against an
+    argocd-cm standing in for Argo CD's (only the namespace differs: `argocd` -> a fresh one)."""
     manifest = run("helm", "get", "manifest", release.name, "-n", release.namespace).stdout
     (command,) = [
         line.strip().removeprefix("#").strip()

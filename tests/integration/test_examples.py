@@ -1,6 +1,6 @@
 """examples/: every toolkit family's job.json converts (kubectl-batchai job convert, via examples/convert.sh)
 to exactly the committed trainingjob.yaml, which the apiserver accepts, and runs through the operator on
-kwok to `succeeded` on its cluster (cluster.yaml), with the storage Secret the README tells users to create.
+kwok to `succeeded` on its cluster (cluster.yaml), with the storage Secret docs/aks.md tells users to create.
 
 (This module sorts after test_chart.py, which must run before any module requesting `operator`.)
 """

@@ -116,3 +116,65 @@ def test_the_retired_sizes_table_says_what_vmsizes_says() -> None:
         successor, successor_gpus = VM_SIZES[retired.successor.lower()]
         assert retired.retired_on in row and retired.series in row, row
         assert f"`{successor}` ({successor_gpus})" in row, row
+
+
+# ---- the project cites only its own documents ------------------------------------------------------
+
+CITING = ["operator", "tests", "hack", "charts", "bench", "examples", "images", "crds", "docs"]
+TOP_FILES = ["README.md", "Makefile", "Dockerfile", "pyproject.toml", "kind-config.yaml"]
+SKIP_PARTS = {".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
+DOC_NAME = re.compile(r"(?<![\w./\"'-])([\w./-]*[\w-]\.md)\b(?![\"'])")  # not a quoted path part
+# A section named after a document: `README, "Install on AKS"`, `tests/k8s/README.md, "Real nodes"`.
+SECTION = re.compile(r"\b(README(?:\.md)?|[\w./-]+\.md)\b[,(: ]{1,3}\"([A-Z][^\"\n]{2,59})\"")
+# Marks of documents outside the repository: their section numbers, the reviews, the shared folder.
+FOREIGN = re.compile(r"§|\breviews/|shared/docs|batchai-reference|\bdesign\.md §")
+
+
+def citing_files() -> list[Path]:
+    files = [REPO / name for name in TOP_FILES]
+    for top in CITING:
+        for path in sorted((REPO / top).rglob("*")):
+            parts = set(path.relative_to(REPO).parts)
+            if path.is_file() and not parts & SKIP_PARTS and not any(p.endswith(".egg-info") for p in parts):
+                files.append(path)
+    files.remove(Path(__file__).resolve())  # this file names the marks it looks for
+    return files
+
+
+def citations(path: Path) -> list[tuple[int, str]]:
+    """(line, problem) for each document `path` names that is not in the repository."""
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        return []  # binary
+    problems = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = URL.sub("", line)
+        if FOREIGN.search(line):
+            problems.append((number, line.strip()))
+            continue
+        for name in DOC_NAME.findall(line):
+            if not ((path.parent / name).exists() or (REPO / name).exists()):
+                problems.append((number, f"{name}: {line.strip()}"))
+        for name, section in SECTION.findall(line):
+            name = name if name.endswith(".md") else f"{name}.md"
+            doc = next((d for d in (path.parent / name, REPO / name) if d.exists()), None)
+            if doc is not None and slug(section) not in anchors(doc):
+                problems.append((number, f'{name} has no section "{section}": {line.strip()}'))
+    return problems
+
+
+def test_nothing_cites_a_document_outside_the_repository() -> None:
+    files = citing_files()
+    assert len(files) > 200 and REPO / "operator" / "batchai_operator" / "vmsizes.py" in files
+    found = [f"{p.relative_to(REPO)}:{n}: {what}" for p in files for n, what in citations(p)]
+    assert found == [], "cite docs/ pages of this repository instead:\n" + "\n".join(found)
+
+
+def test_a_foreign_citation_is_found(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        '"""Paths (design.md §2)."""\n# see reviews/x.md\n# docs/nowhere.md\n# https://x/y.md\n'
+    )
+    assert [n for n, _ in citations(module)] == [1, 2, 3]
