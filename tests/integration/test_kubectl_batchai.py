@@ -27,6 +27,7 @@ from jobs import get_job, patch_job, wait_state
 from kubernetes import client
 
 from batchai_operator.api import TrainingJobSpec
+from batchai_operator.config import DEFAULT_IMAGES, IMAGE_CONTENTS
 from batchai_operator.manifests.paths import identity
 from batchai_operator.storage.locations import StorageLocation, directory_location
 from doubles.arm_agentpools import ArmAgentPoolsDouble
@@ -172,6 +173,9 @@ def test_seed_quickstart_steps_with_kubectl_batchai_alone(
         "shareName": "logs",
         "path": f"{segment}/stdouterr",
     }
+    # The image the job ran: the seed's job has no containerSettings, so cntk's default, stated.
+    assert shown_job["image"] == DEFAULT_IMAGES["cntk"]
+    assert shown_job["imageContents"] == IMAGE_CONTENTS[DEFAULT_IMAGES["cntk"]]
     nodes = json.loads(
         cli("job", "node", "list", "-j", "cntk-python-1", "-w", ns, "-o", "json", check=True).stdout
     )
