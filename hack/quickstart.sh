@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The seed's Batch AI CNTK quickstart (docs: "Run a CNTK training job using the Azure CLI"), step by step
 # with `kubectl batchai` only, on a real node of the local dev cluster (`make demo`, `make quickstart`).
-# The README's walk-through is this script's output.
+# docs/dev-cluster.md ("make demo") says what it runs.
 #
 # Real: the control plane, the kubelet and containerd of node real-0/1, the job's container (the CNTK image
 # built here: CNTK 2.7 from PyPI), the blob container (Azurite, mounted in the pod with FUSE by rclone

@@ -10,9 +10,10 @@ DATA_DIR holds Train-28x28_cntk_text.txt and Test-28x28_cntk_text.txt, one sampl
 epoch rank 0 saves the model in CNTK's format as MODEL_DIR/ConvNet_MNIST_<epoch>.dnn (loadable with
 cntk.load_model), and at the end it evaluates the last model on the test set. Under mpirun each rank reads
 its own partition of the training data and CNTK's data_parallel_distributed_learner averages the gradients
-over MPI, so every rank ends with the same weights. Runs on the CPU when there is no GPU. EPOCHS sets the
+over MPI, so every rank ends with the same weights. CNTK picks the device (a GPU when there is one, else
+the CPU). EPOCHS sets the
 number of epochs (default 10). Everything goes to stderr (Batch AI's stderr.txt), with CNTK's own messages,
-as the quickstart's script did. Python 3.6 or 3.7 (CNTK 2.7's wheels are for 3.5-3.7; f-strings need 3.6).
+as the quickstart's script did. Python 3.5-3.7, the versions CNTK 2.7 has builds for (so no f-strings).
 """
 
 import os
@@ -77,11 +78,11 @@ def main():
     if len(sys.argv) != 3:
         sys.exit("usage: ConvNet_MNIST.py DATA_DIR MODEL_DIR")
     data_dir, model_dir = sys.argv[1], sys.argv[2]
-    C.device.try_set_default_device(C.device.cpu())
     rank, workers = distributed.Communicator.rank(), distributed.Communicator.num_workers()
     print(
-        f"rank {rank} of {workers} on {socket.gethostname()}: data directory {data_dir}: "
-        + " ".join(sorted(os.listdir(data_dir))),
+        "rank {} of {} on {}: data directory {}: {}".format(
+            rank, workers, socket.gethostname(), data_dir, " ".join(sorted(os.listdir(data_dir)))
+        ),
         flush=True,
     )
     np.random.seed(1)
@@ -124,12 +125,13 @@ def main():
             trainer.train_minibatch(data)
         trainer.summarize_training_progress()
         if rank == 0:
-            model.save(os.path.join(model_dir, f"ConvNet_MNIST_{epoch}.dnn"))
+            model.save(os.path.join(model_dir, "ConvNet_MNIST_{}.dnn".format(epoch)))
 
     checksum = sum(float(np.sum(p.value)) for p in model.parameters)
     print(
-        f"rank {rank} of {workers}: trained on {local_samples} samples of its partition; "
-        f"parameter checksum {checksum:.6f}",
+        "rank {} of {}: trained on {} samples of its partition; parameter checksum {:.6f}".format(
+            rank, workers, local_samples, checksum
+        ),
         flush=True,
     )
     if rank == 0:

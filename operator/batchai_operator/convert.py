@@ -45,6 +45,7 @@ from . import API_VERSION
 from .api.cluster import BatchAIClusterSpec
 from .api.trainingjob import EXPERIMENT_PATTERN, MAX_JOB_NAME, TrainingJobSpec
 from .names import LABEL_CLUSTER, LABEL_MANAGED_BY, LABEL_SECRET_OF_JOB, MANAGED_BY_CLI
+from .vmsizes import retirement_warning
 
 STORAGE_ACCOUNT_PLACEHOLDER = "AZURE_BATCHAI_STORAGE_ACCOUNT"
 STORAGE_KEY_PLACEHOLDER = "AZURE_BATCHAI_STORAGE_KEY"
@@ -438,6 +439,9 @@ class _Converter:
             if isinstance(node_setup.get("setupTask"), dict):
                 self._secrets(node_setup["setupTask"])
         spec = _validated(BatchAIClusterSpec, props, "cluster is not a valid BatchAICluster")
+        retired = retirement_warning(spec.vm_size)
+        if retired:
+            self.warn(retired)
         metadata: dict[str, Any] = {"name": self.name}
         if opts.namespace:
             metadata["namespace"] = opts.namespace

@@ -137,6 +137,8 @@ READY_RESIZING = "Resizing"
 READY_NODES_PREPARING = "NodesPreparing"
 READY_NODES_UNUSABLE = "NodesUnusable"
 READY_NO_NODES = "NoNodes"
+# A Warning Event (once per spec generation): the cluster names a VM size Azure has retired (vmsizes.py).
+EVENT_RETIRED_VM_SIZE = "RetiredVmSize"
 
 # ---- what kubelets report about containers that cannot start -------------------------------------------
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")

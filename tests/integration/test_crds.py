@@ -513,7 +513,7 @@ def test_category_short_names_and_columns(api: client.CustomObjectsApi, namespac
         "AGE",
     ]
     row = kubectl("get", "bac", "nc6", "-n", namespace, "--no-headers").stdout.split()
-    assert row[:2] == ["nc6", "STANDARD_NC6"]
+    assert row[:2] == ["nc6", BASE_CLUSTER["vmSize"]]
 
 
 def test_crds_are_what_the_cluster_serves(api: client.CustomObjectsApi) -> None:

@@ -6,7 +6,7 @@ Caffe).
 
 Each one is converted with only the az placeholders filled, accepted by the apiserver (server-side dry
 run), run by the operator on the local control plane (kwok) to success, and its pods get the environment
-Batch AI gave (batchai-reference.md §2): mount roots, temp, stdouterr, input/output directories, hostfile,
+Batch AI gave (docs/migration.md): mount roots, temp, stdouterr, input/output directories, hostfile,
 GPUs, host lists, TensorFlow and PyTorch variables, the jobPreparation, ssh between the nodes of every
 multi-node job.
 """

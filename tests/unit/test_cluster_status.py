@@ -113,7 +113,7 @@ def compute_cluster_status(obs: cluster.ClusterObserved, now: datetime) -> Clust
 
 
 def spec(**extra: Any) -> BatchAIClusterSpec:
-    return BatchAIClusterSpec.model_validate({"vmSize": "Standard_NC6", **extra})
+    return BatchAIClusterSpec.model_validate({"vmSize": "Standard_NC4as_T4_v3", **extra})
 
 
 def observe(

@@ -16,7 +16,7 @@ from .files import with_storage
 from .k8s import Kube
 from .output import query, render
 from .progress import Progress
-from .views import JOB_COLUMNS, NODE_COLUMNS, job_view, node_rows
+from .views import JOB_COLUMNS, NODE_COLUMNS, image_view, job_view, node_rows
 from .wait import TERMINAL, changes, outcome, progress_text
 
 # ---- waiting --------------------------------------------------------------------------------------
@@ -167,7 +167,11 @@ def job_create(args: argparse.Namespace) -> int:
 
 def job_show(args: argparse.Namespace) -> int:
     kube = common.kube(args)
-    view = job_view(with_storage(kube, kube.get_job(kube.namespace, args.name)))
+    obj = with_storage(kube, kube.get_job(kube.namespace, args.name))
+    view = job_view(obj)
+    view.update(
+        image_view(obj, kube.list_batch_jobs(kube.namespace, f"{LABEL_JOB_UID}={obj['metadata']['uid']}"))
+    )
     if args.query:
         value = query(view, args.query)
         sys.stdout.write(render(value, "json" if args.output == "table" else args.output))

@@ -288,5 +288,14 @@ class Kube:
         )
         return list(out.items)
 
+    def list_batch_jobs(self, ns: str, selector: str) -> list[dict[str, Any]]:
+        """batch/v1 Jobs (a TrainingJob's child), as the API's JSON."""
+        out = self.call(
+            f"Jobs in namespace {ns}",
+            lambda: client.BatchV1Api(self.api).list_namespaced_job(ns, label_selector=selector),
+            verb="list",
+        )
+        return [self.api.sanitize_for_serialization(j) for j in out.items]
+
     def list_namespaces(self) -> list[Any]:
         return list(self.call("namespaces", self.core.list_namespace, verb="list").items)

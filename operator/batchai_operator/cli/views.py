@@ -13,6 +13,7 @@ from typing import Any
 from pydantic.alias_generators import to_camel
 
 from ..api.toolkits import TOOLKIT_FIELDS
+from ..config import IMAGE_CONTENTS
 from ..names import LABEL_COMPLETION_INDEX as INDEX_LABEL
 from ..names import MAIN_CONTAINER
 from .output import Column
@@ -107,6 +108,32 @@ def job_view(obj: dict[str, Any]) -> dict[str, Any]:
     out.update(status)
     state = status.get("executionState") or "queued"
     out["state"] = "deleting" if out["provisioningState"] == "deleting" else state
+    return out
+
+
+def image_view(job: dict[str, Any], batch_jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The image the job runs (its Job's main container, else containerSettings') and, for a default
+    image, what it holds; before the Job exists a job without containerSettings names the chart value."""
+    image = None
+    for batch_job in batch_jobs:
+        pod_spec = ((batch_job.get("spec") or {}).get("template") or {}).get("spec") or {}
+        image = next(
+            (c.get("image") for c in pod_spec.get("containers") or [] if c.get("name") == MAIN_CONTAINER),
+            None,
+        )
+    if image is None:
+        registry = ((job.get("spec") or {}).get("containerSettings") or {}).get("imageSourceRegistry") or {}
+        image = registry.get("image")
+    if image is None:
+        tool = job_view(job).get("toolType")
+        return {
+            "image": None,
+            "imageContents": f"the default image for {tool} (chart value jobs.images.{tool}); "
+            "named here once the job's pods are created",
+        }
+    out: dict[str, Any] = {"image": image}
+    if image in IMAGE_CONTENTS:
+        out["imageContents"] = IMAGE_CONTENTS[image]
     return out
 
 

@@ -33,6 +33,7 @@ from ..names import (
     ERR_SCALE_FAILED,
     ERR_SETUP_TASK_FAILED,
     ERR_SETUP_TASK_REJECTED,
+    EVENT_RETIRED_VM_SIZE,
     PULL_FAILURES,
     READY_NO_NODES,
     READY_NODES_PREPARING,
@@ -43,6 +44,7 @@ from ..names import (
     TAINT_AUTOSCALER_DELETE,
 )
 from ..scaling import DesiredScale, desired_scale
+from ..vmsizes import retirement_warning
 from .common import Event, fmt_time, parse_time, set_condition
 from .policy import agent_pool_refusal, cluster_refusal
 
@@ -264,6 +266,11 @@ def compute_cluster_status(obs: ClusterObserved, now: datetime) -> ClusterStatus
             )
 
     ready, reason, message = _readiness(obs, counts, errors, not_ready_long, current, rng, resizing)
+    # Once per spec generation: the status written below records this generation as seen.
+    if obs.spec is not None and old.observed_generation != obs.generation:
+        retired = retirement_warning(obs.spec.vm_size)
+        if retired:
+            events.append(Event("Warning", EVENT_RETIRED_VM_SIZE, retired))
     status = BatchAIClusterStatus(
         allocation_state=allocation,
         allocation_state_transition_time=transition,
