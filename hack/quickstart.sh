@@ -16,7 +16,7 @@ NS=${QUICKSTART_NAMESPACE:-quickstart}
 FILES_PORT=${BATCHAI_FILES_DOUBLE_PORT:-20111}
 t0=$SECONDS
 
-hack/devcluster up >/dev/null 2>&1 || hack/devcluster up   # quiet when it works, its log when not
+hack/devcluster up   # its progress on stderr (the first time: the toolchain and the images are built)
 eval "$(hack/devcluster env)"
 eval "$(hack/azurite env)"
 export PATH="$PWD/.venv/bin:$PATH"   # kubectl finds the kubectl-batchai plugin here
@@ -95,6 +95,7 @@ printf '\n$ kubectl batchai job file list -j cntk-python-1 -d MODEL   # last ent
 url=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[-1]["downloadUrl"])' "$run_dir/quickstart-models.json")
 printf '\n$ curl -s -o ConvNet_MNIST_9.dnn "<downloadUrl>" && ls -l ConvNet_MNIST_9.dnn\n'
 curl -fsS -o "$run_dir/ConvNet_MNIST_9.dnn" "$url"
+# shellcheck disable=SC2012  # one file of ours; ls -l prints what a user would see
 ls -l "$run_dir/ConvNet_MNIST_9.dnn" | awk '{print $1, $5, "ConvNet_MNIST_9.dnn"}'
 
 echo; echo "## Clean up resources"
