@@ -29,6 +29,7 @@ run_step() {
   # The ticker: its sleep holds no pipe of the caller's (so `$(...)` around us does not wait for it), and it
   # stops when we stop, even when we are killed.
   (
+    unlock  # nor any lock: its sleep would hold it for up to a minute after we are done
     parent=$$ start=$SECONDS
     while sleep "${BATCHAI_PROGRESS_EVERY:-60}" >/dev/null 2>&1; do
       kill -0 "$parent" 2>/dev/null || exit 0
@@ -67,14 +68,24 @@ tools_module() {
   go mod tidy >&2
 }
 
-# lock FILE: hold FILE's lock until this process ends (one build at a time per cache: parallel checkouts
-# share it), saying so when another build holds it.
+# lock FILE: hold FILE's lock until this process ends or calls unlock (one build at a time per cache:
+# parallel checkouts share it), saying so when another build holds it. Every process this one starts
+# inherits the lock; start daemons only after unlock.
+LOCK_FDS=()
 lock() {
   local file=$1 fd
   mkdir -p "$(dirname "$file")"
   exec {fd}>"$file"
+  LOCK_FDS+=("$fd")
   if ! flock -n "$fd"; then
     log "waiting for another build, which holds $file"
     flock "$fd"
   fi
+}
+
+# unlock: release every lock this process holds.
+unlock() {
+  local fd
+  for fd in "${LOCK_FDS[@]}"; do exec {fd}>&-; done
+  LOCK_FDS=()
 }

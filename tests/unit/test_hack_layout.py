@@ -94,3 +94,11 @@ def test_the_go_tools_kubernetes_modules_are_the_toolchains() -> None:
 def test_plugin_registration_is_written_once() -> None:
     users = [p for p in HACK.rglob("*.go") if "RegisterRegistrationServer" in p.read_text()]
     assert [p.relative_to(HACK).as_posix() for p in users] == ["pluginreg/pluginreg.go"]
+
+
+def test_a_lock_is_free_as_soon_as_its_holder_is_done(tmp_path: Path) -> None:
+    """The step's ticker (whose sleep outlives it by up to a minute) must not hold the holder's lock."""
+    out = bash(f'lock {tmp_path}/build.lock; run_step "the thing" "1 min" true')
+    assert out.returncode == 0, out.stderr
+    free = subprocess.run(["flock", "-n", str(tmp_path / "build.lock"), "true"], timeout=10)
+    assert free.returncode == 0
