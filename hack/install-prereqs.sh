@@ -42,13 +42,24 @@ version_ge() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$2" ];
 GO_ARCH=$(uname -m); GO_ARCH=${GO_ARCH/x86_64/amd64}; GO_ARCH=${GO_ARCH/aarch64/arm64}
 FOUND=()    # what was found, for the summary line
 
+# expand PATH: PATH with a leading ~ and each $NAME or ${NAME} (versions.env's, the environment's) expanded.
+expand() {
+  local s=$1 name
+  s=${s/#\~/$HOME}
+  while [[ $s =~ \$\{?([A-Za-z_][A-Za-z0-9_]*)\}? ]]; do
+    name=${BASH_REMATCH[1]}
+    s=${s//"${BASH_REMATCH[0]}"/${!name-}}
+  done
+  printf '%s' "$s"
+}
+
 # check CHECK: whether the prerequisite is there; sets REASON to what is wrong when it is not.
 check() {
   local c=$1 v want
   REASON=
   case $c in
     cmd:*) command -v "${c#cmd:}" >/dev/null 2>&1 || REASON="no ${c#cmd:} on PATH" ;;
-    file:*) v=${c#file:}; v=${v/#\~/$HOME}; [ -e "$v" ] || REASON="no $v" ;;
+    file:*) v=$(expand "${c#file:}"); [ -e "$v" ] || REASON="no $v" ;;
     dpkg:*) dpkg-query -W -f='${Status}' "${c#dpkg:}" 2>/dev/null | grep -q 'ok installed' ||
               REASON="Debian package ${c#dpkg:} not installed" ;;
     python-module:*)
@@ -102,6 +113,20 @@ load() {
   [ ${#CHECKS[@]} -gt 0 ] || die "$LIST has nothing for $*"
 }
 
+# fill FIX TARGET: FIX with its placeholders filled in (hack/prereqs.txt).
+fill() {
+  local fix=$1 sudo="" command
+  [ "$(id -u)" = 0 ] || sudo="sudo "
+  case $2 in
+    ci) command=.ci/run ;;
+    images) command="hack/images build" ;;
+    *) command="make $2" ;;
+  esac
+  fix=${fix//\$GO_VERSION/$GO_VERSION}; fix=${fix//\$GO_ARCH/$GO_ARCH}; fix=${fix//\$PYTHON/$PYTHON}
+  fix=${fix//\$\{SUDO\}/$sudo}; fix=${fix//\$COMMAND/$command}
+  echo "$fix"
+}
+
 main() {
   local install=1 quiet=0 targets=() target groups=() problem
   while [ $# -gt 0 ]; do
@@ -124,10 +149,7 @@ main() {
     if [ "${PACKAGES[$i]}" != - ]; then
       [[ " ${missing_pkgs[*]} " == *" ${PACKAGES[$i]} "* ]] || missing_pkgs+=("${PACKAGES[$i]}")
     else
-      fix=${FIXES[$i]}
-      fix=${fix//\$GO_VERSION/$GO_VERSION}; fix=${fix//\$GO_ARCH/$GO_ARCH}
-      fix=${fix//\$PYTHON/$PYTHON}; fix=${fix//\$TARGET/${targets[0]}}
-      problems+=("$REASON (${WHYS[$i]}). Run: $fix")
+      problems+=("$REASON (${WHYS[$i]}). Run: $(fill "${FIXES[$i]}" "${targets[0]}")")
     fi
   done
 

@@ -163,14 +163,27 @@ def test_what_apt_cannot_install_stops_with_its_command_and_nothing_is_installed
 
 def test_no_go_and_not_root_are_named(machine: Machine) -> None:
     out = machine.run(
-        "go | go>=go.mod | - | the toolchain | install go\n"
-        "nodes | root | - | real nodes | sudo make $TARGET\n",
+        "go | go>=go.mod | - | the toolchain | ${SUDO}tar -C /usr/local -xz go$GO_VERSION\n"
+        "nodes | root | - | real nodes | sudo $COMMAND\n",
         "demo",
         PATH=f"{machine.bin}:/usr/bin:/bin",  # no /usr/local/go/bin
     )
     assert out.returncode == 1
-    assert "no go on PATH (the toolchain). Run: install go" in out.stderr
+    assert (
+        f"no go on PATH (the toolchain). Run: sudo tar -C /usr/local -xz go{versions()['GO_VERSION']}"
+        in out.stderr
+    )
     assert "not root (real nodes). Run: sudo make demo" in out.stderr
+
+
+def test_file_checks_expand_home_and_the_pinned_versions(machine: Machine) -> None:
+    there = machine.tmp / "versions" / versions()["GO_VERSION"] / "python"
+    there.parent.mkdir(parents=True)
+    there.write_text("")
+    out = machine.run("python | file:~/versions/$GO_VERSION/python | - | an interpreter | make one\n", "unit")
+    assert out.returncode == 0, out.stderr
+    out = machine.run("python | file:~/versions/${KUBE_VERSION}/python | - | a python | make one\n", "unit")
+    assert f"no {machine.tmp}/versions/{versions()['KUBE_VERSION']}/python (a python)" in out.stderr
 
 
 def test_the_real_list_for_unit_passes_here() -> None:
