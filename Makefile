@@ -5,6 +5,8 @@
 PYTHON ?= python3
 PY ?= .venv/bin/python
 PYTEST ?= .venv/bin/pytest
+# Go's own install directory, also when it is not on PATH (sudo's secure_path leaves it out).
+GO ?= $(or $(shell command -v go),/usr/local/go/bin/go)
 export PYTHON
 
 .PHONY: test lint unit integration e2e devcluster devcluster-down crds demo quickstart bench chaos venv kueue kind
@@ -39,8 +41,8 @@ lint: prereqs-lint venv
 	.venv/bin/mypy
 	.venv/bin/hadolint Dockerfile
 	shellcheck $(SHELL_SCRIPTS)
-	cd hack && go vet ./...
-	@cd hack && unformatted=$$(gofmt -l .) && [ -z "$$unformatted" ] || { echo "gofmt -w needed: $$unformatted"; exit 1; }
+	cd hack && $(GO) vet ./...
+	@cd hack && unformatted=$$($(dir $(GO))gofmt -l .) && [ -z "$$unformatted" ] || { echo "gofmt -w needed: $$unformatted"; exit 1; }
 
 ## Pure Python: needs neither Go, nor root, nor sshd (tests that need them are in the other tiers).
 unit: prereqs-unit venv

@@ -58,7 +58,11 @@ check() {
   local c=$1 v want
   REASON=
   case $c in
-    cmd:*) command -v "${c#cmd:}" >/dev/null 2>&1 || REASON="no ${c#cmd:} on PATH" ;;
+    cmd:*)
+      # Executable (command -v also names a file that is not), also in the sbin directories, which are
+      # on root's PATH only: what needs root runs as root.
+      v=$(PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin command -v "${c#cmd:}" 2>/dev/null) && [ -x "$v" ] ||
+        REASON="no ${c#cmd:} on PATH" ;;
     file:*) v=$(expand "${c#file:}"); [ -e "$v" ] || REASON="no $v" ;;
     dpkg:*) dpkg-query -W -f='${Status}' "${c#dpkg:}" 2>/dev/null | grep -q 'ok installed' ||
               REASON="Debian package ${c#dpkg:} not installed" ;;
@@ -75,7 +79,7 @@ check() {
     go\>=go.mod)
       want=$(sed -n 's/^go //p' "$HACK_DIR/go.mod")
       # In hack/ (the module): with GOTOOLCHAIN=auto, go switches to the toolchain go.mod asks for.
-      if ! command -v go >/dev/null 2>&1; then REASON="no go on PATH"
+      if ! command -v go >/dev/null 2>&1; then REASON="no go on PATH or in ${GOROOT:-/usr/local/go}/bin"
       elif ! v=$(cd "$HACK_DIR" && go env GOVERSION 2>&1); then REASON=$(echo "$v" | head -n1)
       elif version_ge "${v#go}" "$want"; then FOUND+=("${v/go/go }")
       else REASON="go is ${v#go}, older than $want (hack/go.mod)"; fi ;;

@@ -5,6 +5,9 @@
 # about how long a cold build takes, says every minute that it is still at it, and says how long it took,
 # so that nothing is silent for more than a minute.
 HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# Go's own install directory (GOROOT, default /usr/local/go) when go is not on PATH: sudo's secure_path
+# leaves it out.
+if ! command -v go >/dev/null && [ -x "${GOROOT:-/usr/local/go}/bin/go" ]; then PATH=$PATH:${GOROOT:-/usr/local/go}/bin; fi
 # shellcheck source=versions.env
 source "$HACK_DIR/versions.env"
 # shellcheck source=toolchain-dirs.sh

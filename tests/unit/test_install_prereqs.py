@@ -166,13 +166,11 @@ def test_no_go_and_not_root_are_named(machine: Machine) -> None:
         "go | go>=go.mod | - | the toolchain | ${SUDO}tar -C /usr/local -xz go$GO_VERSION\n"
         "nodes | root | - | real nodes | sudo $COMMAND\n",
         "demo",
-        PATH=f"{machine.bin}:/usr/bin:/bin",  # no /usr/local/go/bin
+        GOROOT=str(machine.tmp / "no-go"),  # not /usr/local/go either
     )
     assert out.returncode == 1
-    assert (
-        f"no go on PATH (the toolchain). Run: sudo tar -C /usr/local -xz go{versions()['GO_VERSION']}"
-        in out.stderr
-    )
+    go_fix = f"Run: sudo tar -C /usr/local -xz go{versions()['GO_VERSION']}"
+    assert f"no go on PATH or in {machine.tmp}/no-go/bin (the toolchain). {go_fix}" in out.stderr
     assert "not root (real nodes). Run: sudo make demo" in out.stderr
 
 
