@@ -111,6 +111,7 @@ load() {
   while IFS='|' read -r group check pkg why fix; do
     group=$(trim "$group")
     [[ -z $group || $group == \#* ]] && continue
+    [[ -n $(trim "$check") && -n $(trim "$pkg") ]] || die "$LIST: a line without its fields: $group"
     [[ " $* " == *" $group "* ]] || continue
     CHECKS+=("$(trim "$check")") PACKAGES+=("$(trim "$pkg")") WHYS+=("$(trim "$why")") FIXES+=("$(trim "$fix")")
   done <"$LIST"
@@ -141,7 +142,7 @@ main() {
     esac
     shift
   done
-  [ ${#targets[@]} -gt 0 ] || die "usage: $0 [--check] TARGET..."
+  [ ${#targets[@]} -gt 0 ] || die "usage: $0 [--check] [--quiet] TARGET..."
   for target in "${targets[@]}"; do
     # shellcheck disable=SC2207  # group names are single words
     groups+=($(groups_of "$target"))
