@@ -11,7 +11,7 @@ source hack/lib.sh
 LOG_TAG=demo
 t0=$SECONDS
 [ "${BATCHAI_REAL_NODES:-2}" != 0 ] || die "the demo runs on the dev cluster's real nodes: unset BATCHAI_REAL_NODES=0"
-hack/install-prereqs.sh demo
+hack/install-prereqs.sh --quiet demo   # make demo has checked; hack/demo.sh alone has not
 [ -x .venv/bin/python ] || make venv
 hack/devcluster up
 log "dev cluster ready after $(duration $(( SECONDS - t0 ))); now the quickstart"
