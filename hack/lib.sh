@@ -16,9 +16,11 @@ source "$HACK_DIR/toolchain-dirs.sh"
 log() { echo "[${LOG_TAG:-hack}] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# duration SECONDS: "42 s", "3 min 5 s".
+# duration SECONDS: "42 s", "3 min", "3 min 5 s".
 duration() {
-  if [ "$1" -lt 60 ]; then echo "$1 s"; else echo "$(( $1 / 60 )) min $(( $1 % 60 )) s"; fi
+  if [ "$1" -lt 60 ]; then echo "$1 s"
+  elif [ $(( $1 % 60 )) = 0 ]; then echo "$(( $1 / 60 )) min"
+  else echo "$(( $1 / 60 )) min $(( $1 % 60 )) s"; fi
 }
 
 # run_step WHAT COLD CMD...: run CMD (in a subshell, with errexit), saying WHAT it builds, that a cold

@@ -102,3 +102,8 @@ def test_a_lock_is_free_as_soon_as_its_holder_is_done(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     free = subprocess.run(["flock", "-n", str(tmp_path / "build.lock"), "true"], timeout=10)
     assert free.returncode == 0
+
+
+def test_durations_read_as_a_person_would_say_them() -> None:
+    out = bash("for s in 0 42 60 185 3600; do duration $s; done")
+    assert out.stdout.splitlines() == ["0 s", "42 s", "1 min", "3 min 5 s", "60 min"]
