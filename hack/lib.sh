@@ -2,7 +2,7 @@
 # What hack/'s scripts share (each sources this file first): the pinned versions (versions.env), where
 # each piece is cached (toolchain-dirs.sh: BATCHAI_CACHE_DIR and the bin dirs), log lines tagged with the
 # script's LOG_TAG ("[build-toolchain] ..."), and the build steps: every long step says what it builds and
-# about how long a cold build takes, says every minute that it is still at it, and says how long it took,
+# about how long a cold build takes, says every 50 s that it is still at it, and says how long it took,
 # so that nothing is silent for more than a minute.
 HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Go's own install directory (GOROOT, default /usr/local/go) when go is not on PATH: sudo's secure_path
@@ -24,7 +24,7 @@ duration() {
 }
 
 # run_step WHAT COLD CMD...: run CMD (in a subshell, with errexit), saying WHAT it builds, that a cold
-# build takes about COLD, every minute that it is still running, and how long it took. STEP_DOING and
+# build takes about COLD, every 50 s that it is still running, and how long it took. STEP_DOING and
 # STEP_DONE replace "building" and "built" (installing, installed). Call it as a plain command, never in
 # an if condition or an || or && list: bash switches errexit off there, inside CMD too.
 run_step() {
@@ -36,7 +36,7 @@ run_step() {
   (
     unlock  # nor any lock: its sleep would hold it for up to a minute after we are done
     parent=$$ start=$SECONDS
-    while sleep "${BATCHAI_PROGRESS_EVERY:-60}" >/dev/null 2>&1; do
+    while sleep "${BATCHAI_PROGRESS_EVERY:-50}" >/dev/null 2>&1; do
       kill -0 "$parent" 2>/dev/null || exit 0
       log "$what: still $doing ($(duration $(( SECONDS - start ))) so far)"
     done
