@@ -152,6 +152,8 @@ READY_RESIZING = "Resizing"
 READY_NODES_PREPARING = "NodesPreparing"
 READY_NODES_UNUSABLE = "NodesUnusable"
 READY_NO_NODES = "NoNodes"
+# scaleSettings differ from the node count and nothing will move it (no spec.aks, or the pool is not allowed).
+READY_SCALE_NOT_APPLIED = "ScaleNotApplied"
 
 # ---- what kubelets report about containers that cannot start -------------------------------------------
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")

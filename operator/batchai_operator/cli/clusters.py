@@ -57,17 +57,9 @@ def _ssh_key(value: str | None) -> str | None:
 
 
 def cluster_create(args: argparse.Namespace) -> int:
+    refuse_unsupported(args)
     kube = common.kube(args)
     ns = kube.namespace
-    if args.password is not None:
-        raise CliError("-p/--password: passwords are not taken; nodes are reached with `cluster node exec`")
-    if args.nfs:
-        raise CliError(file_server_message("--nfs"))
-    if args.use_auto_storage:
-        raise CliError(
-            "--use-auto-storage is not supported: create the storage account, share and container first "
-            "(az storage ...) and pass --afs-name/--bfs-name with --storage-account-name"
-        )
     agent_pool = args.agent_pool
     if agent_pool is None and args.vm_size:
         agent_pool = vm_size_pools(os.environ.get(ENV_VM_SIZE_POOLS)).get(args.vm_size.lower())
@@ -119,6 +111,19 @@ def cluster_create(args: argparse.Namespace) -> int:
         print(f"note: {line}", file=sys.stderr)
     common.emit(args, cluster_view(created), CLUSTER_COLUMNS)
     return 0
+
+
+def refuse_unsupported(args: argparse.Namespace) -> None:
+    """az's flags that have nothing to map to here, refused before anything is created."""
+    if args.password is not None:
+        raise CliError("-p/--password: passwords are not taken; nodes are reached with `cluster node exec`")
+    if args.nfs:
+        raise CliError(file_server_message("--nfs"))
+    if args.use_auto_storage:
+        raise CliError(
+            "--use-auto-storage is not supported: create the storage account, share and container first "
+            "(az storage ...) and pass --afs-name/--bfs-name with --storage-account-name"
+        )
 
 
 def cluster_show(args: argparse.Namespace) -> int:
