@@ -48,16 +48,20 @@ def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = False
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    check: bool = False,
+    stdin_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`kubectl batchai ARGS`."""
+    """`kubectl batchai ARGS` (no terminal: stdin is empty, or `stdin_text`)."""
     proc = subprocess.run(
         ["kubectl", "batchai", *args],
         env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        input=stdin_text if stdin_text is not None else "",
     )
     if check:
         assert proc.returncode == 0, f"kubectl batchai {' '.join(args)}: rc {proc.returncode}\n{proc.stderr}"
@@ -373,7 +377,9 @@ def test_errors_users_hit_are_one_clear_line(
         assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
         return lines[0]
 
-    assert error("job", "show", "-n", "nope", code=3) == f"error: TrainingJob nope not found in workspace {ns}"
+    assert (
+        error("job", "show", "-n", "nope", code=3) == f"error: TrainingJob nope not found in workspace {ns}"
+    )
     assert (
         error("job", "file", "list", "-j", "nope", code=3)
         == f"error: TrainingJob nope not found in workspace {ns}"
