@@ -56,6 +56,14 @@ def _ssh_key(value: str | None) -> str | None:
     return path.read_text().strip() if path.is_file() else value
 
 
+def _login_name() -> str:
+    """az's default -u: the user running the command."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "batchai"
+
+
 def cluster_create(args: argparse.Namespace) -> int:
     refuse_unsupported(args)
     kube = common.kube(args)
@@ -68,7 +76,7 @@ def cluster_create(args: argparse.Namespace) -> int:
                 f"note: vmSize {args.vm_size}: nodes of agent pool {agent_pool} ({ENV_VM_SIZE_POOLS})",
                 file=sys.stderr,
             )
-    user = args.user_name or (getpass.getuser() if args.file is None else None)
+    user = args.user_name or (_login_name() if args.file is None else None)
     options = ClusterOptions(
         name=args.name,
         namespace=ns,
@@ -420,8 +428,7 @@ def add_parsers(clusters: Any) -> None:
         output=False,
     )
     p.add_argument("-n", "--name")
-    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--no-wait", action="store_true", help="do not wait until it is gone")
+    common.add_confirm_flags(p)
     p.set_defaults(func=cluster_delete)
 
     for verb, help_text in (("resize", "set a fixed node count"), ("auto-scale", "set autoscaler bounds")):

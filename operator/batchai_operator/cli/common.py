@@ -90,6 +90,12 @@ def add(
     return p
 
 
+def add_confirm_flags(p: argparse.ArgumentParser, wait_for: str = "until it is gone") -> None:
+    """A delete's (or terminate's) -y/--yes and --no-wait, as az's."""
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--no-wait", action="store_true", help=f"do not wait {wait_for}")
+
+
 def output_format(args: argparse.Namespace) -> str:
     fmt = getattr(args, "output", None) or os.environ.get(ENV_OUTPUT) or "json"
     if fmt not in FORMATS:

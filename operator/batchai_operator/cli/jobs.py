@@ -406,8 +406,7 @@ def add_parsers(jobs: Any) -> None:
     )
     p.add_argument("-n", "--name")
     _experiment_flag(p)
-    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--no-wait", action="store_true", help="do not wait for the job to stop")
+    common.add_confirm_flags(p, "for the job to stop")
     p.set_defaults(func=job_terminate)
 
     p = common.add(
@@ -420,8 +419,7 @@ def add_parsers(jobs: Any) -> None:
     )
     p.add_argument("-n", "--name")
     _experiment_flag(p)
-    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--no-wait", action="store_true", help="do not wait until it is gone")
+    common.add_confirm_flags(p)
     p.set_defaults(func=job_delete)
 
 

@@ -153,14 +153,17 @@ class Kube:
     def patch_trainingjob(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         return self._patch(JOBS, "TrainingJob", ns, name, patch)
 
-    def delete_trainingjob(self, ns: str, name: str) -> None:
+    def _delete(self, plural: str, kind: str, ns: str, name: str) -> None:
         self.call(
-            f"TrainingJob {name} in namespace {ns}",
+            f"{kind} {name} in namespace {ns}",
             lambda: self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, ns, JOBS, name, propagation_policy="Background"
+                GROUP, VERSION, ns, plural, name, propagation_policy="Background"
             ),
             verb="delete",
         )
+
+    def delete_trainingjob(self, ns: str, name: str) -> None:
+        self._delete(JOBS, "TrainingJob", ns, name)
 
     def watch_trainingjob(
         self, ns: str, name: str, resource_version: str, seconds: int
@@ -218,13 +221,7 @@ class Kube:
         return self.resolve("BatchAICluster", ns, name)
 
     def delete_cluster(self, ns: str, name: str) -> None:
-        self.call(
-            f"BatchAICluster {name} in namespace {ns}",
-            lambda: self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, ns, CLUSTERS, name, propagation_policy="Background"
-            ),
-            verb="delete",
-        )
+        self._delete(CLUSTERS, "BatchAICluster", ns, name)
 
     def find_cluster(self, ns: str, name: str) -> dict[str, Any] | None:
         """The cluster, or None when it does not exist (a job may name a cluster not created yet)."""

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from kubernetes import client
 from kubernetes.stream import portforward, stream
 
 from .errors import EXIT_USAGE, CliError
@@ -77,7 +78,10 @@ def run_command(kube: Kube, ns: str, pod: str, container: str, command: str) -> 
             sys.stderr.flush()
     sys.stdout.write(resp.read_stdout() or "")
     sys.stderr.write(resp.read_stderr() or "")
-    code = resp.returncode
+    try:
+        code = resp.returncode
+    except (TypeError, KeyError, IndexError, ValueError):  # no status on the error channel
+        code = None
     return int(code) if code is not None else 1
 
 
@@ -125,8 +129,11 @@ class Forwarder:
 
     def _connect(self, conn: socket.socket) -> None:
         try:
+            # A client of its own: the stream helpers swap the client's request method while they connect,
+            # which must not race the exec stream's client.
+            core: Any = client.CoreV1Api(client.ApiClient(self.kube.api.configuration))
             pf = portforward(
-                self.kube.core.connect_get_namespaced_pod_portforward,
+                core.connect_get_namespaced_pod_portforward,
                 self.pod,
                 self.ns,
                 ports=str(self.forward.remote),

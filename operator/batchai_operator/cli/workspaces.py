@@ -342,9 +342,8 @@ def add_workspace_parsers(workspaces: Any) -> None:
         output=False,
     )
     p.add_argument("-n", "--name")
-    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    common.add_confirm_flags(p)
     p.add_argument("--force", action="store_true", help="delete a namespace kubectl batchai did not create")
-    p.add_argument("--no-wait", action="store_true", help="do not wait until it is gone")
     p.set_defaults(func=workspace_delete)
 
 
@@ -378,8 +377,7 @@ def add_experiment_parsers(experiments: Any) -> None:
         output=False,
     )
     p.add_argument("-n", "--name", required=True)
-    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--no-wait", action="store_true", help="do not wait until its jobs are gone")
+    common.add_confirm_flags(p, "until its jobs are gone")
     p.set_defaults(func=experiment_delete)
 
 

@@ -20,6 +20,7 @@ from ...names import ANNOTATION_BATCHAI_NAME, ENV_STORAGE_ACCOUNT, LABEL_CLUSTER
 from .document import (
     Conversion,
     ConversionError,
+    Converter,
     StorageOptions,
     check_placeholders,
     cluster_name,
@@ -193,16 +194,12 @@ def _node_mounts(opts: ClusterOptions, account: str | None) -> dict[str, list[di
     return out
 
 
-class ClusterConverter:
+class ClusterConverter(Converter):
     """One cluster's conversion: a cluster.json (or nothing) plus flags."""
 
     def __init__(self, options: ClusterOptions, environ: Mapping[str, str]) -> None:
+        super().__init__(environ)
         self.opts = options
-        self.environ = environ
-        self.warnings: list[str] = []
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
 
     def run(self, doc: Mapping[str, Any] | None) -> Conversion:
         opts = self.opts

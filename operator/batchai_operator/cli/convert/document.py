@@ -76,6 +76,17 @@ class Conversion:
         return json.dumps({"apiVersion": "v1", "kind": "List", "items": self.documents()}, indent=2) + "\n"
 
 
+class Converter:
+    """One conversion's inputs and the warnings it collects (job.py and cluster.py convert each kind)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
 # ---- reading ------------------------------------------------------------------------------------------
 
 

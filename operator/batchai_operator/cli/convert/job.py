@@ -37,6 +37,7 @@ from ...names import ANNOTATION_BATCHAI_NAME, ENV_STORAGE_ACCOUNT, LABEL_SECRET_
 from .document import (
     Conversion,
     ConversionError,
+    Converter,
     StorageOptions,
     check_placeholders,
     cluster_name,
@@ -75,16 +76,12 @@ class ConvertOptions(StorageOptions):
     experiment: str | None = None
 
 
-class JobConverter:
-    """One job.json's conversion; warnings collect as it goes."""
+class JobConverter(Converter):
+    """One job.json's conversion."""
 
     def __init__(self, options: ConvertOptions, environ: Mapping[str, str]) -> None:
+        super().__init__(environ)
         self.opts = options
-        self.environ = environ
-        self.warnings: list[str] = []
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
 
     def run(self, doc: Mapping[str, Any]) -> Conversion:
         props, version = split(doc, self.warn)
