@@ -104,7 +104,7 @@ def test_the_seed_cluster_from_flags_and_a_resize_that_cannot_act(operator: obje
 
     nodes = json.loads(cli("cluster", "node", "list", "-c", "nc6", "-w", ns, check=True).stdout)
     pool = [n for n in nodes if n["nodeId"].startswith("aks-nc6pool-")]
-    assert len(pool) == 4 and {n["state"] for n in pool} == {"idle"} and all(n["ipAddress"] for n in pool)
+    assert len(pool) == 4 and {n["state"] for n in pool} == {"idle"}  # kwok nodes have no InternalIP
     table = cli("cluster", "node", "list", "-c", "nc6", "-w", ns, "-o", "table", check=True).stdout
     assert table.splitlines()[0].split() == ["Node", "Id", "IP", "State", "Job", "Pods"]
 

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from ..names import LABEL_EXPERIMENT, LABEL_JOB_UID, MAIN_CONTAINER
+from ..names import LABEL_JOB_UID, MAIN_CONTAINER
 from . import common, remote
 from .convert.job import ConvertOptions, convert_file
 from .errors import CliError, NotFound
@@ -198,8 +198,10 @@ def job_show(args: argparse.Namespace) -> int:
 
 def job_list(args: argparse.Namespace) -> int:
     kube = common.kube(args)
-    selector = f"{LABEL_EXPERIMENT}={args.experiment}" if args.experiment else ""
-    jobs = kube.list_trainingjobs(None if args.all_namespaces else kube.namespace, selector)
+    ns = None if args.all_namespaces else kube.namespace
+    jobs = (
+        kube.experiment_trainingjobs(ns, args.experiment) if args.experiment else kube.list_trainingjobs(ns)
+    )
     rows = sorted(
         (job_view(j) for j in jobs), key=lambda r: (r["workspace"], r["creationTime"] or "", r["name"])
     )

@@ -147,6 +147,14 @@ class Kube:
     def list_trainingjobs(self, ns: str | None, selector: str = "") -> list[dict[str, Any]]:
         return self._list(JOBS, "TrainingJob", ns, selector)
 
+    def experiment_trainingjobs(self, ns: str | None, experiment: str) -> list[dict[str, Any]]:
+        """The TrainingJobs of an experiment (spec.experiment; TrainingJobs carry no experiment label)."""
+        return [
+            j
+            for j in self.list_trainingjobs(ns)
+            if (j.get("spec") or {}).get("experiment", "default") == experiment
+        ]
+
     def create_trainingjob(self, ns: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._create(JOBS, "TrainingJob", ns, body)
 

@@ -190,7 +190,7 @@ def experiment_create(args: argparse.Namespace) -> int:
     kube = common.kube(args)
     name = _experiment(args)
     cm = _experiment_map(kube, name) or kube.create_config_map(kube.namespace, experiment_body(name))
-    jobs = kube.list_trainingjobs(kube.namespace, f"{LABEL_EXPERIMENT}={name}")
+    jobs = kube.experiment_trainingjobs(kube.namespace, name)
     common.emit(args, experiment_view(name, kube.namespace, cm, jobs), EXPERIMENT_COLUMNS)
     return 0
 
@@ -199,7 +199,7 @@ def experiment_show(args: argparse.Namespace) -> int:
     kube = common.kube(args)
     name = _experiment(args)
     cm = _experiment_map(kube, name)
-    jobs = kube.list_trainingjobs(kube.namespace, f"{LABEL_EXPERIMENT}={name}")
+    jobs = kube.experiment_trainingjobs(kube.namespace, name)
     if cm is None and not jobs:
         raise NotFound(f"experiment {name} not found in workspace {kube.namespace}")
     common.emit(args, experiment_view(name, kube.namespace, cm, jobs), EXPERIMENT_COLUMNS)
@@ -234,7 +234,7 @@ def experiment_delete(args: argparse.Namespace) -> int:
     kube = common.kube(args)
     ns, name = kube.namespace, _experiment(args)
     cm = _experiment_map(kube, name)
-    jobs = kube.list_trainingjobs(ns, f"{LABEL_EXPERIMENT}={name}")
+    jobs = kube.experiment_trainingjobs(ns, name)
     if cm is None and not jobs:
         raise NotFound(f"experiment {name} not found in workspace {ns}")
     common.confirm(
@@ -247,7 +247,7 @@ def experiment_delete(args: argparse.Namespace) -> int:
         kube.delete_config_map(ns, cm["metadata"]["name"])
     if not args.no_wait:
         wait_gone(
-            lambda: _raise_if_any(kube.list_trainingjobs(ns, f"{LABEL_EXPERIMENT}={name}")),
+            lambda: _raise_if_any(kube.experiment_trainingjobs(ns, name)),
             f"experiment {name}",
         )
     return 0
