@@ -252,7 +252,7 @@ def test_terminate_then_wait_never_exits_0(operator: object, namespace: str, azu
     create_cluster(namespace)
     create_seed_job(namespace, "long", azurite, "sim.batchai.io/run-for=300s")
     wait_state(namespace, "long", "running", timeout=60)
-    term = cli("job", "terminate", "-n", "long", "-w", namespace)
+    term = cli("job", "terminate", "-n", "long", "-w", namespace, "-y")
     assert term.returncode == 0, term.stderr
     assert "Job long terminated: failed" in term.stderr
     status = get_job(namespace, "long")["status"]
