@@ -57,9 +57,11 @@ def test_exec_and_port_forward_into_a_running_job(module_namespace: str) -> None
         what="the job's pod running",
     )
 
-    ran = cli("job", "node", "exec", "-j", "serve", "-w", ns, "--exec", "echo hello from $(hostname); exit 3")
+    ran = cli(
+        "job", "node", "exec", "-j", "serve", "-w", ns, "--exec", "cat index.html; echo oops >&2; exit 3"
+    )
     assert ran.returncode == 3, ran.stderr
-    assert ran.stdout.strip() == f"hello from {pod.metadata.name}"
+    assert (ran.stdout, ran.stderr) == ("served-from-the-job\n", "oops\n")  # the job's directory, its files
 
     # The same container, reached from the cluster's side (its node; the job's main container there).
     node = pod.spec.node_name

@@ -135,8 +135,8 @@ def test_the_seed_command_lines_verbatim_train_on_a_real_node(
     transcript: list[str] = []
     seed: list[subprocess.CompletedProcess[str]] = []  # in SEED_LINES' order
     for line in SEED_LINES:
-        argv = shlex.split(line.replace("<storage account name>", blob.account))
-        proc = run(argv, env, tmp_path)
+        line = line.replace("<storage account name>", blob.account)
+        proc = run(shlex.split(line), env, tmp_path)
         transcript += [f"$ {line}", proc.stderr.rstrip(), proc.stdout.rstrip()]
         seed.append(proc)
         assert proc.returncode == 0, "\n".join(transcript)
