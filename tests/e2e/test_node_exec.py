@@ -24,7 +24,7 @@ from .realnodes import cluster_body, job_spec
 pytestmark = pytest.mark.e2e
 
 BIN = str(Path(sys.executable).parent)  # where pip put kubectl-batchai
-SERVE = "cd $AZ_BATCHAI_JOB_MOUNT_ROOT && echo served-from-the-job > index.html && "
+SERVE = "mkdir -p /tmp/www && cd /tmp/www && echo served-from-the-job > index.html && "
 SERVE += "exec python -m http.server 8088"
 
 
@@ -58,15 +58,23 @@ def test_exec_and_port_forward_into_a_running_job(module_namespace: str) -> None
     )
 
     ran = cli(
-        "job", "node", "exec", "-j", "serve", "-w", ns, "--exec", "cat index.html; echo oops >&2; exit 3"
+        "job",
+        "node",
+        "exec",
+        "-j",
+        "serve",
+        "-w",
+        ns,
+        "--exec",
+        "cat /tmp/www/index.html; echo oops >&2; exit 3",
     )
     assert ran.returncode == 3, ran.stderr
-    assert (ran.stdout, ran.stderr) == ("served-from-the-job\n", "oops\n")  # the job's directory, its files
+    assert (ran.stdout, ran.stderr) == ("served-from-the-job\n", "oops\n")  # the job container's own files
 
     # The same container, reached from the cluster's side (its node; the job's main container there).
     node = pod.spec.node_name
     on_node = cli(
-        "cluster", "node", "exec", "-c", "execpool", "-w", ns, "-n", node, "--exec", "cat index.html"
+        "cluster", "node", "exec", "-c", "execpool", "-w", ns, "-n", node, "--exec", "cat /tmp/www/index.html"
     )
     assert (on_node.returncode, on_node.stdout.strip()) == (0, "served-from-the-job"), on_node.stderr
     assert f"Node {node}: container main of pod {pod.metadata.name}" in on_node.stderr
