@@ -18,7 +18,7 @@
 # Files driver that bind-mounts $FILES_ROOT/<account>/<share> (no SMB client here), the tree the Azure Files
 # REST double serves.
 #
-# Host-level names are configurable (defaults as docs/real-node.md); only one dev cluster at a time can
+# Host-level names are configurable (defaults as tests/k8s/README.md, "Real nodes"); only one dev cluster at a time can
 # run real nodes on a machine (kube-proxy's rules are the machine's).
 
 REAL_NODES=${BATCHAI_REAL_NODES:-2}            # number of real nodes (0: none)

@@ -1,6 +1,6 @@
-"""kind-config.yaml's GPU worker looks like an AKS Standard_NC6 node (the labels of the devcluster's fake
-NC6 nodes, the sku=gpu:NoSchedule taint), with labels a kubelet may set on itself. kind's own loader and
-validation run on it in tests/integration/test_kind_validation.py (kind is a Go build)."""
+"""kind-config.yaml's GPU worker looks like an AKS Standard_NC4as_T4_v3 node (the labels of the devcluster's
+fake GPU nodes, the sku=gpu:NoSchedule taint), with labels a kubelet may set on itself. kind's own loader
+and validation run on it in tests/integration/test_kind_validation.py (kind is a Go build)."""
 
 from __future__ import annotations
 
@@ -27,17 +27,20 @@ def workers() -> list[dict[str, Any]]:
     return [n for n in doc["nodes"] if n["role"] == "worker"]
 
 
-def test_gpu_worker_is_labelled_and_tainted_like_an_aks_nc6_node() -> None:
+def test_gpu_worker_is_labelled_and_tainted_like_an_aks_gpu_node() -> None:
     (gpu,) = [n for n in workers() if n["labels"].get("kubernetes.azure.com/accelerator") == "nvidia"]
     nodes = [d for d in yaml.safe_load_all((REPO / "tests" / "k8s" / "nodes.yaml").read_text()) if d]
-    nc6 = next(
-        n for n in nodes if n["metadata"]["labels"]["node.kubernetes.io/instance-type"] == "Standard_NC6"
-    )
+    instance_type = "node.kubernetes.io/instance-type"
+    nc6 = next(n for n in nodes if n["metadata"]["labels"][instance_type] == "Standard_NC6")
     fake_labels = {
         k: v
         for k, v in nc6["metadata"]["labels"].items()
         if not k.startswith("kubernetes.io/") and k != "type"  # set by the kubelet itself / kwok only
     }
+    # The dev cluster's fake GPU nodes, on today's size (Standard_NC6 is retired) in their own pool.
+    size, pool = "Standard_NC4as_T4_v3", "t4pool"
+    fake_labels |= {instance_type: size, "beta.kubernetes.io/instance-type": size}
+    fake_labels |= {"kubernetes.azure.com/agentpool": pool, "agentpool": pool}
     assert gpu["labels"] == fake_labels
     (patch,) = [yaml.safe_load(p) for p in gpu["kubeadmConfigPatches"]]
     assert patch["kind"] == "JoinConfiguration"

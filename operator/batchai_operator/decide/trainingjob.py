@@ -83,7 +83,7 @@ EXIT_CODE_GRACE_SECONDS = 30.0
 EXIT_CODE_RECHECK_SECONDS = 2.0
 
 
-# Batch AI's error texts (reviews/batchai-fidelity.md M3, M10): the code per file system, the message
+# Batch AI's error texts (docs/migration.md, "Status and errors"): the code per file system, the message
 # Batch AI wrote, and the exit code it reported. NFS and unmanaged mounts had no published code.
 JOB_FAILED_TEXT = "Job failed with non-zero exit code"
 UNMANAGED_MOUNT_TEXT = "Unable to mount unmanaged file system"
