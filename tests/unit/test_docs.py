@@ -21,6 +21,8 @@ FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*$", re.MULTILINE)
 VERB = re.compile(r"kubectl[ -]batchai((?:[ ]+[a-z][a-z0-9-]*)*)")
+# docs/cli.md's table of az commands: its first column is the az form without `az batchai`.
+AZ_ROW = re.compile(r"^\| `(?!az )((?:[a-z][a-z0-9-]*)(?:[ ]+[a-z][a-z0-9-]*)*)", re.MULTILINE)
 
 
 def prose(page: Path) -> str:
@@ -69,23 +71,26 @@ def test_slugs_follow_githubs_rule() -> None:
 
 
 def verb_paths() -> set[tuple[str, ...]]:
-    """Each `kubectl batchai <group> <verb> ...` of the docs, as the parser's path of subcommands. A word
-    after `kubectl batchai` that is no group, or after a group that is no verb of it, fails."""
+    """Each `kubectl batchai <group> <verb> ...` of the docs (and each az form in docs/cli.md's table), as
+    the parser's path of subcommands. A word after `kubectl batchai` that is no group, or after a group
+    that is no verb of it, fails."""
+    cli_md = REPO / "docs" / "cli.md"
+    shown = [(page, m.group(1)) for page in PAGES for m in VERB.finditer(page.read_text())]
+    shown += [(cli_md, m.group(1)) for m in AZ_ROW.finditer(cli_md.read_text())]
     paths: set[tuple[str, ...]] = set()
-    for page in PAGES:
-        for match in VERB.finditer(page.read_text()):
-            parser, path = build_parser(), []
-            for word in match.group(1).split():
-                sub = next((a for a in parser._actions if a.choices and isinstance(a.choices, dict)), None)
-                if sub is None:
-                    break  # a verb's arguments follow
-                assert sub.choices is not None and word in sub.choices, (
-                    f"{page.relative_to(REPO)} shows `kubectl batchai {match.group(1).strip()}`: "
-                    f"{word!r} is not a command of `kubectl batchai {' '.join(path)}`"
-                )
-                parser = sub.choices[word]
-                path.append(word)
-            paths.add(tuple(path))
+    for page, words in shown:
+        parser, path = build_parser(), []
+        for word in words.split():
+            sub = next((a for a in parser._actions if a.choices and isinstance(a.choices, dict)), None)
+            if sub is None:
+                break  # a verb's arguments follow
+            assert sub.choices is not None and word in sub.choices, (
+                f"{page.relative_to(REPO)} shows `kubectl batchai {words.strip()}`: "
+                f"{word!r} is not a command of `kubectl batchai {' '.join(path)}`"
+            )
+            parser = sub.choices[word]
+            path.append(word)
+        paths.add(tuple(path))
     return paths
 
 
@@ -93,7 +98,7 @@ def test_the_docs_show_the_verbs_users_need() -> None:
     paths = verb_paths()
     for verb in [("job", "create"), ("job", "file", "stream"), ("job", "wait"), ("cluster", "create")]:
         assert verb in paths
-    assert len(paths) >= 15
+    assert len(paths) >= 30  # the 32 az batchai verbs, less those that share a path
 
 
 @pytest.mark.parametrize("path", sorted(verb_paths()), ids=" ".join)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from batchai_operator.api.cluster import BatchAIClusterSpec, BatchAIClusterStatus
-from batchai_operator.convert import ClusterOptions, convert_cluster_file
+from batchai_operator.cli.convert.cluster import ClusterOptions, convert_cluster_file
 from batchai_operator.decide.cluster import ClusterObserved, compute_cluster_status
 from batchai_operator.names import EVENT_RETIRED_VM_SIZE
 from batchai_operator.vmsizes import RETIRED, VM_SIZES, retirement_warning, vm_size_info
@@ -80,7 +80,7 @@ def test_cluster_json_with_a_retired_size_converts_with_one_warning(tmp_path: Pa
     props = {"vmSize": "STANDARD_NC6", "scaleSettings": {"manual": {"targetNodeCount": 1}}}
     path.write_text(json.dumps({"properties": props}))
     result = convert_cluster_file(str(path), ClusterOptions(name="nc6"), environ={})
-    assert result.job["spec"]["vmSize"] == "STANDARD_NC6"  # still works: nodes labelled so are selected
+    assert result.obj["spec"]["vmSize"] == "STANDARD_NC6"  # still works: nodes labelled so are selected
     assert [w for w in result.warnings if "retired" in w] == [retirement_warning("STANDARD_NC6")]
     props["vmSize"] = "Standard_NC4as_T4_v3"
     path.write_text(json.dumps({"properties": props}))

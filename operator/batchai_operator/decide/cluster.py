@@ -39,6 +39,7 @@ from ..names import (
     READY_NODES_PREPARING,
     READY_NODES_UNUSABLE,
     READY_RESIZING,
+    READY_SCALE_NOT_APPLIED,
     READY_STEADY,
     START_FAILURES,
     TAINT_AUTOSCALER_DELETE,
@@ -162,6 +163,9 @@ class ClusterObserved:
     scaling: bool = False  # an agent-pool update is in flight
     invalid: tuple[str, str] | None = None  # (code, message): the spec or its setup task cannot be used
     grace_seconds: int = 300
+    # Why nothing moves the node count to scaleSettings (no spec.aks, or the pool is not allowed): the
+    # cluster is then steady with a ScaleNotApplied reason, not resizing forever. None: it can act.
+    scale_blocked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -255,7 +259,8 @@ def compute_cluster_status(obs: ClusterObserved, now: datetime) -> ClusterStatus
 
     current = len(obs.nodes)
     rng = target_range(obs.spec)
-    resizing = obs.scaling or (rng is not None and not rng[0] <= current <= rng[1])
+    out_of_range = rng is not None and not rng[0] <= current <= rng[1]
+    resizing = obs.scaling or (out_of_range and obs.scale_blocked is None)
     allocation = "resizing" if resizing else "steady"
     transition = old.allocation_state_transition_time
     if allocation != old.allocation_state or not transition:
@@ -331,6 +336,9 @@ def _readiness(
         return False, READY_NODES_UNUSABLE, message
     if resizing:
         return False, READY_RESIZING, _allocation_message("resizing", current, rng)
+    if obs.scale_blocked and rng is not None and not rng[0] <= current <= rng[1]:
+        want = _allocation_message("steady", current, rng).removeprefix("Steady: ")
+        return False, READY_SCALE_NOT_APPLIED, f"{want}; nothing resizes the nodes: {obs.scale_blocked}"
     if counts["preparing"]:
         return False, READY_NODES_PREPARING, f"{counts['preparing']} of {current} node(s) preparing"
     if current == 0 and rng is None:
@@ -439,6 +447,7 @@ def decide(world: ClusterWorld, now: datetime) -> ClusterDecision:
     revision: str | None = None
     stdouterr: str | None = None
     scale_error: BatchAIError | None = None
+    scale_blocked: str | None = None
     retry_after: float | None = None
     refusal = cluster_refusal(namespace, spec, world.config) if spec is not None else None
     if refusal is not None:
@@ -465,6 +474,7 @@ def decide(world: ClusterWorld, now: datetime) -> ClusterDecision:
             stdouterr = setup_stdouterr_dir(setup, namespace, name, uid)
         scale_action, scale_error, retry_after = _scale(world, spec, now)
         actions += scale_action
+        scale_blocked = _scale_blocked(spec, scale_error)
 
     setup_pods = list(world.setup_pods) if revision else []
     to_mark = setup_pods_to_mark(setup_pods, revision)
@@ -483,10 +493,25 @@ def decide(world: ClusterWorld, now: datetime) -> ClusterDecision:
         scaling=world.scaling or any(isinstance(a, StartScale) for a in actions),
         invalid=invalid,
         grace_seconds=world.config.unusable_grace_seconds,
+        scale_blocked=scale_blocked,
     )
     result = compute_cluster_status(obs, now)
     requeue = [t for t in (result.recheck_after, retry_after) if t is not None]
     return ClusterDecision(result.status, result.events, actions, min(requeue) + 0.5 if requeue else None)
+
+
+def _scale_blocked(spec: BatchAIClusterSpec, scale_error: BatchAIError | None) -> str | None:
+    """Why scaleSettings cannot be applied to any node pool, or None."""
+    if spec.scale_settings is None:
+        return None
+    if spec.aks is None:
+        return (
+            "the cluster has no AKS agent pool binding (spec.aks; kubectl batchai cluster resize "
+            "--aks-pool), so its node count is only observed"
+        )
+    if scale_error is not None and scale_error.code == ERR_AGENT_POOL_NOT_ALLOWED:
+        return scale_error.message
+    return None
 
 
 def _daemonset_actions(

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # batchai setup task: runs as the init container of a BatchAICluster's setup DaemonSet, on every node,
 # as Batch AI ran nodeSetup.setupTask (docs/migration.md, "cluster.json"). lib.sh is prepended to this file.
 #
