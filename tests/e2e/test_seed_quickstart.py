@@ -365,6 +365,7 @@ def test_the_seed_job_on_two_nodes_trains_data_parallel_across_both_real_nodes(
     assert tj["status"]["executionState"] == "succeeded"
     assert tj["status"]["executionInfo"]["exitCode"] == 0
     seen = wait_for(lambda: len(recorder.of_job(TWO_NODES)) == 2 and recorder.of_job(TWO_NODES), timeout=10)
+    print("\n".join(f"pod {p.name} (node index {p.index}) on {p.node}, {p.ip}" for p in seen.values()))
     assert {p.node for p in seen.values()} == set(REAL_NODES), "one pod on each real node"
     # CNTK's MPI layer saw both ranks, on different hosts.
     for rank in (0, 1):
