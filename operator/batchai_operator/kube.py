@@ -19,6 +19,8 @@ import kubernetes
 import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 
+from .decide.views import controller_uid
+from .kube_errors import api_message
 from .metrics import API_ERRORS
 from .names import GROUP, VERSION
 
@@ -42,14 +44,6 @@ COLLECTIONS: dict[str, tuple[str, str]] = {
 }
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
-
-
-def api_message(e: ApiException) -> str:
-    """The apiserver's own message from an error response (never a request body)."""
-    try:
-        return str(json.loads(e.body or "{}").get("message") or e.reason)
-    except (ValueError, AttributeError):
-        return f"{e.status} {e.reason}"
 
 
 class Kube:
@@ -163,8 +157,7 @@ class Kube:
             if e.status == 404:
                 return None
             raise
-        refs = (data.get("metadata") or {}).get("ownerReferences") or []
-        return next((str(r.get("uid")) for r in refs if r.get("controller")), None)
+        return controller_uid(data.get("metadata") or {})
 
     async def secret_exists(self, namespace: str, name: str) -> bool:
         """Whether a Secret exists, asked without reading it: a server-side dry run of creating an empty

@@ -16,7 +16,7 @@ JOB_PLURAL = "trainingjobs"
 CLUSTER_KIND = "BatchAICluster"
 CLUSTER_PLURAL = "batchaiclusters"
 
-# ---- kopf's own bookkeeping (finalizer, progress and diff-base annotations) under our domain ------
+# ---- kopf's own bookkeeping (its finalizer and progress annotations) under our domain; no diff base --
 DOMAIN = GROUP
 FINALIZER = f"{DOMAIN}/finalizer"
 

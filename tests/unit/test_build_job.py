@@ -84,7 +84,7 @@ def test_seed_job_is_one_indexed_job_on_the_clusters_gpu_nodes() -> None:
     assert pod["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False}
     assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
     assert {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"} in pod["tolerations"]
-    assert ch.service is None and ch.ssh_secret_name is None
+    assert ch.service is None and ch.ssh_secret_metadata is None
     assert "successPolicy" not in job["spec"]
 
 
@@ -169,7 +169,7 @@ def test_multi_node_horovod_gets_service_hostnames_ssh_and_node_zero_success() -
     pod = ch.job["spec"]["template"]["spec"]
     assert pod["subdomain"] == ch.service["metadata"]["name"] == "cntk-python-1"  # type: ignore[index]
     assert ch.service["spec"]["clusterIP"] == "None"  # type: ignore[index]
-    assert ch.ssh_secret_name == "cntk-python-1-ssh-1111-222"  # holds the TrainingJob's uid
+    assert ch.ssh_secret_metadata["name"] == "cntk-python-1-ssh-1111-222"  # holds the TrainingJob's uid
     assert ch.job["spec"]["successPolicy"] == {"rules": [{"succeededIndexes": "0"}]}
     anti = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     assert anti["topologyKey"] == "kubernetes.io/hostname"

@@ -296,7 +296,7 @@ async def test_events_from_the_watch_thread_are_posted_in_kopfs_context(env: Any
 
     from kopf._core.engines import posting
 
-    from batchai_operator.reconcile.lifecycle import failed_mount_callback
+    from batchai_operator.reconcile.lifecycle import event_callback
 
     del env
     loop = asyncio.get_running_loop()
@@ -318,7 +318,8 @@ async def test_events_from_the_watch_thread_are_posted_in_kopfs_context(env: Any
         await asyncio.create_task(kopf_object_task())  # a task: its variables stay in it
         with pytest.raises(LookupError):
             posting.event_queue_var.get()  # not set here, nor in the thread below
-        thread = threading.Thread(target=failed_mount_callback(RT, loop), args=(failed_mount_event(),))
+        callback = event_callback(RT, loop, trainingjob.on_failed_mount)
+        thread = threading.Thread(target=callback, args=(failed_mount_event(),))
         thread.start()
         thread.join()
         posted = await asyncio.wait_for(queue.get(), timeout=5)

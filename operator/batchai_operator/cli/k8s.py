@@ -7,7 +7,6 @@ apiserver's own message, e.g. a CEL rule), or that the API server cannot be reac
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -17,6 +16,7 @@ from kubernetes import config as _config
 from kubernetes import watch as _watch
 from kubernetes.config.config_exception import ConfigException
 
+from ..kube_errors import api_message
 from ..names import CLUSTER_PLURAL as CLUSTERS
 from ..names import GROUP, VERSION
 from ..names import JOB_PLURAL as JOBS
@@ -30,18 +30,6 @@ T = TypeVar("T")
 # but return `object`. The CLI reads plain dicts, so it holds them as Any.
 config: Any = _config
 watch: Any = _watch
-
-
-def api_message(exc: client.ApiException) -> str:
-    """The apiserver's message from an error response (its Status body), else the HTTP reason."""
-    try:
-        body = json.loads(exc.body or "")
-        message = body.get("message")
-        if message:
-            return str(message)
-    except (ValueError, AttributeError):
-        pass
-    return str(exc.reason or exc.status)
 
 
 class Kube:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import toolkit_facts
 from ..api.common import MountVolumes
 from ..api.trainingjob import (
     BatchAIError,
@@ -29,7 +30,6 @@ from ..api.trainingjob import (
     TrainingJobSpec,
     TrainingJobStatus,
 )
-from ..launcher import commands
 from ..manifests.job import spec_hash
 from ..manifests.paths import JobIdentity, stdouterr_dir
 from ..names import (
@@ -528,7 +528,7 @@ def _success_exit(pods: Sequence[Mapping[str, Any]]) -> int:
 def _pods_succeeded(pods: Sequence[Mapping[str, Any]], spec: TrainingJobSpec) -> bool:
     """Node 0 succeeded where only node 0 counts (the Job's successPolicy says the same), else every node."""
     done = {pod_index(p) for p in pods if (p.get("status") or {}).get("phase") == "Succeeded"}
-    if commands.decided_by_node_zero(spec):
+    if toolkit_facts.decided_by_node_zero(spec):
         return 0 in done
     return done >= set(range(spec.node_count))
 
@@ -541,7 +541,7 @@ def _pods_failed(pods: Sequence[Mapping[str, Any]], spec: TrainingJobSpec) -> bo
         term = main_terminated(p)
         if term is None or int(term.get("exitCode", 0)) == 0:
             continue
-        if pod_index(p) == 0 or not commands.decided_by_node_zero(spec):
+        if pod_index(p) == 0 or not toolkit_facts.decided_by_node_zero(spec):
             return True
     return False
 
@@ -569,7 +569,7 @@ def _job_failure(obs: JobObserved, spec: TrainingJobSpec, cond: Mapping[str, Any
         term = main_terminated(p)
         if term is not None and int(term.get("exitCode", 0)) != 0:
             failed.append((term.get("finishedAt") or "", pod_index(p), term))
-    if commands.decided_by_node_zero(spec):
+    if toolkit_facts.decided_by_node_zero(spec):
         failed.sort(key=lambda f: (f[1] != 0, f[0], f[1]))
     else:
         failed.sort(key=lambda f: (f[0], f[1]))

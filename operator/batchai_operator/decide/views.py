@@ -13,25 +13,28 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..api.cluster import BatchAIClusterSpec
-from ..api.trainingjob import TrainingJobSpec
+from ..api.trainingjob import TrainingJobSpec, cluster_name
+from ..manifests.naming import pod_annotations
 from ..manifests.placement import node_selector
 from ..names import (
     ANNOTATION_SPEC_HASH,
     LABEL_COMPLETION_INDEX,
     LABEL_SETUP_REVISION,
     LABEL_SETUP_STATE,
-    NOT_FOR_PODS,
     SETUP_CONTAINER,
     SETUP_SUCCEEDED,
 )
 
 
+def controller_ref(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The object's controller: its ownerReference with controller: true, if any."""
+    return next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), None)
+
+
 def controller_uid(meta: Mapping[str, Any]) -> str | None:
-    """The uid of the object's controller (its ownerReference with controller: true), if any."""
-    for ref in meta.get("ownerReferences") or []:
-        if ref.get("controller"):
-            return str(ref.get("uid"))
-    return None
+    """The uid of the object's controller, if any."""
+    ref = controller_ref(meta)
+    return str(ref.get("uid")) if ref is not None else None
 
 
 def _owned_metadata(meta: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
@@ -43,11 +46,6 @@ def _owned_metadata(meta: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
 def validation_message(e: ValidationError) -> str:
     """A pydantic error in one line, naming the fields (never echoing input values)."""
     return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}" for err in e.errors())
-
-
-def _annotations(meta: Mapping[str, Any]) -> dict[str, str]:
-    """Annotations without tool and operator bookkeeping (last-applied configurations can be large)."""
-    return {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(NOT_FOR_PODS)}
 
 
 def pod_index(pod: Mapping[str, Any]) -> int:
@@ -83,12 +81,12 @@ def trainingjob_view(body: Mapping[str, Any]) -> dict[str, Any]:
             "generation": meta.get("generation"),
             "creationTimestamp": meta.get("creationTimestamp"),
             "labels": dict(meta.get("labels") or {}),
-            "annotations": _annotations(meta),
+            "annotations": pod_annotations(meta.get("annotations")),  # last-applied ones can be large
             "deletionTimestamp": meta.get("deletionTimestamp"),
         },
         "spec": spec,
         "specError": spec_error,
-        "cluster": str(raw_spec.get("cluster") or "").rstrip("/").rsplit("/", 1)[-1],
+        "cluster": cluster_name(str(raw_spec.get("cluster") or "")),
         "status": dict(body.get("status") or {}),
     }
 

@@ -40,10 +40,6 @@ class JobChildren:
     shared_temp_claim: dict[str, Any] | None = None  # multi-node jobs: the volume of their shared temp
     launcher_config_map: dict[str, Any] | None = None  # single-node jobs: the namespace's shared one
 
-    @property
-    def ssh_secret_name(self) -> str | None:
-        return self.ssh_secret_metadata["name"] if self.ssh_secret_metadata else None
-
     def ssh_secret(self, private_key: str, public_key: str) -> dict[str, Any]:
         assert self.ssh_secret_metadata is not None
         return build_ssh_secret(dict(self.ssh_secret_metadata), private_key, public_key)

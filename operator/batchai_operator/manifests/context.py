@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .. import toolkit_facts
 from ..api.cluster import BatchAIClusterSpec
 from ..api.trainingjob import TrainingJobSpec
 from ..config import OperatorConfig
-from ..launcher import commands
 from .paths import JobIdentity
 
 
@@ -40,7 +40,7 @@ class JobContext:
 
     @property
     def needs_ssh(self) -> bool:
-        return self.multi_node and commands.needs_ssh(self.spec)
+        return self.multi_node and toolkit_facts.needs_ssh(self.spec)
 
     @property
     def ssh_secret_name(self) -> str:

@@ -6,8 +6,8 @@ import hashlib
 import json
 from typing import Any
 
+from .. import toolkit_facts
 from ..api.trainingjob import TrainingJobSpec
-from ..launcher import commands
 from ..names import ANNOTATION_SPEC_HASH
 from .context import JobContext
 from .pod import build_pod_template
@@ -34,7 +34,7 @@ def build_job(ctx: JobContext) -> dict[str, Any]:
         "suspend": bool(spec.suspend),
         "template": build_pod_template(ctx),
     }
-    if commands.decided_by_node_zero(spec) and ctx.multi_node:
+    if toolkit_facts.decided_by_node_zero(spec) and ctx.multi_node:
         # Batch AI: where only node 0 runs the toolkit, node 0's exit decides the job.
         job_spec["successPolicy"] = {"rules": [{"succeededIndexes": "0"}]}
     metadata = ctx.metadata()

@@ -33,7 +33,7 @@ from ..decide.cluster import (
     selects,
 )
 from ..decide.common import Event
-from ..kube import api_message
+from ..kube_errors import api_message
 from ..metrics import ARM_SCALE_CALLS
 from ..names import (
     ANNOTATION_APPLIED_SCALE,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..api.trainingjob import cluster_name
 from ..decide import views
 from ..names import JOB_KIND, LABEL_CLUSTER_UID, LABEL_JOB_UID
 
@@ -46,18 +47,17 @@ def trainingjobs(body: Mapping[str, Any]) -> dict[Any, Any]:
 
 def trainingjobs_by_cluster(body: Mapping[str, Any]) -> dict[Any, Any]:
     meta = _meta(body)
-    cluster = str((body.get("spec") or {}).get("cluster") or "").rstrip("/").rsplit("/", 1)[-1]
+    cluster = cluster_name(str((body.get("spec") or {}).get("cluster") or ""))
     return {(meta.get("namespace"), cluster): meta["uid"]}
 
 
 def jobs_by_owner(body: Mapping[str, Any]) -> dict[Any, Any]:
     """Jobs whose controller is a TrainingJob, under that TrainingJob's uid (never by label alone)."""
     meta = _meta(body)
-    owner = next(
-        (r for r in meta.get("ownerReferences") or [] if r.get("controller") and r.get("kind") == JOB_KIND),
-        None,
-    )
-    return {(meta.get("namespace"), owner["uid"]): views.job_view(body)} if owner else {}
+    owner = views.controller_ref(meta)
+    if owner is None or owner.get("kind") != JOB_KIND:
+        return {}
+    return {(meta.get("namespace"), owner["uid"]): views.job_view(body)}
 
 
 def pods_by_owner(body: Mapping[str, Any]) -> dict[Any, Any]:

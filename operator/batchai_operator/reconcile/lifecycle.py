@@ -154,10 +154,6 @@ def event_callback(
     return on_event
 
 
-def failed_mount_callback(rt: Runtime, loop: asyncio.AbstractEventLoop) -> Callable[[dict[str, Any]], None]:
-    return event_callback(rt, loop, trainingjob.on_failed_mount)
-
-
 async def cleanup() -> None:
     rt = current()
     await rt.close()

@@ -34,7 +34,8 @@ from ..decide.trainingjob import (
     mount_failure_message,
     mount_kind,
 )
-from ..kube import Kube, api_message
+from ..kube import Kube
+from ..kube_errors import api_message
 from ..manifests.children import JobChildren, build_children
 from ..manifests.errors import BuildError
 from ..manifests.naming import child_name
