@@ -8,12 +8,17 @@ from typing import Any
 
 from batchai_operator.api.trainingjob import TrainingJobSpec, TrainingJobStatus
 from batchai_operator.decide.common import Event, parse_time
-from batchai_operator.decide.trainingjob import DeleteJob, JobDecision, JobObserved, decide
-from batchai_operator.manifests.paths import JobIdentity
+from batchai_operator.decide.trainingjob import (
+    DeleteBatchJob,
+    TrainingJobDecision,
+    TrainingJobObserved,
+    decide,
+)
+from batchai_operator.manifests.paths import TrainingJobIdentity
 
 NOW = "2026-11-29T12:00:00Z"
 LATER = "2026-11-29T12:05:00Z"
-IDENT = JobIdentity(namespace="ns", name="j", uid="u1", experiment="default")
+IDENT = TrainingJobIdentity(namespace="ns", name="j", uid="u1", experiment="default")
 
 
 def spec(**extra: Any) -> TrainingJobSpec:
@@ -72,15 +77,17 @@ def job(*conditions: tuple[str, str], suspend: bool = False) -> dict[str, Any]:
     }
 
 
-def observe(s: TrainingJobSpec | None = None, status: dict[str, Any] | None = None, **kw: Any) -> JobObserved:
+def observe(
+    s: TrainingJobSpec | None = None, status: dict[str, Any] | None = None, **kw: Any
+) -> TrainingJobObserved:
     """What decide sees: the default spec on an existing cluster, plus what the test gives.
 
-    `build_error` (code, message) is the outcome of an earlier start (JobObserved.start_error).
+    `build_error` (code, message) is the outcome of an earlier start (TrainingJobObserved.start_error).
     """
     kw.setdefault("cluster_found", True)
     if "build_error" in kw:
         kw["start_error"] = kw.pop("build_error")
-    return JobObserved(
+    return TrainingJobObserved(
         spec=s or spec(),
         ident=IDENT,
         generation=1,
@@ -95,11 +102,11 @@ class StatusResult:
     status: dict[str, Any]  # as written to the API
     events: list[Event]
     stop_job: bool  # the decision deletes the Job (the operator decided the outcome)
-    decision: JobDecision
+    decision: TrainingJobDecision
 
 
-def compute_status(obs: JobObserved, now: str) -> StatusResult:
+def compute_status(obs: TrainingJobObserved, now: str) -> StatusResult:
     at = parse_time(now)
     assert at is not None
     d = decide(obs, at)
-    return StatusResult(d.status.wire(), d.events, any(isinstance(a, DeleteJob) for a in d.actions), d)
+    return StatusResult(d.status.wire(), d.events, any(isinstance(a, DeleteBatchJob) for a in d.actions), d)

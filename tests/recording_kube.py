@@ -33,8 +33,8 @@ class RecordingKube:
     async def patch_custom(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
         self.calls.append(("custom", patch))
 
-    async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        self.calls.append(("patch-job", (name, patch)))
+    async def patch_batch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.calls.append(("patch-batch-job", (name, patch)))
 
     async def delete_custom(self, plural: str, namespace: str, name: str) -> None:
         self.calls.append(("delete-custom", (plural, name)))

@@ -139,7 +139,7 @@ class Kube:
             self.core.patch_namespaced_pod, name, namespace, {"metadata": {"labels": labels}}, ok=(404,)
         )
 
-    async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    async def patch_batch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         await self._call(self.batch.patch_namespaced_job, name, namespace, patch, ok=(404,))
 
     async def controller_uid(self, kind: str, namespace: str, name: str) -> str | None:

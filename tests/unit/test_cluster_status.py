@@ -13,7 +13,7 @@ from batchai_operator.api.trainingjob import BatchAIError
 from batchai_operator.decide import cluster
 from batchai_operator.decide.cluster import selects, setup_pods_to_mark, setup_state
 from batchai_operator.decide.common import Event, fmt_time, status_patch
-from batchai_operator.decide.views import slim_job_pod, slim_node, slim_setup_pod
+from batchai_operator.decide.views import pod_on_node, slim_node, slim_setup_pod
 
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 REV = "rev1"
@@ -51,7 +51,7 @@ def node(
 
 
 def job_pod(node_name: str, phase: str = "Running") -> dict[str, Any]:
-    slim = slim_job_pod(
+    slim = pod_on_node(
         {
             "metadata": {"name": f"job-{node_name}", "namespace": "ns"},
             "spec": {"nodeName": node_name},
@@ -444,9 +444,9 @@ def test_status_patch_only_changes_and_nulls_dropped_keys() -> None:
 def test_slim_node_and_pods() -> None:
     n = node("a", ready="False", since=5, unschedulable=True, taints=["b", "a"])
     assert n["ready"] == "False" and n["unschedulable"] and n["taints"] == ["a", "b"]
-    assert slim_job_pod({"metadata": {"name": "p"}, "spec": {}, "status": {"phase": "Pending"}}) is None
+    assert pod_on_node({"metadata": {"name": "p"}, "spec": {}, "status": {"phase": "Pending"}}) is None
     assert (
-        slim_job_pod({"metadata": {"name": "p"}, "spec": {"nodeName": "a"}, "status": {"phase": "Succeeded"}})
+        pod_on_node({"metadata": {"name": "p"}, "spec": {"nodeName": "a"}, "status": {"phase": "Succeeded"}})
         is None
     )
     assert selects({"a": "1"}, {"a": "1", "b": "2"}) and not selects({"a": "1", "c": "3"}, {"a": "1"})

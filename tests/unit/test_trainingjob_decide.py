@@ -15,12 +15,12 @@ from batchai_operator.decide.trainingjob import (
     EXIT_CODE_GRACE_SECONDS,
     EXIT_CODE_RECHECK_SECONDS,
     SECRET_RETRY_SECONDS,
-    DeleteJob,
+    CreateChildren,
+    DeleteBatchJob,
     DeleteTrainingJob,
-    JobAction,
-    JobDecision,
-    SetJobSuspend,
-    StartJob,
+    SetBatchJobSuspend,
+    TrainingJobAction,
+    TrainingJobDecision,
     decide,
 )
 from decisions import NOW, compute_status, job, observe, pod, spec
@@ -30,17 +30,17 @@ assert AT is not None
 KUEUE = {"kueue.x-k8s.io/queue-name": "gpu-queue"}
 
 
-def decided(**kw: Any) -> JobDecision:
+def decided(**kw: Any) -> TrainingJobDecision:
     s = kw.pop("s", None)
     now = kw.pop("now", AT)
     return decide(observe(s, **kw), now)
 
 
-def expect_actions(d: JobDecision, *expected: JobAction) -> None:
+def expect_actions(d: TrainingJobDecision, *expected: TrainingJobAction) -> None:
     assert d.actions == list(expected)
 
 
-def reason(d: JobDecision) -> tuple[str | None, str | None]:
+def reason(d: TrainingJobDecision) -> tuple[str | None, str | None]:
     """(executionState, reason of the condition that is True for it)."""
     state = d.status.execution_state
     active = next(c for c in d.status.conditions or [] if c.status == "True" and c.type != "SpecApplied")
@@ -60,7 +60,7 @@ def finished(state: str = "succeeded", end: str = "2026-11-29T11:58:00Z") -> dic
 
 def test_a_new_job_on_an_existing_cluster_is_started() -> None:
     d = decided()
-    expect_actions(d, StartJob())
+    expect_actions(d, CreateChildren())
     assert reason(d) == ("queued", "WaitingForNodes")
     assert d.requeue_after is None
 
@@ -100,7 +100,7 @@ def test_refused_create_waits_then_tries_again() -> None:
     assert "exceeded quota: gpu" in d.events[0].message
     assert d.requeue_after == pytest.approx(CREATE_RETRY_SECONDS - 4)
     later = decided(create_refused=refused, now=AT + timedelta(seconds=CREATE_RETRY_SECONDS))
-    expect_actions(later, StartJob())
+    expect_actions(later, CreateChildren())
     assert reason(later) == ("queued", "JobCreationRejected")  # until the Job exists
 
 
@@ -108,7 +108,7 @@ def test_a_spec_that_cannot_become_manifests_fails_and_stops_a_running_job() -> 
     d = decided(build_error=("UnknownVmSize", "vmSize X unknown"))
     expect_actions(d)
     d = decided(build_error=("UnknownVmSize", "vmSize X unknown"), job=job(), pods=[pod(0)])
-    expect_actions(d, DeleteJob("j"))
+    expect_actions(d, DeleteBatchJob("j"))
     assert reason(d) == ("failed", "UnknownVmSize")
 
 
@@ -125,13 +125,13 @@ def test_unparsable_spec_fails_with_invalid_spec() -> None:
 
 def test_suspend_is_passed_to_the_job() -> None:
     d = decided(s=spec(suspend=True), status=running(), job=job(), pods=[pod(0)])
-    expect_actions(d, SetJobSuspend("j", True))
+    expect_actions(d, SetBatchJobSuspend("j", True))
     assert reason(d) == ("queued", "Suspended")
 
 
 def test_resume_is_passed_to_the_job() -> None:
     d = decided(s=spec(suspend=False), job=job(suspend=True), pods=[])
-    expect_actions(d, SetJobSuspend("j", False))
+    expect_actions(d, SetBatchJobSuspend("j", False))
     assert reason(d) == ("queued", "WaitingForNodes")
 
 
@@ -184,10 +184,10 @@ def test_completion_succeeds_without_stopping_the_job() -> None:
 
 def test_kubelet_failures_fail_the_job_and_stop_it() -> None:
     pull = decided(job=job(), pods=[pod(0, phase="Pending", waiting="ErrImageNeverPull")])
-    expect_actions(pull, DeleteJob("j"))
+    expect_actions(pull, DeleteBatchJob("j"))
     assert reason(pull) == ("failed", "FailedStartingContainer")
     mount = decided(job=job(), pods=[pod(0, phase="Pending")], mount_failure=(0, "Permission denied"))
-    expect_actions(mount, DeleteJob("j"))
+    expect_actions(mount, DeleteBatchJob("j"))
     assert reason(mount) == ("failed", "AZFMountError")
 
 
@@ -202,7 +202,7 @@ def test_the_job_controllers_failure_needs_no_stop() -> None:
 
 def test_terminate_deletes_a_running_job_once() -> None:
     d = decided(s=spec(terminate=True), status=running(), job=job(), pods=[pod(0)])
-    expect_actions(d, DeleteJob("j"))
+    expect_actions(d, DeleteBatchJob("j"))
     assert reason(d) == ("terminating", "Terminating")
     deleting = job()
     deleting["metadata"]["deletionTimestamp"] = NOW
@@ -227,7 +227,7 @@ def test_a_finished_job_whose_job_still_runs_is_stopped() -> None:
     stopped = finished("failed")
     stopped["executionInfo"]["errors"] = [{"code": "FailedStartingContainer", "message": "m"}]
     d = decided(status=stopped, job=job(), pods=[pod(0)])
-    expect_actions(d, DeleteJob("j"))
+    expect_actions(d, DeleteBatchJob("j"))
     assert d.events == []
     # What the pods decided themselves, the Job ends on its own: it is not deleted (its logs stay).
     ended = finished("failed")

@@ -166,7 +166,7 @@ def test_launcher_mount_and_launcher_failures_are_named() -> None:
 
 
 def test_spec_change_after_start_is_reported_as_not_applied() -> None:
-    from batchai_operator.manifests.job import spec_hash
+    from batchai_operator.manifests.batch_job import spec_hash
     from batchai_operator.names import ANNOTATION_SPEC_HASH as SPEC_HASH_ANNOTATION
 
     started = job()

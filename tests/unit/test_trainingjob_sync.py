@@ -68,7 +68,7 @@ def world(*objects: dict[str, Any], spec: dict[str, Any] | None = None, status: 
     add(indexers.CLUSTERS, cluster_body())
     for obj in objects:
         if obj["kind"] == "Job":
-            add(indexers.JOBS_BY_OWNER, obj)
+            add(indexers.BATCH_JOBS_BY_OWNER, obj)
         else:
             add(indexers.PODS_BY_OWNER, obj)
             add(indexers.POD_OWNER_BY_NAME, obj)
@@ -347,4 +347,4 @@ async def test_ttl_deletes_the_trainingjob(env: Any) -> None:
 async def test_suspend_is_patched_onto_the_job(env: Any) -> None:
     kube, _ = env
     await sync(world(owned_job(), job_pod(), spec=cntk_spec(suspend=True)))
-    assert kube.of("patch-job") == [("j", {"spec": {"suspend": True}})]
+    assert kube.of("patch-batch-job") == [("j", {"spec": {"suspend": True}})]

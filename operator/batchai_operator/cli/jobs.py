@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from ..convert import ConvertOptions, convert_file
-from ..names import LABEL_EXPERIMENT, LABEL_JOB_UID
+from ..names import LABEL_EXPERIMENT, LABEL_TRAININGJOB_UID
 from . import common
 from .errors import CliError
 from .files import with_storage
@@ -244,7 +244,7 @@ def job_delete(args: argparse.Namespace) -> int:
 def job_node_list(args: argparse.Namespace) -> int:
     kube = common.kube(args)
     obj = kube.get_job(kube.namespace, args.job)
-    pods = kube.list_pods(kube.namespace, f"{LABEL_JOB_UID}={obj['metadata']['uid']}")
+    pods = kube.list_pods(kube.namespace, f"{LABEL_TRAININGJOB_UID}={obj['metadata']['uid']}")
     rows = node_rows([kube.api.sanitize_for_serialization(p) for p in pods])
     sys.stdout.write(render(rows, args.output, NODE_COLUMNS))
     return 0

@@ -19,7 +19,7 @@ from kubernetes.config.config_exception import ConfigException
 from ..kube_errors import api_message
 from ..names import CLUSTER_PLURAL as CLUSTERS
 from ..names import GROUP, VERSION
-from ..names import JOB_PLURAL as JOBS
+from ..names import TRAININGJOB_PLURAL as JOBS
 from ..storage.credentials import SecretRead
 from .errors import CliError
 

@@ -30,8 +30,8 @@ from ..api.trainingjob import (
     TrainingJobSpec,
     TrainingJobStatus,
 )
-from ..manifests.job import spec_hash
-from ..manifests.paths import JobIdentity, stdouterr_dir
+from ..manifests.batch_job import spec_hash
+from ..manifests.paths import TrainingJobIdentity, stdouterr_dir
 from ..names import (
     ANNOTATION_SPEC_HASH,
     CONDITION_FOR_STATE,
@@ -49,7 +49,6 @@ from ..names import (
     ERR_UNMANAGED_MOUNT,
     ERR_VOLUME_MOUNT,
     FAILED,
-    JOB_CONDITION_TYPES,
     LABEL_KUEUE_QUEUE,
     MAIN_CONTAINER,
     PULL_FAILURES,
@@ -60,6 +59,7 @@ from ..names import (
     SUCCEEDED,
     TERMINAL_STATES,
     TERMINATING,
+    TRAININGJOB_CONDITION_TYPES,
     WAIT_CLUSTER_INVALID,
     WAIT_CLUSTER_NOT_FOUND,
     WAIT_CREATION_REJECTED,
@@ -113,10 +113,10 @@ JOB_DECIDED = frozenset(
 
 
 @dataclass(frozen=True)
-class JobObserved:
+class TrainingJobObserved:
     """What the operator saw of one TrainingJob's world: its indexes plus what it remembers doing."""
 
-    ident: JobIdentity
+    ident: TrainingJobIdentity
     generation: int
     spec: TrainingJobSpec | None  # None when the spec cannot be parsed (spec_error says why)
     status: TrainingJobStatus  # the status last written
@@ -138,19 +138,19 @@ class JobObserved:
 
 
 @dataclass(frozen=True)
-class StartJob:
+class CreateChildren:
     """Build the children (Job, ConfigMap, Service, SSH Secret) and create them."""
 
 
 @dataclass(frozen=True)
-class DeleteJob:
+class DeleteBatchJob:
     """Stop the job's pods by deleting its Job."""
 
     name: str
 
 
 @dataclass(frozen=True)
-class SetJobSuspend:
+class SetBatchJobSuspend:
     """Pass spec.suspend to the Job (when Kueue does not own it)."""
 
     name: str
@@ -162,14 +162,14 @@ class DeleteTrainingJob:
     """ttlSecondsAfterFinished is over: delete the TrainingJob (its children go with it)."""
 
 
-JobAction = StartJob | DeleteJob | SetJobSuspend | DeleteTrainingJob
+TrainingJobAction = CreateChildren | DeleteBatchJob | SetBatchJobSuspend | DeleteTrainingJob
 
 
 @dataclass(frozen=True)
-class JobDecision:
+class TrainingJobDecision:
     status: TrainingJobStatus
     events: list[Event]
-    actions: list[JobAction]
+    actions: list[TrainingJobAction]
     requeue_after: float | None = None  # seconds until the job must be looked at again, whatever happens
 
 
@@ -186,14 +186,14 @@ class _Outcome:
     exit_code: int | None = None
     errors: list[BatchAIError] = field(default_factory=list)
     suspended: bool = False
-    actions: list[JobAction] = field(default_factory=list)
+    actions: list[TrainingJobAction] = field(default_factory=list)
     requeue_after: float | None = None
     # Worth an Event when the state changes. Not news: a job being created, and a job that starts running
     # (its status and Running condition say so; Events mark ends and setbacks), one write fewer per job each.
     news: bool = True
 
 
-def decide(obs: JobObserved, now: datetime) -> JobDecision:
+def decide(obs: TrainingJobObserved, now: datetime) -> TrainingJobDecision:
     """The TrainingJob's status, Events and actions for what was observed, at time `now`."""
     old = obs.status
     if old.execution_state in TERMINAL_STATES:
@@ -208,13 +208,13 @@ def decide(obs: JobObserved, now: datetime) -> JobDecision:
     if obs.spec is None:
         out = _failed(ERR_INVALID_SPEC, f"The spec cannot be parsed: {obs.spec_error}")
         status = _new_status(obs, out, now)
-        return JobDecision(status, _events(old, out), [])
+        return TrainingJobDecision(status, _events(old, out), [])
     out = _outcome(obs, obs.spec, now)
     status = _new_status(obs, out, now)
     return _with_ttl(obs, status, _events(old, out), out.actions, now, out.requeue_after)
 
 
-def _outcome(obs: JobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome:
+def _outcome(obs: TrainingJobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome:
     job = obs.job
     if obs.start_error:
         out = _failed(*obs.start_error)
@@ -224,7 +224,7 @@ def _outcome(obs: JobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome
         if job is not None and not _job_finished(job):
             out = _Outcome(TERMINATING, "Terminating", "Termination requested: stopping the job's pods")
             if not (job.get("metadata") or {}).get("deletionTimestamp"):
-                out.actions = [DeleteJob(_name(job))]
+                out.actions = [DeleteBatchJob(_name(job))]
             return out
         return _failed(ERR_JOB_TERMINATED, "The job was terminated by the user (spec.terminate)")
     if not obs.cluster_found:
@@ -241,17 +241,17 @@ def _outcome(obs: JobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome
         return _start(obs, spec, now)
 
     suspend = bool((job.get("spec") or {}).get("suspend"))
-    actions: list[JobAction] = []
+    actions: list[TrainingJobAction] = []
     # Kueue owns suspend on the Jobs it queues; without Kueue, the TrainingJob's suspend is passed through.
     if LABEL_KUEUE_QUEUE not in obs.labels and suspend != bool(spec.suspend):
         suspend = bool(spec.suspend)
-        actions.append(SetJobSuspend(_name(job), suspend))
+        actions.append(SetBatchJobSuspend(_name(job), suspend))
     out = _running_outcome(obs, spec, job, suspend, now)
     out.actions = actions + out.actions
     return out
 
 
-def _start(obs: JobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome:
+def _start(obs: TrainingJobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome:
     """No Job yet: create the children, unless something they need is missing. A job whose children
     are being created already waits for its nodes: saying so at once spares a status write per job."""
     # A new job being created is not news; one whose Job is gone again is.
@@ -269,13 +269,15 @@ def _start(obs: JobObserved, spec: TrainingJobSpec, now: datetime) -> _Outcome:
         if wait > 0:
             out.requeue_after = wait
         else:
-            out.actions = [StartJob()]
+            out.actions = [CreateChildren()]
         return out
-    return _Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(obs, spec), actions=[StartJob()], news=news)
+    return _Outcome(
+        QUEUED, WAIT_FOR_NODES, _waiting_message(obs, spec), actions=[CreateChildren()], news=news
+    )
 
 
 def _running_outcome(
-    obs: JobObserved, spec: TrainingJobSpec, job: Mapping[str, Any], suspend: bool, now: datetime
+    obs: TrainingJobObserved, spec: TrainingJobSpec, job: Mapping[str, Any], suspend: bool, now: datetime
 ) -> _Outcome:
     """The job's children exist: what they say."""
     conds = {
@@ -352,21 +354,21 @@ def _failed(
     return _Outcome(FAILED, code, message, exit_code=exit_code, errors=[error])
 
 
-def _stop_if_running(job: Mapping[str, Any] | None) -> list[JobAction]:
+def _stop_if_running(job: Mapping[str, Any] | None) -> list[TrainingJobAction]:
     """The operator decided the outcome while the Job still runs: stop it (after the status is saved)."""
     if job is None or _job_finishing(job) or (job.get("metadata") or {}).get("deletionTimestamp"):
         return []
-    return [DeleteJob(_name(job))]
+    return [DeleteBatchJob(_name(job))]
 
 
 def _with_ttl(
-    obs: JobObserved,
+    obs: TrainingJobObserved,
     status: TrainingJobStatus,
     events: list[Event],
-    actions: list[JobAction],
+    actions: list[TrainingJobAction],
     now: datetime,
     requeue_after: float | None = None,
-) -> JobDecision:
+) -> TrainingJobDecision:
     """ttlSecondsAfterFinished: a finished job is deleted that long after its end time."""
     ttl = obs.spec.ttl_seconds_after_finished if obs.spec else None
     end = parse_time(status.execution_info.end_time if status.execution_info else None)
@@ -376,13 +378,13 @@ def _with_ttl(
             actions = [*actions, DeleteTrainingJob()]
         else:
             requeue_after = remaining if requeue_after is None else min(requeue_after, remaining)
-    return JobDecision(status, events, actions, requeue_after)
+    return TrainingJobDecision(status, events, actions, requeue_after)
 
 
 # ---- status ----------------------------------------------------------------------------------------
 
 
-def _finished_status(obs: JobObserved) -> TrainingJobStatus:
+def _finished_status(obs: TrainingJobObserved) -> TrainingJobStatus:
     """Batch AI: a completed job stays completed; only the node counts move on (pods being cleaned up)."""
     status = obs.status.model_copy(update={"observed_generation": obs.generation})
     if obs.pods:
@@ -390,7 +392,7 @@ def _finished_status(obs: JobObserved) -> TrainingJobStatus:
     return status
 
 
-def _new_status(obs: JobObserved, out: _Outcome, now: datetime) -> TrainingJobStatus:
+def _new_status(obs: TrainingJobObserved, out: _Outcome, now: datetime) -> TrainingJobStatus:
     old = obs.status
     stamp = fmt_time(now)
     info = (old.execution_info or ExecutionInfo()).model_copy()
@@ -428,10 +430,10 @@ def _new_status(obs: JobObserved, out: _Outcome, now: datetime) -> TrainingJobSt
     return status
 
 
-def _conditions(obs: JobObserved, out: _Outcome, now: datetime) -> list[Condition]:
+def _conditions(obs: TrainingJobObserved, out: _Outcome, now: datetime) -> list[Condition]:
     active = CONDITION_FOR_STATE[out.state]
     conditions = list(obs.status.conditions or [])
-    for ctype in JOB_CONDITION_TYPES:
+    for ctype in TRAININGJOB_CONDITION_TYPES:
         is_true = ctype == active or (ctype == CONDITION_SUSPENDED and out.suspended)
         prev = find_condition(conditions, ctype)
         reason = out.reason if is_true else (prev.reason if prev and prev.reason else "NotActive")
@@ -441,12 +443,12 @@ def _conditions(obs: JobObserved, out: _Outcome, now: datetime) -> list[Conditio
     if obs.spec is not None:
         conditions = _spec_applied(obs, obs.spec, conditions, now)
     # The job's own condition types first, in their fixed order, then any others.
-    order = {t: i for i, t in enumerate((*JOB_CONDITION_TYPES, CONDITION_SPEC_APPLIED))}
+    order = {t: i for i, t in enumerate((*TRAININGJOB_CONDITION_TYPES, CONDITION_SPEC_APPLIED))}
     return sorted(conditions, key=lambda c: order.get(c.type, len(order)))
 
 
 def _spec_applied(
-    obs: JobObserved, spec: TrainingJobSpec, conditions: list[Condition], now: datetime
+    obs: TrainingJobObserved, spec: TrainingJobSpec, conditions: list[Condition], now: datetime
 ) -> list[Condition]:
     """Whether the running Job was built from the current spec: edits after the start are not applied."""
     built_from = ((obs.job or {}).get("metadata") or {}).get("annotations", {}).get(ANNOTATION_SPEC_HASH)
@@ -546,7 +548,7 @@ def _pods_failed(pods: Sequence[Mapping[str, Any]], spec: TrainingJobSpec) -> bo
     return False
 
 
-def _exit_code_on_its_way(obs: JobObserved, cond: Mapping[str, Any], now: datetime) -> bool:
+def _exit_code_on_its_way(obs: TrainingJobObserved, cond: Mapping[str, Any], now: datetime) -> bool:
     """The Job failed because of a pod (any reason but its deadline; `status.failed` may still be 0
     then, the pod sits in `uncountedTerminatedPods`), no pod view has a non-zero exit code yet, and the
     verdict is recent: the pod's last update is still on its way (EXIT_CODE_GRACE_SECONDS)."""
@@ -558,7 +560,7 @@ def _exit_code_on_its_way(obs: JobObserved, cond: Mapping[str, Any], now: dateti
     return since is not None and (now - since).total_seconds() < EXIT_CODE_GRACE_SECONDS
 
 
-def _job_failure(obs: JobObserved, spec: TrainingJobSpec, cond: Mapping[str, Any]) -> _Outcome:
+def _job_failure(obs: TrainingJobObserved, spec: TrainingJobSpec, cond: Mapping[str, Any]) -> _Outcome:
     reason = cond.get("reason") or ""
     if reason == "DeadlineExceeded":
         limit = spec.effective_constraints.max_wall_clock_time
@@ -611,7 +613,7 @@ def _pod_start_failure(pods: Sequence[Mapping[str, Any]]) -> _Outcome | None:
     return None
 
 
-def _waiting_message(obs: JobObserved, spec: TrainingJobSpec) -> str:
+def _waiting_message(obs: TrainingJobObserved, spec: TrainingJobSpec) -> str:
     unschedulable = []
     for p in obs.pods:
         for c in (p.get("status") or {}).get("conditions") or []:

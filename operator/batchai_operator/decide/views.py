@@ -91,7 +91,7 @@ def trainingjob_view(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def job_view(body: Mapping[str, Any]) -> dict[str, Any]:
+def batch_job_view(body: Mapping[str, Any]) -> dict[str, Any]:
     """A batch/v1 Job of a TrainingJob."""
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
@@ -107,7 +107,7 @@ def job_view(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def job_pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
+def pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
     """A pod of a TrainingJob's Job: phase, scheduling, readiness and container states."""
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
@@ -186,7 +186,7 @@ def slim_node(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def slim_job_pod(body: Mapping[str, Any]) -> dict[str, Any] | None:
+def pod_on_node(body: Mapping[str, Any]) -> dict[str, Any] | None:
     """A job pod occupying a node (bound, pending or running), or None when it occupies none."""
     meta = body.get("metadata") or {}
     node = (body.get("spec") or {}).get("nodeName")

@@ -11,11 +11,11 @@ from ..api.cluster_checks import check_against_cluster
 from ..api.trainingjob import TrainingJobSpec
 from ..config import OperatorConfig
 from ..launcher import commands
-from ..names import JOB_KIND, LABEL_CLUSTER
+from ..names import LABEL_CLUSTER, TRAININGJOB_KIND
+from .batch_job import build_batch_job
 from .configmap import build_config_map, build_launcher_config_map
-from .context import JobContext, hosts
+from .context import TrainingJobContext, hosts
 from .errors import BuildError
-from .job import build_job
 from .limits import check_config_estimate, check_config_size
 from .naming import child_labels, child_name, label_value, owner_reference, user_labels
 from .paths import identity
@@ -26,7 +26,7 @@ from .ssh import build_ssh_secret
 
 
 @dataclass(frozen=True)
-class JobChildren:
+class TrainingJobChildren:
     """The children of one TrainingJob, in creation order: the Job last, since its pods mount the rest.
 
     The SSH Secret is described by its metadata only: its keys are generated when it is created, so that
@@ -52,7 +52,7 @@ def build_children(
     cluster: BatchAIClusterSpec,
     config: OperatorConfig,
     cluster_uid: str | None = None,
-) -> JobChildren:
+) -> TrainingJobChildren:
     """The manifests for a TrainingJob object (as read from the API) on a given cluster.
 
     Raises BuildError when the spec cannot run here (unknown VM size, refused mounts, bad shmSize).
@@ -61,7 +61,7 @@ def build_children(
     child = child_name(meta["name"])
     labels = {**user_labels(meta.get("labels")), **child_labels(meta["name"], meta["uid"], spec.experiment)}
     labels[LABEL_CLUSTER] = label_value(cluster_name)
-    ctx = JobContext(
+    ctx = TrainingJobContext(
         obj=obj,
         spec=spec,
         ident=identity(obj, spec),
@@ -71,7 +71,7 @@ def build_children(
         config=config,
         child=child,
         labels=labels,
-        owner=owner_reference(obj, JOB_KIND),
+        owner=owner_reference(obj, TRAININGJOB_KIND),
         gpus=gpus_per_node(cluster),
         hosts=hosts(child, spec.node_count),
     )
@@ -81,8 +81,8 @@ def build_children(
     check_config_estimate(spec, ctx.hosts)  # before rendering: a job too large costs no time here
     config_map = build_config_map(ctx) if ctx.multi_node else None
     check_config_size(config_map["data"] if config_map else commands.render_config(spec, ctx.hosts, ctx.gpus))
-    return JobChildren(
-        job=build_job(ctx),
+    return TrainingJobChildren(
+        job=build_batch_job(ctx),
         config_map=config_map,
         service=build_service(ctx) if ctx.multi_node else None,
         ssh_secret_metadata=ctx.metadata(ctx.ssh_secret_name) if ctx.needs_ssh else None,

@@ -10,16 +10,16 @@ from .. import toolkit_facts
 from ..api.cluster import BatchAIClusterSpec
 from ..api.trainingjob import TrainingJobSpec
 from ..config import OperatorConfig
-from .paths import JobIdentity
+from .paths import TrainingJobIdentity
 
 
 @dataclass(frozen=True)
-class JobContext:
+class TrainingJobContext:
     """One TrainingJob on one cluster, with the names, labels and counts its children share."""
 
     obj: Mapping[str, Any]  # the TrainingJob as read from the API (metadata, apiVersion)
     spec: TrainingJobSpec
-    ident: JobIdentity
+    ident: TrainingJobIdentity
     cluster_name: str
     cluster: BatchAIClusterSpec
     cluster_uid: str | None

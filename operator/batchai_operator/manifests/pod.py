@@ -21,7 +21,7 @@ from ..names import (
     VOLUME_TEMP,
 )
 from .configmap import launcher_config_map_name
-from .context import JobContext
+from .context import TrainingJobContext
 from .env import user_env
 from .errors import BuildError
 from .naming import pod_annotations
@@ -80,7 +80,7 @@ def shm_volume_size(shm_size: str, cap: str) -> str:
     return size
 
 
-def pod_volumes(ctx: JobContext) -> PodVolumes:
+def pod_volumes(ctx: TrainingJobContext) -> PodVolumes:
     """The job's mounts, the cluster's mounts, the launcher config, job temp, /dev/shm and the SSH keys."""
     spec, ns = ctx.spec, ctx.namespace
     allow = namespace_matches(ctx.config.allow.privileged_mounts, ns)
@@ -110,7 +110,7 @@ def pod_volumes(ctx: JobContext) -> PodVolumes:
     return vols
 
 
-def container_env(ctx: JobContext, vols: PodVolumes) -> list[dict[str, Any]]:
+def container_env(ctx: TrainingJobContext, vols: PodVolumes) -> list[dict[str, Any]]:
     """Batch AI's AZ_BATCHAI_* variables, the toolkit's, the launcher's, then the job's own."""
     spec = ctx.spec
     shared = shared_temp_claim_name(ctx) is not None
@@ -151,7 +151,7 @@ def _pull_secret(spec: TrainingJobSpec) -> str | None:
     return None
 
 
-def container_resources(ctx: JobContext) -> dict[str, Any]:
+def container_resources(ctx: TrainingJobContext) -> dict[str, Any]:
     """The configured requests (and limits, if any) plus the node's GPUs as a limit."""
     resources = {k: dict(v) for k, v in ctx.config.job_resources.items() if v}
     if ctx.gpus > 0:
@@ -159,7 +159,7 @@ def container_resources(ctx: JobContext) -> dict[str, Any]:
     return resources
 
 
-def service_account(ctx: JobContext) -> str:
+def service_account(ctx: TrainingJobContext) -> str:
     """The job's serviceAccountName: any of its namespace's, but never the operator's own."""
     name = ctx.spec.service_account_name
     assert name is not None
@@ -172,7 +172,7 @@ def service_account(ctx: JobContext) -> str:
     return name
 
 
-def build_pod_template(ctx: JobContext) -> dict[str, Any]:
+def build_pod_template(ctx: TrainingJobContext) -> dict[str, Any]:
     """The Job's pod template: the launcher in the main container, placed on the cluster's nodes."""
     spec = ctx.spec
     vols = pod_volumes(ctx)

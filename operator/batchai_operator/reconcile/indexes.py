@@ -11,11 +11,11 @@ from typing import Any
 
 from ..api.trainingjob import cluster_name
 from ..decide import views
-from ..names import JOB_KIND, LABEL_CLUSTER_UID, LABEL_JOB_UID
+from ..names import LABEL_CLUSTER_UID, LABEL_TRAININGJOB_UID, TRAININGJOB_KIND
 
 TRAININGJOBS = "trainingjobs"  # uid -> TrainingJob view
 TRAININGJOBS_BY_CLUSTER = "trainingjobs_by_cluster"  # (namespace, cluster name) -> uid
-JOBS_BY_OWNER = "jobs_by_owner"  # (namespace, TrainingJob uid of its controller) -> Job view
+BATCH_JOBS_BY_OWNER = "batch_jobs_by_owner"  # (namespace, TrainingJob uid of its controller) -> Job view
 PODS_BY_OWNER = "pods_by_owner"  # (namespace, TrainingJob uid label) -> pod view (owner checked on use)
 POD_OWNER_BY_NAME = "pod_owner_by_name"  # (namespace, pod name) -> (TrainingJob uid label, pod view)
 CLUSTERS = "clusters"  # (namespace, name) -> BatchAICluster view
@@ -26,7 +26,7 @@ SETUP_DAEMONSETS = "setup_daemonsets"  # cluster uid -> slim DaemonSet
 ALL = (
     TRAININGJOBS,
     TRAININGJOBS_BY_CLUSTER,
-    JOBS_BY_OWNER,
+    BATCH_JOBS_BY_OWNER,
     PODS_BY_OWNER,
     POD_OWNER_BY_NAME,
     CLUSTERS,
@@ -51,29 +51,29 @@ def trainingjobs_by_cluster(body: Mapping[str, Any]) -> dict[Any, Any]:
     return {(meta.get("namespace"), cluster): meta["uid"]}
 
 
-def jobs_by_owner(body: Mapping[str, Any]) -> dict[Any, Any]:
+def batch_jobs_by_owner(body: Mapping[str, Any]) -> dict[Any, Any]:
     """Jobs whose controller is a TrainingJob, under that TrainingJob's uid (never by label alone)."""
     meta = _meta(body)
     owner = views.controller_ref(meta)
-    if owner is None or owner.get("kind") != JOB_KIND:
+    if owner is None or owner.get("kind") != TRAININGJOB_KIND:
         return {}
-    return {(meta.get("namespace"), owner["uid"]): views.job_view(body)}
+    return {(meta.get("namespace"), owner["uid"]): views.batch_job_view(body)}
 
 
 def pods_by_owner(body: Mapping[str, Any]) -> dict[Any, Any]:
     meta = _meta(body)
-    owner = (meta.get("labels") or {}).get(LABEL_JOB_UID)
-    return {(meta.get("namespace"), owner): views.job_pod_view(body)} if owner else {}
+    owner = (meta.get("labels") or {}).get(LABEL_TRAININGJOB_UID)
+    return {(meta.get("namespace"), owner): views.pod_view(body)} if owner else {}
 
 
 def pod_owner_by_name(body: Mapping[str, Any]) -> dict[Any, Any]:
     """(TrainingJob uid label, pod view): the label only says which job to look at; the pod counts only
     when that job's Job controls it (decide/failed_mount.py)."""
     meta = _meta(body)
-    owner = (meta.get("labels") or {}).get(LABEL_JOB_UID)
+    owner = (meta.get("labels") or {}).get(LABEL_TRAININGJOB_UID)
     if not owner:
         return {}
-    return {(meta.get("namespace"), meta.get("name")): (owner, views.job_pod_view(body))}
+    return {(meta.get("namespace"), meta.get("name")): (owner, views.pod_view(body))}
 
 
 def clusters(body: Mapping[str, Any]) -> dict[Any, Any]:
@@ -88,7 +88,7 @@ def nodes(body: Mapping[str, Any]) -> dict[Any, Any]:
 
 
 def pods_by_node(body: Mapping[str, Any]) -> dict[Any, Any]:
-    slim = views.slim_job_pod(body)
+    slim = views.pod_on_node(body)
     return {slim["nodeName"]: slim} if slim else {}
 
 

@@ -15,7 +15,7 @@ import kopf
 from .. import metrics
 from ..config import OperatorConfig
 from ..kube import FAILED_CREATE_EVENTS, FAILED_MOUNT_EVENTS, Kube
-from ..names import CLUSTER_PLURAL, DOMAIN, FINALIZER, JOB_PLURAL
+from ..names import CLUSTER_PLURAL, DOMAIN, FINALIZER, TRAININGJOB_PLURAL
 from ..scaling import AgentPoolScaler
 from . import indexes as idx
 from . import trainingjob
@@ -31,7 +31,7 @@ from .runtime import Runtime, current, install
 # once): a job's node counts within a second; a cluster's node counts, which move with every job that
 # starts or ends, within three, so that a cluster adds few writes per job.
 # Node and pod bursts make one cluster sync per quarter second (few writes per job, little CPU per event).
-STATUS_INTERVALS_SECONDS = {JOB_PLURAL: 1.0, CLUSTER_PLURAL: 3.0}
+STATUS_INTERVALS_SECONDS = {TRAININGJOB_PLURAL: 1.0, CLUSTER_PLURAL: 3.0}
 COALESCE_SECONDS = 0.25
 # The kubernetes client is synchronous: its calls run in this many threads (enough for bursts of jobs).
 CLIENT_THREADS = 32

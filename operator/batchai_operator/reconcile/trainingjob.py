@@ -24,22 +24,22 @@ from ..api.trainingjob import TrainingJobSpec, TrainingJobStatus
 from ..decide.failed_mount import failed_mount
 from ..decide.policy import cluster_problem
 from ..decide.trainingjob import (
-    DeleteJob,
+    CreateChildren,
+    DeleteBatchJob,
     DeleteTrainingJob,
-    JobAction,
-    JobObserved,
-    SetJobSuspend,
-    StartJob,
+    SetBatchJobSuspend,
+    TrainingJobAction,
+    TrainingJobObserved,
     decide,
     mount_failure_message,
     mount_kind,
 )
 from ..kube import Kube
 from ..kube_errors import api_message
-from ..manifests.children import JobChildren, build_children
+from ..manifests.children import TrainingJobChildren, build_children
 from ..manifests.errors import BuildError
 from ..manifests.naming import child_name
-from ..manifests.paths import JobIdentity
+from ..manifests.paths import TrainingJobIdentity
 from ..manifests.secrets import referenced_secrets
 from ..manifests.ssh import generate_ssh_keypair
 from ..manifests.volumes import describe_volumes
@@ -47,10 +47,10 @@ from ..metrics import observe_transition
 from ..names import (
     CONDITION_FOR_STATE,
     ERR_INVALID_SPEC,
-    JOB_KIND,
-    JOB_PLURAL,
     QUEUED,
     TERMINAL_STATES,
+    TRAININGJOB_KIND,
+    TRAININGJOB_PLURAL,
     WAIT_CLUSTER_INVALID,
     WAIT_CLUSTER_NOT_FOUND,
 )
@@ -60,12 +60,12 @@ from .runtime import Runtime
 log = logging.getLogger("batchai_operator")
 # After creating a job's children, how long to trust that its Job will show up in the index before
 # creating again (a create of existing children is adopted, so this only saves requests).
-EXPECT_JOB_SECONDS = 30.0
+EXPECT_BATCH_JOB_SECONDS = 30.0
 MAX_PASSES = 2
 
 
 @dataclass
-class JobMemory:
+class TrainingJobMemory:
     """What the sync remembers about one TrainingJob between syncs: its own actions' outcomes."""
 
     start_error: tuple[str, str] | None = None  # (code, message) from building the children
@@ -78,17 +78,17 @@ class JobMemory:
 @dataclass(frozen=True)
 class _World:
     view: Mapping[str, Any]  # the TrainingJob, from the index
-    observed: JobObserved
+    observed: TrainingJobObserved
     cluster_spec: BatchAIClusterSpec | None = None
     cluster_uid: str | None = None
-    memory: JobMemory = field(default_factory=JobMemory)
+    memory: TrainingJobMemory = field(default_factory=TrainingJobMemory)
 
 
 # ---- entry points (called by handlers/) ---------------------------------------------------------------
 
 
 async def request_sync(rt: Runtime, uid: str) -> None:
-    await rt.run(uid, lambda: sync(rt, uid), JOB_KIND)
+    await rt.run(uid, lambda: sync(rt, uid), TRAININGJOB_KIND)
 
 
 async def on_cluster_event(rt: Runtime, namespace: str | None, name: str) -> None:
@@ -104,10 +104,10 @@ def on_failed_mount(rt: Runtime, event: Mapping[str, Any]) -> None:
     involved = event.get("involvedObject") or {}
     namespace = involved.get("namespace")
     uid, pod = rt.first(idx.POD_OWNER_BY_NAME, (namespace, involved.get("name"))) or (None, None)
-    found = failed_mount(event, pod, our_job(rt, namespace, uid) if uid else None)
+    found = failed_mount(event, pod, our_batch_job(rt, namespace, uid) if uid else None)
     if uid is None or found is None:
         return
-    memory = rt.memory.setdefault(uid, JobMemory())
+    memory = rt.memory.setdefault(uid, TrainingJobMemory())
     memory.mount_failure = (found.node_index, found.attempts, found.message)
     rt.spawn(request_sync(rt, uid))
 
@@ -118,11 +118,11 @@ def on_failed_create(rt: Runtime, event: Mapping[str, Any]) -> None:
     involved = event.get("involvedObject") or {}
     if (event.get("source") or {}).get("component", "job-controller") != "job-controller":
         return
-    for (namespace, uid), store in rt.indexes[idx.JOBS_BY_OWNER].items():
+    for (namespace, uid), store in rt.indexes[idx.BATCH_JOBS_BY_OWNER].items():
         if namespace == involved.get("namespace") and any(
             j["metadata"]["uid"] == involved.get("uid") for j in store
         ):
-            rt.memory.setdefault(uid, JobMemory()).pods_refused = str(event.get("message") or "")
+            rt.memory.setdefault(uid, TrainingJobMemory()).pods_refused = str(event.get("message") or "")
             rt.spawn(request_sync(rt, uid))
             return
 
@@ -151,7 +151,7 @@ async def _sync(rt: Runtime, uid: str) -> None:
         meta = view["metadata"]
         await rt.write_status(
             uid,
-            JOB_PLURAL,
+            TRAININGJOB_PLURAL,
             meta["namespace"],
             meta["name"],
             view["status"],
@@ -181,12 +181,12 @@ async def observe(rt: Runtime, uid: str) -> _World | None:
     namespace = meta["namespace"]
     spec: TrainingJobSpec | None = view["spec"]
     status = _parse_status(rt.written.get(uid) or view["status"])
-    memory: JobMemory = rt.memory.setdefault(uid, JobMemory())
+    memory: TrainingJobMemory = rt.memory.setdefault(uid, TrainingJobMemory())
 
     cluster_name = spec.cluster_name if spec else view["cluster"]
     cluster = rt.first(idx.CLUSTERS, (namespace, cluster_name))
     cluster_spec: BatchAIClusterSpec | None = cluster["spec"] if cluster else None
-    job = our_job(rt, namespace, uid)
+    job = our_batch_job(rt, namespace, uid)
     pods = []
     if job is not None:
         memory.created_at = memory.create_refused = None
@@ -199,7 +199,9 @@ async def observe(rt: Runtime, uid: str) -> _World | None:
         ]
         if spec is not None and len(pods) >= spec.node_count:
             memory.pods_refused = None
-    creating = memory.created_at is not None and time.monotonic() - memory.created_at < EXPECT_JOB_SECONDS
+    creating = (
+        memory.created_at is not None and time.monotonic() - memory.created_at < EXPECT_BATCH_JOB_SECONDS
+    )
 
     missing: list[str] = []
     starting = job is None and not creating and status.execution_state not in TERMINAL_STATES
@@ -210,8 +212,8 @@ async def observe(rt: Runtime, uid: str) -> _World | None:
             if not await rt.kube.secret_exists(namespace, s)
         ]
 
-    observed = JobObserved(
-        ident=JobIdentity(namespace, meta["name"], uid, spec.experiment if spec else "default"),
+    observed = TrainingJobObserved(
+        ident=TrainingJobIdentity(namespace, meta["name"], uid, spec.experiment if spec else "default"),
         generation=int(meta.get("generation") or 1),
         spec=spec,
         spec_error=view["specError"],
@@ -238,20 +240,20 @@ async def observe(rt: Runtime, uid: str) -> _World | None:
     )
 
 
-async def apply(rt: Runtime, world: _World, actions: list[JobAction]) -> bool:
+async def apply(rt: Runtime, world: _World, actions: list[TrainingJobAction]) -> bool:
     """Carry out the decision's actions; True when an outcome changed what the next observe sees."""
     meta = world.view["metadata"]
     namespace = meta["namespace"]
     changed = False
     for action in actions:
-        if isinstance(action, StartJob):
+        if isinstance(action, CreateChildren):
             changed |= await _start(rt, world)
-        elif isinstance(action, DeleteJob):
+        elif isinstance(action, DeleteBatchJob):
             await rt.kube.delete("Job", namespace, action.name)
-        elif isinstance(action, SetJobSuspend):
-            await rt.kube.patch_job(namespace, action.name, {"spec": {"suspend": action.suspend}})
+        elif isinstance(action, SetBatchJobSuspend):
+            await rt.kube.patch_batch_job(namespace, action.name, {"spec": {"suspend": action.suspend}})
         elif isinstance(action, DeleteTrainingJob):
-            await rt.kube.delete_custom(JOB_PLURAL, namespace, meta["name"])
+            await rt.kube.delete_custom(TRAININGJOB_PLURAL, namespace, meta["name"])
     return changed
 
 
@@ -296,7 +298,7 @@ class ChildRefused(Exception):
 
 
 async def create_children(
-    kube: Kube, children: JobChildren, owner_uid: str, shared: set[tuple[str, str]] | None = None
+    kube: Kube, children: TrainingJobChildren, owner_uid: str, shared: set[tuple[str, str]] | None = None
 ) -> None:
     """Create the children in order, the Job last (its pods mount the others). A child that already
     exists is adopted only when this TrainingJob controls it: one left by a deleted job of the same name
@@ -342,14 +344,14 @@ async def _create(kube: Kube, manifest: dict[str, Any]) -> bool:
 # ---- helpers -------------------------------------------------------------------------------------------
 
 
-def our_job(rt: Runtime, namespace: str | None, uid: str) -> Mapping[str, Any] | None:
+def our_batch_job(rt: Runtime, namespace: str | None, uid: str) -> Mapping[str, Any] | None:
     """The TrainingJob's Job: in its namespace, controlled by it (the index's key) and named as the
     operator names it; a Job anyone else made to point at the TrainingJob does not count."""
     view = rt.first(idx.TRAININGJOBS, uid)
     if view is None or view["metadata"]["namespace"] != namespace:
         return None
     name = child_name(view["metadata"]["name"])
-    jobs = rt.all(idx.JOBS_BY_OWNER, (namespace, uid))
+    jobs = rt.all(idx.BATCH_JOBS_BY_OWNER, (namespace, uid))
     return next((j for j in jobs if j["metadata"]["name"] == name), None)
 
 
@@ -357,7 +359,7 @@ def _reference(view: Mapping[str, Any]) -> dict[str, Any]:
     meta = view["metadata"]
     return {
         "apiVersion": view.get("apiVersion"),
-        "kind": JOB_KIND,
+        "kind": TRAININGJOB_KIND,
         "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
     }
 
@@ -383,7 +385,7 @@ def _waits_for_cluster(status: Mapping[str, Any]) -> bool:
 
 
 def _mount_failure(
-    rt: Runtime, memory: JobMemory, spec: TrainingJobSpec | None, cluster: BatchAIClusterSpec | None
+    rt: Runtime, memory: TrainingJobMemory, spec: TrainingJobSpec | None, cluster: BatchAIClusterSpec | None
 ) -> tuple[int, str] | None:
     """A volume the kubelet failed to mount often enough, named as the user wrote it."""
     if memory.mount_failure is None or spec is None:

@@ -9,7 +9,7 @@ from typing import Any
 from .. import toolkit_facts
 from ..api.trainingjob import TrainingJobSpec
 from ..names import ANNOTATION_SPEC_HASH
-from .context import JobContext
+from .context import TrainingJobContext
 from .pod import build_pod_template
 
 # Fields that may change on a running job: they steer the Job instead of rebuilding it.
@@ -22,7 +22,7 @@ def spec_hash(spec: TrainingJobSpec) -> str:
     return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def build_job(ctx: JobContext) -> dict[str, Any]:
+def build_batch_job(ctx: TrainingJobContext) -> dict[str, Any]:
     spec = ctx.spec
     constraints = spec.effective_constraints
     job_spec: dict[str, Any] = {
