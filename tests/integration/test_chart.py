@@ -787,7 +787,9 @@ def test_permission_problems_finds_rbac_denials_only() -> None:
     rbac_traceback = traceback.format('"message":"secrets \\"storage\\" is forbidden: User ... cannot get"')
     terminating_traceback = traceback.format('"message":"namespace y is being terminated"')
     kopf_warning = "[2026-11-29 11:27:21,700] kopf._core.reactor.o [WARNING ] Not enough permissions to watch"
-    harmless = "[2026-11-29 11:27:16,403] kopf.objects [INFO    ] [it-7/nc6] Handler 'on_job' succeeded."
+    harmless = (
+        "[2026-11-29 11:27:16,403] kopf.objects [INFO    ] [it-7/nc6] Handler 'on_batch_job' succeeded."
+    )
     event_404 = (
         "[2026-11-29 11:34:28,054] kopf._core.engines.p [WARNING ] Failed to post an event. Code: 404."
     )

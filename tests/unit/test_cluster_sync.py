@@ -12,11 +12,13 @@ import kopf
 import pytest
 
 from batchai_operator.config import AgentPoolRef, AllowPolicy, OperatorConfig
-from batchai_operator.decide.views import slim_node
 from batchai_operator.names import ANNOTATION_APPLIED_SCALE
+from batchai_operator.observe import cluster as observe_cluster
+from batchai_operator.observe import indexes as indexers
+from batchai_operator.observe.indexes import NODES, Indexes
+from batchai_operator.observe.memory import ClusterMemory
+from batchai_operator.observe.views import slim_node
 from batchai_operator.reconcile import cluster
-from batchai_operator.reconcile import indexes as indexers
-from batchai_operator.reconcile.indexes import NODES
 from batchai_operator.reconcile.runtime import Runtime
 from batchai_operator.scaling import DesiredScale, ScaleError, ScaleResult
 from recording_kube import RecordingKube
@@ -54,7 +56,7 @@ def env(
 ) -> Iterator[tuple[RecordingKube, FakeScaler, list[tuple[str, str, str]]]]:
     global RT
     kube, scaler = RecordingKube(), FakeScaler()
-    RT = Runtime(kube, GRANTED, {}, scaler)  # type: ignore[arg-type]
+    RT = Runtime(kube, GRANTED, {}, scaler)
     events: list[tuple[str, str, str]] = []
     monkeypatch.setattr(
         kopf, "event", lambda body, type, reason, message: events.append((type, reason, message))
@@ -64,13 +66,13 @@ def env(
 
 
 async def sync_cluster(key: tuple[str, str], indexes: dict[str, Any]) -> None:
-    RT.indexes = indexes
+    RT.indexes = Indexes(indexes)
     await cluster.request_sync(RT, key)
 
 
 def clusters_of_node(node: str, indexes: dict[str, Any]) -> list[tuple[str, str]]:
-    RT.indexes = indexes
-    return cluster.clusters_of_node(RT, node)
+    RT.indexes = Indexes(indexes)
+    return observe_cluster.clusters_of_node(RT.indexes, RT.memory(ClusterMemory), node)
 
 
 def node(name: str, pool: str = "nc6pool") -> dict[str, Any]:
@@ -170,7 +172,13 @@ async def test_daemonset_created_replaced_and_deleted(env: Any) -> None:
     [ds] = kube.of("create")
     assert ds["kind"] == "DaemonSet" and ds["metadata"]["name"] == "nc6-setup"
     revision = ds["metadata"]["annotations"]["batchai.io/setup-task-revision"]
-    existing = {"name": "nc6-setup", "namespace": "team-a", "resourceVersion": "42", "revision": revision}
+    existing = {
+        "name": "nc6-setup",
+        "namespace": "team-a",
+        "controllerUid": "uid-1",
+        "resourceVersion": "42",
+        "revision": revision,
+    }
     # Unchanged: nothing to do. The node waits for its setup pod: preparing.
     await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")], daemonset=existing))
     assert len(kube.of("create")) == 1 and kube.of("json-patch") == []
@@ -326,7 +334,13 @@ async def test_a_setup_task_the_namespace_was_not_granted_is_refused(env: Any) -
     RT.config = GRANTED
     await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")]))
     assert [d["kind"] for d in kube.of("create")] == ["DaemonSet"]
-    existing = {"name": "nc6-setup", "namespace": "team-a", "resourceVersion": "1", "revision": "r"}
+    existing = {
+        "name": "nc6-setup",
+        "namespace": "team-a",
+        "controllerUid": "uid-1",
+        "resourceVersion": "1",
+        "revision": "r",
+    }
     RT.config = OperatorConfig()
     await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")], daemonset=existing))
     assert kube.of("delete") == [("DaemonSet", "team-a", "nc6-setup")]

@@ -1,5 +1,5 @@
 """kopf registrations: the in-memory indexes both syncs read instead of the API, one line each
-(reconcile/indexes.py says what each keeps, and under which key)."""
+(observe/indexes.py says what each keeps, and under which key)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ..names import (
     TRAININGJOB_PLURAL,
     VERSION,
 )
-from ..reconcile import indexes as idx
+from ..observe import indexes as idx
 
 MANAGED: dict[str, Any] = {LABEL_MANAGED_BY: MANAGED_BY}
 TRAININGJOB_CHILDREN: dict[str, Any] = {**MANAGED, LABEL_TRAININGJOB_UID: kopf.PRESENT}

@@ -1,4 +1,4 @@
-"""kopf registrations for TrainingJobs: every change of a TrainingJob, its Job or its pods, or of the
+"""kopf registrations for TrainingJobs: every change of a TrainingJob, its batch Job or its pods, or of the
 BatchAICluster it waits for, syncs it (reconcile/trainingjob.py); no polling timers."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ async def on_trainingjob(event: kopf.RawEvent, uid: str, **_: Any) -> None:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=TRAININGJOB_CHILDREN)
-async def on_job(labels: kopf.Labels, **_: Any) -> None:
+async def on_batch_job(labels: kopf.Labels, **_: Any) -> None:
     await trainingjob.request_sync(current(), labels[LABEL_TRAININGJOB_UID])
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .. import toolkit_facts
 from ..api.cluster import BatchAIClusterSpec
 from ..api.cluster_checks import check_against_cluster
 from ..api.trainingjob import TrainingJobSpec
@@ -27,22 +28,28 @@ from .ssh import build_ssh_secret
 
 @dataclass(frozen=True)
 class TrainingJobChildren:
-    """The children of one TrainingJob, in creation order: the Job last, since its pods mount the rest.
+    """The children of one TrainingJob.
 
     The SSH Secret is described by its metadata only: its keys are generated when it is created, so that
     building stays pure.
     """
 
-    job: dict[str, Any]
+    batch_job: dict[str, Any]
     config_map: dict[str, Any] | None  # a multi-node job's own (single-node jobs share the launcher's)
     service: dict[str, Any] | None
     ssh_secret_metadata: dict[str, Any] | None
     shared_temp_claim: dict[str, Any] | None = None  # multi-node jobs: the volume of their shared temp
     launcher_config_map: dict[str, Any] | None = None  # single-node jobs: the namespace's shared one
 
-    def ssh_secret(self, private_key: str, public_key: str) -> dict[str, Any]:
-        assert self.ssh_secret_metadata is not None
-        return build_ssh_secret(dict(self.ssh_secret_metadata), private_key, public_key)
+    def owned(self, keypair: Callable[[], tuple[str, str]]) -> list[dict[str, Any]]:
+        """The children the TrainingJob owns, in creation order, the batch Job last (its pods mount the
+        others). `keypair` makes the SSH Secret's (private, public) keys, when the job has one."""
+        out = [m for m in (self.config_map, self.shared_temp_claim) if m is not None]
+        if self.ssh_secret_metadata is not None:
+            out.append(build_ssh_secret(dict(self.ssh_secret_metadata), *keypair()))
+        if self.service is not None:
+            out.append(self.service)
+        return [*out, self.batch_job]
 
 
 def build_children(
@@ -82,10 +89,10 @@ def build_children(
     config_map = build_config_map(ctx) if ctx.multi_node else None
     check_config_size(config_map["data"] if config_map else commands.render_config(spec, ctx.hosts, ctx.gpus))
     return TrainingJobChildren(
-        job=build_batch_job(ctx),
+        batch_job=build_batch_job(ctx),
         config_map=config_map,
         service=build_service(ctx) if ctx.multi_node else None,
-        ssh_secret_metadata=ctx.metadata(ctx.ssh_secret_name) if ctx.needs_ssh else None,
+        ssh_secret_metadata=ctx.metadata(ctx.ssh_secret_name) if toolkit_facts.needs_ssh(ctx.spec) else None,
         shared_temp_claim=build_shared_temp_claim(ctx),
         launcher_config_map=None if ctx.multi_node else build_launcher_config_map(ctx.namespace),
     )

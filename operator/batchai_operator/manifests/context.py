@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import toolkit_facts
 from ..api.cluster import BatchAIClusterSpec
 from ..api.trainingjob import TrainingJobSpec
 from ..config import OperatorConfig
@@ -37,10 +36,6 @@ class TrainingJobContext:
     @property
     def multi_node(self) -> bool:
         return self.spec.node_count > 1
-
-    @property
-    def needs_ssh(self) -> bool:
-        return self.multi_node and toolkit_facts.needs_ssh(self.spec)
 
     @property
     def ssh_secret_name(self) -> str:

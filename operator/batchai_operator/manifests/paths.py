@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..api.cluster import SetupTask
 from ..api.trainingjob import TrainingJobSpec
 
 MOUNT_ROOT = "/mnt/batch/tasks/shared/LS_root/mounts"
@@ -56,6 +57,12 @@ def identity(obj: Mapping[str, Any], spec: TrainingJobSpec) -> TrainingJobIdenti
 def stdouterr_dir(spec: TrainingJobSpec, ident: TrainingJobIdentity) -> str:
     """<stdOutErrPathPrefix>/<segment>/stdouterr, $VARS left for the pod's shell to expand."""
     return f"{spec.std_out_err_path_prefix.rstrip('/')}/{ident.segment}/stdouterr"
+
+
+def setup_stdouterr_dir(setup: SetupTask, namespace: str, cluster_name: str, uid: str) -> str:
+    """A cluster's setup task: <stdOutErrPathPrefix>/<namespace>/clusters/<cluster>/<uid>, $VARS left for
+    the pod's shell."""
+    return f"{setup.std_out_err_path_prefix.rstrip('/')}/{namespace}/clusters/{cluster_name}/{uid}"
 
 
 def output_directories(spec: TrainingJobSpec, ident: TrainingJobIdentity) -> list[tuple[str, str]]:

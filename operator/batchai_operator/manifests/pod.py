@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .. import toolkit_facts
 from ..api.cluster import BatchAIClusterSpec
 from ..api.trainingjob import TrainingJobSpec
 from ..config import OperatorConfig, namespace_matches
@@ -104,7 +105,7 @@ def pod_volumes(ctx: TrainingJobContext) -> PodVolumes:
         size = shm_volume_size(spec.container_settings.shm_size, ctx.config.max_shm_size)
         shm = {"medium": "Memory", "sizeLimit": size}
         add(VOLUME_SHM, {"emptyDir": shm}, "/dev/shm")
-    if ctx.needs_ssh:
+    if toolkit_facts.needs_ssh(ctx.spec):
         secret = {"secretName": ctx.ssh_secret_name, "defaultMode": 0o600}
         add(VOLUME_SSH, {"secret": secret}, SSH_DIR, read_only=True)
     return vols
@@ -125,7 +126,7 @@ def container_env(ctx: TrainingJobContext, vols: PodVolumes) -> list[dict[str, A
     )
     if ctx.multi_node:
         env["BATCHAI_HOSTS"] = ",".join(ctx.hosts)
-    if ctx.needs_ssh:
+    if toolkit_facts.needs_ssh(ctx.spec):
         env["BATCHAI_SSH_DIR"] = SSH_DIR
     if spec.job_preparation is not None:
         env["BATCHAI_JOB_PREPARATION"] = spec.job_preparation.command_line

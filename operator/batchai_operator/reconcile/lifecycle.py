@@ -14,12 +14,12 @@ import kopf
 
 from .. import metrics
 from ..config import OperatorConfig
-from ..kube import FAILED_CREATE_EVENTS, FAILED_MOUNT_EVENTS, Kube
+from ..kube import Kube
 from ..names import CLUSTER_PLURAL, DOMAIN, FINALIZER, TRAININGJOB_PLURAL
+from ..observe import indexes as idx
 from ..scaling import AgentPoolScaler
-from . import indexes as idx
 from . import trainingjob
-from .memory import (
+from .malloc import (
     MALLOC_ARENAS,
     TRIM_INTERVAL_SECONDS,
     limit_malloc_arenas,
@@ -107,14 +107,10 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
     metrics.serve(int(os.environ.get("BATCHAI_METRICS_PORT") or 0), status_collector(rt))
     # Events no kopf handler sees come from narrow watches of our own (threads: the client is synchronous;
     # one per watched namespace, or one for all), fed back into the loop in kopf's context (the threads
-    # have none, and Events are posted from there): volumes the kubelet cannot mount, and pods the Job
-    # controller cannot create.
+    # have none, and Events are posted from there): those reconcile/trainingjob.py asks for.
     namespaces: list[str | None] = [*rt.config.watch_namespaces] or [None]
     for namespace in namespaces:
-        for name, selector, handler in (
-            ("failed-mount", FAILED_MOUNT_EVENTS, trainingjob.on_failed_mount),
-            ("failed-create", FAILED_CREATE_EVENTS, trainingjob.on_failed_create),
-        ):
+        for name, selector, handler in trainingjob.EVENT_WATCHES:
             threading.Thread(
                 target=kube.watch_events,
                 args=(selector, event_callback(rt, loop, handler), rt.stopping, namespace),

@@ -1,17 +1,19 @@
-"""The in-memory indexes both syncs read instead of the API: their names, and what each keeps per object.
+"""The in-memory indexes both syncs read instead of the API: their names, what each keeps per object,
+and `Indexes`, the read-only lookups into them.
 
-kopf calls these for every watch event (handlers/ registers them under the names below); each returns
-{key: slim view}, or {} to drop the object (kopf keeps an object's previous values when given None).
+kopf calls the indexers for every watch event (handlers/ registers them under the names below); each
+returns {key: slim view}, or {} to drop the object (kopf keeps an object's previous values when given
+None). The startup hook hands kopf's indexes to the runtime, which wraps them in `Indexes`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..api.trainingjob import cluster_name
-from ..decide import views
 from ..names import LABEL_CLUSTER_UID, LABEL_TRAININGJOB_UID, TRAININGJOB_KIND
+from . import views
 
 TRAININGJOBS = "trainingjobs"  # uid -> TrainingJob view
 TRAININGJOBS_BY_CLUSTER = "trainingjobs_by_cluster"  # (namespace, cluster name) -> uid
@@ -35,6 +37,28 @@ ALL = (
     SETUP_PODS,
     SETUP_DAEMONSETS,
 )
+
+
+# A kopf index (or, in tests, a dict): key -> the values of every object indexed under that key.
+Index = Mapping[Any, Iterable[Any]]
+
+
+class Indexes:
+    """kopf's indexes by name, read only."""
+
+    def __init__(self, by_name: Mapping[str, Index]) -> None:
+        self.by_name = by_name
+
+    def __getitem__(self, index: str) -> Index:
+        return self.by_name[index]
+
+    def first(self, index: str, key: Any) -> Any:
+        """The one value indexed under `key`, or None."""
+        store = self.by_name[index].get(key)
+        return next(iter(store), None) if store else None
+
+    def all(self, index: str, key: Any) -> list[Any]:
+        return list(self.by_name[index].get(key) or [])
 
 
 def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -68,7 +92,7 @@ def pods_by_owner(body: Mapping[str, Any]) -> dict[Any, Any]:
 
 def pod_owner_by_name(body: Mapping[str, Any]) -> dict[Any, Any]:
     """(TrainingJob uid label, pod view): the label only says which job to look at; the pod counts only
-    when that job's Job controls it (decide/failed_mount.py)."""
+    when that job's batch Job controls it (decide/failures.py: failed_mount)."""
     meta = _meta(body)
     owner = (meta.get("labels") or {}).get(LABEL_TRAININGJOB_UID)
     if not owner:
