@@ -164,13 +164,13 @@ def service_account(ctx: TrainingJobContext) -> str:
     """The job's serviceAccountName: any of its namespace's, but never the operator's own."""
     name = ctx.spec.service_account_name
     assert name is not None
-    if ctx.config.operator_service_account == (ctx.namespace, name):
-        raise BuildError(
-            ERR_SERVICE_ACCOUNT_NOT_ALLOWED,
-            f"serviceAccountName {name} is the operator's own ServiceAccount; job pods may not run with "
-            "the operator's rights",
-        )
-    return name
+    if ctx.config.operator_service_account != (ctx.namespace, name):
+        return name
+    raise BuildError(
+        ERR_SERVICE_ACCOUNT_NOT_ALLOWED,
+        f"serviceAccountName {name} is the operator's own ServiceAccount; job pods may not run with the "
+        "operator's rights",
+    )
 
 
 def build_pod_template(ctx: TrainingJobContext) -> dict[str, Any]:
