@@ -117,9 +117,8 @@ def decide(
         return _with_ttl(world, Decision(finished_status(world), [], actions), now)
     spec = world.spec
     if spec is None:
-        out = Outcome.failed(
-            failures.failure(ERR_INVALID_SPEC, f"The spec cannot be parsed: {world.view['specError']}")
-        )
+        invalid = failures.failure(ERR_INVALID_SPEC, f"The spec cannot be parsed: {world.view['specError']}")
+        out = Outcome.failed(invalid)
         return Decision(new_status(world, out, now), events(old, out))
     out, actions = _outcome(world, spec, desired, now)
     decision = Decision(new_status(world, out, now), events(old, out), actions, out.requeue_after)
@@ -134,12 +133,11 @@ def _outcome(
     if spec.terminate:
         if batch_job is not None and not pod_readers.finished(batch_job):
             out = Outcome(TERMINATING, "Terminating", "Termination requested: stopping the job's pods")
-            return out, [] if pod_readers.deleting(batch_job) else [
-                DeleteBatchJob(pod_readers.name(batch_job))
-            ]
-        return Outcome.failed(
-            failures.failure(ERR_JOB_TERMINATED, "The job was terminated by the user (spec.terminate)")
-        ), []
+            return out, _delete(batch_job)
+        terminated = failures.failure(
+            ERR_JOB_TERMINATED, "The job was terminated by the user (spec.terminate)"
+        )
+        return Outcome.failed(terminated), []
     # 3. The cluster must exist and be usable.
     cluster = world.cluster
     if cluster is None:
@@ -246,9 +244,13 @@ def _running_outcome(
 def _stop_if_running(batch_job: Mapping[str, Any] | None) -> list[TrainingJobAction]:
     """The operator decided the outcome while the batch Job still runs: stop it (after the status is
     saved)."""
-    if batch_job is None or pod_readers.finishing(batch_job) or pod_readers.deleting(batch_job):
+    if batch_job is None or pod_readers.finishing(batch_job):
         return []
-    return [DeleteBatchJob(pod_readers.name(batch_job))]
+    return _delete(batch_job)
+
+
+def _delete(batch_job: Mapping[str, Any]) -> list[TrainingJobAction]:
+    return [] if pod_readers.deleting(batch_job) else [DeleteBatchJob(pod_readers.name(batch_job))]
 
 
 def _with_ttl(world: TrainingJobWorld, decision: TrainingJobDecision, now: datetime) -> TrainingJobDecision:

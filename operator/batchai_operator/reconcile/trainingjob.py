@@ -75,19 +75,22 @@ class TrainingJobs(
     async def apply(
         self, rt: Runtime, key: Key, world: TrainingJobWorld, decision: TrainingJobDecision
     ) -> bool:
-        memory = rt.memory(TrainingJobMemory).setdefault(key, TrainingJobMemory())
-        _settle(memory, world)
+        memories = rt.memory(TrainingJobMemory)
+        if key in memories:
+            _settle(memories[key], world)
+            if memories[key] == TrainingJobMemory():  # nothing left to remember (most jobs, most of the time)
+                del memories[key]
         meta = world.view["metadata"]
-        observe_transition(
-            world.status.execution_state,
-            decision.status.execution_state,
-            decision.status.tool_type or "unknown",
-            decision.status.wire(),
-            meta["creationTimestamp"],
-        )
+        old_state, new_state = world.status.execution_state, decision.status.execution_state
+        if new_state != old_state:
+            toolkit = decision.status.tool_type or "unknown"
+            observe_transition(
+                old_state, new_state, toolkit, decision.status.wire(), meta["creationTimestamp"]
+            )
         changed = False
         for action in decision.actions:
             if isinstance(action, CreateChildren):
+                memory = memories.setdefault(key, TrainingJobMemory())
                 changed |= await _create_children(rt, memory, action.children, key)
             elif isinstance(action, DeleteBatchJob):
                 await rt.kube.delete("Job", meta["namespace"], action.name)
