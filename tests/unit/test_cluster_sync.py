@@ -323,6 +323,23 @@ async def test_rejected_daemonset_is_reported(env: Any, monkeypatch: pytest.Monk
     assert status["conditions"][0]["reason"] == "SetupTaskRejected"
 
 
+async def test_a_daemonset_of_that_name_is_adopted_only_when_the_cluster_controls_it(env: Any) -> None:
+    """The same ensure() as a TrainingJob's children: a DaemonSet left by another object is not run with."""
+    kube, _, _ = env
+    kube.existing[("DaemonSet", "nc6-setup")] = "uid-of-another-object"
+    await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")]))
+    status = kube.of("status")[-1]
+    assert status["errors"][0]["code"] == "SetupTaskRejected"
+    assert "belongs to another object" in status["errors"][0]["message"]
+    kube.existing[("DaemonSet", "nc6-setup")] = (
+        "uid-1"  # the cluster's own (a restart between create and watch)
+    )
+    RT.forget(KEY)
+    kube.calls.clear()
+    await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")]))
+    assert "errors" not in kube.of("status")[-1]
+
+
 async def test_a_setup_task_the_namespace_was_not_granted_is_refused(env: Any) -> None:
     kube, _, _ = env
     RT.config = OperatorConfig(allow=AllowPolicy(setup_tasks=["team-b"], placement=["team-b"]))
