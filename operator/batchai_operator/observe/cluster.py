@@ -42,9 +42,10 @@ class ClusterWorld:
 
     @property
     def wants_children(self) -> bool:
-        """Build the setup DaemonSet its spec asks for (the desired step): whenever the spec parses, so
-        that a changed setup task is seen."""
-        return self.view["spec"] is not None
+        """Build the setup DaemonSet (the desired step) whenever the spec has a setup task, so that a
+        changed task is seen; without one there is none to build (an existing one goes)."""
+        spec = self.view["spec"]
+        return spec is not None and spec.node_setup is not None and spec.node_setup.setup_task is not None
 
 
 def observe(

@@ -55,6 +55,7 @@ class Clusters(controller.Kind[Key, ClusterView, ClusterWorld, dict[str, Any], C
     plural = CLUSTER_PLURAL
     index = idx.CLUSTERS
     state_field = "allocationState"
+    build_in_thread = False
 
     async def observe(self, rt: Runtime, view: ClusterView) -> ClusterWorld:
         key = (view["metadata"]["namespace"], view["metadata"]["name"])

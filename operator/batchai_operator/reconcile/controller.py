@@ -2,7 +2,7 @@
 how to observe its objects, which children their specs ask for, how to decide and how to apply; the
 loop, the status write, Events, timers and start slots are here, once.
 
-    observe (read only) -> desired (children, built in a thread; a build error is data) -> decide (pure)
+    observe (read only) -> desired (the children; a build error is data) -> decide (pure)
         -> write the status -> post Events, set the requeue timer -> apply the actions
 
 The status is written before the actions are applied, so an outcome is saved before anything destructive
@@ -52,6 +52,9 @@ class Kind(ABC, Generic[KeyT, ViewT, WorldT, ChildrenT, ActionT]):
     plural: str  # its API plural (status writes)
     index: str  # the index of its views, by key (observe/indexes.py)
     state_field: str  # the status field whose change is written at once (other changes are throttled)
+    # Build the children in a thread: a big job's take a while (its task files), and the event loop must
+    # not wait; a small child (a DaemonSet) costs less to build than the thread hop (make bench).
+    build_in_thread = True
 
     @abstractmethod
     async def observe(self, rt: Runtime, view: ViewT) -> WorldT:
@@ -59,8 +62,8 @@ class Kind(ABC, Generic[KeyT, ViewT, WorldT, ChildrenT, ActionT]):
 
     @abstractmethod
     def desired(self, world: WorldT) -> ChildrenT | None:
-        """The children its spec asks for (pure, from manifests/; run in a thread); raises BuildError when
-        the spec cannot become children here."""
+        """The children its spec asks for (pure, from manifests/); raises BuildError when the spec cannot
+        become children here."""
 
     @abstractmethod
     def decide(self, world: WorldT, desired: Desired[ChildrenT], now: datetime) -> Decision[Any, ActionT]:
@@ -109,11 +112,12 @@ async def sync(rt: Runtime, kind: Kind[KeyT, ViewT, WorldT, ChildrenT, ActionT],
 
 
 async def _desired(kind: Kind[Any, Any, WorldT, ChildrenT, Any], world: WorldT) -> Desired[ChildrenT]:
-    """The desired step, off the event loop (a big job's children take a while to build); none when the
-    world wants no children this pass."""
+    """The desired step; none when the world wants no children this pass."""
     if not world.wants_children:
         return Desired()
-    return await asyncio.to_thread(build_desired, kind, world)
+    if kind.build_in_thread:
+        return await asyncio.to_thread(build_desired, kind, world)
+    return build_desired(kind, world)
 
 
 def build_desired(kind: Kind[Any, Any, WorldT, ChildrenT, Any], world: WorldT) -> Desired[ChildrenT]:
