@@ -138,19 +138,19 @@ def test_unparsable_spec_fails_with_invalid_spec() -> None:
 # ---- suspend, resume, Kueue ----------------------------------------------------------------------------
 
 
-def test_suspend_is_passed_to_the_job() -> None:
+def test_suspend_is_passed_to_the_batch_job() -> None:
     d = decided(s=spec(suspend=True), status=running(), batch_job=batch_job(), pods=[pod(0)])
     expect_actions(d, SetBatchJobSuspend("j", True))
     assert reason(d) == ("queued", "Suspended")
 
 
-def test_resume_is_passed_to_the_job() -> None:
+def test_resume_is_passed_to_the_batch_job() -> None:
     d = decided(s=spec(suspend=False), batch_job=batch_job(suspend=True), pods=[])
     expect_actions(d, SetBatchJobSuspend("j", False))
     assert reason(d) == ("queued", "WaitingForNodes")
 
 
-def test_kueue_owns_suspend_on_jobs_it_queues() -> None:
+def test_kueue_owns_suspend_on_batch_jobs_it_queues() -> None:
     held = decided(labels=KUEUE, batch_job=batch_job(suspend=True), pods=[])
     expect_actions(held)
     # Kueue holds it, not the user: queued with a reason naming Kueue, and the Suspended condition false.
@@ -191,13 +191,13 @@ def test_unscheduled_pods_wait_for_nodes() -> None:
     assert reason(d) == ("queued", "WaitingForNodes")
 
 
-def test_completion_succeeds_without_stopping_the_job() -> None:
+def test_completion_succeeds_without_stopping_the_batch_job() -> None:
     d = decided(status=running(), batch_job=batch_job(("Complete", "")), pods=[pod(0, "Succeeded", 0)])
     expect_actions(d)
     assert reason(d) == ("succeeded", "Succeeded")
 
 
-def test_kubelet_failures_fail_the_job_and_stop_it() -> None:
+def test_kubelet_failures_fail_the_job_and_stop_its_batch_job() -> None:
     pull = decided(batch_job=batch_job(), pods=[pod(0, phase="Pending", waiting="ErrImageNeverPull")])
     expect_actions(pull, DeleteBatchJob("j"))
     assert reason(pull) == ("failed", "FailedStartingContainer")
@@ -237,7 +237,7 @@ def test_terminate_of_a_queued_job_fails_it_at_once() -> None:
 # ---- finished jobs: crash recovery and TTL ----------------------------------------------------------------
 
 
-def test_a_finished_job_whose_job_still_runs_is_stopped() -> None:
+def test_a_finished_job_whose_batch_job_still_runs_is_stopped() -> None:
     """The status was saved but the operator died before deleting the Job: the next sync deletes it."""
     stopped = finished("failed")
     stopped["executionInfo"]["errors"] = [{"code": "FailedStartingContainer", "message": "m"}]

@@ -115,7 +115,7 @@ def test_deadline_exceeded() -> None:
     assert err["code"] == "MaxWallClockTimeExceeded" and "PT10S" in err["message"]
 
 
-def test_image_pull_failure_fails_the_job_and_stops_it() -> None:
+def test_image_pull_failure_fails_the_job_and_stops_its_batch_job() -> None:
     p = pod(0, phase="Pending", waiting="ErrImagePull")
     r = decision(world(batch_job=batch_job(), pods=[p]), NOW)
     assert r.status.wire()["executionState"] == "failed"

@@ -183,7 +183,7 @@ async def test_a_child_left_by_another_object_is_not_adopted(env: Any) -> None:
     assert kube.kinds() == ["status", "create Job"]  # the shared launcher ConfigMap is known to exist
 
 
-async def test_terminal_status_is_written_before_the_job_is_deleted(env: Any) -> None:
+async def test_terminal_status_is_written_before_the_batch_job_is_deleted(env: Any) -> None:
     kube, events = env
     pulling = batch_job_pod(waiting={"reason": "ErrImageNeverPull", "message": "not present"})
     await sync(world(owned_batch_job(), pulling, status={"executionState": "running"}))
@@ -268,7 +268,7 @@ async def test_a_started_pod_is_not_failed_by_a_stale_failed_mount(env: Any, pha
     assert kube.kinds() == []
 
 
-async def test_failed_mounts_of_forged_pods_and_jobs_do_not_count(env: Any) -> None:
+async def test_failed_mounts_of_forged_pods_and_batch_jobs_do_not_count(env: Any) -> None:
     """A pod in another namespace with our label, or a pod of a Job that is not ours (another name, even
     with a controller reference to our TrainingJob), cannot fail the job."""
     kube, _ = env
@@ -345,7 +345,7 @@ async def test_ttl_deletes_the_trainingjob(env: Any) -> None:
     assert kube.of("delete-custom") == [("trainingjobs", "j")]
 
 
-async def test_suspend_is_patched_onto_the_job(env: Any) -> None:
+async def test_suspend_is_patched_onto_the_batch_job(env: Any) -> None:
     kube, _ = env
     await sync(world(owned_batch_job(), batch_job_pod(), spec=cntk_spec(suspend=True)))
     assert kube.of("patch-batch-job") == [("j", {"spec": {"suspend": True}})]
