@@ -22,7 +22,6 @@ from ..storage.locations import STDOUTERR, NotOnMount, StorageLocation, director
 from . import common
 from .errors import CliError
 from .k8s import Kube
-from .output import render
 from .views import FILE_COLUMNS, file_rows
 
 MIN_EXPIRY, MAX_EXPIRY = 5, 600  # minutes, as Batch AI's listOutputFiles accepted
@@ -60,8 +59,9 @@ def with_storage(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def locate(kube: Kube, ns: str, job: str, directory: str, path: str) -> StorageLocation:
-    """The storage location of the job's directory (-d) and subpath (-p)."""
-    obj = kube.get_job(ns, job)
+    """The storage location of the job's directory (-d) and subpath (-p); `job` by Batch AI or
+    Kubernetes name."""
+    obj = kube.resolve_trainingjob(ns, job)
     spec = TrainingJobSpec.model_validate(obj["spec"])
     ident = identity(obj, spec)
     cluster_mounts = _cluster_mounts(kube, ns, spec)
@@ -118,7 +118,7 @@ def file_list(args: argparse.Namespace) -> int:
             else "the credentials are a SAS token, not a key"
         )
         print(f"note: no download URLs ({why}); `job file stream` reads files", file=sys.stderr)
-    sys.stdout.write(render(file_rows(entries), args.output, FILE_COLUMNS))
+    common.emit(args, file_rows(entries), FILE_COLUMNS)
     return 0
 
 
@@ -135,8 +135,10 @@ def file_stream(args: argparse.Namespace) -> int:
         out.write(data)
         out.flush()
 
+    k8s_name = kube.resolve_trainingjob(ns, args.job)["metadata"]["name"]
+
     def state() -> str | None:
-        status = kube.get_job(ns, args.job).get("status") or {}
+        status = kube.get_trainingjob(ns, k8s_name).get("status") or {}
         value = status.get("executionState")
         return str(value) if value is not None else None
 
@@ -155,7 +157,8 @@ def file_stream(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-j", "--job", required=True)
+    p.add_argument("-j", "--job", required=True, help="the job's Batch AI or Kubernetes name")
+    p.add_argument("-e", "--experiment", help="accepted as az required it (a job's name is unique here)")
     p.add_argument(
         "-d",
         "--output-directory-id",
@@ -173,8 +176,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+DIFF_FILES = (
+    "files are read from the Azure Files share or blob container the directory is on, with the key from "
+    "--storage-account-key-file, the environment, the job's Secret, your Azure login or a prompt."
+)
+
+
 def add_parsers(files: Any) -> None:
-    p = common.add(files, "list", "list a job's files with download URLs (az batchai job file list)", "json")
+    p = common.add(
+        files, "list", "list a job's files with download URLs", "az batchai job file list", DIFF_FILES
+    )
     _common(p)
     p.add_argument(
         "--expiry",
@@ -184,7 +195,14 @@ def add_parsers(files: Any) -> None:
     )
     p.set_defaults(func=file_list)
 
-    p = common.add(files, "stream", "follow a file the job writes (az batchai job file stream)", None)
+    p = common.add(
+        files,
+        "stream",
+        "follow a file the job writes until the job ends",
+        "az batchai job file stream",
+        DIFF_FILES,
+        output=False,
+    )
     _common(p)
     p.add_argument("-f", "--file-name", required=True, help="file in the directory, e.g. stdout.txt")
     p.set_defaults(func=file_stream)
