@@ -22,7 +22,7 @@ from . import common
 from .convert.cluster import ClusterOptions, convert_cluster_file, scale_settings
 from .convert.document import ConversionError
 from .errors import CliError, NotFound
-from .k8s import Kube
+from .k8s import CliKube
 from .views import (
     CLUSTER_COLUMNS,
     CLUSTER_NODE_COLUMNS,
@@ -230,7 +230,9 @@ def cluster_auto_scale(args: argparse.Namespace) -> int:
 # ---- nodes and files ------------------------------------------------------------------------------------
 
 
-def _cluster_nodes(kube: Kube, cluster: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _cluster_nodes(
+    kube: CliKube, cluster: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the cluster's nodes, the pods of its jobs and setup task on them)."""
     spec = BatchAIClusterSpec.model_validate(cluster.get("spec") or {})
     selector = ",".join(f"{k}={v}" for k, v in node_selector(spec).items())

@@ -34,7 +34,7 @@ config: Any = _config
 watch: Any = _watch
 
 
-class Kube:
+class CliKube:
     """Typed calls for the CLI, with one-line errors."""
 
     def __init__(self, context: str | None = None, namespace: str | None = None) -> None:
