@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobs import create_job, job_pods, wait_state
+from jobs import create_trainingjob, trainingjob_pods, wait_state
 from kubernetes import client
 
 from .realnodes import (
@@ -41,7 +41,7 @@ def submitted(module_namespace: str) -> str:
     client.CoreV1Api().create_namespaced_secret(
         ns, {"metadata": {"name": "api"}, "stringData": {"token": "not-a-real-token"}}
     )
-    create_job(
+    create_trainingjob(
         ns,
         CUSTOM,
         job_spec(
@@ -52,7 +52,7 @@ def submitted(module_namespace: str) -> str:
             },
         ),
     )
-    create_job(
+    create_trainingjob(
         ns,
         CNTK,
         job_spec(
@@ -70,7 +70,7 @@ def submitted(module_namespace: str) -> str:
 
 
 def finished_pod(ns: str, name: str) -> client.V1Pod:
-    (pod,) = job_pods(ns, name)
+    (pod,) = trainingjob_pods(ns, name)
     assert pod.spec.node_name in REAL_NODES
     (cs,) = pod.status.container_statuses
     assert cs.state.terminated is not None, cs.state
