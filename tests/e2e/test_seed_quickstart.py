@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 from devcluster import wait_for
-from jobs import get_job
+from jobs import get_trainingjob
 from kubernetes import client
 
 from doubles.azure_files import AzureFilesDouble
@@ -361,7 +361,7 @@ def test_the_seed_job_on_two_nodes_trains_data_parallel_across_both_real_nodes(
     batchai(f"job wait -n {TWO_NODES} -w {ns}")
     listed = batchai(f"job file list -j {TWO_NODES} -d MODEL -w {ns}")
 
-    tj = get_job(ns, TWO_NODES)
+    tj = get_trainingjob(ns, TWO_NODES)
     assert tj["status"]["executionState"] == "succeeded"
     assert tj["status"]["executionInfo"]["exitCode"] == 0
     seen = wait_for(lambda: len(recorder.of_job(TWO_NODES)) == 2 and recorder.of_job(TWO_NODES), timeout=10)
