@@ -14,8 +14,6 @@ from batchai_operator.decide.admission import (
     NodeRoom,
     Placement,
     admit,
-    node_room,
-    pod_gpus,
     tolerates,
 )
 from batchai_operator.decide.gang import (
@@ -25,9 +23,10 @@ from batchai_operator.decide.gang import (
     pod_group_words,
     setting_error,
     waiting_message,
+    workload_api_served,
 )
-from batchai_operator.discovery import workload_api_served
 from batchai_operator.manifests.gang import build_pod_group, build_workload, join_pod_group
+from batchai_operator.observe.views import pod_gpus, slim_node
 
 META = {"name": "tj", "namespace": "team-a", "labels": {"a": "b"}, "ownerReferences": [{"uid": "u"}]}
 BOTH = ServedApis(workload=True, kueue=True)
@@ -68,7 +67,7 @@ def test_join_pod_group_sets_scheduling_group_and_keeps_the_rest() -> None:
         ("auto", BOTH, "gpu", Mechanism.KUEUE),
         ("auto", BOTH, None, Mechanism.WORKLOAD),
         ("auto", ServedApis(workload=False, kueue=True), None, Mechanism.ADMISSION),
-        ("auto", NEITHER, "gpu", Mechanism.ADMISSION),  # a queue name without Kueue holds nothing
+        ("auto", NEITHER, "gpu", Mechanism.KUEUE),  # Kueue may come after the operator started
         ("workload", BOTH, None, Mechanism.WORKLOAD),
         ("admission", BOTH, None, Mechanism.ADMISSION),
         ("admission", BOTH, "gpu", Mechanism.KUEUE),  # Kueue's webhook holds it anyway: no second gang
@@ -198,26 +197,24 @@ def test_tolerates() -> None:
     )
 
 
-def test_node_room_and_pod_gpus_from_api_objects() -> None:
+def test_slim_node_and_pod_gpus_from_api_objects() -> None:
     api_node = {
         "metadata": {"name": "n", "labels": NC6},
-        "spec": {"unschedulable": True},
+        "spec": {"unschedulable": True, "taints": [GPU_TAINT, {"key": "soft", "effect": "PreferNoSchedule"}]},
         "status": {
             "allocatable": {"nvidia.com/gpu": "4"},
             "conditions": [{"type": "Ready", "status": "True"}],
         },
     }
-    room = node_room(api_node, 1, "nvidia.com/gpu")
-    assert (room.gpus_allocatable, room.gpus_used, room.schedulable) == (4, 1, False)
+    slim = slim_node(api_node)
+    assert (slim["gpus"], slim["hardTaints"], slim["unschedulable"]) == (4, [GPU_TAINT], True)
     pod = {
         "spec": {
             "containers": [{"resources": {"limits": {"nvidia.com/gpu": "2"}}}, {}],
             "initContainers": [{"resources": {"requests": {"nvidia.com/gpu": "3"}}}],
         },
-        "status": {"phase": "Running"},
     }
-    assert pod_gpus(pod, "nvidia.com/gpu") == 3
-    assert pod_gpus({**pod, "status": {"phase": "Succeeded"}}, "nvidia.com/gpu") == 0
+    assert pod_gpus(pod) == 3
 
 
 @given(

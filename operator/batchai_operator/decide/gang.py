@@ -15,10 +15,12 @@ The chart's `gang` value picks one (or `auto`, or `off`); single-node jobs never
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, get_args
+
+from .admission import Verdict
 
 GangSetting = Literal["auto", "kueue", "workload", "admission", "off"]
 GANG_SETTINGS: tuple[str, ...] = get_args(GangSetting)
@@ -38,6 +40,20 @@ class ServedApis:
     kueue: bool  # kueue.x-k8s.io workloads (Kueue installed)
 
 
+@dataclass(frozen=True)
+class GangFacts:
+    """A multi-node job's gang as observed (observe/gang.py)."""
+
+    mechanism: Mechanism
+    verdict: Verdict  # needed, free and never for every mechanism; start only under admission
+    words: str | None = None  # the PodGroup's own words, while its gang is not placed
+
+
+def workload_api_served(resources: Iterable[str] | None) -> bool:
+    """Both kinds the gang needs are in scheduling.k8s.io/v1beta1's discovered resources."""
+    return resources is not None and {"workloads", "podgroups"} <= set(resources)
+
+
 def setting_error(setting: str, served: ServedApis) -> str | None:
     """Why the operator cannot run with this `gang` setting on this cluster, or None."""
     if setting not in GANG_SETTINGS:
@@ -55,12 +71,13 @@ def setting_error(setting: str, served: ServedApis) -> str | None:
 def choose(setting: str, served: ServedApis, node_count: int, queue: str | None) -> Mechanism | None:
     """The mechanism that keeps a job's nodes together; None for a single-node job or no gang at all.
 
-    A job naming a LocalQueue is Kueue's whenever Kueue is installed, whatever the setting: Kueue's
-    webhook holds its Job anyway, and a second gang on top could only disagree with Kueue's admission.
+    A job naming a LocalQueue is Kueue's, whatever the setting: Kueue's webhook holds its Job, and a
+    second gang on top could only disagree with Kueue's admission. (Not only when discovery at start saw
+    Kueue: it may be installed later, and the operator must never unsuspend a Job Kueue holds.)
     """
     if node_count <= 1:
         return None
-    if queue is not None and served.kueue:
+    if queue is not None:
         return Mechanism.KUEUE
     if setting == "auto":
         return Mechanism.WORKLOAD if served.workload else Mechanism.ADMISSION
