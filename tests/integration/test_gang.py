@@ -89,7 +89,13 @@ def run_two_jobs(namespace: str, labels: dict[str, str] | None = None) -> tuple[
                 status = get_trainingjob(namespace, name).get("status") or {}
                 if status.get("executionState") == "running":
                     other = get_trainingjob(namespace, JOBS[1 - JOBS.index(name)]).get("status") or {}
-                    if other.get("executionState") == "queued" and (other.get("gang") or {}).get("message"):
+                    gang = other.get("gang") or {}
+                    # (the counts may lag by a status interval behind the first job's binds)
+                    if (
+                        other.get("executionState") == "queued"
+                        and gang.get("message")
+                        and gang.get("free") == 1
+                    ):
                         return {"name": JOBS[1 - JOBS.index(name)], **other}
             return None
 

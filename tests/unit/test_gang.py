@@ -54,6 +54,13 @@ def test_pod_group_refers_to_the_workload_template_with_the_same_gang() -> None:
     assert pg["spec"]["schedulingPolicy"] == {"gang": {"minCount": 4}}
 
 
+def test_the_gang_has_its_pods_priority_class() -> None:
+    w, pg = build_workload(dict(META), 2, "batchai-high"), build_pod_group(dict(META), 2, "batchai-high")
+    assert w["spec"]["podGroupTemplates"][0]["priorityClassName"] == "batchai-high"
+    assert pg["spec"]["priorityClassName"] == "batchai-high"
+    assert "priorityClassName" not in build_pod_group(dict(META), 2)["spec"]
+
+
 def test_join_pod_group_sets_scheduling_group_and_keeps_the_rest() -> None:
     spec = {"containers": [{"name": "c"}], "restartPolicy": "Never"}
     joined = join_pod_group(spec, "tj")

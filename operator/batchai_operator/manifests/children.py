@@ -94,13 +94,19 @@ def build_children(
     check_config_estimate(spec, ctx.hosts)  # before rendering: a job too large costs no time here
     config_map = build_config_map(ctx) if ctx.multi_node else None
     check_config_size(config_map["data"] if config_map else commands.render_config(spec, ctx.hosts, ctx.gpus))
+    batch_job = build_batch_job(ctx)
+    priority_class = batch_job["spec"]["template"]["spec"].get("priorityClassName")
+    workload = pod_group = None
+    if gang is Mechanism.WORKLOAD:
+        workload = build_workload(ctx.metadata(), spec.node_count, priority_class)
+        pod_group = build_pod_group(ctx.metadata(), spec.node_count, priority_class)
     return TrainingJobChildren(
-        batch_job=build_batch_job(ctx),
+        batch_job=batch_job,
         config_map=config_map,
         service=build_service(ctx) if ctx.multi_node else None,
         ssh_secret_metadata=ctx.metadata(ctx.ssh_secret_name) if toolkit_facts.needs_ssh(ctx.spec) else None,
         shared_temp_claim=build_shared_temp_claim(ctx),
         launcher_config_map=None if ctx.multi_node else build_launcher_config_map(ctx.namespace),
-        workload=build_workload(ctx.metadata(), spec.node_count) if gang is Mechanism.WORKLOAD else None,
-        pod_group=build_pod_group(ctx.metadata(), spec.node_count) if gang is Mechanism.WORKLOAD else None,
+        workload=workload,
+        pod_group=pod_group,
     )

@@ -23,18 +23,32 @@ def gang_policy(node_count: int) -> dict[str, Any]:
     return {"gang": {"minCount": node_count}}
 
 
-def build_workload(metadata: dict[str, Any], node_count: int) -> dict[str, Any]:
+def _priority(priority_class: str | None) -> dict[str, Any]:
+    # The scheduler refuses a gang whose pods' priority differs from its PodGroup's: both get the class.
+    return {"priorityClassName": priority_class} if priority_class else {}
+
+
+def build_workload(
+    metadata: dict[str, Any], node_count: int, priority_class: str | None = None
+) -> dict[str, Any]:
     """The job's Workload: one gang template of `node_count` pods. `metadata` is the child's (name,
-    namespace, labels, the TrainingJob's owner reference)."""
+    namespace, labels, the TrainingJob's owner reference); `priority_class` its pods' PriorityClass."""
+    template = {
+        "name": GANG_TEMPLATE,
+        "schedulingPolicy": gang_policy(node_count),
+        **_priority(priority_class),
+    }
     return {
         "apiVersion": SCHEDULING_API_VERSION,
         "kind": "Workload",
         "metadata": metadata,
-        "spec": {"podGroupTemplates": [{"name": GANG_TEMPLATE, "schedulingPolicy": gang_policy(node_count)}]},
+        "spec": {"podGroupTemplates": [template]},
     }
 
 
-def build_pod_group(metadata: dict[str, Any], node_count: int) -> dict[str, Any]:
+def build_pod_group(
+    metadata: dict[str, Any], node_count: int, priority_class: str | None = None
+) -> dict[str, Any]:
     """The job's PodGroup, the runtime instance of the Workload's template (of the same name)."""
     return {
         "apiVersion": SCHEDULING_API_VERSION,
@@ -43,6 +57,7 @@ def build_pod_group(metadata: dict[str, Any], node_count: int) -> dict[str, Any]
         "spec": {
             "workloadRef": {"workloadName": metadata["name"], "templateName": GANG_TEMPLATE},
             "schedulingPolicy": gang_policy(node_count),
+            **_priority(priority_class),
         },
     }
 
