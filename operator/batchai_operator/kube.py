@@ -19,6 +19,7 @@ import kubernetes
 import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 
+from .decide.gang import ServedApis, workload_api_served
 from .kube_errors import api_message
 from .metrics import API_ERRORS
 from .names import GROUP, VERSION
@@ -39,8 +40,13 @@ COLLECTIONS: dict[str, tuple[str, str]] = {
     "Secret": ("/api/v1", "secrets"),
     "Service": ("/api/v1", "services"),
     "DaemonSet": ("/apis/apps/v1", "daemonsets"),
+    "Workload": ("/apis/scheduling.k8s.io/v1beta1", "workloads"),
+    "PodGroup": ("/apis/scheduling.k8s.io/v1beta1", "podgroups"),
 }
 JSON = "application/json"
+# Discovery of the gang mechanisms (decide/gang.py): the Workload API's group version, and Kueue's group.
+WORKLOAD_API = "/apis/scheduling.k8s.io/v1beta1"
+KUEUE_API = "/apis/kueue.x-k8s.io"
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -58,6 +64,7 @@ class KubeClient(Protocol):
     async def patch_batch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None: ...
     async def controller_uid(self, kind: str, namespace: str, name: str) -> str | None: ...
     async def secret_exists(self, namespace: str, name: str) -> bool: ...
+    async def read_pod_group(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
 
 class Kube(KubeClient):
@@ -69,6 +76,7 @@ class Kube(KubeClient):
         self.batch = kubernetes.client.BatchV1Api(self.api)
         self.apps = kubernetes.client.AppsV1Api(self.api)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
+        self.scheduling = kubernetes.client.SchedulingV1beta1Api(self.api)
 
     @staticmethod
     def load() -> Kube:
@@ -164,6 +172,8 @@ class Kube(KubeClient):
             "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
             "Service": self.core.read_namespaced_service,
             "DaemonSet": self.apps.read_namespaced_daemon_set,
+            "Workload": self.scheduling.read_namespaced_workload,
+            "PodGroup": self.scheduling.read_namespaced_pod_group,
         }
         try:
             data = await asyncio.to_thread(self._metadata, readers[kind], namespace, name)
@@ -192,6 +202,46 @@ class Kube(KubeClient):
                 log.warning("cannot tell whether Secret %s/%s exists: %s", namespace, name, api_message(e))
                 return True
             raise
+
+    async def read_pod_group(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A PodGroup as the apiserver sends it (its status says why its gang waits); None when gone."""
+
+        def read() -> dict[str, Any]:
+            resp: Any = self.scheduling.read_namespaced_pod_group(
+                name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            )
+            result: dict[str, Any] = json.loads(resp.read())
+            return result
+
+        try:
+            return await asyncio.to_thread(read)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            API_ERRORS.labels(str(e.status)).inc()
+            raise
+
+    async def served_apis(self) -> ServedApis:
+        """What the cluster serves of the gang mechanisms (API discovery, which needs no RBAC grant)."""
+        workload, kueue = await asyncio.gather(
+            asyncio.to_thread(self._discover, WORKLOAD_API), asyncio.to_thread(self._discover, KUEUE_API)
+        )
+        names = [r.get("name", "") for r in workload.get("resources") or []] if workload is not None else None
+        return ServedApis(workload=workload_api_served(names), kueue=kueue is not None)
+
+    def _discover(self, path: str) -> dict[str, Any] | None:
+        """A discovery document, or None when the group or version is not served (404)."""
+        request = self.api.param_serialize(
+            method="GET", resource_path=path, header_params={"Accept": JSON}, auth_settings=["BearerToken"]
+        )
+        response = self.api.call_api(*request, _request_timeout=REQUEST_TIMEOUT)
+        body = response.read()  # type: ignore[no-untyped-call]
+        if response.status == 404:
+            return None
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        document: dict[str, Any] = json.loads(body)
+        return document
 
     def _metadata(self, read: Callable[..., Any], namespace: str, name: str) -> dict[str, Any]:
         resp: Any = read(

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from ..api.cluster import BatchAIClusterSpec
 from ..api.trainingjob import TrainingJobSpec, TrainingJobStatus
 from ..config import OperatorConfig
+from ..decide.gang import GangFacts
 from ..manifests.naming import child_name
 from ..manifests.paths import TrainingJobIdentity
 from ..manifests.secrets import referenced_secrets
@@ -48,6 +49,8 @@ class TrainingJobWorld:
     create_refused: Refusal | None = None  # the apiserver's answer to the last create of the children
     mount_failure: MountFailure | None = None  # the last FailedMount Event that counts (not yet judged)
     pods_refused: str | None = None  # the Job controller's message: it cannot create the pods
+    gang: GangFacts | None = None  # a multi-node job's gang (observe/gang.py); None: single-node or none
+    unsuspended: bool = False  # the operator unsuspended its batch Job (the index may still say suspended)
 
     @property
     def spec(self) -> TrainingJobSpec | None:
@@ -98,15 +101,7 @@ async def observe(
     namespace, uid = meta["namespace"], meta["uid"]
     spec = view["spec"]
     batch_job = our_batch_job(indexes, namespace, uid)
-    pods: list[PodView] = []
-    if batch_job is not None:
-        # Pods are found by label but count only when our batch Job controls them.
-        batch_job_uid = batch_job["metadata"]["uid"]
-        pods = [
-            p
-            for p in indexes.all(idx.PODS_BY_OWNER, (namespace, uid))
-            if p["metadata"]["controllerUid"] == batch_job_uid
-        ]
+    pods = batch_job_pods(indexes, namespace, uid, batch_job)
     created_at = memory.created_at
     world = TrainingJobWorld(
         view=view,
@@ -119,6 +114,7 @@ async def observe(
         create_refused=memory.create_refused,
         mount_failure=memory.mount_failure,
         pods_refused=memory.pods_refused if batch_job is not None else None,
+        unsuspended=memory.unsuspended,
     )
     if not world.starting:
         return world
@@ -140,6 +136,20 @@ def our_batch_job(indexes: idx.Indexes, namespace: str | None, uid: str) -> Batc
     name = child_name(view["metadata"]["name"])
     batch_jobs = indexes.all(idx.BATCH_JOBS_BY_OWNER, (namespace, uid))
     return next((j for j in batch_jobs if j["metadata"]["name"] == name), None)
+
+
+def batch_job_pods(
+    indexes: idx.Indexes, namespace: str, uid: str, batch_job: BatchJobView | None
+) -> list[PodView]:
+    """The TrainingJob's pods: found by label, but counted only when its batch Job controls them."""
+    if batch_job is None:
+        return []
+    batch_job_uid = batch_job["metadata"]["uid"]
+    return [
+        p
+        for p in indexes.all(idx.PODS_BY_OWNER, (namespace, uid))
+        if p["metadata"]["controllerUid"] == batch_job_uid
+    ]
 
 
 def owner_of_pod(indexes: idx.Indexes, namespace: str | None, name: str | None) -> tuple[str, PodView] | None:
