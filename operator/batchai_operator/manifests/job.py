@@ -16,6 +16,18 @@ from .pod import build_pod_template
 MUTABLE_FIELDS = {"suspend", "terminate", "ttlSecondsAfterFinished"}
 
 
+# A pod that Kubernetes took away (DisruptionTarget: evicted from a lost node by the taint-eviction
+# controller, drained through the Eviction API, preempted by the scheduler, or failed by pod GC when its
+# node was deleted) requeues its node without counting against backoffLimit (maxRetryCount), as Batch did
+# with a task on a preempted node; the operator bounds these requeues (jobs.maxRequeues). Any other
+# failure, the job's own non-zero exit first, counts as before: with maxRetryCount 0 it fails the Job at
+# once. A podFailurePolicy also makes the Job's podReplacementPolicy `Failed`: no replacement pod is
+# created before the old one is terminal, so a node's pod never runs twice at once (docs/operations.md).
+POD_FAILURE_POLICY: dict[str, Any] = {
+    "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
+}
+
+
 def spec_hash(spec: TrainingJobSpec) -> str:
     """Hash of the spec without its mutable fields."""
     fixed = {k: v for k, v in spec.wire().items() if k not in MUTABLE_FIELDS}
@@ -32,6 +44,7 @@ def build_job(ctx: JobContext) -> dict[str, Any]:
         "backoffLimit": constraints.max_retry_count or 0,
         "activeDeadlineSeconds": constraints.max_wall_clock_seconds,
         "suspend": bool(spec.suspend),
+        "podFailurePolicy": POD_FAILURE_POLICY,
         "template": build_pod_template(ctx),
     }
     if commands.decided_by_node_zero(spec) and ctx.multi_node:
