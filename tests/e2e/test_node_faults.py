@@ -1,0 +1,351 @@
+"""Faults of the real nodes under running jobs (issue 28), each printing its timeline: fault injected ->
+status seen -> job rerun or failed -> final state.
+
+Every job here beats once a second into an Azure Files share (the Files double's directory, which both
+real nodes bind-mount): `<pod> <epoch seconds>` lines. Two pods of one job whose beats interleave ran at
+the same time ("ran twice"), which must never happen. The faults are real: the node's kubelet and
+containerd stopped (`hack/devcluster node-stop`), a drain through the Eviction API, containerd restarted
+under a running container, rclone killed under a mount. Nothing here writes a pod status or an Event.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from devcluster import DEVCLUSTER, node_ready, wait_for
+from jobs import create_job, get_job, job_pods, wait_state
+from kubernetes import client
+
+from storage_services import running_azurite
+
+from .conftest import NODE_LOST_SECONDS, delete_namespace, new_namespace
+from .realnodes import REAL_NODES, cluster_body, job_spec, share_path
+
+pytestmark = pytest.mark.e2e
+
+CLUSTER = "real-cpu"
+ROOT = "$AZ_BATCHAI_JOB_MOUNT_ROOT"
+NOTES = Path("/work/wt/notes")  # where the timelines are also saved, when that directory exists
+OUT_OF_SERVICE = {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}
+
+
+def beating(job: str, seconds: int) -> str:
+    """A job that beats `seconds` times into the share (its file <job>.txt there), then succeeds."""
+    return (
+        f'for i in $(seq {seconds}); do echo "$HOSTNAME $(date +%s.%N)" >> {ROOT}/beats/{job}.txt; '
+        "sleep 1; done; echo done"
+    )
+
+
+@dataclass
+class Timeline:
+    """What happened when, printed as the test goes and saved to the notes."""
+
+    name: str
+    t0: float = field(default_factory=time.monotonic)
+    lines: list[str] = field(default_factory=list)
+
+    def __call__(self, what: str) -> None:
+        line = f"{time.monotonic() - self.t0:7.1f}s  {what}"
+        self.lines.append(line)
+        print(f"[{self.name}] {line}", flush=True)
+
+    def save(self) -> None:
+        if NOTES.is_dir():
+            (NOTES / f"28-{self.name}.txt").write_text("\n".join([f"# {self.name}", *self.lines]) + "\n")
+
+
+def devcluster(*args: str) -> None:
+    subprocess.run([str(DEVCLUSTER), *args], check=True, stdin=subprocess.DEVNULL, timeout=600)
+
+
+def set_schedulable(core: client.CoreV1Api, node: str, schedulable: bool) -> None:
+    core.patch_node(node, {"spec": {"unschedulable": not schedulable}})
+
+
+def beats(account: str, ns: str, job: str) -> dict[str, list[float]]:
+    """The beats of each pod of a job."""
+    path = share_path(account, ns, f"{job}.txt")
+    out: dict[str, list[float]] = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        pod, _, stamp = line.partition(" ")
+        if stamp:
+            out.setdefault(pod, []).append(float(stamp))
+    return out
+
+
+def ran_twice(by_pod: dict[str, list[float]]) -> list[tuple[str, str]]:
+    """Pairs of pods whose beating spans overlap."""
+    spans = sorted((min(b), max(b), pod) for pod, b in by_pod.items())
+    return [(a[2], b[2]) for a, b in itertools.pairwise(spans) if b[0] <= a[1]]
+
+
+def running_pod(ns: str, job: str, node: str | None = None) -> client.V1Pod:
+    def find() -> client.V1Pod | None:
+        for p in job_pods(ns, job):
+            if p.status.phase == "Running" and (node is None or p.spec.node_name == node):
+                return p
+        return None
+
+    return wait_for(find, timeout=120, what=f"a running pod of {job}" + (f" on {node}" if node else ""))
+
+
+def disruption(pod: client.V1Pod) -> client.V1PodCondition | None:
+    return next((c for c in pod.status.conditions or [] if c.type == "DisruptionTarget"), None)
+
+
+def requeues(tj: dict[str, Any]) -> int:
+    return int(((tj.get("status") or {}).get("executionInfo") or {}).get("requeueCount") or 0)
+
+
+def condition(tj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    return next((c for c in (tj.get("status") or {}).get("conditions") or [] if c["type"] == kind), None)
+
+
+@pytest.fixture
+def namespace(core_v1: client.CoreV1Api, operator: Any) -> Iterator[tuple[str, str]]:
+    """A namespace with the CPU cluster over the real pool and a share for the jobs' beats and logs."""
+    ns = new_namespace(core_v1)
+    azurite = running_azurite()
+    account = azurite.account
+    client.CustomObjectsApi().create_namespaced_custom_object(
+        "batchai.io", "v1alpha1", ns, "batchaiclusters", cluster_body(ns, CLUSTER, gpus=False)
+    )
+    core_v1.create_namespaced_secret(
+        ns,
+        {
+            "metadata": {"name": "storage"},
+            "stringData": {
+                "azurestorageaccountname": account,
+                "azurestorageaccountkey": running_azurite().key,
+            },
+        },
+    )
+    share_path(account, ns).mkdir(parents=True)
+    yield ns, account
+    delete_namespace(core_v1, ns)
+
+
+@pytest.fixture
+def real_nodes_back(core_v1: client.CoreV1Api) -> Iterator[None]:
+    """Whatever a test did to the real nodes is undone: both schedulable, untainted, up and Ready."""
+    yield
+    for node in REAL_NODES:
+        set_schedulable(core_v1, node, True)
+        taints = core_v1.read_node(node).spec.taints or []
+        kept = [t for t in taints if t.key != OUT_OF_SERVICE["key"]]
+        if len(kept) != len(taints):
+            core_v1.patch_node(node, {"spec": {"taints": [t.to_dict() for t in kept]}})
+    devcluster("up")
+    for node in REAL_NODES:
+        wait_for(lambda n=node: node_ready(core_v1, n), timeout=180, what=f"{node} Ready again")
+
+
+def beating_job(ns: str, account: str, name: str, seconds: int) -> None:
+    share = {
+        "accountName": account,
+        "azureFileUrl": f"https://{account}.file.core.windows.net/{ns}",
+        "credentials": {"secretRef": {"name": "storage"}},
+        "relativeMountPath": "beats",
+    }
+    settings = {"customToolkitSettings": {"commandLine": beating(name, seconds)}}
+    create_job(ns, name, job_spec(CLUSTER, mountVolumes={"azureFileShares": [share]}, **settings))
+
+
+def start_on(
+    core: client.CoreV1Api, ns: str, account: str, job: str, node: str, seconds: int
+) -> client.V1Pod:
+    """Submit a beating job while only `node` takes pods; its pod running there, the others open again."""
+    others = [n for n in REAL_NODES if n != node]
+    for n in others:
+        set_schedulable(core, n, False)
+    try:
+        beating_job(ns, account, job, seconds)
+        pod = running_pod(ns, job, node)
+        wait_for(lambda: beats(account, ns, job), timeout=60, what=f"{job}'s first beats")
+    finally:
+        for n in others:
+            set_schedulable(core, n, True)
+    return pod
+
+
+def wait_requeued(ns: str, job: str, t: Timeline, at_least: int = 1, timeout: float = 180) -> dict[str, Any]:
+    def requeued() -> dict[str, Any] | None:
+        tj = get_job(ns, job)
+        return tj if requeues(tj) >= at_least else None
+
+    tj = wait_for(requeued, timeout=timeout, what=f"{job} requeued")
+    cond = condition(tj, "Requeued") or {}
+    t(
+        f"status: requeueCount={requeues(tj)} state={tj['status']['executionState']} "
+        f"Requeued[{cond.get('reason')}]: {cond.get('message')}"
+    )
+    return tj
+
+
+def finish(ns: str, account: str, job: str, t: Timeline, state: str = "succeeded") -> dict[str, Any]:
+    tj = wait_state(ns, job, state, timeout=240)
+    info = tj["status"].get("executionInfo") or {}
+    t(f"final: {state} exitCode={info.get('exitCode')} requeueCount={info.get('requeueCount')}")
+    by_pod = beats(account, ns, job)
+    twice = ran_twice(by_pod)
+    t(
+        f"pods that beat: {', '.join(f'{p} ({len(b)} beats)' for p, b in sorted(by_pod.items()))}; "
+        f"ran_twice={len(twice)}"
+    )
+    assert not twice, f"pods ran at the same time: {twice}"
+    return tj
+
+
+def test_a_hung_node_is_left_and_the_job_rerun_only_once_its_pod_is_gone(
+    namespace: tuple[str, str], core_v1: client.CoreV1Api, real_nodes_back: None
+) -> None:
+    """real-1's kubelet and containerd stop; its container keeps running, unseen. The node goes NotReady,
+    the pod is evicted after jobs.nodeLostSeconds (DisruptionTarget), and the Job does not replace it
+    while it may still run (podReplacementPolicy Failed). When real-1 comes back, its kubelet kills the
+    evicted pod, and only then the job's node runs again; the job succeeds, one requeue in its status."""
+    ns, account = namespace
+    t = Timeline("node-hung")
+    pod = start_on(core_v1, ns, account, "hung", "real-1", 60)
+    t(f"job running: pod {pod.metadata.name} on real-1")
+    devcluster("node-stop", "real-1")
+    t("fault: real-1's kubelet and containerd stopped (its container still runs)")
+    wait_for(lambda: not node_ready(core_v1, "real-1"), timeout=120, what="real-1 NotReady")
+    t("real-1 NotReady")
+    evicted = wait_for(
+        lambda: disruption(core_v1.read_namespaced_pod(pod.metadata.name, ns)),
+        timeout=NODE_LOST_SECONDS + 60,
+        what="the pod evicted from real-1",
+    )
+    t(f"pod evicted: DisruptionTarget {evicted.reason}: {evicted.message}")
+    wait_requeued(ns, "hung", t)
+    # Not replaced while the old pod may run: for 20 s, no second pod, and the old one still beats.
+    time.sleep(20)
+    assert [p.metadata.name for p in job_pods(ns, "hung")] == [pod.metadata.name]
+    assert max(beats(account, ns, "hung")[pod.metadata.name]) > time.time() - 5
+    t("20 s later: still the one pod (terminating, its container beating on real-1): no replacement")
+    devcluster("up")
+    t("real-1's kubelet and containerd started again")
+    new = wait_for(
+        lambda: next(
+            (
+                p
+                for p in job_pods(ns, "hung")
+                if p.metadata.name != pod.metadata.name and p.status.phase == "Running"
+            ),
+            None,
+        ),
+        timeout=180,
+        what="the rerun",
+    )
+    t(f"rerun: pod {new.metadata.name} running on {new.spec.node_name}")
+    finish(ns, account, "hung", t)
+    t.save()
+
+
+def test_a_node_gone_for_good_reruns_the_job_on_the_other_node_and_the_operator_may_die_meanwhile(
+    namespace: tuple[str, str], core_v1: client.CoreV1Api, operator: Any, real_nodes_back: None
+) -> None:
+    """real-1 dies with its pods (kubelet, containerd, shims, containers). After the eviction its pod is
+    still Terminating: nothing may replace it until the cluster says the node is down. Once it does (the
+    node.kubernetes.io/out-of-service taint of non-graceful node shutdown; on AKS, the Node of a deleted VM
+    is deleted), pod GC fails the pod and the Job reruns the node on real-0. The operator is SIGKILLed
+    while real-1 is lost and started again: nothing is lost or duplicated."""
+    ns, account = namespace
+    t = Timeline("node-gone")
+    pod = start_on(core_v1, ns, account, "gone", "real-1", 40)
+    t(f"job running: pod {pod.metadata.name} on real-1")
+    devcluster("node-stop", "real-1", "--kill")
+    t("fault: real-1 gone (kubelet, containerd and its pods killed)")
+    operator.kill()
+    t("operator SIGKILLed")
+    wait_for(lambda: not node_ready(core_v1, "real-1"), timeout=120, what="real-1 NotReady")
+    t("real-1 NotReady")
+    evicted = wait_for(
+        lambda: disruption(core_v1.read_namespaced_pod(pod.metadata.name, ns)),
+        timeout=NODE_LOST_SECONDS + 60,
+        what="the pod evicted from real-1",
+    )
+    t(f"pod evicted: DisruptionTarget {evicted.reason}; still Terminating, not replaced")
+    operator.start()
+    t("operator started again")
+    wait_requeued(ns, "gone", t)
+    assert len(job_pods(ns, "gone")) == 1
+    taints = [tt.to_dict() for tt in core_v1.read_node("real-1").spec.taints or []]
+    core_v1.patch_node("real-1", {"spec": {"taints": [*taints, OUT_OF_SERVICE]}})
+    t("real-1 tainted node.kubernetes.io/out-of-service (the node is down: non-graceful node shutdown)")
+    new = running_pod(ns, "gone", "real-0")
+    t(f"rerun: pod {new.metadata.name} running on real-0")
+    tj = finish(ns, account, "gone", t)
+    assert requeues(tj) == 1
+    assert len({e.metadata.name for e in batch_jobs(ns)}) == 1  # one batch Job: nothing duplicated
+    t.save()
+
+
+def batch_jobs(ns: str) -> list[client.V1Job]:
+    return client.BatchV1Api().list_namespaced_job(ns).items
+
+
+def test_a_drained_node_requeues_the_job_without_failing_it(
+    namespace: tuple[str, str], core_v1: client.CoreV1Api, real_nodes_back: None
+) -> None:
+    """`kubectl drain real-1` evicts the pod through the Eviction API (DisruptionTarget
+    EvictionByEvictionAPI): its SIGTERM exit does not fail the job; it runs again on real-0."""
+    ns, account = namespace
+    t = Timeline("drain")
+    pod = start_on(core_v1, ns, account, "drained", "real-1", 30)
+    t(f"job running: pod {pod.metadata.name} on real-1")
+    out = subprocess.run(
+        [
+            "kubectl",
+            "drain",
+            "real-1",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--pod-selector",
+            f"batchai.io/trainingjob-uid={get_job(ns, 'drained')['metadata']['uid']}",
+            "--timeout=120s",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+    t("fault: kubectl drain real-1 (Eviction API)")
+    wait_requeued(ns, "drained", t)
+    assert get_job(ns, "drained")["status"]["executionState"] != "failed"
+    new = running_pod(ns, "drained", "real-0")
+    t(f"rerun: pod {new.metadata.name} running on real-0")
+    finish(ns, account, "drained", t)
+    t.save()
+
+
+def test_containerd_restarted_under_a_running_job_changes_nothing(
+    namespace: tuple[str, str], core_v1: client.CoreV1Api, real_nodes_back: None
+) -> None:
+    ns, account = namespace
+    t = Timeline("containerd-restart")
+    pod = start_on(core_v1, ns, account, "steady", "real-1", 30)
+    t(f"job running: pod {pod.metadata.name} on real-1")
+    states: list[str] = []
+    devcluster("restart", "containerd-real-1")
+    t("fault: real-1's containerd restarted")
+
+    def ended() -> dict[str, Any] | None:
+        tj = get_job(ns, "steady")
+        states.append(tj["status"]["executionState"])
+        return tj if states[-1] in ("succeeded", "failed") else None
+
+    tj = wait_for(ended, timeout=240, interval=1, what="steady finished")
+    t(f"states seen meanwhile: {sorted(set(states))}")
+    assert "failed" not in states and tj["status"]["executionState"] == "succeeded"
+    assert [p.metadata.name for p in job_pods(ns, "steady")] == [pod.metadata.name]
+    finish(ns, account, "steady", t)
+    t.save()
