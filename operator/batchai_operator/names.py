@@ -104,6 +104,8 @@ JOB_CONDITION_TYPES = ("Queued", "Running", "Succeeded", "Failed", "Suspended")
 CONDITION_SUSPENDED = "Suspended"
 CONDITION_SPEC_APPLIED = "SpecApplied"
 CONDITION_READY = "Ready"
+# True once a node of the job was taken away by Kubernetes and run again (its reason: the last one's).
+CONDITION_REQUEUED = "Requeued"
 
 # ---- Batch AI error codes (status.executionInfo.errors[].code, status.errors[].code) -----------------
 ERR_JOB_FAILED = "JobFailed"
@@ -125,6 +127,8 @@ ERR_SETUP_TASK_FAILED = "SetupTaskFailed"
 ERR_SETUP_TASK_REJECTED = "SetupTaskRejected"
 ERR_SCALE_FAILED = "ScaleFailed"
 ERR_JOB_TOO_LARGE = "JobTooLarge"
+# A job whose nodes Kubernetes took away (lost, drained, preempted) more often than jobs.maxRequeues.
+ERR_TOO_MANY_REQUEUES = "TooManyRequeues"
 # Powers an admin grants per namespace (chart values `allow.*`, config.AllowPolicy) that a namespace lacks.
 ERR_SETUP_TASK_NOT_ALLOWED = "SetupTaskNotAllowed"
 ERR_PLACEMENT_NOT_ALLOWED = "PlacementNotAllowed"
