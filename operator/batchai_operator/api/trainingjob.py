@@ -575,6 +575,6 @@ class TrainingJobStatus(StatusModel):
     )
     requeues: list[Requeue] | None = Field(
         default=None,
-        description="The job's nodes taken away by Kubernetes and run again, oldest first (requeueCount of them).",
+        description="The job's nodes taken away by Kubernetes and run again, oldest first (requeueCount).",
     )
     observed_generation: int | None = Field(default=None, description="Last spec generation acted on.")
