@@ -11,6 +11,8 @@ under a running container, rclone killed under a mount. Nothing here writes a po
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -348,4 +350,77 @@ def test_containerd_restarted_under_a_running_job_changes_nothing(
     assert "failed" not in states and tj["status"]["executionState"] == "succeeded"
     assert [p.metadata.name for p in job_pods(ns, "steady")] == [pod.metadata.name]
     finish(ns, account, "steady", t)
+    t.save()
+
+
+def rclone_of(pod_uid: str) -> int:
+    """The pid of the rclone serving a volume of the pod (its mount point is under the pod's directory)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith(b"rclone") and any(pod_uid.encode() in a for a in cmdline):
+            return int(proc.name)
+    raise AssertionError(f"no rclone process for pod {pod_uid}")
+
+
+def mounted_for(pod_uid: str) -> list[str]:
+    return [
+        line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines() if pod_uid in line
+    ]
+
+
+def test_a_mount_that_dies_mid_job_fails_it_naming_the_volume_and_is_unmounted(
+    namespace: tuple[str, str], core_v1: client.CoreV1Api
+) -> None:
+    """rclone (the blob stand-in's FUSE process, blobfuse2's part) killed under a running job: its writes
+    fail with "Transport endpoint is not connected", the job ends failed with BFSMountError naming the
+    container, the node plugin posts a Warning Event on the pod, and the dead mount is unmounted once the
+    pod is done."""
+    ns, account = namespace
+    t = Timeline("mount-dies")
+    blob = running_azurite()
+    blob.container(ns)
+    volume = {
+        "accountName": account,
+        "containerName": ns,
+        "credentials": {"secretRef": {"name": "storage"}},
+        "relativeMountPath": "data",
+    }
+    writer = f"for i in $(seq 300); do echo $i > {ROOT}/data/step.txt || exit 1; sleep 1; done"
+    create_job(
+        ns,
+        "writer",
+        job_spec(
+            CLUSTER,
+            customToolkitSettings={"commandLine": writer},
+            mountVolumes={"azureBlobFileSystems": [volume]},
+        ),
+    )
+    pod = running_pod(ns, "writer")
+    uid = pod.metadata.uid
+    t(f"job running: pod {pod.metadata.name} on {pod.spec.node_name}, writing to its blob volume")
+    time.sleep(3)
+    os.kill(rclone_of(uid), signal.SIGKILL)
+    t("fault: the volume's rclone SIGKILLed")
+    tj = wait_state(ns, "writer", "failed", timeout=120)
+    info = tj["status"]["executionInfo"]
+    (error,) = info["errors"]
+    detail = " ".join(d["value"] for d in error.get("details") or [])
+    t(f"status: failed {error['code']}: {error['message']} | {detail} | exitCode={info.get('exitCode')}")
+    assert error["code"] == "BFSMountError"
+    assert f"blob container {ns} of {account} (relativeMountPath data)" in detail
+    assert "Transport endpoint is not connected" in detail
+    events = [
+        e
+        for e in core_v1.list_namespaced_event(ns, field_selector=f"involvedObject.uid={uid}").items
+        if e.reason == "VolumeConditionAbnormal"
+    ]
+    assert events and events[0].type == "Warning" and "died" in events[0].message, events
+    t(f"Event on the pod: {events[0].source.component} {events[0].reason}: {events[0].message}")
+    wait_for(lambda: not mounted_for(uid), timeout=120, what="the dead mount unmounted")
+    t("the pod's volumes are unmounted (no mount of the pod left on the node)")
     t.save()
