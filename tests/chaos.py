@@ -349,15 +349,17 @@ NODE_LOST_SECONDS = 15
 
 
 def beating_command(name: str, seconds: int, exit_code: int) -> str:
-    """Beat once a second into the share (`<pod> <epoch>` lines in <name>.txt), then exit."""
+    """Beat once a second into the share (`<run> <epoch>` lines in <name>.txt, <run> a random id per run:
+    an Indexed Job's pods share their hostname), then exit."""
     return (
-        f'for i in $(seq {seconds}); do echo "$HOSTNAME $(date +%s.%N)" >> $AZ_BATCHAI_JOB_MOUNT_ROOT/beats/'
+        "run=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \\n'); "
+        f'for i in $(seq {seconds}); do echo "$run $(date +%s.%N)" >> $AZ_BATCHAI_JOB_MOUNT_ROOT/beats/'
         f"{name}.txt; sleep 1; done; exit {exit_code}"
     )
 
 
 def overlapping(beats: dict[str, list[float]]) -> list[tuple[str, str]]:
-    """Pods of one job node whose beating spans overlap: they ran at the same time."""
+    """Runs of one job node whose beating spans overlap: they ran at the same time."""
     spans = sorted((min(b), max(b), pod) for pod, b in beats.items() if b)
     return [(a[2], b[2]) for a, b in itertools.pairwise(spans) if b[0] <= a[1]]
 

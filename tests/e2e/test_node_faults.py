@@ -2,7 +2,8 @@
 status seen -> job rerun or failed -> final state.
 
 Every job here beats once a second into an Azure Files share (the Files double's directory, which both
-real nodes bind-mount): `<pod> <epoch seconds>` lines. Two pods of one job whose beats interleave ran at
+real nodes bind-mount): `<run> <epoch seconds>` lines, <run> a random id each run of the command draws (an
+Indexed Job's pods all have the hostname <job>-<index>). Two runs of one job whose beats interleave ran at
 the same time ("ran twice"), which must never happen. The faults are real: the node's kubelet and
 containerd stopped (`hack/devcluster node-stop`), a drain through the Eviction API, containerd restarted
 under a running container, rclone killed under a mount. Nothing here writes a pod status or an Event.
@@ -38,10 +39,14 @@ NOTES = Path("/work/wt/notes")  # where the timelines are also saved, when that 
 OUT_OF_SERVICE = {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}
 
 
+# A random id for this run of the command.
+RUN_ID = "run=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \\n'); "
+
+
 def beating(job: str, seconds: int) -> str:
     """A job that beats `seconds` times into the share (its file <job>.txt there), then succeeds."""
     return (
-        f'for i in $(seq {seconds}); do echo "$HOSTNAME $(date +%s.%N)" >> {ROOT}/beats/{job}.txt; '
+        RUN_ID + f'for i in $(seq {seconds}); do echo "$run $(date +%s.%N)" >> {ROOT}/beats/{job}.txt; '
         "sleep 1; done; echo done"
     )
 
@@ -52,6 +57,7 @@ class Timeline:
 
     name: str
     t0: float = field(default_factory=time.monotonic)
+    epoch: float = field(default_factory=time.time)  # t0 on the wall clock (the beats' clock)
     lines: list[str] = field(default_factory=list)
 
     def __call__(self, what: str) -> None:
@@ -73,7 +79,7 @@ def set_schedulable(core: client.CoreV1Api, node: str, schedulable: bool) -> Non
 
 
 def beats(account: str, ns: str, job: str) -> dict[str, list[float]]:
-    """The beats of each pod of a job."""
+    """The beats of each run of a job's command."""
     path = share_path(account, ns, f"{job}.txt")
     out: dict[str, list[float]] = {}
     for line in path.read_text().splitlines() if path.exists() else []:
@@ -84,7 +90,7 @@ def beats(account: str, ns: str, job: str) -> dict[str, list[float]]:
 
 
 def ran_twice(by_pod: dict[str, list[float]]) -> list[tuple[str, str]]:
-    """Pairs of pods whose beating spans overlap."""
+    """Pairs of runs whose beating spans overlap."""
     spans = sorted((min(b), max(b), pod) for pod, b in by_pod.items())
     return [(a[2], b[2]) for a, b in itertools.pairwise(spans) if b[0] <= a[1]]
 
@@ -198,10 +204,9 @@ def finish(ns: str, account: str, job: str, t: Timeline, state: str = "succeeded
     t(f"final: {state} exitCode={info.get('exitCode')} requeueCount={info.get('requeueCount')}")
     by_pod = beats(account, ns, job)
     twice = ran_twice(by_pod)
-    t(
-        f"pods that beat: {', '.join(f'{p} ({len(b)} beats)' for p, b in sorted(by_pod.items()))}; "
-        f"ran_twice={len(twice)}"
-    )
+    spans = [f"{len(b)} beats at {min(b) - t.epoch:.0f}-{max(b) - t.epoch:.0f}s" for b in by_pod.values()]
+    runs = ", ".join(spans)
+    t(f"runs of the command: {runs}; ran_twice={len(twice)}")
     assert not twice, f"pods ran at the same time: {twice}"
     return tj
 
@@ -231,7 +236,8 @@ def test_a_hung_node_is_left_and_the_job_rerun_only_once_its_pod_is_gone(
     # Not replaced while the old pod may run: for 20 s, no second pod, and the old one still beats.
     time.sleep(20)
     assert [p.metadata.name for p in job_pods(ns, "hung")] == [pod.metadata.name]
-    assert max(beats(account, ns, "hung")[pod.metadata.name]) > time.time() - 5
+    (old_run,) = beats(account, ns, "hung").values()
+    assert max(old_run) > time.time() - 5
     t("20 s later: still the one pod (terminating, its container beating on real-1): no replacement")
     devcluster("up")
     t("real-1's kubelet and containerd started again")
