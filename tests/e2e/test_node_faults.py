@@ -105,6 +105,20 @@ def running_pod(ns: str, job: str, node: str | None = None) -> client.V1Pod:
     return wait_for(find, timeout=120, what=f"a running pod of {job}" + (f" on {node}" if node else ""))
 
 
+def pod_end(core: client.CoreV1Api, ns: str, name: str) -> str | None:
+    """How a pod ended ("Failed, exit 143"; "deleted" once gone), or None while it runs."""
+    try:
+        pod = core.read_namespaced_pod(name, ns)
+    except client.ApiException as e:
+        if e.status == 404:
+            return "deleted"
+        raise
+    if pod.status.phase not in ("Failed", "Succeeded"):
+        return None
+    codes = [cs.state.terminated.exit_code for cs in pod.status.container_statuses or [] if cs.state.terminated]
+    return f"{pod.status.phase}, exit {codes[0] if codes else None}"
+
+
 def disruption(pod: client.V1Pod) -> client.V1PodCondition | None:
     return next((c for c in pod.status.conditions or [] if c.type == "DisruptionTarget"), None)
 
@@ -220,7 +234,8 @@ def test_a_hung_node_is_left_and_the_job_rerun_only_once_its_pod_is_gone(
     evicted pod, and only then the job's node runs again; the job succeeds, one requeue in its status."""
     ns, account = namespace
     t = Timeline("node-hung")
-    pod = start_on(core_v1, ns, account, "hung", "real-1", 60)
+    # Long enough to be still running, unseen, when real-1 comes back (~90 s after the fault).
+    pod = start_on(core_v1, ns, account, "hung", "real-1", 120)
     t(f"job running: pod {pod.metadata.name} on real-1")
     devcluster("node-stop", "real-1")
     t("fault: real-1's kubelet and containerd stopped (its container still runs)")
@@ -241,6 +256,8 @@ def test_a_hung_node_is_left_and_the_job_rerun_only_once_its_pod_is_gone(
     t("20 s later: still the one pod (terminating, its container beating on real-1): no replacement")
     devcluster("up")
     t("real-1's kubelet and containerd started again")
+    ended = wait_for(lambda: pod_end(core_v1, ns, pod.metadata.name), timeout=120, what="the old pod ended")
+    t(f"the old pod stopped by real-1's kubelet: {ended}")
     new = wait_for(
         lambda: next(
             (
