@@ -115,7 +115,8 @@ def pod_end(core: client.CoreV1Api, ns: str, name: str) -> str | None:
         raise
     if pod.status.phase not in ("Failed", "Succeeded"):
         return None
-    codes = [cs.state.terminated.exit_code for cs in pod.status.container_statuses or [] if cs.state.terminated]
+    statuses = pod.status.container_statuses or []
+    codes = [cs.state.terminated.exit_code for cs in statuses if cs.state.terminated]
     return f"{pod.status.phase}, exit {codes[0] if codes else None}"
 
 
