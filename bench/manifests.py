@@ -49,7 +49,7 @@ def operator_job(namespace: str, name: str, nodes_per_job: int, uid: str | None 
         BatchAIClusterSpec.model_validate(CLUSTER),
         OperatorConfig(),
     )
-    return copy.deepcopy(children.job)
+    return copy.deepcopy(children.batch_job)
 
 
 def _own_template(job: dict[str, Any], system: str) -> tuple[str, dict[str, Any]]:

@@ -1,13 +1,18 @@
 """RecordingKube: stands in for batchai_operator.kube.Kube (the operator's own client wrapper, not the
 apiserver) in unit tests of the syncs. It records every call, in order, so a test asserts the exact writes
-a sync makes (mpi-operator's expect*Action fixture). The apiserver itself is only ever the real one."""
+a sync makes (mpi-operator's expect*Action fixture). The apiserver itself is only ever the real one.
+
+It implements the same protocol as Kube (kube.KubeClient), and mypy checks it against it (pyproject's
+[tool.mypy] files), so a change to what the syncs ask of the API changes this double too."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from batchai_operator.kube import KubeClient
 
-class RecordingKube:
+
+class RecordingKube(KubeClient):
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.existing: dict[tuple[str, str], str | None] = {}  # (kind, name) -> controller uid: create -> 409
@@ -33,8 +38,8 @@ class RecordingKube:
     async def patch_custom(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
         self.calls.append(("custom", patch))
 
-    async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        self.calls.append(("patch-job", (name, patch)))
+    async def patch_batch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.calls.append(("patch-batch-job", (name, patch)))
 
     async def delete_custom(self, plural: str, namespace: str, name: str) -> None:
         self.calls.append(("delete-custom", (plural, name)))
@@ -50,7 +55,7 @@ class RecordingKube:
 
     def kinds(self) -> list[str]:
         """The calls in order, as 'verb Kind' (creates and deletes) or the verb."""
-        out = []
+        out: list[str] = []
         for verb, arg in self.calls:
             if verb == "create":
                 out.append(f"create {arg['kind']}")
@@ -59,3 +64,7 @@ class RecordingKube:
             else:
                 out.append(verb)
         return out
+
+
+def _implements_every_method() -> KubeClient:
+    return RecordingKube()  # mypy: an unimplemented method of the protocol makes this abstract

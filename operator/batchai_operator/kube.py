@@ -2,7 +2,7 @@
 
 Uses the official `kubernetes` client in worker threads: kopf brings no client of its own, and the
 synchronous client is the best-kept one. Every call has a client-side timeout and is idempotent: create
-treats 409 as done (the caller checks who owns what exists), delete treats 404 as done.
+treats 409 as done (reconcile/children.py checks who owns what exists), delete treats 404 as done.
 """
 
 from __future__ import annotations
@@ -12,15 +12,17 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import kubernetes
 import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 
+from .kube_errors import api_message
 from .metrics import API_ERRORS
 from .names import GROUP, VERSION
+from .observe.views import controller_uid
 
 log = logging.getLogger(__name__)
 # Ask the apiserver for an object's metadata only (used for Secrets: their values never reach us).
@@ -29,8 +31,6 @@ PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1
 REQUEST_TIMEOUT = (10, 30)
 # Watches: the server ends each one after WATCH_SECONDS; the client gives up a silent one a bit later.
 WATCH_SECONDS = 60
-FAILED_MOUNT_EVENTS = "reason=FailedMount,involvedObject.kind=Pod"
-FAILED_CREATE_EVENTS = "reason=FailedCreate,involvedObject.kind=Job"
 # Where each kind of child is created: (API path prefix, plural).
 COLLECTIONS: dict[str, tuple[str, str]] = {
     "Job": ("/apis/batch/v1", "jobs"),
@@ -44,15 +44,23 @@ JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 
 
-def api_message(e: ApiException) -> str:
-    """The apiserver's own message from an error response (never a request body)."""
-    try:
-        return str(json.loads(e.body or "{}").get("message") or e.reason)
-    except (ValueError, AttributeError):
-        return f"{e.status} {e.reason}"
+class KubeClient(Protocol):
+    """What the syncs ask of the API (besides kopf's watches): `Kube` below; in unit tests, a recording
+    stand-in (tests/recording_kube.py) that mypy holds to this same protocol."""
+
+    async def create(self, manifest: dict[str, Any]) -> bool: ...
+    async def delete(self, kind: str, namespace: str, name: str) -> None: ...
+    async def patch_json(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> bool: ...
+    async def patch_custom(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> None: ...
+    async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None: ...
+    async def delete_custom(self, plural: str, namespace: str, name: str) -> None: ...
+    async def label_pod(self, namespace: str, name: str, labels: dict[str, str]) -> None: ...
+    async def patch_batch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None: ...
+    async def controller_uid(self, kind: str, namespace: str, name: str) -> str | None: ...
+    async def secret_exists(self, namespace: str, name: str) -> bool: ...
 
 
-class Kube:
+class Kube(KubeClient):
     """Thin async wrapper over the kubernetes client."""
 
     def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
@@ -145,7 +153,7 @@ class Kube:
             self.core.patch_namespaced_pod, name, namespace, {"metadata": {"labels": labels}}, ok=(404,)
         )
 
-    async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    async def patch_batch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         await self._call(self.batch.patch_namespaced_job, name, namespace, patch, ok=(404,))
 
     async def controller_uid(self, kind: str, namespace: str, name: str) -> str | None:
@@ -163,8 +171,7 @@ class Kube:
             if e.status == 404:
                 return None
             raise
-        refs = (data.get("metadata") or {}).get("ownerReferences") or []
-        return next((str(r.get("uid")) for r in refs if r.get("controller")), None)
+        return controller_uid(data.get("metadata") or {})
 
     async def secret_exists(self, namespace: str, name: str) -> bool:
         """Whether a Secret exists, asked without reading it: a server-side dry run of creating an empty
@@ -214,7 +221,8 @@ class Kube:
         """Blocking: stream the Events matching a field selector (in `namespace`, or all) until `stop`.
 
         A field-selected watch of our own, not kopf's: kopf cannot filter by field, and watching every
-        Event of a busy cluster to find rare ones (FailedMount, FailedCreate) would cost far more. It
+        Event of a busy cluster to find rare ones (reconcile/trainingjob.py's EVENT_WATCHES) would cost
+        far more. It
         starts from a fresh list's resourceVersion, so a (re)start does not replay old Events (a kubelet or
         controller posts again on its next attempt), and again after a 410. Every request has a client-side
         timeout, so a half-open connection ends in a retry instead of a silent stall.

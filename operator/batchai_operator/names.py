@@ -11,20 +11,20 @@ from __future__ import annotations
 GROUP = "batchai.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-JOB_KIND = "TrainingJob"
-JOB_PLURAL = "trainingjobs"
+TRAININGJOB_KIND = "TrainingJob"
+TRAININGJOB_PLURAL = "trainingjobs"
 CLUSTER_KIND = "BatchAICluster"
 CLUSTER_PLURAL = "batchaiclusters"
 
-# ---- kopf's own bookkeeping (finalizer, progress and diff-base annotations) under our domain ------
+# ---- kopf's own bookkeeping (its finalizer and progress annotations) under our domain; no diff base --
 DOMAIN = GROUP
 FINALIZER = f"{DOMAIN}/finalizer"
 
 # ---- labels the operator puts on its children and watches them by ----------------------------------
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "batchai-operator"
-LABEL_JOB = f"{DOMAIN}/trainingjob"
-LABEL_JOB_UID = f"{DOMAIN}/trainingjob-uid"
+LABEL_TRAININGJOB = f"{DOMAIN}/trainingjob"
+LABEL_TRAININGJOB_UID = f"{DOMAIN}/trainingjob-uid"
 LABEL_EXPERIMENT = f"{DOMAIN}/experiment"
 LABEL_CLUSTER = f"{DOMAIN}/cluster"
 LABEL_ROLE = f"{DOMAIN}/role"
@@ -100,7 +100,7 @@ CONDITION_FOR_STATE = {
     SUCCEEDED: "Succeeded",
     FAILED: "Failed",
 }
-JOB_CONDITION_TYPES = ("Queued", "Running", "Succeeded", "Failed", "Suspended")
+TRAININGJOB_CONDITION_TYPES = ("Queued", "Running", "Succeeded", "Failed", "Suspended")
 CONDITION_SUSPENDED = "Suspended"
 CONDITION_SPEC_APPLIED = "SpecApplied"
 CONDITION_READY = "Ready"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from devcluster import wait_for
-from jobs import create_job, get_job, job_pods, patch_job, wait_state
+from jobs import create_trainingjob, get_trainingjob, patch_trainingjob, trainingjob_pods, wait_state
 from kubernetes import client
 
 from .conftest import delete_namespace, new_namespace
@@ -47,15 +47,15 @@ def submitted(module_namespace: str) -> str:
             "stringData": {"azurestorageaccountname": "acct", "azurestorageaccountkey": "a2V5"},
         },
     )
-    create_job(ns, "exit3", custom("echo failing on purpose; exit 3"))
-    create_job(ns, "wallclock", custom(SLEEPER, constraints={"maxWallClockTime": "PT10S"}))
-    create_job(ns, "terminate", custom(SLEEPER))
-    create_job(
+    create_trainingjob(ns, "exit3", custom("echo failing on purpose; exit 3"))
+    create_trainingjob(ns, "wallclock", custom(SLEEPER, constraints={"maxWallClockTime": "PT10S"}))
+    create_trainingjob(ns, "terminate", custom(SLEEPER))
+    create_trainingjob(
         ns,
         "noimage",
         custom("true", containerSettings={"imageSourceRegistry": {"image": "localhost/batchai/absent:dev"}}),
     )
-    create_job(
+    create_trainingjob(
         ns,
         "nokey",
         custom("true", secrets=[{"name": "TOKEN", "secretRef": {"name": "api", "key": "absent"}}]),
@@ -66,7 +66,7 @@ def submitted(module_namespace: str) -> str:
         "credentials": {"secretRef": {"name": "storage"}},
         "relativeMountPath": "data",
     }
-    create_job(
+    create_trainingjob(
         ns, "nocsi", custom("ls $AZ_BATCHAI_JOB_MOUNT_ROOT/data", mountVolumes={"azureFileShares": [share]})
     )
     return ns
@@ -85,7 +85,7 @@ def oom_namespace(submitted: str, core_v1: client.CoreV1Api) -> Iterator[str]:
         },
     )
     add_cluster(ns)
-    create_job(ns, "oom", custom("echo allocating; python -c 'b = bytearray(1 << 30)'"))
+    create_trainingjob(ns, "oom", custom("echo allocating; python -c 'b = bytearray(1 << 30)'"))
     yield ns
     delete_namespace(core_v1, ns)
 
@@ -103,7 +103,7 @@ def failed_condition(tj: dict[str, Any]) -> dict[str, Any]:
 
 
 def no_pods_running(ns: str, name: str) -> bool:
-    return not [p for p in job_pods(ns, name) if p.status.phase in ("Pending", "Running")]
+    return not [p for p in trainingjob_pods(ns, name) if p.status.phase in ("Pending", "Running")]
 
 
 def test_exit_code_3_fails_the_job_with_that_exit_code(submitted: str) -> None:
@@ -112,7 +112,7 @@ def test_exit_code_3_fails_the_job_with_that_exit_code(submitted: str) -> None:
     assert error(tj)["code"] == "JobFailed"
     assert error(tj)["message"] == "Job failed with non-zero exit code"  # Batch AI's text
     assert failed_condition(tj)["message"] == "Job failed with non-zero exit code 3 on node 0"
-    (pod,) = job_pods(submitted, "exit3")
+    (pod,) = trainingjob_pods(submitted, "exit3")
     assert pod.spec.node_name in REAL_NODES
     term = pod.status.container_statuses[0].state.terminated
     assert term.exit_code == 3 and term.message.strip() == "JobFailed: exit code 3"
@@ -128,13 +128,17 @@ def test_max_wall_clock_time_stops_a_running_job(submitted: str) -> None:
 
 def test_terminate_stops_a_running_job(submitted: str) -> None:
     wait_state(submitted, "terminate", "running", timeout=180)
-    (pod,) = job_pods(submitted, "terminate")
-    stdout = on_node(pod, get_job(submitted, "terminate")["status"]["stdOutErrDirectory"]) / "stdout.txt"
+    (pod,) = trainingjob_pods(submitted, "terminate")
+    stdout = (
+        on_node(pod, get_trainingjob(submitted, "terminate")["status"]["stdOutErrDirectory"]) / "stdout.txt"
+    )
     wait_for(lambda: stdout.is_file() and stdout.read_text() == "started\n", timeout=120, what="job started")
-    patch_job(submitted, "terminate", {"spec": {"terminate": True}})
+    patch_trainingjob(submitted, "terminate", {"spec": {"terminate": True}})
     tj = wait_state(submitted, "terminate", "failed", timeout=120)
     assert error(tj)["code"] == "JobTerminated"
-    wait_for(lambda: not job_pods(submitted, "terminate"), timeout=90, what="terminated job's pod deleted")
+    wait_for(
+        lambda: not trainingjob_pods(submitted, "terminate"), timeout=90, what="terminated job's pod deleted"
+    )
     assert (
         client.BatchV1Api()
         .list_namespaced_job(submitted, label_selector="batchai.io/trainingjob=terminate")
@@ -188,7 +192,7 @@ def test_oom_kill_fails_the_job_with_exit_code_137(oom_namespace: str) -> None:
     assert failed_condition(tj)["message"] == (
         "Job failed with non-zero exit code 137 on node 0 (OOMKilled: the container ran out of memory)"
     )
-    (pod,) = job_pods(oom_namespace, "oom")
+    (pod,) = trainingjob_pods(oom_namespace, "oom")
     assert pod.spec.containers[0].resources.limits == {"memory": "64Mi"}
     term = pod.status.container_statuses[0].state.terminated
     assert term.exit_code == 137 and term.reason == "OOMKilled", term

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from devcluster import wait_for
-from jobs import create_job, job_pods, wait_state
+from jobs import create_trainingjob, trainingjob_pods, wait_state
 from kubernetes import client
 
 from storage_services import Blob, running_azurite
@@ -92,7 +92,7 @@ def submitted(module_namespace: str, blob: Blob) -> str:
 
     # Lists its input directory first thing (upstream's default --cancel-list-on-mount-seconds=10 would
     # show it empty), and shows how its volumes are mounted inside the container.
-    create_job(
+    create_trainingjob(
         ns,
         "listing",
         custom(
@@ -101,7 +101,7 @@ def submitted(module_namespace: str, blob: Blob) -> str:
             **logs,
         ),
     )
-    create_job(
+    create_trainingjob(
         ns,
         "outputs",
         custom(
@@ -113,10 +113,14 @@ def submitted(module_namespace: str, blob: Blob) -> str:
         ),
     )
     share_only = {"azureFileShares": [share_ref(account, ns, "wrong-key")]}
-    create_job(ns, "wrongkey-share", custom("true", mountVolumes=share_only))
-    create_job(ns, "wrongkey-blob", custom("true", mountVolumes=mounts(blob_ref(account, ns, "wrong-key"))))
-    create_job(ns, "notbase64", custom("true", mountVolumes=mounts(blob_ref(account, ns, "not-base64"))))
-    create_job(
+    create_trainingjob(ns, "wrongkey-share", custom("true", mountVolumes=share_only))
+    create_trainingjob(
+        ns, "wrongkey-blob", custom("true", mountVolumes=mounts(blob_ref(account, ns, "wrong-key")))
+    )
+    create_trainingjob(
+        ns, "notbase64", custom("true", mountVolumes=mounts(blob_ref(account, ns, "not-base64")))
+    )
+    create_trainingjob(
         ns, "nocontainer", custom("true", mountVolumes=mounts(blob_ref(account, f"absent-{ns}", "storage")))
     )
     return ns
@@ -163,7 +167,7 @@ def test_input_directory_on_the_blob_mount_is_listed_at_once(submitted: str, blo
     mounts = {path.rsplit("/", 1)[-1]: fstype for path, fstype in (ln.split() for ln in out[len(INPUTS) :])}
     assert mounts.keys() == {"data", "logs"}, out
     assert mounts["data"] == "fuse.rclone" and mounts["logs"] not in ("fuse.rclone", "tmpfs", "overlay"), out
-    (pod,) = job_pods(submitted, "listing")
+    (pod,) = trainingjob_pods(submitted, "listing")
     (attrs,) = [
         v.csi.volume_attributes for v in pod.spec.volumes if v.csi and v.csi.driver == "blob.csi.azure.com"
     ]

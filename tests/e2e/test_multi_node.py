@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from jobs import create_job, job_pods, wait_state
+from jobs import create_trainingjob, trainingjob_pods, wait_state
 from kubernetes import client
 
 from .realnodes import (
@@ -44,7 +44,7 @@ def submitted(module_namespace: str, recorder: PodRecorder) -> str:
     client.CustomObjectsApi().create_namespaced_custom_object(
         "batchai.io", "v1alpha1", ns, "batchaiclusters", cluster_body(ns, "real-cpu", gpus=False)
     )
-    create_job(
+    create_trainingjob(
         ns,
         MPI,
         job_spec(
@@ -61,7 +61,7 @@ def submitted(module_namespace: str, recorder: PodRecorder) -> str:
         "--dist-url $AZ_BATCHAI_PYTORCH_INIT_METHOD --rank $AZ_BATCHAI_TASK_INDEX --world-size 2 "
         "--backend $AZ_BATCHAI_PYTORCH_BACKEND --out $AZ_BATCHAI_OUTPUT_MODEL"
     )
-    create_job(
+    create_trainingjob(
         ns,
         DDP,
         job_spec(
@@ -80,7 +80,7 @@ def submitted(module_namespace: str, recorder: PodRecorder) -> str:
 
 
 def pods_by_index(ns: str, name: str) -> dict[int, client.V1Pod]:
-    pods = {int(p.metadata.labels[INDEX]): p for p in job_pods(ns, name)}
+    pods = {int(p.metadata.labels[INDEX]): p for p in trainingjob_pods(ns, name)}
     assert sorted(pods) == [0, 1]
     assert {p.spec.node_name for p in pods.values()} == set(REAL_NODES), "one pod on each real node"
     return pods
@@ -100,7 +100,7 @@ def test_open_mpi_job_runs_one_rank_on_each_real_node(submitted: str, recorder: 
     ips = {i: p.ip for i, p in seen.items()}
     # Node 0 decided the outcome; the Job then ended node 1 (its sshd). mpirun on node 0 merged both
     # ranks' output into node 0's stdout.txt, as Batch AI did.
-    (pod0,) = [p for p in job_pods(submitted, MPI) if p.metadata.name == seen[0].name]
+    (pod0,) = [p for p in trainingjob_pods(submitted, MPI) if p.metadata.name == seen[0].name]
     stdout = (on_node(pod0, tj["status"]["stdOutErrDirectory"]) / "stdout.txt").read_text()
     print(f"--- {MPI}: stdout.txt of node 0 ({seen[0].node}); node 1 ran on {seen[1].node}\n{stdout}")
     assert f"rank 0 of 2 on {MPI}-0 ({ips[0]}); allreduce sum 3" in stdout

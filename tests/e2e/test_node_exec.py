@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from devcluster import wait_for
-from jobs import create_job, job_pods
+from jobs import create_trainingjob, trainingjob_pods
 from kubernetes import client
 
 from .realnodes import cluster_body, job_spec
@@ -50,9 +50,9 @@ def test_exec_and_port_forward_into_a_running_job(module_namespace: str) -> None
     client.CustomObjectsApi().create_namespaced_custom_object(
         "batchai.io", "v1alpha1", ns, "batchaiclusters", cluster_body(ns, "execpool", gpus=False)
     )
-    create_job(ns, "serve", job_spec("execpool", customToolkitSettings={"commandLine": SERVE}))
+    create_trainingjob(ns, "serve", job_spec("execpool", customToolkitSettings={"commandLine": SERVE}))
     pod = wait_for(
-        lambda: next((p for p in job_pods(ns, "serve") if p.status.phase == "Running"), None),
+        lambda: next((p for p in trainingjob_pods(ns, "serve") if p.status.phase == "Running"), None),
         timeout=180,
         what="the job's pod running",
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from devcluster import DevCluster, wait_for
-from jobs import create_job, job_pods, wait_state
+from jobs import create_trainingjob, trainingjob_pods, wait_state
 from kubernetes import client
 
 from .conftest import delete_namespace, new_namespace
@@ -96,10 +96,10 @@ def test_operator_in_cluster_runs_a_training_job(release: str) -> None:
         "batchai.io", "v1alpha1", ns, "batchaiclusters", cluster_body(ns, "real-gpu")
     )
     command = "echo hello from a job of the in-cluster operator on $(hostname)"
-    create_job(ns, "hello", job_spec("real-gpu", customToolkitSettings={"commandLine": command}))
+    create_trainingjob(ns, "hello", job_spec("real-gpu", customToolkitSettings={"commandLine": command}))
     tj = wait_state(ns, "hello", "succeeded", timeout=180)
     assert tj["status"]["executionInfo"]["exitCode"] == 0
-    (pod,) = job_pods(ns, "hello")
+    (pod,) = trainingjob_pods(ns, "hello")
     stdout = on_node(pod, tj["status"]["stdOutErrDirectory"]) / "stdout.txt"
     # Indexed Jobs name each pod's host <job>-<index>.
     assert stdout.read_text() == f"hello from a job of the in-cluster operator on {pod.spec.hostname}\n"

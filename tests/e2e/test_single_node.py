@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobs import create_job, job_pods, wait_state
+from jobs import create_trainingjob, trainingjob_pods, wait_state
 from kubernetes import client
 
 from .realnodes import (
     JOB_ROOT,
+    LOCAL_IMAGES,
     REAL_NODES,
     cluster_body,
     files_under,
@@ -40,7 +41,7 @@ def submitted(module_namespace: str) -> str:
     client.CoreV1Api().create_namespaced_secret(
         ns, {"metadata": {"name": "api"}, "stringData": {"token": "not-a-real-token"}}
     )
-    create_job(
+    create_trainingjob(
         ns,
         CUSTOM,
         job_spec(
@@ -51,7 +52,7 @@ def submitted(module_namespace: str) -> str:
             },
         ),
     )
-    create_job(
+    create_trainingjob(
         ns,
         CNTK,
         job_spec(
@@ -69,7 +70,7 @@ def submitted(module_namespace: str) -> str:
 
 
 def finished_pod(ns: str, name: str) -> client.V1Pod:
-    (pod,) = job_pods(ns, name)
+    (pod,) = trainingjob_pods(ns, name)
     assert pod.spec.node_name in REAL_NODES
     (cs,) = pod.status.container_statuses
     assert cs.state.terminated is not None, cs.state
@@ -121,6 +122,7 @@ def test_cntk_settings_job_runs_its_python_script(submitted: str) -> None:
     assert tj["status"]["executionInfo"]["exitCode"] == 0
     assert tj["status"]["toolType"] == "cntk"
     pod = finished_pod(submitted, CNTK)
+    assert pod.spec.containers[0].image == LOCAL_IMAGES["cntk"] == "localhost/batchai/cntk-cpu:dev"
     logs = stdouterr(tj, pod)
     stdout = (logs / "stdout.txt").read_text()
     assert "secret API_TOKEN: set, learning rate 0.05" in stdout

@@ -37,7 +37,7 @@ def create_storage_secret(ns: str, name: str = "storage") -> None:
     )
 
 
-def create_job(
+def create_trainingjob(
     ns: str,
     name: str,
     spec: dict[str, Any],
@@ -53,27 +53,27 @@ def create_job(
     return custom().create_namespaced_custom_object(GROUP, VERSION, ns, "trainingjobs", body)
 
 
-def get_job(ns: str, name: str) -> dict[str, Any]:
+def get_trainingjob(ns: str, name: str) -> dict[str, Any]:
     return custom().get_namespaced_custom_object(GROUP, VERSION, ns, "trainingjobs", name)
 
 
-def patch_job(ns: str, name: str, patch: dict[str, Any]) -> None:
+def patch_trainingjob(ns: str, name: str, patch: dict[str, Any]) -> None:
     custom().patch_namespaced_custom_object(GROUP, VERSION, ns, "trainingjobs", name, patch)
 
 
 def wait_state(ns: str, name: str, state: str, timeout: float = 60) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
-        obj = get_job(ns, name)
+        obj = get_trainingjob(ns, name)
         return obj if (obj.get("status") or {}).get("executionState") == state else None
 
     try:
         return wait_for(check, timeout=timeout, what=f"TrainingJob {ns}/{name} {state}")
     except TimeoutError as e:
-        raise TimeoutError(f"{e}; status now: {get_job(ns, name).get('status')}") from None
+        raise TimeoutError(f"{e}; status now: {get_trainingjob(ns, name).get('status')}") from None
 
 
-def job_pods(ns: str, name: str) -> list[client.V1Pod]:
-    uid = get_job(ns, name)["metadata"]["uid"]
+def trainingjob_pods(ns: str, name: str) -> list[client.V1Pod]:
+    uid = get_trainingjob(ns, name)["metadata"]["uid"]
     return (
         client.CoreV1Api().list_namespaced_pod(ns, label_selector=f"batchai.io/trainingjob-uid={uid}").items
     )

@@ -29,7 +29,7 @@ import secret_scan
 import yaml
 from chart_operator import ChartOperator
 from devcluster import DevCluster, create_fake_node, delete_node, wait_for
-from jobs import SECRET_KEY_VALUE, get_job, wait_state
+from jobs import SECRET_KEY_VALUE, get_trainingjob, wait_state
 from kubernetes import client
 from operator_process import LIVENESS_PORT
 
@@ -232,7 +232,7 @@ def test_the_guide_runs_the_first_job_and_scales_the_pool(
         assert arm.puts(path)[0]["properties"]["count"] == 2
         assert all(r.authorized for r in arm.pool_requests())
         assert chart_operator.permission_problems() == []
-        assert get_job(JOBS_NS, "cntk-python-1")["status"]["toolType"] == "cntk"
+        assert get_trainingjob(JOBS_NS, "cntk-python-1")["status"]["toolType"] == "cntk"
     finally:
         secret_scan.check_namespace(JOBS_NS)
 

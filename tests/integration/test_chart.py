@@ -40,12 +40,12 @@ from jobs import (
     GROUP,
     VERSION,
     create_cluster,
-    create_job,
     create_storage_secret,
+    create_trainingjob,
     events_for,
-    get_job,
-    job_pods,
-    patch_job,
+    get_trainingjob,
+    patch_trainingjob,
+    trainingjob_pods,
     wait_state,
 )
 from kubernetes import client
@@ -574,7 +574,7 @@ def test_crds_are_upgraded_by_helm_upgrade_and_kept_on_uninstall(
     values = ["--set", "jobs.priorityClasses.create=false"]
     sentinel = {"cluster": "nc6", "nodeCount": 1, "customToolkitSettings": {"commandLine": "true"}}
     sentinel |= {"stdOutErrPathPrefix": "/tmp/logs", "suspend": True}
-    create_job(namespace, "survivor", sentinel)
+    create_trainingjob(namespace, "survivor", sentinel)
     try:
         for crd in CRD_NAMES:
             run("kubectl", "label", "crd", crd, "app.kubernetes.io/managed-by=Helm", "--overwrite")
@@ -592,7 +592,7 @@ def test_crds_are_upgraded_by_helm_upgrade_and_kept_on_uninstall(
         assert "kept due to the resource policy" in out.stdout + out.stderr, out.stdout + out.stderr
         for crd in CRD_NAMES:
             assert not crd_meta(crd).get("deletionTimestamp")
-        assert get_job(namespace, "survivor")["spec"]["suspend"] is True
+        assert get_trainingjob(namespace, "survivor")["spec"]["suspend"] is True
     finally:
         if rel in run("helm", "list", "-n", namespace, "-q").stdout.split():
             run("helm", "uninstall", rel, "-n", namespace)
@@ -699,7 +699,9 @@ def test_permission_problems_finds_rbac_denials_only() -> None:
     rbac_traceback = traceback.format('"message":"secrets \\"storage\\" is forbidden: User ... cannot get"')
     terminating_traceback = traceback.format('"message":"namespace y is being terminated"')
     kopf_warning = "[2026-11-29 11:27:21,700] kopf._core.reactor.o [WARNING ] Not enough permissions to watch"
-    harmless = "[2026-11-29 11:27:16,403] kopf.objects [INFO    ] [it-7/nc6] Handler 'on_job' succeeded."
+    harmless = (
+        "[2026-11-29 11:27:16,403] kopf.objects [INFO    ] [it-7/nc6] Handler 'on_batch_job' succeeded."
+    )
     event_404 = (
         "[2026-11-29 11:34:28,054] kopf._core.engines.p [WARNING ] Failed to post an event. Code: 404."
     )
@@ -768,7 +770,7 @@ def exercise_every_grant(
     # Horovod job created suspended (Job patch), with its ConfigMap, headless Service and SSH Secret.
     create_cluster(namespace)
     create_storage_secret(namespace)
-    create_job(namespace, "cntk", cntk_spec(ttlSecondsAfterFinished=4))
+    create_trainingjob(namespace, "cntk", cntk_spec(ttlSecondsAfterFinished=4))
     hvd = {
         "cluster": "nc6",
         "nodeCount": 2,
@@ -776,20 +778,20 @@ def exercise_every_grant(
         "stdOutErrPathPrefix": "/tmp/logs",
         "horovodSettings": {"pythonScriptFilePath": "train.py", "processCount": 2},
     }
-    create_job(namespace, "hvd", hvd, annotations={"sim.batchai.io/run-for": "2s"})
+    create_trainingjob(namespace, "hvd", hvd, annotations={"sim.batchai.io/run-for": "2s"})
     # Terminated while suspended (no GPU needed): the operator deletes its Job.
-    create_job(namespace, "term", cntk_spec(suspend=True))
+    create_trainingjob(namespace, "term", cntk_spec(suspend=True))
 
     batch = client.BatchV1Api()
     suspended = wait_for(lambda: batch.read_namespaced_job("hvd", namespace), timeout=20, what="Job hvd")
     assert as_dict(suspended)["spec"]["suspend"] is True
     core_v1.read_namespaced_config_map("hvd", namespace)
     core_v1.read_namespaced_service("hvd", namespace)
-    hvd_uid = get_job(namespace, "hvd")["metadata"]["uid"]
+    hvd_uid = get_trainingjob(namespace, "hvd")["metadata"]["uid"]
     core_v1.read_namespaced_secret(f"hvd-ssh-{hvd_uid[:8]}", namespace)
-    patch_job(namespace, "hvd", {"spec": {"suspend": False}})
+    patch_trainingjob(namespace, "hvd", {"spec": {"suspend": False}})
     wait_for(lambda: batch.read_namespaced_job("term", namespace), timeout=20, what="Job term")
-    patch_job(namespace, "term", {"spec": {"terminate": True}})
+    patch_trainingjob(namespace, "term", {"spec": {"terminate": True}})
 
     cntk = wait_state(namespace, "cntk", "succeeded", timeout=40)
     assert cntk["status"]["executionInfo"]["exitCode"] == 0
@@ -814,11 +816,11 @@ def exercise_every_grant(
         },
     }
     batch.create_namespaced_job(namespace, stranger)
-    create_job(namespace, "taken", cntk_spec())
+    create_trainingjob(namespace, "taken", cntk_spec())
     wait_for(
         lambda: any(
             c["reason"] == "JobCreationRejected" and "belongs to another object" in c["message"]
-            for c in (get_job(namespace, "taken").get("status") or {}).get("conditions") or []
+            for c in (get_trainingjob(namespace, "taken").get("status") or {}).get("conditions") or []
             if c["status"] == "True"
         ),
         timeout=30,
@@ -826,7 +828,7 @@ def exercise_every_grant(
     )
     hvd_done = wait_state(namespace, "hvd", "succeeded", timeout=40)
     assert hvd_done["status"]["executionInfo"]["exitCode"] == 0
-    pods = job_pods(namespace, "hvd")
+    pods = trainingjob_pods(namespace, "hvd")
     assert pods and all(
         as_dict(p)["spec"]["priorityClassName"] == release.priority_classes["normal"] for p in pods
     )
@@ -869,7 +871,9 @@ def exercise_every_grant(
 
     # ttlSecondsAfterFinished: the operator deleted the TrainingJob.
     wait_for(
-        lambda: gone(lambda: get_job(namespace, "cntk")), timeout=15, what="TrainingJob cntk deleted (TTL)"
+        lambda: gone(lambda: get_trainingjob(namespace, "cntk")),
+        timeout=15,
+        what="TrainingJob cntk deleted (TTL)",
     )
 
 

@@ -1,6 +1,6 @@
-"""The operator's FailedMount watch (kube.Kube.watch_events with FAILED_MOUNT_EVENTS) against the real
-apiserver, through a TCP relay that can go silent like a half-open connection (the one network fault a
-test can play here).
+"""The operator's FailedMount watch (kube.Kube.watch_events with reconcile/trainingjob.py's
+FAILED_MOUNT_EVENTS) against the real apiserver, through a TCP relay that can go silent like a half-open
+connection (the one network fault a test can play here).
 
 - a new watch does not replay the Events that exist when it starts (it begins at a fresh list);
 - a silent connection ends in the client-side timeout, and the watch recovers and delivers what was
@@ -23,7 +23,8 @@ import pytest
 from devcluster import DevCluster, wait_for
 from kubernetes import client
 
-from batchai_operator.kube import FAILED_MOUNT_EVENTS, Kube
+from batchai_operator.kube import Kube
+from batchai_operator.reconcile.trainingjob import FAILED_MOUNT_EVENTS
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,10 @@ from jobs import (
     GROUP,
     VERSION,
     create_cluster,
-    create_job,
     create_storage_secret,
+    create_trainingjob,
     custom,
-    get_job,
+    get_trainingjob,
     wait_state,
 )
 from kubernetes import client
@@ -46,7 +46,7 @@ def simple(**extra: Any) -> dict[str, Any]:
 
 def state_with_reason(ns: str, name: str, state: str, reason: str) -> Callable[[], dict[str, Any] | None]:
     def check() -> dict[str, Any] | None:
-        obj = get_job(ns, name)
+        obj = get_trainingjob(ns, name)
         st = obj.get("status") or {}
         conds = {c["type"]: c for c in st.get("conditions") or [] if c["status"] == "True"}
         ok = st.get("executionState") == state and any(c["reason"] == reason for c in conds.values())
@@ -61,15 +61,15 @@ def test_trainingjob_states(operator: OperatorProcess, namespace: str) -> None:
     create_cluster(namespace, "nowhere", vmSize="Standard_NC6", agentPool="no-such-pool")
     create_storage_secret(namespace)
 
-    fresh = create_job(namespace, "no-status", simple(cluster="missing"))
+    fresh = create_trainingjob(namespace, "no-status", simple(cluster="missing"))
     verdicts["no-status"] = record(TJ, "no-status", fresh)
 
-    create_job(namespace, "cluster-not-found", simple(cluster="missing"))
-    create_job(namespace, "waiting-for-nodes", simple(cluster="nowhere"))
-    create_job(namespace, "suspended", simple(suspend=True))
-    create_job(namespace, "running", cntk_spec(), annotations={SIM_RUN_FOR: "120s"})
-    create_job(namespace, "succeeded", cntk_spec(), annotations={SIM_RUN_FOR: "1s"})
-    create_job(namespace, "failed", simple(), annotations={SIM_RUN_FOR: "1s", SIM_EXIT_CODE: "3"})
+    create_trainingjob(namespace, "cluster-not-found", simple(cluster="missing"))
+    create_trainingjob(namespace, "waiting-for-nodes", simple(cluster="nowhere"))
+    create_trainingjob(namespace, "suspended", simple(suspend=True))
+    create_trainingjob(namespace, "running", cntk_spec(), annotations={SIM_RUN_FOR: "120s"})
+    create_trainingjob(namespace, "succeeded", cntk_spec(), annotations={SIM_RUN_FOR: "1s"})
+    create_trainingjob(namespace, "failed", simple(), annotations={SIM_RUN_FOR: "1s", SIM_EXIT_CODE: "3"})
 
     def unschedulable() -> dict[str, Any] | None:
         # Once the scheduler found the pod unschedulable, its verdict is in the message.
@@ -89,7 +89,7 @@ def test_trainingjob_states(operator: OperatorProcess, namespace: str) -> None:
 
         def settled(name: str = name, count: str = count) -> dict[str, Any] | None:
             # The state flips first; the node counts follow with the pod's next status update.
-            obj = get_job(namespace, name)
+            obj = get_trainingjob(namespace, name)
             return obj if obj["status"]["nodes"][count] == 1 else None
 
         verdicts[name] = record(TJ, name, wait_for(settled, timeout=30, what=f"{name}: node counts"))
@@ -101,7 +101,7 @@ def test_trainingjob_states(operator: OperatorProcess, namespace: str) -> None:
     assert patched["metadata"]["generation"] == 2 and patched["status"]["observedGeneration"] == 1
     verdicts["spec-not-observed"] = record(TJ, "spec-not-observed", patched)
     wait_for(
-        lambda: get_job(namespace, "running")["status"].get("observedGeneration") == 2,
+        lambda: get_trainingjob(namespace, "running")["status"].get("observedGeneration") == 2,
         timeout=30,
         what="generation 2 observed",
     )

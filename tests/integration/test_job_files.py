@@ -20,7 +20,16 @@ from typing import Any
 
 import pytest
 from devcluster import wait_for
-from jobs import GROUP, VERSION, create_cluster, custom, get_job, job_pods, task_files, wait_state
+from jobs import (
+    GROUP,
+    VERSION,
+    create_cluster,
+    custom,
+    get_trainingjob,
+    task_files,
+    trainingjob_pods,
+    wait_state,
+)
 from kubernetes import client
 
 from batchai_operator.api.trainingjob import TrainingJobSpec
@@ -131,7 +140,11 @@ def run_job_file(namespace: str, case: Case, name: str | None = None, timeout: f
     custom().create_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", body)
     spec = TrainingJobSpec.model_validate(body["spec"])
     pods = wait_for(
-        lambda: job_pods(namespace, name) if len(job_pods(namespace, name)) == spec.node_count else None,
+        lambda: (
+            trainingjob_pods(namespace, name)
+            if len(trainingjob_pods(namespace, name)) == spec.node_count
+            else None
+        ),
         timeout=60,
         what=f"{spec.node_count} pods of {name}",
     )
@@ -228,7 +241,7 @@ def test_brainscript_without_language_type_runs_cntk(namespace: str) -> None:
     create_clusters(namespace)
     (case,) = [c for c in CASES if c.name == "cntk-brainscript"]
     ran = run_job_file(namespace, case, "bs")
-    assert "languageType" not in get_job(namespace, "bs")["spec"]["cntkSettings"]
+    assert "languageType" not in get_trainingjob(namespace, "bs")["spec"]["cntkSettings"]
     tasks0 = ran.config_map["tasks-0.sh"]
     assert "batchai_mpirun 2 cntk configFile=$AZ_BATCHAI_INPUT_CFG/Distributed_LeNet.cntk" in tasks0
     assert re.search(r"^wait_for_nodes$", tasks0, re.MULTILINE)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from devcluster import wait_for
-from jobs import get_job, patch_job, wait_state
+from jobs import get_trainingjob, patch_trainingjob, wait_state
 from kubernetes import client
 
 from batchai_operator.api import TrainingJobSpec
@@ -78,7 +78,7 @@ def storage_env(blob: Blob, files: AzureFilesDouble | None = None) -> dict[str, 
 
 def location(ns: str, name: str, directory: str) -> StorageLocation:
     """Where the job writes `directory`, as `job file list` and status resolve it."""
-    obj = get_job(ns, name)
+    obj = get_trainingjob(ns, name)
     spec = TrainingJobSpec.model_validate(obj["spec"])
     return directory_location(directory, spec, None, identity(obj, spec))
 
@@ -130,7 +130,7 @@ def test_seed_quickstart_steps_with_kubectl_batchai_alone(
     assert f"Job cntk-python-1 created in workspace {ns}" in created.stderr
     assert created.stdout.lstrip().startswith("{"), "az printed the created job as JSON"
     # The storage key went into a Secret owned by the job, never into the job.
-    tj = get_job(ns, "cntk-python-1")
+    tj = get_trainingjob(ns, "cntk-python-1")
     assert azurite.key not in json.dumps(tj)
     secret = client.CoreV1Api().read_namespaced_secret("cntk-python-1-storage-devstoreaccount1", ns)
     assert secret.metadata.owner_references[0].uid == tj["metadata"]["uid"]
@@ -263,7 +263,7 @@ def test_terminate_then_wait_never_exits_0(operator: object, namespace: str, azu
     term = cli("job", "terminate", "-n", "long", "-w", namespace, "-y")
     assert term.returncode == 0, term.stderr
     assert "Job long terminated: failed" in term.stderr
-    status = get_job(namespace, "long")["status"]
+    status = get_trainingjob(namespace, "long")["status"]
     assert status["executionInfo"]["errors"][0]["code"] == "JobTerminated"
     waited = cli("job", "wait", "-n", "long", "-w", namespace)
     assert waited.returncode == 255, "a failed job without an exit code exits as az's -1 did, not 0"
@@ -332,7 +332,7 @@ def test_second_run_streams_stdout_while_the_job_runs(
             # Each line shows up while the job runs, before the next one is written.
             assert received.get(timeout=90) == line
         write_as_the_job_would(last)
-        patch_job(namespace, "run2", {"spec": {"terminate": True}})
+        patch_trainingjob(namespace, "run2", {"spec": {"terminate": True}})
         proc.wait(timeout=180)
     finally:
         proc.kill()
@@ -340,7 +340,7 @@ def test_second_run_streams_stdout_while_the_job_runs(
     reader.join(10)
     assert proc.returncode == 0, err
     assert received.get(timeout=5) == last, "the tail written as the job ended was read after the end"
-    assert get_job(namespace, "run2")["status"]["executionState"] == "failed"
+    assert get_trainingjob(namespace, "run2")["status"]["executionState"] == "failed"
     assert 'File "stdout.txt" found in' in err
     if kind == "file":
         reads = [r for r in files_double.recorded() if r.method == "GET" and r.path.endswith("stdout.txt")]

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from devcluster import SIM_RUN_FOR, wait_for
 from health_fixtures import record
-from jobs import GROUP, VERSION, create_cluster, create_job, custom, get_job, wait_state
+from jobs import GROUP, VERSION, create_cluster, create_trainingjob, custom, get_trainingjob, wait_state
 from kubernetes import client, watch
 from kueue_process import KUEUE_GROUP, KUEUE_NAMESPACE_LABEL, KueueProcess
 from kueue_process import kueue as kueue
@@ -196,7 +196,7 @@ def two_gpu_job(name: str) -> dict[str, Any]:
 
 
 def queued_reason(ns: str, name: str) -> dict[str, Any] | None:
-    obj = get_job(ns, name)
+    obj = get_trainingjob(ns, name)
     st = obj.get("status") or {}
     queued = next((c for c in st.get("conditions") or [] if c["type"] == "Queued"), {})
     return obj if st.get("executionState") == "queued" and queued.get("reason") == "QueuedByKueue" else None
@@ -211,16 +211,20 @@ def test_kueue_admits_one_2gpu_job_and_holds_the_second_until_the_first_ends(
     time.sleep(1)  # both watches established before the first object
     labels = {QUEUE_LABEL: "gpu"}
     try:
-        create_job(namespace, "first", two_gpu_job("first"), annotations={SIM_RUN_FOR: "10s"}, labels=labels)
+        create_trainingjob(
+            namespace, "first", two_gpu_job("first"), annotations={SIM_RUN_FOR: "10s"}, labels=labels
+        )
         time.sleep(1)  # Kueue admits in creation order: `first` is older
-        create_job(namespace, "second", two_gpu_job("second"), annotations={SIM_RUN_FOR: "4s"}, labels=labels)
+        create_trainingjob(
+            namespace, "second", two_gpu_job("second"), annotations={SIM_RUN_FOR: "4s"}, labels=labels
+        )
 
         wait_state(namespace, "first", "running", timeout=60)
         held = wait_for(lambda: queued_reason(namespace, "second"), timeout=30, what="second queued by Kueue")
         queued = next(c for c in held["status"]["conditions"] if c["type"] == "Queued")
         assert queued["message"].startswith("Kueue holds the job in LocalQueue 'gpu'"), queued
         assert client.BatchV1Api().read_namespaced_job("second", namespace).spec.suspend is True
-        assert get_job(namespace, "first")["status"]["executionState"] == "running"
+        assert get_trainingjob(namespace, "first")["status"]["executionState"] == "running"
         verdict = record("TrainingJob", "queued-by-kueue", held)
         assert verdict["status"] == "Progressing" and "Kueue holds" in verdict["message"]
 

@@ -139,23 +139,13 @@ def test_any_valid_spec_builds_children_the_apiserver_accepts(crds_installed: No
         except BuildError as e:  # a spec too large to run is refused with its code, never a crash
             assert e.code in ("JobTooLarge", "InvalidWorkerCount"), e
             return
-        manifests = [children.job]
-        manifests += [
-            m
-            for m in (
-                children.config_map,
-                children.service,
-                children.shared_temp_claim,
-                children.launcher_config_map,
-            )
-            if m
-        ]
-        if children.ssh_secret_metadata is not None:
-            manifests.append(children.ssh_secret(*generate_ssh_keypair()))
+        manifests = children.owned(generate_ssh_keypair)
+        if children.launcher_config_map is not None:
+            manifests.append(children.launcher_config_map)
         for manifest in manifests:
             assert DNS_LABEL.match(manifest["metadata"]["name"]), manifest["metadata"]["name"]
             dry_run(namespace, manifest)
         # Pod host names are '<job>-<index>': a DNS label too.
-        assert DNS_LABEL.match(f"{children.job['metadata']['name']}-{spec.node_count - 1}")
+        assert DNS_LABEL.match(f"{children.batch_job['metadata']['name']}-{spec.node_count - 1}")
 
     check()

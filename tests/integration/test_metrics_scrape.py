@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.request
 
 from devcluster import wait_for
-from jobs import create_cluster, create_job, wait_state
+from jobs import create_cluster, create_trainingjob, wait_state
 from operator_process import METRICS_PORT, OperatorProcess
 
 from samples import job_spec
@@ -24,13 +24,13 @@ def value(text: str, prefix: str) -> float:
 def test_metrics_follow_jobs_and_clusters(operator: OperatorProcess, namespace: str) -> None:
     before = scrape()
     create_cluster(namespace)
-    create_job(
+    create_trainingjob(
         namespace,
         "m-ok",
         job_spec(customToolkitSettings={"commandLine": "true"}),
         annotations={"sim.batchai.io/run-for": "4s"},
     )
-    create_job(
+    create_trainingjob(
         namespace,
         "m-fail",
         job_spec(customToolkitSettings={"commandLine": "false"}),

@@ -9,10 +9,10 @@ import pytest
 from devcluster import wait_for
 from jobs import (
     create_cluster,
-    create_job,
     create_storage_secret,
+    create_trainingjob,
     custom,
-    get_job,
+    get_trainingjob,
     task_files,
     wait_state,
 )
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("operator")
 
 def queued_reason(ns: str, name: str, reason: str) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
-        conds = (get_job(ns, name).get("status") or {}).get("conditions") or []
+        conds = (get_trainingjob(ns, name).get("status") or {}).get("conditions") or []
         return next(
             (c for c in conds if c["type"] == "Queued" and c["status"] == "True" and c["reason"] == reason),
             None,
@@ -42,7 +42,7 @@ def test_pods_refused_after_the_job_exists_say_why_the_job_waits(namespace: str)
     )
     wait_for(lambda: core.read_namespaced_resource_quota_status("no-pods", namespace).status.hard, timeout=30)
     create_cluster(namespace)
-    create_job(namespace, "nopods", job_spec(customToolkitSettings={"commandLine": "true"}))
+    create_trainingjob(namespace, "nopods", job_spec(customToolkitSettings={"commandLine": "true"}))
     cond = queued_reason(namespace, "nopods", "PodCreationRejected")
     assert "exceeded quota" in cond["message"] and "pods" in cond["message"]
     core.delete_namespaced_resource_quota("no-pods", namespace)
@@ -51,7 +51,7 @@ def test_pods_refused_after_the_job_exists_say_why_the_job_waits(namespace: str)
 
 def test_a_missing_service_account_is_reported(namespace: str) -> None:
     create_cluster(namespace)
-    create_job(
+    create_trainingjob(
         namespace,
         "nosa",
         job_spec(customToolkitSettings={"commandLine": "true"}, serviceAccountName="nobody"),
@@ -65,7 +65,7 @@ def test_a_child_the_apiserver_refuses_fails_the_job_with_its_message(namespace:
     create_cluster(
         namespace, tolerations=[{"key": "k", "operator": "Exists", "value": "v", "effect": "NoSchedule"}]
     )
-    create_job(namespace, "invalid", job_spec(customToolkitSettings={"commandLine": "true"}))
+    create_trainingjob(namespace, "invalid", job_spec(customToolkitSettings={"commandLine": "true"}))
     st = wait_state(namespace, "invalid", "failed")["status"]
     [err] = st["executionInfo"]["errors"]
     assert err["code"] == "InvalidSpec" and "refused the job's Job" in err["message"]
@@ -75,7 +75,7 @@ def test_a_child_the_apiserver_refuses_fails_the_job_with_its_message(namespace:
 def test_a_job_too_large_fails_before_anything_is_created(namespace: str) -> None:
     create_cluster(namespace, vmSize="Standard_ND96asr_v4")
     tf = {"pythonScriptFilePath": "mnist.py", "parameterServerCount": 4, "workerCount": 500}
-    create_job(namespace, "huge", job_spec(nodes=100, tensorFlowSettings=tf))
+    create_trainingjob(namespace, "huge", job_spec(nodes=100, tensorFlowSettings=tf))
     st = wait_state(namespace, "huge", "failed")["status"]
     [err] = st["executionInfo"]["errors"]
     assert err["code"] == "JobTooLarge" and "504 task(s) on 100 node(s)" in err["message"]
@@ -88,7 +88,7 @@ def test_a_job_too_large_fails_before_anything_is_created(namespace: str) -> Non
 
 def test_a_job_recreated_under_the_same_name_runs_its_own_command(namespace: str) -> None:
     create_cluster(namespace)
-    create_job(
+    create_trainingjob(
         namespace,
         "again",
         job_spec(customToolkitSettings={"commandLine": "echo old"}),
@@ -104,7 +104,7 @@ def test_a_job_recreated_under_the_same_name_runs_its_own_command(namespace: str
         ),
         timeout=30,
     )
-    new = create_job(namespace, "again", job_spec(customToolkitSettings={"commandLine": "echo new"}))
+    new = create_trainingjob(namespace, "again", job_spec(customToolkitSettings={"commandLine": "echo new"}))
     wait_state(namespace, "again", "succeeded", timeout=120)
     tasks = task_files(namespace, "again")["tasks-0.sh"]
     assert "echo new" in tasks and "echo old" not in tasks
@@ -115,7 +115,7 @@ def test_a_job_recreated_under_the_same_name_runs_its_own_command(namespace: str
 def test_a_storage_secret_created_later_starts_the_job(namespace: str) -> None:
     """Waiting is level-based: the job looks again on its own and starts once the Secret exists."""
     create_cluster(namespace)
-    create_job(namespace, "later", cntk_spec())
+    create_trainingjob(namespace, "later", cntk_spec())
     queued_reason(namespace, "later", "SecretNotFound")
     create_storage_secret(namespace)
     wait_state(namespace, "later", "succeeded", timeout=120)

@@ -30,10 +30,10 @@ from jobs import (
     GROUP,
     VERSION,
     create_cluster,
-    create_job,
     create_storage_secret,
-    get_job,
-    job_pods,
+    create_trainingjob,
+    get_trainingjob,
+    trainingjob_pods,
     wait_state,
 )
 from kubernetes import client
@@ -276,12 +276,12 @@ def test_cannot_place_pods_on_other_nodes(
     bare_tenant.create("trainingjobs", "job", {**cntk_spec(), "cluster": "anywhere"})
 
     def waiting() -> str | None:
-        conds = (get_job(bare_tenant.namespace, "job").get("status") or {}).get("conditions") or []
+        conds = (get_trainingjob(bare_tenant.namespace, "job").get("status") or {}).get("conditions") or []
         queued = next((c for c in conds if c["type"] == "Queued" and c["status"] == "True"), None)
         return queued["message"] if queued and queued["reason"] == "ClusterInvalid" else None
 
     assert "allow.placement" in wait_for(waiting, timeout=30, what="queued ClusterInvalid")
-    assert not job_pods(bare_tenant.namespace, "job")
+    assert not trainingjob_pods(bare_tenant.namespace, "job")
     check()
 
 
@@ -458,12 +458,16 @@ def test_forged_children_and_events_do_not_change_another_jobs_status(
     victim's namespace) forges beside it: the victim still succeeds with exit code 0 and no error."""
     create_cluster(namespace)
     create_storage_secret(namespace)
-    victim = create_job(namespace, "victim", cntk_spec(), annotations={"sim.batchai.io/run-for": "12s"})
+    victim = create_trainingjob(
+        namespace, "victim", cntk_spec(), annotations={"sim.batchai.io/run-for": "12s"}
+    )
     wait_state(namespace, "victim", "running", timeout=30)
     forged_objects(tenant, victim, "elsewhere")
     bob = make_tenant(core_v1, namespace)  # an editor of the victim's own namespace
     forged_objects(bob, victim, "beside")
-    (real_pod,) = [p for p in job_pods(namespace, "victim") if not p.metadata.name.startswith("forged")]
+    (real_pod,) = [
+        p for p in trainingjob_pods(namespace, "victim") if not p.metadata.name.startswith("forged")
+    ]
     # Events naming the victim's real pod: not from the kubelet, or about an older pod of that name.
     for source, uid in (
         ("mallory", real_pod.metadata.uid),

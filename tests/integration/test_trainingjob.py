@@ -11,14 +11,14 @@ from devcluster import wait_for
 from jobs import (
     SECRET_KEY_VALUE,
     create_cluster,
-    create_job,
     create_storage_secret,
+    create_trainingjob,
     custom,
     events_for,
-    get_job,
-    job_pods,
-    patch_job,
+    get_trainingjob,
+    patch_trainingjob,
     trainingjob_event_reasons,
+    trainingjob_pods,
     wait_state,
 )
 from kubernetes import client
@@ -40,7 +40,7 @@ def env_of(pod: client.V1Pod) -> dict[str, str]:
 def test_single_node_cntk_job_succeeds_with_batchai_paths(namespace: str) -> None:
     create_cluster(namespace)
     create_storage_secret(namespace)
-    created = create_job(namespace, "cntk-python-1", cntk_spec())
+    created = create_trainingjob(namespace, "cntk-python-1", cntk_spec())
     done = wait_state(namespace, "cntk-python-1", "succeeded")
     st = done["status"]
     assert st["executionInfo"]["exitCode"] == 0
@@ -57,7 +57,7 @@ def test_single_node_cntk_job_succeeds_with_batchai_paths(namespace: str) -> Non
             "storage": {"accountName": "acct", "shareName": "logs", "path": f"{seg}/outputs"},
         }
     ]
-    (pod,) = job_pods(namespace, "cntk-python-1")
+    (pod,) = trainingjob_pods(namespace, "cntk-python-1")
     env = env_of(pod)
     assert env["AZ_BATCHAI_OUTPUT_MODEL"] == f"$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/{seg}/outputs"
     assert env["AZ_BATCHAI_JOB_MOUNT_ROOT"] == (
@@ -81,7 +81,7 @@ def test_single_node_cntk_job_succeeds_with_batchai_paths(namespace: str) -> Non
 def test_exit_code_three_fails_the_job_with_job_failed(namespace: str) -> None:
     create_cluster(namespace)
     create_storage_secret(namespace)
-    create_job(namespace, "fails", cntk_spec(), annotations={"sim.batchai.io/exit-code": "3"})
+    create_trainingjob(namespace, "fails", cntk_spec(), annotations={"sim.batchai.io/exit-code": "3"})
     st = wait_state(namespace, "fails", "failed")["status"]
     assert st["executionInfo"]["exitCode"] == 3
     # Batch AI's error text; the Failed condition (and Event) name the exit code and node.
@@ -106,11 +106,11 @@ def test_two_node_horovod_spreads_over_gpu_nodes_with_hostfile(namespace: str) -
         nodes=2,
         horovodSettings={"pythonScriptFilePath": "train.py", "processCount": 2},
     )
-    create_job(namespace, "hvd", spec, annotations={"sim.batchai.io/run-for": "3s"})
+    create_trainingjob(namespace, "hvd", spec, annotations={"sim.batchai.io/run-for": "3s"})
     pods = wait_for(
         lambda: (
-            [p for p in job_pods(namespace, "hvd") if p.spec.node_name]
-            if len([p for p in job_pods(namespace, "hvd") if p.spec.node_name]) == 2
+            [p for p in trainingjob_pods(namespace, "hvd") if p.spec.node_name]
+            if len([p for p in trainingjob_pods(namespace, "hvd") if p.spec.node_name]) == 2
             else None
         ),
         timeout=30,
@@ -125,7 +125,7 @@ def test_two_node_horovod_spreads_over_gpu_nodes_with_hostfile(namespace: str) -
     job = client.BatchV1Api().read_namespaced_job("hvd", namespace)
     assert job.spec.success_policy.rules[0].succeeded_indexes == "0"
     client.CoreV1Api().read_namespaced_service("hvd", namespace)
-    uid = get_job(namespace, "hvd")["metadata"]["uid"]
+    uid = get_trainingjob(namespace, "hvd")["metadata"]["uid"]
     client.CoreV1Api().read_namespaced_secret(f"hvd-ssh-{uid[:8]}", namespace)
     st = wait_state(namespace, "hvd", "succeeded")["status"]
     assert st["executionInfo"]["exitCode"] == 0
@@ -144,7 +144,7 @@ def test_node_zero_decides_a_multi_node_mpi_job(namespace: str, node0_exit: str,
         "sim.batchai.io/exit-code-0": node0_exit,
         "sim.batchai.io/run-for-1": "600s",
     }
-    create_job(namespace, "hvd0", spec, annotations=sim)
+    create_trainingjob(namespace, "hvd0", spec, annotations=sim)
     st = wait_state(namespace, "hvd0", state, timeout=60)["status"]
     assert st["executionInfo"]["exitCode"] == int(node0_exit)
     if state == "failed":
@@ -157,7 +157,7 @@ def test_every_node_counts_for_pytorch(namespace: str) -> None:
         nodes=2,
         pyTorchSettings={"pythonScriptFilePath": "train.py", "communicationBackend": "gloo"},
     )
-    create_job(
+    create_trainingjob(
         namespace,
         "pt",
         spec,
@@ -180,9 +180,10 @@ def test_two_node_tensorflow_gets_batchai_host_lists(namespace: str) -> None:
             "workerCount": 3,
         },
     )
-    create_job(namespace, "tf", spec)
+    create_trainingjob(namespace, "tf", spec)
     pods = wait_for(
-        lambda: job_pods(namespace, "tf") if len(job_pods(namespace, "tf")) == 2 else None, timeout=30
+        lambda: trainingjob_pods(namespace, "tf") if len(trainingjob_pods(namespace, "tf")) == 2 else None,
+        timeout=30,
     )
     env = env_of(pods[0])
     assert env["AZ_BATCHAI_PS_HOSTS"] == "tf-0.tf:2222"
@@ -199,7 +200,7 @@ def test_two_node_tensorflow_gets_batchai_host_lists(namespace: str) -> None:
 def test_max_wall_clock_time_fails_the_job(namespace: str) -> None:
     create_cluster(namespace)
     create_storage_secret(namespace)
-    create_job(
+    create_trainingjob(
         namespace,
         "slow",
         cntk_spec(constraints={"maxWallClockTime": "PT3S"}),
@@ -212,9 +213,9 @@ def test_max_wall_clock_time_fails_the_job(namespace: str) -> None:
 def test_terminate_stops_a_running_job(namespace: str) -> None:
     create_cluster(namespace)
     create_storage_secret(namespace)
-    create_job(namespace, "term", cntk_spec(), annotations={"sim.batchai.io/run-for": "120s"})
+    create_trainingjob(namespace, "term", cntk_spec(), annotations={"sim.batchai.io/run-for": "120s"})
     wait_state(namespace, "term", "running")
-    patch_job(namespace, "term", {"spec": {"terminate": True}})
+    patch_trainingjob(namespace, "term", {"spec": {"terminate": True}})
     st = wait_state(namespace, "term", "failed")["status"]
     assert st["executionInfo"]["errors"][0]["code"] == "JobTerminated"
     wait_for(
@@ -222,7 +223,7 @@ def test_terminate_stops_a_running_job(namespace: str) -> None:
     )
     # Batch AI: terminate cannot be taken back.
     with pytest.raises(client.ApiException) as err:
-        patch_job(namespace, "term", {"spec": {"terminate": False}})
+        patch_trainingjob(namespace, "term", {"spec": {"terminate": False}})
     assert "terminate" in err.value.body
 
 
@@ -232,7 +233,7 @@ def test_deleting_a_job_removes_every_child(namespace: str) -> None:
         nodes=2,
         customMpiSettings={"commandLine": "hostname"},
     )
-    create_job(namespace, "gone", spec, annotations={"sim.batchai.io/run-for": "120s"})
+    create_trainingjob(namespace, "gone", spec, annotations={"sim.batchai.io/run-for": "120s"})
     wait_state(namespace, "gone", "running")
     client.CustomObjectsApi().delete_namespaced_custom_object(
         "batchai.io", "v1alpha1", namespace, "trainingjobs", "gone"
@@ -254,7 +255,7 @@ def test_deleting_a_job_removes_every_child(namespace: str) -> None:
 
 def test_missing_cluster_waits_in_queued_then_runs(namespace: str) -> None:
     create_storage_secret(namespace)
-    create_job(namespace, "early", cntk_spec())
+    create_trainingjob(namespace, "early", cntk_spec())
     st = wait_state(namespace, "early", "queued")["status"]
     queued = next(c for c in st["conditions"] if c["type"] == "Queued")
     assert queued["reason"] == "ClusterNotFound" and "nc6" in queued["message"]
@@ -265,11 +266,11 @@ def test_missing_cluster_waits_in_queued_then_runs(namespace: str) -> None:
 
 def test_missing_storage_secret_waits_then_runs(namespace: str) -> None:
     create_cluster(namespace)
-    create_job(namespace, "nosecret", cntk_spec())
+    create_trainingjob(namespace, "nosecret", cntk_spec())
     wait_for(
         lambda: any(
             c["reason"] == "SecretNotFound"
-            for c in (get_job(namespace, "nosecret").get("status") or {}).get("conditions", [])
+            for c in (get_trainingjob(namespace, "nosecret").get("status") or {}).get("conditions", [])
             if c["status"] == "True"
         ),
         timeout=30,
@@ -282,29 +283,29 @@ def test_missing_storage_secret_waits_then_runs(namespace: str) -> None:
 def test_suspend_and_resume(namespace: str) -> None:
     create_cluster(namespace)
     create_storage_secret(namespace)
-    create_job(namespace, "susp", cntk_spec(suspend=True))
+    create_trainingjob(namespace, "susp", cntk_spec(suspend=True))
     wait_for(
         lambda: next(
             (
                 c
-                for c in (get_job(namespace, "susp").get("status") or {}).get("conditions", [])
+                for c in (get_trainingjob(namespace, "susp").get("status") or {}).get("conditions", [])
                 if c["type"] == "Suspended" and c["status"] == "True"
             ),
             None,
         ),
         timeout=30,
     )
-    assert get_job(namespace, "susp")["status"]["executionState"] == "queued"
+    assert get_trainingjob(namespace, "susp")["status"]["executionState"] == "queued"
     assert client.BatchV1Api().read_namespaced_job("susp", namespace).spec.suspend is True
-    assert not job_pods(namespace, "susp")
-    patch_job(namespace, "susp", {"spec": {"suspend": False}})
+    assert not trainingjob_pods(namespace, "susp")
+    patch_trainingjob(namespace, "susp", {"spec": {"suspend": False}})
     wait_state(namespace, "susp", "succeeded")
 
 
 def test_operator_restart_mid_job_keeps_status_and_creates_no_duplicate(namespace: str, operator) -> None:  # type: ignore[no-untyped-def]
     create_cluster(namespace)
     create_storage_secret(namespace)
-    create_job(namespace, "survivor", cntk_spec(), annotations={"sim.batchai.io/run-for": "8s"})
+    create_trainingjob(namespace, "survivor", cntk_spec(), annotations={"sim.batchai.io/run-for": "8s"})
     wait_state(namespace, "survivor", "running")
     operator.kill()
     operator.start()
@@ -322,7 +323,7 @@ def test_image_pull_failure_reports_failed_starting_container(namespace: str) ->
     spec = cntk_spec(
         containerSettings={"imageSourceRegistry": {"image": "sim.batchai.io/image-pull-failure"}}
     )
-    create_job(namespace, "badimage", spec)
+    create_trainingjob(namespace, "badimage", spec)
     st = wait_state(namespace, "badimage", "failed")["status"]
     assert st["executionInfo"]["errors"][0]["code"] == "FailedStartingContainer"
 
@@ -330,12 +331,12 @@ def test_image_pull_failure_reports_failed_starting_container(namespace: str) ->
 def test_ttl_seconds_after_finished_deletes_the_job(namespace: str) -> None:
     create_cluster(namespace)
     create_storage_secret(namespace)
-    create_job(namespace, "short-lived", cntk_spec(ttlSecondsAfterFinished=2))
+    create_trainingjob(namespace, "short-lived", cntk_spec(ttlSecondsAfterFinished=2))
     wait_state(namespace, "short-lived", "succeeded")
 
     def gone() -> bool:
         try:
-            get_job(namespace, "short-lived")
+            get_trainingjob(namespace, "short-lived")
             return False
         except client.ApiException as e:
             return e.status == 404
@@ -346,7 +347,7 @@ def test_ttl_seconds_after_finished_deletes_the_job(namespace: str) -> None:
 def test_no_storage_key_in_operator_logs_status_or_events(namespace: str, operator) -> None:  # type: ignore[no-untyped-def]
     create_cluster(namespace)
     create_storage_secret(namespace)
-    create_job(namespace, "keysafe", cntk_spec())
+    create_trainingjob(namespace, "keysafe", cntk_spec())
     done = wait_state(namespace, "keysafe", "succeeded")
     assert SECRET_KEY_VALUE not in json.dumps(done)
     assert SECRET_KEY_VALUE not in operator.log_text()
@@ -356,17 +357,19 @@ def test_no_storage_key_in_operator_logs_status_or_events(namespace: str, operat
 def test_spec_edit_of_a_started_job_is_refused_or_reported(namespace: str) -> None:
     create_cluster(namespace)
     create_storage_secret(namespace)
-    create_job(namespace, "edited", cntk_spec(), annotations={"sim.batchai.io/run-for": "60s"})
+    create_trainingjob(namespace, "edited", cntk_spec(), annotations={"sim.batchai.io/run-for": "60s"})
     wait_state(namespace, "edited", "running")
     # Immutable fields: the apiserver refuses the change (CEL transition rule).
     with pytest.raises(client.ApiException) as err:
-        patch_job(namespace, "edited", {"spec": {"nodeCount": 2}})
+        patch_trainingjob(namespace, "edited", {"spec": {"nodeCount": 2}})
     assert err.value.status == 422 and "nodeCount" in err.value.body
     # Other fields: accepted, not applied to the running Job, and status says so.
-    patch_job(namespace, "edited", {"spec": {"environmentVariables": [{"name": "LR", "value": "0.1"}]}})
+    patch_trainingjob(
+        namespace, "edited", {"spec": {"environmentVariables": [{"name": "LR", "value": "0.1"}]}}
+    )
 
     def not_applied() -> dict | None:  # type: ignore[type-arg]
-        conds = (get_job(namespace, "edited").get("status") or {}).get("conditions", [])
+        conds = (get_trainingjob(namespace, "edited").get("status") or {}).get("conditions", [])
         return next((c for c in conds if c["type"] == "SpecApplied" and c["status"] == "False"), None)
 
     cond = wait_for(not_applied, timeout=30, what="SpecApplied=False")
@@ -389,24 +392,24 @@ def test_jobs_run_only_on_nodes_whose_setup_task_succeeded(namespace: str) -> No
         vmSize="Standard_NC24",
         **setup,
     )
-    create_job(namespace, "blocked", {**spec, "cluster": "broken"})
+    create_trainingjob(namespace, "blocked", {**spec, "cluster": "broken"})
     wait_for(
         lambda: (
-            (get_job(namespace, "blocked").get("status") or {}).get("executionState") == "queued"
-            and any(p.status.phase == "Pending" for p in job_pods(namespace, "blocked"))
+            (get_trainingjob(namespace, "blocked").get("status") or {}).get("executionState") == "queued"
+            and any(p.status.phase == "Pending" for p in trainingjob_pods(namespace, "blocked"))
         ),
         timeout=30,
         what="job pod pending",
     )
     # Stays unscheduled while the setup task fails.
     time.sleep(4)
-    assert all(not p.spec.node_name for p in job_pods(namespace, "blocked"))
-    assert get_job(namespace, "blocked")["status"]["executionState"] == "queued"
+    assert all(not p.spec.node_name for p in trainingjob_pods(namespace, "blocked"))
+    assert get_trainingjob(namespace, "blocked")["status"]["executionState"] == "queued"
 
     create_cluster(namespace, "nc24", vmSize="Standard_NC24", **setup)
-    create_job(namespace, "prepared", spec)
+    create_trainingjob(namespace, "prepared", spec)
     wait_state(namespace, "prepared", "succeeded", timeout=60)
-    (pod,) = job_pods(namespace, "prepared")
+    (pod,) = trainingjob_pods(namespace, "prepared")
     setup_pods = (
         client.CoreV1Api()
         .list_namespaced_pod(
@@ -427,10 +430,10 @@ def test_job_refused_by_a_quota_waits_with_the_apiservers_reason(namespace: str)
     wait_for(lambda: core.read_namespaced_resource_quota_status("no-jobs", namespace).status.hard, timeout=30)
     create_cluster(namespace)
     create_storage_secret(namespace)
-    create_job(namespace, "quota", cntk_spec())
+    create_trainingjob(namespace, "quota", cntk_spec())
 
     def rejected() -> dict | None:  # type: ignore[type-arg]
-        conds = (get_job(namespace, "quota").get("status") or {}).get("conditions", [])
+        conds = (get_trainingjob(namespace, "quota").get("status") or {}).get("conditions", [])
         return next(
             (c for c in conds if c["reason"] == "JobCreationRejected" and c["status"] == "True"), None
         )
@@ -455,7 +458,7 @@ def test_launcher_termination_messages_become_batchai_error_codes(
     create_cluster(namespace)
     create_storage_secret(namespace)
     sim = {"sim.batchai.io/exit-code": "7", "sim.batchai.io/termination-message": message}
-    create_job(
+    create_trainingjob(
         namespace,
         "prep",
         cntk_spec(jobPreparation={"commandLine": "pip install -r req.txt"}),
@@ -476,7 +479,7 @@ def test_unmanaged_file_systems_without_the_admin_opt_in_fail_with_a_clear_error
             ]
         },
     )
-    create_job(namespace, "gluster", spec)
+    create_trainingjob(namespace, "gluster", spec)
     st = wait_state(namespace, "gluster", "failed")["status"]
     err = st["executionInfo"]["errors"][0]
     assert err["code"] == "UnmanagedFileSystemNotAllowed" and "allow.privilegedMounts" in err["message"]
@@ -524,10 +527,12 @@ def test_a_volume_that_will_not_mount_fails_the_job_with_azf_mount_error(namespa
     Event is posted (from the watch thread's callback, in kopf's context)."""
     create_cluster(namespace)
     create_storage_secret(namespace)
-    create_job(namespace, "nomount", cntk_spec(), annotations={"sim.batchai.io/container-creating": "true"})
+    create_trainingjob(
+        namespace, "nomount", cntk_spec(), annotations={"sim.batchai.io/container-creating": "true"}
+    )
 
     def creating() -> client.V1Pod | None:
-        pods = job_pods(namespace, "nomount")
+        pods = trainingjob_pods(namespace, "nomount")
         statuses = (pods[0].status.container_statuses or []) if pods else []
         waiting = [cs.state.waiting.reason for cs in statuses if cs.state and cs.state.waiting]
         return pods[0] if waiting == ["ContainerCreating"] and pods[0].status.phase == "Pending" else None
@@ -538,7 +543,7 @@ def test_a_volume_that_will_not_mount_fails_the_job_with_azf_mount_error(namespa
     other = client.V1Pod(metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace=namespace, uid="x"))
     kubelet_failed_mount(other, mount_error(pod))
     time.sleep(3)
-    assert get_job(namespace, "nomount")["status"]["executionState"] == "running"  # nodes allocated
+    assert get_trainingjob(namespace, "nomount")["status"]["executionState"] == "running"  # nodes allocated
 
     kubelet_failed_mount(pod, mount_error(pod))
     st = wait_state(namespace, "nomount", "failed", timeout=30)["status"]
@@ -566,17 +571,19 @@ def test_a_running_job_is_not_failed_by_a_failed_mount(namespace: str) -> None:
     even one that looks like the kubelet's, does not fail the job."""
     create_cluster(namespace)
     create_storage_secret(namespace)
-    create_job(namespace, "mounted", cntk_spec(), annotations={"sim.batchai.io/run-for": "10s"})
+    create_trainingjob(namespace, "mounted", cntk_spec(), annotations={"sim.batchai.io/run-for": "10s"})
 
     def started() -> client.V1Pod | None:
-        pods = job_pods(namespace, "mounted")
+        pods = trainingjob_pods(namespace, "mounted")
         statuses = (pods[0].status.container_statuses or []) if pods else []
         return pods[0] if statuses and all(cs.state and cs.state.running for cs in statuses) else None
 
     pod = wait_for(started, timeout=30, what="main container running")
     # The operator has seen it start (its status counts the node running).
     wait_for(
-        lambda: (get_job(namespace, "mounted").get("status") or {}).get("nodes", {}).get("running") == 1,
+        lambda: (
+            (get_trainingjob(namespace, "mounted").get("status") or {}).get("nodes", {}).get("running") == 1
+        ),
         timeout=30,
         what="status nodes.running 1",
     )
@@ -592,9 +599,10 @@ def test_a_multi_node_job_shares_its_temp_on_a_volume_of_its_own(namespace: str)
     create_cluster(namespace)
     args = "--num_shards 2 --shard_id $AZ_BATCHAI_TASK_INDEX --file_store_path $AZ_BATCHAI_SHARED_JOB_TEMP"
     spec = job_spec(nodes=2, caffe2Settings={"pythonScriptFilePath": "resnet50.py", "commandLineArgs": args})
-    created = create_job(namespace, "c2", spec, annotations={"sim.batchai.io/run-for": "3s"})
+    created = create_trainingjob(namespace, "c2", spec, annotations={"sim.batchai.io/run-for": "3s"})
     pods = wait_for(
-        lambda: job_pods(namespace, "c2") if len(job_pods(namespace, "c2")) == 2 else None, timeout=30
+        lambda: trainingjob_pods(namespace, "c2") if len(trainingjob_pods(namespace, "c2")) == 2 else None,
+        timeout=30,
     )
     core = client.CoreV1Api()
     claim = core.read_namespaced_persistent_volume_claim("c2-shared-temp", namespace)

@@ -81,7 +81,7 @@ def blob_attributes(config: OperatorConfig | None = None, **bfs: Any) -> dict[st
     mounts = dict(spec["mountVolumes"])
     mounts["azureBlobFileSystems"] = [{**mounts["azureBlobFileSystems"][0], **bfs}]
     spec["mountVolumes"] = mounts
-    pod = build(spec, config=config).job["spec"]["template"]["spec"]
+    pod = build(spec, config=config).batch_job["spec"]["template"]["spec"]
     (attrs,) = [
         v["csi"]["volumeAttributes"]
         for v in pod["volumes"]

@@ -49,7 +49,7 @@ def build(
 
 
 def env_of(children: Any) -> dict[str, str]:
-    c = children.job["spec"]["template"]["spec"]["containers"][0]
+    c = children.batch_job["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e.get("value", "<from>") for e in c["env"]}
 
 
@@ -67,7 +67,7 @@ def test_seed_job_env_follows_batchai_path_rules() -> None:
 
 def test_seed_job_is_one_indexed_job_on_the_clusters_gpu_nodes() -> None:
     ch = build(SEED_SPEC)
-    job = ch.job
+    job = ch.batch_job
     assert job["spec"]["completionMode"] == "Indexed"
     assert job["spec"]["completions"] == job["spec"]["parallelism"] == 1
     assert job["spec"]["backoffLimit"] == 0
@@ -84,12 +84,12 @@ def test_seed_job_is_one_indexed_job_on_the_clusters_gpu_nodes() -> None:
     assert pod["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False}
     assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
     assert {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"} in pod["tolerations"]
-    assert ch.service is None and ch.ssh_secret_name is None
+    assert ch.service is None and ch.ssh_secret_metadata is None
     assert "successPolicy" not in job["spec"]
 
 
 def test_csi_inline_volumes_for_files_and_blobs() -> None:
-    pod = build(SEED_SPEC).job["spec"]["template"]["spec"]
+    pod = build(SEED_SPEC).batch_job["spec"]["template"]["spec"]
     csi = {v["csi"]["driver"]: v["csi"]["volumeAttributes"] for v in pod["volumes"] if "csi" in v}
     shares = [
         v["csi"]["volumeAttributes"]
@@ -107,7 +107,7 @@ def test_csi_inline_volumes_for_files_and_blobs() -> None:
 
 def test_no_secret_value_reaches_the_manifests() -> None:
     spec = {**SEED_SPEC, "secrets": [{"name": "TOKEN", "secretRef": {"name": "tok"}}]}
-    env = build(spec).job["spec"]["template"]["spec"]["containers"][0]["env"]
+    env = build(spec).batch_job["spec"]["template"]["spec"]["containers"][0]["env"]
     tok = next(e for e in env if e["name"] == "TOKEN")
     assert tok == {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "TOKEN"}}}
 
@@ -127,7 +127,7 @@ def test_cluster_mounts_go_under_the_mount_root() -> None:
             }
         },
     }
-    pod = build(SEED_SPEC, cluster).job["spec"]["template"]["spec"]
+    pod = build(SEED_SPEC, cluster).batch_job["spec"]["template"]["spec"]
     nfs = next(v for v in pod["volumes"] if "nfs" in v)
     assert nfs["nfs"] == {"server": "nfs1", "path": "/data", "readOnly": False}
     assert "/mnt/batch/tasks/shared/LS_root/mounts/nfs" in {
@@ -154,7 +154,7 @@ def test_unmanaged_file_systems_need_the_admin_opt_in() -> None:
         build(spec, config=other)
     for granted in (["team-a"], ["team-*"], ["*"]):
         ch = build(spec, config=OperatorConfig(allow=AllowPolicy(privileged_mounts=granted)))
-        c = ch.job["spec"]["template"]["spec"]["containers"][0]
+        c = ch.batch_job["spec"]["template"]["spec"]["containers"][0]
         assert c["securityContext"] == {"privileged": True}
 
 
@@ -166,11 +166,11 @@ def test_multi_node_horovod_gets_service_hostnames_ssh_and_node_zero_success() -
         "horovodSettings": {"pythonScriptFilePath": "train.py"},
     }
     ch = build(spec)
-    pod = ch.job["spec"]["template"]["spec"]
+    pod = ch.batch_job["spec"]["template"]["spec"]
     assert pod["subdomain"] == ch.service["metadata"]["name"] == "cntk-python-1"  # type: ignore[index]
     assert ch.service["spec"]["clusterIP"] == "None"  # type: ignore[index]
-    assert ch.ssh_secret_name == "cntk-python-1-ssh-1111-222"  # holds the TrainingJob's uid
-    assert ch.job["spec"]["successPolicy"] == {"rules": [{"succeededIndexes": "0"}]}
+    assert ch.ssh_secret_metadata["name"] == "cntk-python-1-ssh-1111-222"  # holds the TrainingJob's uid
+    assert ch.batch_job["spec"]["successPolicy"] == {"rules": [{"succeededIndexes": "0"}]}
     anti = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     assert anti["topologyKey"] == "kubernetes.io/hostname"
     env = env_of(ch)
@@ -190,7 +190,7 @@ def test_container_settings_image_pull_secret_and_shm() -> None:
             "shmSize": "16gb",
         },
     }
-    pod = build(spec).job["spec"]["template"]["spec"]
+    pod = build(spec).batch_job["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "myreg.azurecr.io/cntk:1"
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
@@ -211,7 +211,7 @@ def test_constraints_deadline_retries_suspend_priority() -> None:
         "suspend": True,
         "schedulingPriority": "high",
     }
-    job = build(spec, config=OperatorConfig(priority_classes={"high": "batchai-high"})).job
+    job = build(spec, config=OperatorConfig(priority_classes={"high": "batchai-high"})).batch_job
     assert job["spec"]["activeDeadlineSeconds"] == 5400
     assert job["spec"]["backoffLimit"] == 2
     assert job["spec"]["suspend"] is True
@@ -223,21 +223,23 @@ def test_cluster_selection_agent_pool_spot_and_unknown_sizes() -> None:
         {"vmSize": "Standard_NC6", "agentPool": "gpupool", "nodeSelector": {"x": "y"}}
     )
     assert node_selector(cl) == {"kubernetes.azure.com/agentpool": "gpupool", "x": "y"}
-    pod = build(SEED_SPEC, {"vmSize": "Standard_NC24", "vmPriority": "lowpriority"}).job["spec"]["template"][
-        "spec"
-    ]
+    pod = build(SEED_SPEC, {"vmSize": "Standard_NC24", "vmPriority": "lowpriority"}).batch_job["spec"][
+        "template"
+    ]["spec"]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "4"
     assert any(t["key"] == "kubernetes.azure.com/scalesetpriority" for t in pod["tolerations"])
     with pytest.raises(BuildError) as err:
         build(SEED_SPEC, {"vmSize": "Standard_Foo9"})
     assert err.value.code == "UnknownVmSize"
-    pod = build(SEED_SPEC, {"vmSize": "Standard_Foo9", "gpusPerNode": 2}).job["spec"]["template"]["spec"]
+    pod = build(SEED_SPEC, {"vmSize": "Standard_Foo9", "gpusPerNode": 2}).batch_job["spec"]["template"][
+        "spec"
+    ]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
 
 
 def test_pod_annotations_pass_through_except_tooling_ones() -> None:
     ann = {"sim.batchai.io/exit-code": "3", "kubectl.kubernetes.io/last-applied-configuration": "{}"}
-    job = build(SEED_SPEC, annotations=ann).job
+    job = build(SEED_SPEC, annotations=ann).batch_job
     assert job["spec"]["template"]["metadata"]["annotations"] == {"sim.batchai.io/exit-code": "3"}
 
 
@@ -275,7 +277,7 @@ def test_jobs_on_a_cluster_with_a_setup_task_need_a_finished_setup_pod_on_their_
     }
     parsed = TrainingJobSpec.model_validate(SEED_SPEC)
     cl = BatchAIClusterSpec.model_validate(cluster)
-    pod = build_children(obj(SEED_SPEC), parsed, "nc6", cl, OperatorConfig(), cluster_uid="c-uid").job[
+    pod = build_children(obj(SEED_SPEC), parsed, "nc6", cl, OperatorConfig(), cluster_uid="c-uid").batch_job[
         "spec"
     ]["template"]["spec"]
     (term,) = pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
@@ -284,14 +286,14 @@ def test_jobs_on_a_cluster_with_a_setup_task_need_a_finished_setup_pod_on_their_
         "batchai.io/role": "setup-task",
         "batchai.io/setup-task-state": "succeeded",
     }
-    assert "podAffinity" not in build(SEED_SPEC).job["spec"]["template"]["spec"]["affinity"]
+    assert "podAffinity" not in build(SEED_SPEC).batch_job["spec"]["template"]["spec"]["affinity"]
 
 
 def test_describe_volumes_names_pod_volumes_after_their_batchai_mounts() -> None:
     from batchai_operator.manifests.volumes import describe_volumes
 
     spec = TrainingJobSpec.model_validate(SEED_SPEC)
-    pod = build(SEED_SPEC).job["spec"]["template"]["spec"]
+    pod = build(SEED_SPEC).batch_job["spec"]["template"]["spec"]
     described = describe_volumes(spec.mount_volumes, "job")
     csi_names = {v["name"] for v in pod["volumes"] if "csi" in v}
     assert set(described) == csi_names
@@ -303,14 +305,14 @@ def test_shm_is_capped_by_the_admin() -> None:
     with pytest.raises(BuildError) as err:
         build(spec)
     assert err.value.code == "InvalidShmSize" and "64Gi" in err.value.message
-    pod = build(spec, config=OperatorConfig(max_shm_size="20Ti")).job["spec"]["template"]["spec"]
+    pod = build(spec, config=OperatorConfig(max_shm_size="20Ti")).batch_job["spec"]["template"]["spec"]
     assert next(v for v in pod["volumes"] if v["name"] == "dshm")["emptyDir"]["sizeLimit"] == "16Ti"
     assert quantity_bytes("64Gi") == 64 * 2**30 and quantity_bytes("1.5G") == 1.5e9
 
 
 def test_job_resources_are_configurable() -> None:
     config = OperatorConfig(job_resources={"requests": {"cpu": "4"}, "limits": {"memory": "50Gi"}})
-    c = build(SEED_SPEC, config=config).job["spec"]["template"]["spec"]["containers"][0]
+    c = build(SEED_SPEC, config=config).batch_job["spec"]["template"]["spec"]["containers"][0]
     assert c["resources"] == {"requests": {"cpu": "4"}, "limits": {"memory": "50Gi", "nvidia.com/gpu": "1"}}
 
 
@@ -321,9 +323,11 @@ def test_the_operators_own_service_account_is_refused() -> None:
     assert err.value.code == "ServiceAccountNotAllowed"
     # Another namespace's SA of that name, or another SA here, is fine.
     other = OperatorConfig(operator_service_account=("batchai-system", "batchai-operator"))
-    pod = build({**SEED_SPEC, "serviceAccountName": "batchai-operator"}, config=other).job["spec"]["template"]
+    pod = build({**SEED_SPEC, "serviceAccountName": "batchai-operator"}, config=other).batch_job["spec"][
+        "template"
+    ]
     assert pod["spec"]["serviceAccountName"] == "batchai-operator"
-    pod = build({**SEED_SPEC, "serviceAccountName": "trainer"}, config=config).job["spec"]["template"]
+    pod = build({**SEED_SPEC, "serviceAccountName": "trainer"}, config=config).batch_job["spec"]["template"]
     assert pod["spec"]["serviceAccountName"] == "trainer"
 
 
@@ -340,7 +344,10 @@ def test_the_operators_labels_are_not_copied_from_the_trainingjob() -> None:
     }
     cluster = BatchAIClusterSpec.model_validate({"vmSize": "STANDARD_NC6"})
     ch = build_children(body, spec, "nc6", cluster, OperatorConfig())
-    for labels in (ch.job["metadata"]["labels"], ch.job["spec"]["template"]["metadata"]["labels"]):
+    for labels in (
+        ch.batch_job["metadata"]["labels"],
+        ch.batch_job["spec"]["template"]["metadata"]["labels"],
+    ):
         assert labels["team"] == "vision"
         assert labels["batchai.io/trainingjob-uid"] == "1111-2222"
         assert labels["app.kubernetes.io/managed-by"] == "batchai-operator"
@@ -370,7 +377,7 @@ def test_multi_node_jobs_get_a_shared_temp_volume_of_the_configured_class() -> N
         "storageClassName": "azurefile-csi",
         "resources": {"requests": {"storage": "2Gi"}},
     }
-    pod = children.job["spec"]["template"]["spec"]
+    pod = children.batch_job["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     shared = "/mnt/batch/tasks/shared/LS_root/jobs/ns/default/c2/temp/shared"
     assert env["AZ_BATCHAI_SHARED_JOB_TEMP"] == shared
@@ -380,7 +387,7 @@ def test_multi_node_jobs_get_a_shared_temp_volume_of_the_configured_class() -> N
     # Without a class (or on one node): no claim, and no shared temp on more than one node.
     plain = build(obj, two, "nc6", nc6, OperatorConfig())
     assert plain.shared_temp_claim is None
-    env = {e["name"] for e in plain.job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {e["name"] for e in plain.batch_job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "AZ_BATCHAI_SHARED_JOB_TEMP" not in env
 
 

@@ -1,4 +1,5 @@
-"""The pure BatchAICluster status function: nodes, job pods and setup pods -> counts, state, errors."""
+"""The pure BatchAICluster status (decide/cluster_status.py): nodes, TrainingJob pods and setup pods ->
+counts, state, errors."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import pytest
 
 from batchai_operator.api.cluster import BatchAIClusterSpec, BatchAIClusterStatus
 from batchai_operator.api.trainingjob import BatchAIError
-from batchai_operator.decide import cluster
-from batchai_operator.decide.cluster import selects, setup_pods_to_mark, setup_state
+from batchai_operator.decide import cluster, cluster_status
+from batchai_operator.decide.cluster_status import setup_pods_to_mark, setup_state
 from batchai_operator.decide.common import Event, fmt_time, status_patch
-from batchai_operator.decide.views import slim_job_pod, slim_node, slim_setup_pod
+from batchai_operator.observe.cluster import selects
+from batchai_operator.observe.views import pod_on_node, slim_node, slim_setup_pod
 
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 REV = "rev1"
@@ -50,8 +52,8 @@ def node(
     return slim_node(body)
 
 
-def job_pod(node_name: str, phase: str = "Running") -> dict[str, Any]:
-    slim = slim_job_pod(
+def trainingjob_pod(node_name: str, phase: str = "Running") -> dict[str, Any]:
+    slim = pod_on_node(
         {
             "metadata": {"name": f"job-{node_name}", "namespace": "ns"},
             "spec": {"nodeName": node_name},
@@ -99,16 +101,16 @@ class ClusterStatusResult:
     recheck_after: float | None
 
 
-def observed(**kw: Any) -> cluster.ClusterObserved:
-    """ClusterObserved, with the previous status and the scale error given as the API shows them."""
+def status_input(**kw: Any) -> cluster_status.ClusterStatusInput:
+    """ClusterStatusInput, with the previous status and the scale error given as the API shows them."""
     kw["status"] = BatchAIClusterStatus.model_validate(kw.get("status") or {})
     if kw.get("scale_error") is not None:
         kw["scale_error"] = BatchAIError.model_validate(kw["scale_error"])
-    return cluster.ClusterObserved(**kw)
+    return cluster_status.ClusterStatusInput(**kw)
 
 
-def compute_cluster_status(obs: cluster.ClusterObserved, now: datetime) -> ClusterStatusResult:
-    r = cluster.compute_cluster_status(obs, now)
+def compute_cluster_status(obs: cluster_status.ClusterStatusInput, now: datetime) -> ClusterStatusResult:
+    r = cluster_status.compute_cluster_status(obs, now)
     return ClusterStatusResult(r.status.wire(), r.events, r.recheck_after)
 
 
@@ -116,10 +118,10 @@ def spec(**extra: Any) -> BatchAIClusterSpec:
     return BatchAIClusterSpec.model_validate({"vmSize": "Standard_NC4as_T4_v3", **extra})
 
 
-def observe(
+def status_of(
     nodes: list[dict[str, Any]], status: dict[str, Any] | None = None, **kw: Any
 ) -> ClusterStatusResult:
-    obs = observed(
+    obs = status_input(
         spec=kw.pop("spec", spec()),
         generation=kw.pop("generation", 3),
         status=status or {},
@@ -150,7 +152,7 @@ def ready(result: ClusterStatusResult) -> dict[str, Any]:
 
 
 def test_ready_nodes_without_jobs_are_idle() -> None:
-    r = observe([node("a"), node("b")])
+    r = status_of([node("a"), node("b")])
     assert counts(r) == (2, 0, 0, 0, 0)
     assert r.status["currentNodeCount"] == 2
     assert r.status["allocationState"] == "steady"
@@ -160,27 +162,27 @@ def test_ready_nodes_without_jobs_are_idle() -> None:
 
 
 def test_running_and_pending_job_pods_make_a_node_running() -> None:
-    r = observe(
+    r = status_of(
         [node("a"), node("b"), node("c")],
-        job_pods={"a": [job_pod("a")], "b": [job_pod("b", "Pending")], "c": []},
+        trainingjob_pods={"a": [trainingjob_pod("a")], "b": [trainingjob_pod("b", "Pending")], "c": []},
     )
     assert counts(r) == (1, 2, 0, 0, 0)
 
 
 def test_job_pods_on_other_nodes_do_not_count() -> None:
-    r = observe([node("a")], job_pods={"zzz": [job_pod("zzz")]})
+    r = status_of([node("a")], trainingjob_pods={"zzz": [trainingjob_pod("zzz")]})
     assert counts(r) == (1, 0, 0, 0, 0)
 
 
 def test_not_ready_within_grace_is_preparing_and_asks_for_a_recheck() -> None:
-    r = observe([node("a", ready="False", since=100), node("b", ready=None, created=30)], grace_seconds=300)
+    r = status_of([node("a", ready="False", since=100), node("b", ready=None, created=30)], grace_seconds=300)
     assert counts(r) == (0, 0, 2, 0, 0)
     assert r.recheck_after == pytest.approx(200)
     assert ready(r)["reason"] == "NodesPreparing"
 
 
 def test_not_ready_past_grace_is_unusable() -> None:
-    r = observe(
+    r = status_of(
         [node("a", ready="False", since=301), node("b", ready="Unknown", since=1000)], grace_seconds=300
     )
     assert counts(r) == (0, 0, 0, 2, 0)
@@ -191,7 +193,7 @@ def test_not_ready_past_grace_is_unusable() -> None:
 
 
 def test_not_ready_with_job_pods_is_not_running() -> None:
-    r = observe([node("a", ready="False", since=10)], job_pods={"a": [job_pod("a")]})
+    r = status_of([node("a", ready="False", since=10)], trainingjob_pods={"a": [trainingjob_pod("a")]})
     assert counts(r) == (0, 0, 1, 0, 0)
 
 
@@ -199,7 +201,7 @@ def test_not_ready_with_job_pods_is_not_running() -> None:
     "kwargs", [{"unschedulable": True}, {"deleting": True}, {"taints": ["ToBeDeletedByClusterAutoscaler"]}]
 )
 def test_cordoned_deleted_or_autoscaler_marked_nodes_are_leaving(kwargs: dict[str, Any]) -> None:
-    r = observe([node("a", **kwargs), node("b")], job_pods={"a": [job_pod("a")]})
+    r = status_of([node("a", **kwargs), node("b")], trainingjob_pods={"a": [trainingjob_pod("a")]})
     assert counts(r) == (1, 0, 0, 0, 1)
     assert r.status["currentNodeCount"] == 2
     assert ready(r)["status"] == "True"
@@ -207,12 +209,12 @@ def test_cordoned_deleted_or_autoscaler_marked_nodes_are_leaving(kwargs: dict[st
 
 
 def test_leaving_wins_over_unusable() -> None:
-    r = observe([node("a", unschedulable=True, ready="False", since=9999)])
+    r = status_of([node("a", unschedulable=True, ready="False", since=9999)])
     assert counts(r) == (0, 0, 0, 0, 1)
 
 
 def test_other_taints_do_not_make_a_node_leave() -> None:
-    assert counts(observe([node("a", taints=["sku"])])) == (1, 0, 0, 0, 0)
+    assert counts(status_of([node("a", taints=["sku"])])) == (1, 0, 0, 0, 0)
 
 
 # ---- setup task ----------------------------------------------------------------------------------
@@ -226,11 +228,11 @@ def test_setup_task_states_per_node() -> None:
         setup_pod("failed", FAILED),
         setup_pod("busy", RUNNING),
     ]
-    r = observe(
+    r = status_of(
         nodes,
         setup_revision=REV,
         setup_pods=pods,
-        job_pods={"busy": [job_pod("busy")]},
+        trainingjob_pods={"busy": [trainingjob_pod("busy")]},
         setup_stdouterr_dir="/logs/ns/clusters/c/u",
     )
     # idle, running, preparing, unusable, leaving
@@ -250,14 +252,14 @@ def test_setup_task_states_per_node() -> None:
 
 
 def test_setup_pod_without_init_status_yet_is_preparing() -> None:
-    r = observe([node("a")], setup_revision=REV, setup_pods=[setup_pod("a", None)])
+    r = status_of([node("a")], setup_revision=REV, setup_pods=[setup_pod("a", None)])
     assert counts(r) == (0, 0, 1, 0, 0)
 
 
 def test_only_current_revision_counts() -> None:
-    r = observe([node("a")], setup_revision="rev2", setup_pods=[setup_pod("a", DONE, revision=REV)])
+    r = status_of([node("a")], setup_revision="rev2", setup_pods=[setup_pod("a", DONE, revision=REV)])
     assert counts(r) == (0, 0, 1, 0, 0)
-    r = observe(
+    r = status_of(
         [node("a")],
         setup_revision="rev2",
         setup_pods=[setup_pod("a", FAILED, revision=REV), setup_pod("a", DONE, revision="rev2")],
@@ -268,7 +270,7 @@ def test_only_current_revision_counts() -> None:
 
 def test_crash_looping_setup_task_is_unusable() -> None:
     waiting = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}}
-    r = observe(
+    r = status_of(
         [node("a"), node("b")],
         setup_revision=REV,
         setup_pods=[
@@ -283,7 +285,7 @@ def test_crash_looping_setup_task_is_unusable() -> None:
 @pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError"])
 def test_setup_task_that_cannot_start_is_unusable(reason: str) -> None:
     init = {"waiting": {"reason": reason, "message": 'secret "setup-secrets" not found'}}
-    r = observe([node("a")], setup_revision=REV, setup_pods=[setup_pod("a", init)])
+    r = status_of([node("a")], setup_revision=REV, setup_pods=[setup_pod("a", init)])
     assert counts(r) == (0, 0, 0, 1, 0)
     [err] = r.status["errors"]
     assert reason in err["message"] and "node a" in err["message"]
@@ -291,7 +293,7 @@ def test_setup_task_that_cannot_start_is_unusable(reason: str) -> None:
 
 def test_pod_initializing_is_preparing() -> None:
     init = {"waiting": {"reason": "PodInitializing"}}
-    assert counts(observe([node("a")], setup_revision=REV, setup_pods=[setup_pod("a", init)])) == (
+    assert counts(status_of([node("a")], setup_revision=REV, setup_pods=[setup_pod("a", init)])) == (
         0,
         0,
         1,
@@ -301,10 +303,10 @@ def test_pod_initializing_is_preparing() -> None:
 
 
 def test_failure_sticks_while_the_daemonset_replaces_the_failed_pod() -> None:
-    first = observe([node("a")], setup_revision=REV, setup_pods=[setup_pod("a", FAILED)])
+    first = status_of([node("a")], setup_revision=REV, setup_pods=[setup_pod("a", FAILED)])
     assert counts(first) == (0, 0, 0, 1, 0)
     # The failed pod is gone and a new one is starting: still unusable, same error, no new Event.
-    second = observe(
+    second = status_of(
         [node("a")],
         status=first.status,
         setup_revision=REV,
@@ -314,16 +316,18 @@ def test_failure_sticks_while_the_daemonset_replaces_the_failed_pod() -> None:
     assert second.status["errors"] == first.status["errors"]
     assert not [e for e in second.events if e[1] == "SetupTaskFailed"]
     # It succeeds this time: idle, error gone.
-    third = observe([node("a")], status=second.status, setup_revision=REV, setup_pods=[setup_pod("a", DONE)])
+    third = status_of(
+        [node("a")], status=second.status, setup_revision=REV, setup_pods=[setup_pod("a", DONE)]
+    )
     assert counts(third) == (1, 0, 0, 0, 0)
     assert "errors" not in third.status
     # A new setup task revision forgets the old failure.
-    fourth = observe([node("a")], status=first.status, setup_revision="rev2", setup_pods=[])
+    fourth = status_of([node("a")], status=first.status, setup_revision="rev2", setup_pods=[])
     assert counts(fourth) == (0, 0, 1, 0, 0)
 
 
 def test_a_deleted_failed_pod_still_tells_the_failure() -> None:
-    r = observe([node("a")], setup_revision=REV, setup_pods=[setup_pod("a", FAILED, deleting=True)])
+    r = status_of([node("a")], setup_revision=REV, setup_pods=[setup_pod("a", FAILED, deleting=True)])
     assert counts(r) == (0, 0, 0, 1, 0)
 
 
@@ -335,12 +339,12 @@ def test_live_pod_wins_over_a_deleted_one() -> None:
 
 
 def test_without_setup_task_pods_are_ignored() -> None:
-    r = observe([node("a")], setup_revision=None, setup_pods=[setup_pod("a", FAILED)])
+    r = status_of([node("a")], setup_revision=None, setup_pods=[setup_pod("a", FAILED)])
     assert counts(r) == (1, 0, 0, 0, 0)
 
 
 def test_errors_only_for_nodes_of_the_cluster() -> None:
-    r = observe(
+    r = status_of(
         [node("a")], setup_revision=REV, setup_pods=[setup_pod("a", DONE), setup_pod("elsewhere", FAILED)]
     )
     assert "errors" not in r.status
@@ -351,21 +355,21 @@ def test_errors_only_for_nodes_of_the_cluster() -> None:
 
 def test_manual_target_differs_resizing_then_steady() -> None:
     s = spec(scaleSettings={"manual": {"targetNodeCount": 3}})
-    r1 = observe([node("a"), node("b")], spec=s)
+    r1 = status_of([node("a"), node("b")], spec=s)
     assert r1.status["allocationState"] == "resizing"
     assert r1.status["allocationStateTransitionTime"] == fmt_time(NOW)
     assert ready(r1)["reason"] == "Resizing" and "2 node(s)" in ready(r1)["message"]
     assert r1.events == []  # the first status is not a transition
 
     later = NOW + timedelta(seconds=30)
-    obs = observed(spec=s, generation=3, status=r1.status, nodes=[node("a"), node("b"), node("c")])
+    obs = status_input(spec=s, generation=3, status=r1.status, nodes=[node("a"), node("b"), node("c")])
     r2 = compute_cluster_status(obs, later)
     assert r2.status["allocationState"] == "steady"
     assert r2.status["allocationStateTransitionTime"] == fmt_time(later)
     assert ready(r2)["status"] == "True" and ready(r2)["lastTransitionTime"] == fmt_time(later)
     assert [e[1] for e in r2.events] == ["Steady"]
 
-    obs = observed(spec=s, generation=3, status=r2.status, nodes=[node("a"), node("b"), node("c")])
+    obs = status_input(spec=s, generation=3, status=r2.status, nodes=[node("a"), node("b"), node("c")])
     r3 = compute_cluster_status(obs, later + timedelta(seconds=30))
     assert r3.status == r2.status  # nothing moved: same times, no patch
     assert r3.events == []
@@ -374,13 +378,13 @@ def test_manual_target_differs_resizing_then_steady() -> None:
 @pytest.mark.parametrize(("n", "state"), [(0, "resizing"), (1, "steady"), (4, "steady"), (5, "resizing")])
 def test_autoscale_range(n: int, state: str) -> None:
     s = spec(scaleSettings={"autoScale": {"minimumNodeCount": 1, "maximumNodeCount": 4}})
-    r = observe([node(f"n{i}") for i in range(n)], spec=s)
+    r = status_of([node(f"n{i}") for i in range(n)], spec=s)
     assert r.status["allocationState"] == state
 
 
 def test_leaving_nodes_count_in_current() -> None:
     s = spec(scaleSettings={"manual": {"targetNodeCount": 1}})
-    r = observe([node("a"), node("b", deleting=True)], spec=s)
+    r = status_of([node("a"), node("b", deleting=True)], spec=s)
     assert r.status["currentNodeCount"] == 2
     assert r.status["allocationState"] == "resizing"
 
@@ -388,14 +392,14 @@ def test_leaving_nodes_count_in_current() -> None:
 def test_a_resize_nothing_can_apply_is_steady_and_says_why() -> None:
     """No spec.aks (or a pool the admin did not allow): not `resizing` forever, the reason in Ready."""
     s = spec(scaleSettings={"manual": {"targetNodeCount": 3}})
-    r = observe([node("a")], spec=s, scale_blocked="the cluster has no AKS agent pool binding")
+    r = status_of([node("a")], spec=s, scale_blocked="the cluster has no AKS agent pool binding")
     assert r.status["allocationState"] == "steady"
     cond = ready(r)
     assert (cond["status"], cond["reason"]) == ("False", "ScaleNotApplied")
     assert "1 node(s), scaleSettings ask for 3" in cond["message"]
     assert "no AKS agent pool binding" in cond["message"]
     # In range, the same cluster is simply ready.
-    assert ready(observe([node("a"), node("b"), node("c")], spec=s, scale_blocked="x"))["status"] == "True"
+    assert ready(status_of([node("a"), node("b"), node("c")], spec=s, scale_blocked="x"))["status"] == "True"
 
 
 def test_decide_blocks_scaling_without_spec_aks() -> None:
@@ -411,15 +415,15 @@ def test_decide_blocks_scaling_without_spec_aks() -> None:
 
 def test_scale_in_flight_is_resizing() -> None:
     s = spec(scaleSettings={"manual": {"targetNodeCount": 1}})
-    assert observe([node("a")], spec=s, scaling=True).status["allocationState"] == "resizing"
+    assert status_of([node("a")], spec=s, scaling=True).status["allocationState"] == "resizing"
 
 
 def test_no_scale_settings_is_steady_but_no_nodes_is_not_ready() -> None:
-    r = observe([])
+    r = status_of([])
     assert r.status["allocationState"] == "steady" and r.status["currentNodeCount"] == 0
     assert (ready(r)["status"], ready(r)["reason"]) == ("False", "NoNodes")
     # Scaled to zero on purpose: ready.
-    r = observe([], spec=spec(scaleSettings={"manual": {"targetNodeCount": 0}}))
+    r = status_of([], spec=spec(scaleSettings={"manual": {"targetNodeCount": 0}}))
     assert ready(r)["status"] == "True"
 
 
@@ -428,20 +432,22 @@ def test_no_scale_settings_is_steady_but_no_nodes_is_not_ready() -> None:
 
 def test_scale_error_comes_first_and_sets_ready_false() -> None:
     scale_error = {"code": "ScaleFailed", "message": "HTTP 403 AuthorizationFailed: no"}
-    r = observe([node("a")], scale_error=scale_error, setup_revision=REV, setup_pods=[setup_pod("a", FAILED)])
+    r = status_of(
+        [node("a")], scale_error=scale_error, setup_revision=REV, setup_pods=[setup_pod("a", FAILED)]
+    )
     assert [e["code"] for e in r.status["errors"]] == ["ScaleFailed", "SetupTaskFailed"]
     assert (ready(r)["reason"], ready(r)["message"]) == ("ScaleFailed", scale_error["message"])
 
 
 def test_invalid_spec() -> None:
-    r = observe([], spec=None, invalid=("InvalidSpec", "vmSize: Field required"))
+    r = status_of([], spec=None, problem=("InvalidSpec", "vmSize: Field required"))
     assert r.status["errors"] == [{"code": "InvalidSpec", "message": "vmSize: Field required"}]
     assert ready(r)["reason"] == "InvalidSpec"
 
 
 def test_ready_transition_time_kept_while_status_unchanged() -> None:
-    old = observe([node("a")]).status
-    obs = observed(spec=spec(), generation=4, status=old, nodes=[node("a"), node("b")])
+    old = status_of([node("a")]).status
+    obs = status_input(spec=spec(), generation=4, status=old, nodes=[node("a"), node("b")])
     r = compute_cluster_status(obs, NOW + timedelta(minutes=5))
     assert ready(r)["lastTransitionTime"] == fmt_time(NOW)
     assert ready(r)["observedGeneration"] == 4 and r.status["observedGeneration"] == 4
@@ -449,8 +455,8 @@ def test_ready_transition_time_kept_while_status_unchanged() -> None:
 
 def test_allocation_events() -> None:
     s = spec(scaleSettings={"manual": {"targetNodeCount": 2}})
-    steady = observe([node("a"), node("b")], spec=s)
-    r = observe([node("a")], status=steady.status, spec=s)
+    steady = status_of([node("a"), node("b")], spec=s)
+    r = status_of([node("a")], status=steady.status, spec=s)
     assert r.events == [("Normal", "Resizing", "Resizing: 1 node(s), scaleSettings ask for 2")]
 
 
@@ -468,9 +474,9 @@ def test_status_patch_only_changes_and_nulls_dropped_keys() -> None:
 def test_slim_node_and_pods() -> None:
     n = node("a", ready="False", since=5, unschedulable=True, taints=["b", "a"])
     assert n["ready"] == "False" and n["unschedulable"] and n["taints"] == ["a", "b"]
-    assert slim_job_pod({"metadata": {"name": "p"}, "spec": {}, "status": {"phase": "Pending"}}) is None
+    assert pod_on_node({"metadata": {"name": "p"}, "spec": {}, "status": {"phase": "Pending"}}) is None
     assert (
-        slim_job_pod({"metadata": {"name": "p"}, "spec": {"nodeName": "a"}, "status": {"phase": "Succeeded"}})
+        pod_on_node({"metadata": {"name": "p"}, "spec": {"nodeName": "a"}, "status": {"phase": "Succeeded"}})
         is None
     )
     assert selects({"a": "1"}, {"a": "1", "b": "2"}) and not selects({"a": "1", "c": "3"}, {"a": "1"})

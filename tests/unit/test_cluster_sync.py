@@ -12,11 +12,13 @@ import kopf
 import pytest
 
 from batchai_operator.config import AgentPoolRef, AllowPolicy, OperatorConfig
-from batchai_operator.decide.views import slim_node
 from batchai_operator.names import ANNOTATION_APPLIED_SCALE
+from batchai_operator.observe import cluster as observe_cluster
+from batchai_operator.observe import indexes as indexers
+from batchai_operator.observe.indexes import NODES, Indexes
+from batchai_operator.observe.memory import ClusterMemory
+from batchai_operator.observe.views import slim_node
 from batchai_operator.reconcile import cluster
-from batchai_operator.reconcile import indexes as indexers
-from batchai_operator.reconcile.indexes import NODES
 from batchai_operator.reconcile.runtime import Runtime
 from batchai_operator.scaling import DesiredScale, ScaleError, ScaleResult
 from recording_kube import RecordingKube
@@ -54,7 +56,7 @@ def env(
 ) -> Iterator[tuple[RecordingKube, FakeScaler, list[tuple[str, str, str]]]]:
     global RT
     kube, scaler = RecordingKube(), FakeScaler()
-    RT = Runtime(kube, GRANTED, {}, scaler)  # type: ignore[arg-type]
+    RT = Runtime(kube, GRANTED, {}, scaler)
     events: list[tuple[str, str, str]] = []
     monkeypatch.setattr(
         kopf, "event", lambda body, type, reason, message: events.append((type, reason, message))
@@ -64,13 +66,13 @@ def env(
 
 
 async def sync_cluster(key: tuple[str, str], indexes: dict[str, Any]) -> None:
-    RT.indexes = indexes
+    RT.indexes = Indexes(indexes)
     await cluster.request_sync(RT, key)
 
 
 def clusters_of_node(node: str, indexes: dict[str, Any]) -> list[tuple[str, str]]:
-    RT.indexes = indexes
-    return cluster.clusters_of_node(RT, node)
+    RT.indexes = Indexes(indexes)
+    return observe_cluster.clusters_of_node(RT.indexes, RT.memory(ClusterMemory), node)
 
 
 def node(name: str, pool: str = "nc6pool") -> dict[str, Any]:
@@ -170,7 +172,13 @@ async def test_daemonset_created_replaced_and_deleted(env: Any) -> None:
     [ds] = kube.of("create")
     assert ds["kind"] == "DaemonSet" and ds["metadata"]["name"] == "nc6-setup"
     revision = ds["metadata"]["annotations"]["batchai.io/setup-task-revision"]
-    existing = {"name": "nc6-setup", "namespace": "team-a", "resourceVersion": "42", "revision": revision}
+    existing = {
+        "name": "nc6-setup",
+        "namespace": "team-a",
+        "controllerUid": "uid-1",
+        "resourceVersion": "42",
+        "revision": revision,
+    }
     # Unchanged: nothing to do. The node waits for its setup pod: preparing.
     await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")], daemonset=existing))
     assert len(kube.of("create")) == 1 and kube.of("json-patch") == []
@@ -315,6 +323,23 @@ async def test_rejected_daemonset_is_reported(env: Any, monkeypatch: pytest.Monk
     assert status["conditions"][0]["reason"] == "SetupTaskRejected"
 
 
+async def test_a_daemonset_of_that_name_is_adopted_only_when_the_cluster_controls_it(env: Any) -> None:
+    """The same ensure() as a TrainingJob's children: a DaemonSet left by another object is not run with."""
+    kube, _, _ = env
+    kube.existing[("DaemonSet", "nc6-setup")] = "uid-of-another-object"
+    await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")]))
+    status = kube.of("status")[-1]
+    assert status["errors"][0]["code"] == "SetupTaskRejected"
+    assert "belongs to another object" in status["errors"][0]["message"]
+    kube.existing[("DaemonSet", "nc6-setup")] = (
+        "uid-1"  # the cluster's own (a restart between create and watch)
+    )
+    RT.forget(KEY)
+    kube.calls.clear()
+    await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")]))
+    assert "errors" not in kube.of("status")[-1]
+
+
 async def test_a_setup_task_the_namespace_was_not_granted_is_refused(env: Any) -> None:
     kube, _, _ = env
     RT.config = OperatorConfig(allow=AllowPolicy(setup_tasks=["team-b"], placement=["team-b"]))
@@ -326,7 +351,13 @@ async def test_a_setup_task_the_namespace_was_not_granted_is_refused(env: Any) -
     RT.config = GRANTED
     await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")]))
     assert [d["kind"] for d in kube.of("create")] == ["DaemonSet"]
-    existing = {"name": "nc6-setup", "namespace": "team-a", "resourceVersion": "1", "revision": "r"}
+    existing = {
+        "name": "nc6-setup",
+        "namespace": "team-a",
+        "controllerUid": "uid-1",
+        "resourceVersion": "1",
+        "revision": "r",
+    }
     RT.config = OperatorConfig()
     await sync_cluster(KEY, indexes({**SPEC, **SETUP}, [node("a")], daemonset=existing))
     assert kube.of("delete") == [("DaemonSet", "team-a", "nc6-setup")]

@@ -1,4 +1,4 @@
-"""The operator's use of glibc's allocator (reconcile/memory.py): few arenas, and freed memory returned."""
+"""The operator's use of glibc's allocator (reconcile/malloc.py): few arenas, and freed memory returned."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from batchai_operator.reconcile.memory import (
+from batchai_operator.reconcile.malloc import (
     MALLOC_ARENAS,
     limit_malloc_arenas,
     release_freed_memory,

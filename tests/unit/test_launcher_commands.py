@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from batchai_operator import toolkit_facts
 from batchai_operator.api.trainingjob import TrainingJobSpec
 from batchai_operator.launcher import commands
 from batchai_operator.launcher.commands import Role, Task
@@ -262,7 +263,7 @@ def test_tensorflow_single_node_is_one_master_process() -> None:
 )
 def test_tensorflow_counts(node_count: int, settings: dict[str, Any], expected: tuple[int, int]) -> None:
     spec = make_spec(node_count, tensorFlowSettings={"pythonScriptFilePath": SCRIPT, **settings})
-    assert commands.tensorflow_counts(spec) == expected
+    assert toolkit_facts.tensorflow_counts(spec) == expected
 
 
 def test_tensorflow_use_chief() -> None:
@@ -401,9 +402,9 @@ SSH_CASES: list[tuple[dict[str, Any], bool, bool]] = [
 def test_ssh_and_decided_by_node_zero(settings: dict[str, Any], waits: bool, node_zero: bool) -> None:
     multi = make_spec(3, **settings)
     # Batch AI set up password-less ssh between the nodes of every multi-node job, whatever the toolkit.
-    assert commands.needs_ssh(multi) is True
-    assert commands.waits_for_nodes(multi) is waits
-    assert commands.decided_by_node_zero(multi) is node_zero
+    assert toolkit_facts.needs_ssh(multi) is True
+    assert toolkit_facts.waits_for_nodes(multi) is waits
+    assert toolkit_facts.decided_by_node_zero(multi) is node_zero
     directives = [
         [line for line in text.splitlines() if line in ("wait_for_nodes", "serve_ssh")]
         for key, text in sorted(commands.render_config(multi, hosts(3), 1).items())
@@ -411,9 +412,9 @@ def test_ssh_and_decided_by_node_zero(settings: dict[str, Any], waits: bool, nod
     ]
     assert directives == ([["wait_for_nodes"], ["serve_ssh"], ["serve_ssh"]] if waits else [[], [], []])
     single = make_spec(1, **settings)
-    assert commands.needs_ssh(single) is False
-    assert commands.waits_for_nodes(single) is False
-    assert commands.decided_by_node_zero(single) is True
+    assert toolkit_facts.needs_ssh(single) is False
+    assert toolkit_facts.waits_for_nodes(single) is False
+    assert toolkit_facts.decided_by_node_zero(single) is True
 
 
 # ---- ConfigMap data ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from batchai_operator.api import TrainingJobSpec
 from batchai_operator.api.common import MountVolumes
 from batchai_operator.api.trainingjob import TrainingJobStatus
-from batchai_operator.manifests.paths import JobIdentity
+from batchai_operator.manifests.paths import TrainingJobIdentity
 from batchai_operator.storage.locations import (
     NotOnMount,
     StorageLocation,
@@ -19,7 +19,7 @@ from batchai_operator.storage.locations import (
 )
 from samples import cntk_spec
 
-IDENT = JobIdentity(namespace="ws", name="cntk-python-1", uid="0f1e", experiment="quickstart")
+IDENT = TrainingJobIdentity(namespace="ws", name="cntk-python-1", uid="0f1e", experiment="quickstart")
 SEG = "ws/quickstart/cntk-python-1/0f1e"
 CREDS = {"secretRef": {"name": "storage"}}
 

@@ -3,44 +3,47 @@ returns (mpi-operator's expect*Action idea), the state and reason it reports and
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from batchai_operator.decide.common import parse_time
+from batchai_operator.decide.pods import EXIT_CODE_GRACE_SECONDS
 from batchai_operator.decide.trainingjob import (
     CREATE_RETRY_SECONDS,
-    EXIT_CODE_GRACE_SECONDS,
     EXIT_CODE_RECHECK_SECONDS,
     SECRET_RETRY_SECONDS,
-    DeleteJob,
+    CreateChildren,
+    DeleteBatchJob,
     DeleteTrainingJob,
-    JobAction,
-    JobDecision,
-    SetJobSuspend,
-    StartJob,
-    decide,
+    SetBatchJobSuspend,
+    TrainingJobAction,
+    TrainingJobDecision,
 )
-from decisions import NOW, compute_status, job, observe, pod, spec
+from decisions import NOW, batch_job, decision, mount_failure, pod, refused, spec, world
 
 AT = parse_time(NOW)
 assert AT is not None
 KUEUE = {"kueue.x-k8s.io/queue-name": "gpu-queue"}
 
 
-def decided(**kw: Any) -> JobDecision:
+def decided(**kw: Any) -> TrainingJobDecision:
     s = kw.pop("s", None)
     now = kw.pop("now", AT)
-    return decide(observe(s, **kw), now)
+    desired = kw.pop("desired", None)
+    return decision(world(s, **kw), now, desired)
 
 
-def expect_actions(d: JobDecision, *expected: JobAction) -> None:
-    assert d.actions == list(expected)
+def expect_actions(d: TrainingJobDecision, *expected: TrainingJobAction | type[CreateChildren]) -> None:
+    """The actions, in order; CreateChildren by its type (its children are the real builders')."""
+    assert [type(a) if isinstance(e, type) else a for a, e in zip(d.actions, expected, strict=False)] == list(
+        expected
+    )
+    assert len(d.actions) == len(expected), d.actions
 
 
-def reason(d: JobDecision) -> tuple[str | None, str | None]:
+def reason(d: TrainingJobDecision) -> tuple[str | None, str | None]:
     """(executionState, reason of the condition that is True for it)."""
     state = d.status.execution_state
     active = next(c for c in d.status.conditions or [] if c.status == "True" and c.type != "SpecApplied")
@@ -60,19 +63,19 @@ def finished(state: str = "succeeded", end: str = "2026-11-29T11:58:00Z") -> dic
 
 def test_a_new_job_on_an_existing_cluster_is_started() -> None:
     d = decided()
-    expect_actions(d, StartJob())
+    expect_actions(d, CreateChildren)
     assert reason(d) == ("queued", "WaitingForNodes")
     assert d.requeue_after is None
 
 
 def test_missing_cluster_waits_without_actions() -> None:
-    d = decided(cluster_found=False)
+    d = decided(cluster=None)
     expect_actions(d)
     assert reason(d) == ("queued", "ClusterNotFound")
 
 
 def test_invalid_cluster_waits_with_its_error() -> None:
-    d = decided(cluster_error="vmSize: Field required")
+    d = decided(cluster={})
     expect_actions(d)
     assert reason(d) == ("queued", "ClusterInvalid")
     assert "vmSize: Field required" in d.events[0].message
@@ -93,27 +96,39 @@ def test_children_just_created_are_not_created_again() -> None:
 
 
 def test_refused_create_waits_then_tries_again() -> None:
-    refused = ("exceeded quota: gpu", AT - timedelta(seconds=4))
-    d = decided(create_refused=refused)
+    quota = refused("exceeded quota: gpu", AT - timedelta(seconds=4))
+    d = decided(create_refused=quota)
     expect_actions(d)
     assert reason(d) == ("queued", "JobCreationRejected")
     assert "exceeded quota: gpu" in d.events[0].message
     assert d.requeue_after == pytest.approx(CREATE_RETRY_SECONDS - 4)
-    later = decided(create_refused=refused, now=AT + timedelta(seconds=CREATE_RETRY_SECONDS))
-    expect_actions(later, StartJob())
+    later = decided(create_refused=quota, now=AT + timedelta(seconds=CREATE_RETRY_SECONDS))
+    expect_actions(later, CreateChildren)
     assert reason(later) == ("queued", "JobCreationRejected")  # until the Job exists
 
 
-def test_a_spec_that_cannot_become_manifests_fails_and_stops_a_running_job() -> None:
-    d = decided(build_error=("UnknownVmSize", "vmSize X unknown"))
+def test_a_spec_that_cannot_become_children_fails_at_the_start() -> None:
+    """The desired step's build error is data: the job fails with its code, and nothing is created."""
+    unknown_size = {"vmSize": "Standard_Foo9"}  # not in the operator's table, and no gpusPerNode
+    d = decided(cluster=unknown_size)
     expect_actions(d)
-    d = decided(build_error=("UnknownVmSize", "vmSize X unknown"), job=job(), pods=[pod(0)])
-    expect_actions(d, DeleteJob("j"))
     assert reason(d) == ("failed", "UnknownVmSize")
+    # Children are built only for a job that starts: one whose batch Job runs is not failed by a build.
+    assert reason(decided(cluster=unknown_size, batch_job=batch_job(), pods=[pod(0)])) == (
+        "running",
+        "Running",
+    )
+
+
+def test_a_child_the_apiserver_finds_invalid_fails_the_job() -> None:
+    d = decided(create_refused=refused('Job.batch "j" is invalid: x', AT, status=422))
+    expect_actions(d)
+    assert reason(d) == ("failed", "InvalidSpec")
+    assert "The apiserver refused the job's Job" in d.events[0].message
 
 
 def test_unparsable_spec_fails_with_invalid_spec() -> None:
-    d = decide(replace(observe(), spec=None, spec_error="maxWallClockTime: out of range"), AT)
+    d = decided(unparsed="maxWallClockTime: out of range")
     expect_actions(d)
     assert d.status.execution_state == "failed"
     [error] = d.status.execution_info.errors  # type: ignore[union-attr]
@@ -123,29 +138,29 @@ def test_unparsable_spec_fails_with_invalid_spec() -> None:
 # ---- suspend, resume, Kueue ----------------------------------------------------------------------------
 
 
-def test_suspend_is_passed_to_the_job() -> None:
-    d = decided(s=spec(suspend=True), status=running(), job=job(), pods=[pod(0)])
-    expect_actions(d, SetJobSuspend("j", True))
+def test_suspend_is_passed_to_the_batch_job() -> None:
+    d = decided(s=spec(suspend=True), status=running(), batch_job=batch_job(), pods=[pod(0)])
+    expect_actions(d, SetBatchJobSuspend("j", True))
     assert reason(d) == ("queued", "Suspended")
 
 
-def test_resume_is_passed_to_the_job() -> None:
-    d = decided(s=spec(suspend=False), job=job(suspend=True), pods=[])
-    expect_actions(d, SetJobSuspend("j", False))
+def test_resume_is_passed_to_the_batch_job() -> None:
+    d = decided(s=spec(suspend=False), batch_job=batch_job(suspend=True), pods=[])
+    expect_actions(d, SetBatchJobSuspend("j", False))
     assert reason(d) == ("queued", "WaitingForNodes")
 
 
-def test_kueue_owns_suspend_on_jobs_it_queues() -> None:
-    held = decided(labels=KUEUE, job=job(suspend=True), pods=[])
+def test_kueue_owns_suspend_on_batch_jobs_it_queues() -> None:
+    held = decided(labels=KUEUE, batch_job=batch_job(suspend=True), pods=[])
     expect_actions(held)
     # Kueue holds it, not the user: queued with a reason naming Kueue, and the Suspended condition false.
     assert reason(held) == ("queued", "QueuedByKueue")
     queued = next(c for c in held.status.conditions or [] if c.type == "Queued")
     assert (queued.message or "").startswith("Kueue holds the job in LocalQueue 'gpu-queue'")
     assert next(c for c in held.status.conditions or [] if c.type == "Suspended").status == "False"
-    user_suspended = decided(job=job(suspend=True), s=spec(suspend=True), pods=[])
+    user_suspended = decided(batch_job=batch_job(suspend=True), s=spec(suspend=True), pods=[])
     assert reason(user_suspended) == ("queued", "Suspended")
-    admitted = decided(labels=KUEUE, s=spec(suspend=True), job=job(suspend=False), pods=[pod(0)])
+    admitted = decided(labels=KUEUE, s=spec(suspend=True), batch_job=batch_job(suspend=False), pods=[pod(0)])
     expect_actions(admitted)  # the TrainingJob's own suspend does not fight Kueue's
     assert reason(admitted) == ("running", "Running")
 
@@ -154,7 +169,7 @@ def test_kueue_owns_suspend_on_jobs_it_queues() -> None:
 
 
 def test_all_nodes_allocated_is_running_and_nothing_to_do() -> None:
-    d = decided(job=job(), pods=[pod(0)])
+    d = decided(batch_job=batch_job(), pods=[pod(0)])
     expect_actions(d)
     assert reason(d) == ("running", "Running")
 
@@ -162,8 +177,8 @@ def test_all_nodes_allocated_is_running_and_nothing_to_do() -> None:
 def test_events_mark_ends_and_setbacks_not_creation_or_start() -> None:
     queued = {"executionState": "queued"}
     assert decided().events == []  # created
-    assert decided(status=queued, job=job(), pods=[pod(0)]).events == []  # started
-    done = decided(status=running(), job=job(("Complete", "")), pods=[pod(0, "Succeeded", 0)])
+    assert decided(status=queued, batch_job=batch_job(), pods=[pod(0)]).events == []  # started
+    done = decided(status=running(), batch_job=batch_job(("Complete", "")), pods=[pod(0, "Succeeded", 0)])
     assert [(e.type, e.reason) for e in done.events] == [("Normal", "Succeeded")]
     # A running job whose Job is gone waits for nodes again: that is news.
     again = decided(status=running())
@@ -171,28 +186,28 @@ def test_events_mark_ends_and_setbacks_not_creation_or_start() -> None:
 
 
 def test_unscheduled_pods_wait_for_nodes() -> None:
-    d = decided(job=job(), pods=[pod(0, phase="Pending", node=None)])
+    d = decided(batch_job=batch_job(), pods=[pod(0, phase="Pending", node=None)])
     expect_actions(d)
     assert reason(d) == ("queued", "WaitingForNodes")
 
 
-def test_completion_succeeds_without_stopping_the_job() -> None:
-    d = decided(status=running(), job=job(("Complete", "")), pods=[pod(0, "Succeeded", 0)])
+def test_completion_succeeds_without_stopping_the_batch_job() -> None:
+    d = decided(status=running(), batch_job=batch_job(("Complete", "")), pods=[pod(0, "Succeeded", 0)])
     expect_actions(d)
     assert reason(d) == ("succeeded", "Succeeded")
 
 
-def test_kubelet_failures_fail_the_job_and_stop_it() -> None:
-    pull = decided(job=job(), pods=[pod(0, phase="Pending", waiting="ErrImageNeverPull")])
-    expect_actions(pull, DeleteJob("j"))
+def test_kubelet_failures_fail_the_job_and_stop_its_batch_job() -> None:
+    pull = decided(batch_job=batch_job(), pods=[pod(0, phase="Pending", waiting="ErrImageNeverPull")])
+    expect_actions(pull, DeleteBatchJob("j"))
     assert reason(pull) == ("failed", "FailedStartingContainer")
-    mount = decided(job=job(), pods=[pod(0, phase="Pending")], mount_failure=(0, "Permission denied"))
-    expect_actions(mount, DeleteJob("j"))
+    mount = decided(batch_job=batch_job(), pods=[pod(0, phase="Pending")], mount_failure=mount_failure())
+    expect_actions(mount, DeleteBatchJob("j"))
     assert reason(mount) == ("failed", "AZFMountError")
 
 
 def test_the_job_controllers_failure_needs_no_stop() -> None:
-    d = decided(job=job(("FailureTarget", "BackoffLimitExceeded")), pods=[pod(0, "Failed", 3)])
+    d = decided(batch_job=batch_job(("FailureTarget", "BackoffLimitExceeded")), pods=[pod(0, "Failed", 3)])
     expect_actions(d)
     assert reason(d) == ("failed", "JobFailed")
 
@@ -201,14 +216,14 @@ def test_the_job_controllers_failure_needs_no_stop() -> None:
 
 
 def test_terminate_deletes_a_running_job_once() -> None:
-    d = decided(s=spec(terminate=True), status=running(), job=job(), pods=[pod(0)])
-    expect_actions(d, DeleteJob("j"))
+    d = decided(s=spec(terminate=True), status=running(), batch_job=batch_job(), pods=[pod(0)])
+    expect_actions(d, DeleteBatchJob("j"))
     assert reason(d) == ("terminating", "Terminating")
-    deleting = job()
+    deleting = batch_job()
     deleting["metadata"]["deletionTimestamp"] = NOW
-    d = decided(s=spec(terminate=True), status=running(), job=deleting, pods=[pod(0)])
+    d = decided(s=spec(terminate=True), status=running(), batch_job=deleting, pods=[pod(0)])
     expect_actions(d)  # already being deleted
-    d = decided(s=spec(terminate=True), status=running(), job=None, pods=[])
+    d = decided(s=spec(terminate=True), status=running(), batch_job=None, pods=[])
     expect_actions(d)
     assert reason(d) == ("failed", "JobTerminated")
 
@@ -222,55 +237,60 @@ def test_terminate_of_a_queued_job_fails_it_at_once() -> None:
 # ---- finished jobs: crash recovery and TTL ----------------------------------------------------------------
 
 
-def test_a_finished_job_whose_job_still_runs_is_stopped() -> None:
+def test_a_finished_job_whose_batch_job_still_runs_is_stopped() -> None:
     """The status was saved but the operator died before deleting the Job: the next sync deletes it."""
     stopped = finished("failed")
     stopped["executionInfo"]["errors"] = [{"code": "FailedStartingContainer", "message": "m"}]
-    d = decided(status=stopped, job=job(), pods=[pod(0)])
-    expect_actions(d, DeleteJob("j"))
+    d = decided(status=stopped, batch_job=batch_job(), pods=[pod(0)])
+    expect_actions(d, DeleteBatchJob("j"))
     assert d.events == []
     # What the pods decided themselves, the Job ends on its own: it is not deleted (its logs stay).
     ended = finished("failed")
     ended["executionInfo"]["errors"] = [{"code": "JobFailed", "message": "m"}]
-    expect_actions(decided(status=ended, job=job(), pods=[pod(0, "Failed", 3)]))
-    expect_actions(decided(status=finished("succeeded"), job=job(), pods=[pod(0, "Succeeded", 0)]))
+    expect_actions(decided(status=ended, batch_job=batch_job(), pods=[pod(0, "Failed", 3)]))
+    expect_actions(
+        decided(status=finished("succeeded"), batch_job=batch_job(), pods=[pod(0, "Succeeded", 0)])
+    )
 
 
 def test_the_pods_decide_before_the_job_controller_does() -> None:
     """A Job's Complete/Failed condition can lag far behind its pods (the Job controller's rate limit)."""
-    done = decided(status=running(), job=job(), pods=[pod(0, "Succeeded", 0)])
+    done = decided(status=running(), batch_job=batch_job(), pods=[pod(0, "Succeeded", 0)])
     assert reason(done) == ("succeeded", "Succeeded")
     expect_actions(done)
-    failed = decided(status=running(), job=job(), pods=[pod(0, "Failed", 3)])
+    failed = decided(status=running(), batch_job=batch_job(), pods=[pod(0, "Failed", 3)])
     assert reason(failed) == ("failed", "JobFailed") and failed.status.execution_info.exit_code == 3  # type: ignore[union-attr]
     expect_actions(failed)
     # With retries the Job may run the node again: its own verdict is awaited.
     retried = decided(
-        s=spec(constraints={"maxRetryCount": 2}), status=running(), job=job(), pods=[pod(0, "Failed", 3)]
+        s=spec(constraints={"maxRetryCount": 2}),
+        status=running(),
+        batch_job=batch_job(),
+        pods=[pod(0, "Failed", 3)],
     )
     assert reason(retried)[0] != "failed"
 
 
 def test_a_failed_job_waits_briefly_for_its_pods_exit_code() -> None:
     """The Job's watch can say Failed before the failed pod's last update arrives on the pods' watch."""
-    failed_job = job(("FailureTarget", "BackoffLimitExceeded"))  # status.failed is still 0 then
+    failed_job = batch_job(("FailureTarget", "BackoffLimitExceeded"))  # status.failed is still 0 then
     failed_job["status"]["conditions"][0]["lastTransitionTime"] = NOW
-    waiting = decided(status=running(), job=failed_job, pods=[pod(0, "Running")])
+    waiting = decided(status=running(), batch_job=failed_job, pods=[pod(0, "Running")])
     assert reason(waiting) == ("running", "Finishing")
     assert waiting.requeue_after == EXIT_CODE_RECHECK_SECONDS
-    arrived = decided(status=running(), job=failed_job, pods=[pod(0, "Failed", 3)])
+    arrived = decided(status=running(), batch_job=failed_job, pods=[pod(0, "Failed", 3)])
     assert arrived.status.execution_info.exit_code == 3  # type: ignore[union-attr]
     later = AT + timedelta(seconds=EXIT_CODE_GRACE_SECONDS)
-    gave_up = decided(status=running(), job=failed_job, pods=[], now=later)
+    gave_up = decided(status=running(), batch_job=failed_job, pods=[], now=later)
     assert reason(gave_up) == ("failed", "JobFailed")
     assert gave_up.status.execution_info.exit_code is None  # type: ignore[union-attr]
     # A deadline is the Job's own verdict: nothing to wait for.
-    deadline = job(("Failed", "DeadlineExceeded"))
-    assert reason(decided(status=running(), job=deadline, pods=[pod(0)]))[0] == "failed"
+    deadline = batch_job(("Failed", "DeadlineExceeded"))
+    assert reason(decided(status=running(), batch_job=deadline, pods=[pod(0)]))[0] == "failed"
 
 
 def test_a_finished_job_keeps_its_status_and_counts_its_pods() -> None:
-    d = decided(status=finished(), job=job(("Complete", "")), pods=[pod(0, "Succeeded", 0)])
+    d = decided(status=finished(), batch_job=batch_job(("Complete", "")), pods=[pod(0, "Succeeded", 0)])
     expect_actions(d)
     assert d.status.execution_state == "succeeded"
     assert d.status.nodes is not None and d.status.nodes.succeeded == 1
@@ -278,38 +298,43 @@ def test_a_finished_job_keeps_its_status_and_counts_its_pods() -> None:
 
 def test_ttl_deletes_the_trainingjob_when_due_and_waits_until_then() -> None:
     s = spec(ttlSecondsAfterFinished=300)
-    not_yet = decided(s=s, status=finished(end="2026-11-29T11:58:00Z"), job=job(("Complete", "")))
+    not_yet = decided(s=s, status=finished(end="2026-11-29T11:58:00Z"), batch_job=batch_job(("Complete", "")))
     expect_actions(not_yet)
     assert not_yet.requeue_after == pytest.approx(180)
-    due = decided(s=s, status=finished(end="2026-11-29T11:50:00Z"), job=job(("Complete", "")))
+    due = decided(s=s, status=finished(end="2026-11-29T11:50:00Z"), batch_job=batch_job(("Complete", "")))
     expect_actions(due, DeleteTrainingJob())
 
 
 def test_ttl_counts_from_the_moment_the_job_finishes() -> None:
-    d = decided(s=spec(ttlSecondsAfterFinished=60), status=running(), job=job(("Complete", "")), pods=[])
+    d = decided(
+        s=spec(ttlSecondsAfterFinished=60), status=running(), batch_job=batch_job(("Complete", "")), pods=[]
+    )
     assert d.status.execution_state == "succeeded"
     expect_actions(d)
     assert d.requeue_after == pytest.approx(60)
 
 
 def test_no_ttl_no_timer() -> None:
-    d = decided(status=finished(), job=job(("Complete", "")))
+    d = decided(status=finished(), batch_job=batch_job(("Complete", "")))
     assert d.requeue_after is None
 
 
 def test_status_shape_is_the_api_model() -> None:
-    r = compute_status(observe(job=job(), pods=[pod(0)]), NOW)
-    assert r.status["nodesSummary"] == "1/1" and r.status["observedGeneration"] == 1
+    wire = decided(batch_job=batch_job(), pods=[pod(0)]).status.wire()
+    assert wire["nodesSummary"] == "1/1" and wire["observedGeneration"] == 1
 
 
 def test_pods_the_job_controller_cannot_create_say_why_the_job_waits() -> None:
     refused = 'pods "j-0" is forbidden: exceeded quota: gpu, requested: pods=1, limited: pods=0'
-    d = decided(job=job(), pods=[], pods_refused=refused)
+    d = decided(batch_job=batch_job(), pods=[], pods_refused=refused)
     expect_actions(d)
     assert reason(d) == ("queued", "PodCreationRejected")
     assert refused in d.events[0].message
     # Once the pods exist, the old refusal no longer matters.
-    assert reason(decided(job=job(), pods=[pod(0)], pods_refused=refused)) == ("running", "Running")
+    assert reason(decided(batch_job=batch_job(), pods=[pod(0)], pods_refused=refused)) == (
+        "running",
+        "Running",
+    )
 
 
 def test_status_says_where_outputs_are_in_storage() -> None:
@@ -317,7 +342,7 @@ def test_status_says_where_outputs_are_in_storage() -> None:
     from batchai_operator.api.trainingjob import TrainingJobSpec
     from samples import cntk_spec
 
-    d = decided(s=TrainingJobSpec.model_validate(cntk_spec()), job=job(), pods=[pod(0)])
+    d = decided(s=TrainingJobSpec.model_validate(cntk_spec()), batch_job=batch_job(), pods=[pod(0)])
     wire = d.status.wire()
     [model] = wire["outputDirectories"]
     assert model["storage"]["accountName"] == "acct" and model["storage"]["shareName"] == "logs"

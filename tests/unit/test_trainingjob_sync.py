@@ -13,8 +13,9 @@ import pytest
 
 from batchai_operator.config import OperatorConfig
 from batchai_operator.names import GROUP, VERSION
-from batchai_operator.reconcile import indexes as indexers
-from batchai_operator.reconcile import trainingjob
+from batchai_operator.observe import indexes as indexers
+from batchai_operator.observe.indexes import Indexes
+from batchai_operator.reconcile import controller, trainingjob
 from batchai_operator.reconcile.runtime import Runtime
 from recording_kube import RecordingKube
 from samples import cntk_spec
@@ -28,7 +29,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RecordingKube, list[t
     global RT
     kube = RecordingKube()
     kube.secrets.add("storage")
-    RT = Runtime(kube, OperatorConfig(), world(), None)  # type: ignore[arg-type]
+    RT = Runtime(kube, OperatorConfig(), world(), None)
     events: list[tuple[str, str, str]] = []
     monkeypatch.setattr(
         kopf, "event", lambda body, type, reason, message: events.append((type, reason, message))
@@ -68,14 +69,14 @@ def world(*objects: dict[str, Any], spec: dict[str, Any] | None = None, status: 
     add(indexers.CLUSTERS, cluster_body())
     for obj in objects:
         if obj["kind"] == "Job":
-            add(indexers.JOBS_BY_OWNER, obj)
+            add(indexers.BATCH_JOBS_BY_OWNER, obj)
         else:
             add(indexers.PODS_BY_OWNER, obj)
             add(indexers.POD_OWNER_BY_NAME, obj)
     return out
 
 
-def owned_job(owner: str = UID, **status: Any) -> dict[str, Any]:
+def owned_batch_job(owner: str = UID, **status: Any) -> dict[str, Any]:
     ref = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "TrainingJob",
@@ -91,7 +92,7 @@ def owned_job(owner: str = UID, **status: Any) -> dict[str, Any]:
     }
 
 
-def job_pod(owner_job: str = "uid-job", namespace: str = NS, **state: Any) -> dict[str, Any]:
+def batch_job_pod(owner_job: str = "uid-job", namespace: str = NS, **state: Any) -> dict[str, Any]:
     return {
         "kind": "Pod",
         "metadata": {
@@ -110,7 +111,7 @@ def job_pod(owner_job: str = "uid-job", namespace: str = NS, **state: Any) -> di
 
 
 async def sync(indexes: dict[str, Any]) -> None:
-    RT.indexes = indexes
+    RT.indexes = Indexes(indexes)
     await trainingjob.request_sync(RT, UID)
 
 
@@ -133,8 +134,8 @@ async def test_a_new_job_waits_for_a_start_slot_and_a_running_one_does_not(env: 
     await asyncio.sleep(0.05)
     assert kube.kinds() == []  # its first sync waits
     # A job that already has a status (here: running) is written at once meanwhile.
-    RT.indexes = world(owned_job(), job_pod(), status={"executionState": "running"})
-    await trainingjob.sync(RT, UID)
+    RT.indexes = Indexes(world(owned_batch_job(), batch_job_pod(), status={"executionState": "running"}))
+    await controller.sync(RT, trainingjob.KIND, UID)
     assert kube.kinds() == ["status"]
     RT.start_slots.release()
     await new
@@ -182,10 +183,10 @@ async def test_a_child_left_by_another_object_is_not_adopted(env: Any) -> None:
     assert kube.kinds() == ["status", "create Job"]  # the shared launcher ConfigMap is known to exist
 
 
-async def test_terminal_status_is_written_before_the_job_is_deleted(env: Any) -> None:
+async def test_terminal_status_is_written_before_the_batch_job_is_deleted(env: Any) -> None:
     kube, events = env
-    pulling = job_pod(waiting={"reason": "ErrImageNeverPull", "message": "not present"})
-    await sync(world(owned_job(), pulling, status={"executionState": "running"}))
+    pulling = batch_job_pod(waiting={"reason": "ErrImageNeverPull", "message": "not present"})
+    await sync(world(owned_batch_job(), pulling, status={"executionState": "running"}))
     assert kube.kinds() == ["status", "delete Job"]
     assert kube.of("status")[0]["executionState"] == "failed"
     assert events[0][:2] == ("Warning", "Failed")
@@ -194,14 +195,14 @@ async def test_terminal_status_is_written_before_the_job_is_deleted(env: Any) ->
 async def test_children_of_other_objects_do_not_count(env: Any) -> None:
     """A Job controlled by another TrainingJob, or a pod of another Job (even with our label), is ignored."""
     kube, _ = env
-    forged_pod = job_pod(owner_job="uid-other", waiting={"reason": "ErrImagePull", "message": "x"})
-    await sync(world(owned_job(owner="uid-other"), forged_pod))
+    forged_pod = batch_job_pod(owner_job="uid-other", waiting={"reason": "ErrImagePull", "message": "x"})
+    await sync(world(owned_batch_job(owner="uid-other"), forged_pod))
     assert "delete Job" not in kube.kinds()
     assert kube.of("status")[0]["executionState"] == "queued"  # no Job of ours: creating it
     kube.calls.clear()
     RT.forget(UID)
-    elsewhere = job_pod(namespace="team-b", waiting={"reason": "ErrImagePull", "message": "x"})
-    await sync(world(owned_job(), elsewhere))
+    elsewhere = batch_job_pod(namespace="team-b", waiting={"reason": "ErrImagePull", "message": "x"})
+    await sync(world(owned_batch_job(), elsewhere))
     assert "delete Job" not in kube.kinds() and kube.of("status")[0]["executionState"] == "queued"
 
 
@@ -227,7 +228,7 @@ def pending(pod: dict[str, Any]) -> dict[str, Any]:
 async def test_failed_mount_counts_only_from_the_kubelet_about_our_unstarted_pod(env: Any) -> None:
     kube, _ = env
     RT.config.mount_failure_threshold = 1
-    RT.indexes = world(owned_job(), pending(job_pod(**CREATING)))
+    RT.indexes = Indexes(world(owned_batch_job(), pending(batch_job_pod(**CREATING))))
     ignored = [
         failed_mount_event(source={"component": "someone-else"}),
         failed_mount_event(reportingComponent="kubelet", source={}) | {"source": {"component": "x"}},
@@ -259,26 +260,26 @@ async def test_a_started_pod_is_not_failed_by_a_stale_failed_mount(env: Any, pha
     """Its containers started, so its volumes were mounted: an old (or replayed) Event does not count."""
     kube, _ = env
     RT.config.mount_failure_threshold = 1
-    pod = job_pod(**state)
+    pod = batch_job_pod(**state)
     pod["status"]["phase"] = phase
-    RT.indexes = world(owned_job(), pod)
+    RT.indexes = Indexes(world(owned_batch_job(), pod))
     trainingjob.on_failed_mount(RT, failed_mount_event(count=5))
     await RT.settle()
     assert kube.kinds() == []
 
 
-async def test_failed_mounts_of_forged_pods_and_jobs_do_not_count(env: Any) -> None:
+async def test_failed_mounts_of_forged_pods_and_batch_jobs_do_not_count(env: Any) -> None:
     """A pod in another namespace with our label, or a pod of a Job that is not ours (another name, even
     with a controller reference to our TrainingJob), cannot fail the job."""
     kube, _ = env
     RT.config.mount_failure_threshold = 1
-    elsewhere = pending(job_pod(namespace="team-b", **CREATING))
-    RT.indexes = world(owned_job(), elsewhere)
+    elsewhere = pending(batch_job_pod(namespace="team-b", **CREATING))
+    RT.indexes = Indexes(world(owned_batch_job(), elsewhere))
     other_ns = {"kind": "Pod", "namespace": "team-b", "name": "j-0-abcde", "uid": "uid-pod"}
     trainingjob.on_failed_mount(RT, failed_mount_event(involvedObject=other_ns))
-    forged_job = owned_job()
-    forged_job["metadata"] = {**forged_job["metadata"], "name": "forged", "uid": "uid-forged"}
-    RT.indexes = world(forged_job, pending(job_pod(owner_job="uid-forged", **CREATING)))
+    forged_batch_job = owned_batch_job()
+    forged_batch_job["metadata"] = {**forged_batch_job["metadata"], "name": "forged", "uid": "uid-forged"}
+    RT.indexes = Indexes(world(forged_batch_job, pending(batch_job_pod(owner_job="uid-forged", **CREATING))))
     trainingjob.on_failed_mount(RT, failed_mount_event())
     await RT.settle()
     assert "delete Job" not in kube.kinds()
@@ -296,13 +297,13 @@ async def test_events_from_the_watch_thread_are_posted_in_kopfs_context(env: Any
 
     from kopf._core.engines import posting
 
-    from batchai_operator.reconcile.lifecycle import failed_mount_callback
+    from batchai_operator.reconcile.lifecycle import event_callback
 
     del env
     loop = asyncio.get_running_loop()
     RT.context = contextvars.Context()  # as captured by the startup hook: no posting variables
     RT.config.mount_failure_threshold = 1
-    RT.indexes = world(owned_job(), pending(job_pod(**CREATING)))
+    RT.indexes = Indexes(world(owned_batch_job(), pending(batch_job_pod(**CREATING))))
     queue: asyncio.Queue[Any] = asyncio.Queue()
     monkey = pytest.MonkeyPatch()
     monkey.setattr(kopf, "event", posting.event)  # the real one, not the fixture's recorder
@@ -318,7 +319,8 @@ async def test_events_from_the_watch_thread_are_posted_in_kopfs_context(env: Any
         await asyncio.create_task(kopf_object_task())  # a task: its variables stay in it
         with pytest.raises(LookupError):
             posting.event_queue_var.get()  # not set here, nor in the thread below
-        thread = threading.Thread(target=failed_mount_callback(RT, loop), args=(failed_mount_event(),))
+        callback = event_callback(RT, loop, trainingjob.on_failed_mount)
+        thread = threading.Thread(target=callback, args=(failed_mount_event(),))
         thread.start()
         thread.join()
         posted = await asyncio.wait_for(queue.get(), timeout=5)
@@ -335,7 +337,7 @@ async def test_ttl_deletes_the_trainingjob(env: Any) -> None:
     done = {"executionState": "succeeded", "executionInfo": {"endTime": "2020-01-01T00:00:00Z"}}
     await sync(
         world(
-            owned_job(conditions=[{"type": "Complete", "status": "True"}]),
+            owned_batch_job(conditions=[{"type": "Complete", "status": "True"}]),
             spec=cntk_spec(ttlSecondsAfterFinished=5),
             status=done,
         )
@@ -343,7 +345,7 @@ async def test_ttl_deletes_the_trainingjob(env: Any) -> None:
     assert kube.of("delete-custom") == [("trainingjobs", "j")]
 
 
-async def test_suspend_is_patched_onto_the_job(env: Any) -> None:
+async def test_suspend_is_patched_onto_the_batch_job(env: Any) -> None:
     kube, _ = env
-    await sync(world(owned_job(), job_pod(), spec=cntk_spec(suspend=True)))
-    assert kube.of("patch-job") == [("j", {"spec": {"suspend": True}})]
+    await sync(world(owned_batch_job(), batch_job_pod(), spec=cntk_spec(suspend=True)))
+    assert kube.of("patch-batch-job") == [("j", {"spec": {"suspend": True}})]

@@ -11,7 +11,7 @@ import pytest
 
 from batchai_operator.api.cluster import BatchAIClusterSpec, BatchAIClusterStatus
 from batchai_operator.cli.convert.cluster import ClusterOptions, convert_cluster_file
-from batchai_operator.decide.cluster import ClusterObserved, compute_cluster_status
+from batchai_operator.decide.cluster_status import ClusterStatusInput, compute_cluster_status
 from batchai_operator.names import EVENT_RETIRED_VM_SIZE
 from batchai_operator.vmsizes import RETIRED, VM_SIZES, retirement_warning, vm_size_info
 
@@ -88,8 +88,8 @@ def test_cluster_json_with_a_retired_size_converts_with_one_warning(tmp_path: Pa
     assert not [w for w in result.warnings if "retired" in w]
 
 
-def observed(vm_size: str, generation: int, seen: int | None) -> ClusterObserved:
-    return ClusterObserved(
+def observed(vm_size: str, generation: int, seen: int | None) -> ClusterStatusInput:
+    return ClusterStatusInput(
         spec=BatchAIClusterSpec.model_validate({"vmSize": vm_size}),
         generation=generation,
         status=BatchAIClusterStatus.model_validate({"observedGeneration": seen} if seen else {}),
@@ -97,7 +97,7 @@ def observed(vm_size: str, generation: int, seen: int | None) -> ClusterObserved
 
 
 def test_the_cluster_status_warns_once_per_spec_generation() -> None:
-    def warnings(obs: ClusterObserved) -> list[str]:
+    def warnings(obs: ClusterStatusInput) -> list[str]:
         events = compute_cluster_status(obs, NOW).events
         return [e.message for e in events if e.type == "Warning" and e.reason == EVENT_RETIRED_VM_SIZE]
 

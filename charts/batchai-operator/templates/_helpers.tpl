@@ -43,7 +43,8 @@ watchNamespaces; a Role's in each watched namespace with them. */}}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, patch, delete]
-# the setup-task DaemonSet per cluster: created, replaced by a guarded JSON patch, deleted.
+# the setup-task DaemonSet per cluster: created, replaced by a guarded JSON patch, deleted; get: on a
+# create that finds the name taken, whose DaemonSet it is (metadata only).
 - apiGroups: [apps]
   resources: [daemonsets]
   verbs: [get, list, watch, create, patch, delete]

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..names import CLUSTER_KIND, CLUSTER_PLURAL, GROUP, JOB_KIND, JOB_PLURAL
+from ..names import CLUSTER_KIND, CLUSTER_PLURAL, GROUP, TRAININGJOB_KIND, TRAININGJOB_PLURAL
 from .cluster import BatchAIClusterSpec, BatchAIClusterStatus
 from .trainingjob import JOB_NAME_PATTERN, MAX_JOB_NAME, TrainingJobSpec, TrainingJobStatus
 
@@ -58,8 +58,8 @@ _AGE = _col("Age", ".metadata.creationTimestamp", "date")
 
 KINDS: tuple[KindInfo, ...] = (
     KindInfo(
-        JOB_KIND,
-        JOB_PLURAL,
+        TRAININGJOB_KIND,
+        TRAININGJOB_PLURAL,
         ("tj",),
         TrainingJobSpec,
         TrainingJobStatus,

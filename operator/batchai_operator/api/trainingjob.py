@@ -434,12 +434,16 @@ class TrainingJobSpec(ApiModel):
 
     @property
     def cluster_name(self) -> str:
-        """The BatchAICluster name: the value itself, or the last segment of an ARM id."""
-        return self.cluster.rstrip("/").rsplit("/", 1)[-1]
+        return cluster_name(self.cluster)
 
     @property
     def effective_constraints(self) -> Constraints:
         return self.constraints or Constraints()
+
+
+def cluster_name(cluster: str) -> str:
+    """The BatchAICluster name spec.cluster names: the value itself, or the last segment of an ARM id."""
+    return cluster.rstrip("/").rsplit("/", 1)[-1]
 
 
 class TrainingJob(ApiModel):

@@ -13,17 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from ..api.cluster import BatchAIClusterSpec
-from ..manifests.paths import MOUNT_ROOT
+from ..manifests.paths import MOUNT_ROOT, setup_stdouterr_dir
 from ..manifests.placement import node_selector
-from ..manifests.setup_daemonset import setup_stdouterr_dir
-from ..names import LABEL_CLUSTER_UID, LABEL_JOB_UID, LABEL_ROLE, MAIN_CONTAINER, SETUP_ROLE
+from ..names import LABEL_CLUSTER_UID, LABEL_ROLE, LABEL_TRAININGJOB_UID, MAIN_CONTAINER, SETUP_ROLE
 from ..storage.errors import StorageError
 from ..storage.locations import NotOnMount, resolve, scope_mount_points
 from . import common
 from .convert.cluster import ClusterOptions, convert_cluster_file, scale_settings
 from .convert.document import ConversionError
 from .errors import CliError, NotFound
-from .k8s import Kube
+from .k8s import CliKube
 from .views import (
     CLUSTER_COLUMNS,
     CLUSTER_NODE_COLUMNS,
@@ -231,7 +230,9 @@ def cluster_auto_scale(args: argparse.Namespace) -> int:
 # ---- nodes and files ------------------------------------------------------------------------------------
 
 
-def _cluster_nodes(kube: Kube, cluster: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _cluster_nodes(
+    kube: CliKube, cluster: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the cluster's nodes, the pods of its jobs and setup task on them)."""
     spec = BatchAIClusterSpec.model_validate(cluster.get("spec") or {})
     selector = ",".join(f"{k}={v}" for k, v in node_selector(spec).items())
@@ -239,7 +240,7 @@ def _cluster_nodes(kube: Kube, cluster: dict[str, Any]) -> tuple[list[dict[str, 
     names = {n["metadata"]["name"] for n in nodes}
     pods = [
         p
-        for p in kube.list_pods_dicts(kube.namespace, LABEL_JOB_UID)
+        for p in kube.list_pods_dicts(kube.namespace, LABEL_TRAININGJOB_UID)
         + kube.list_pods_dicts(kube.namespace, f"{LABEL_CLUSTER_UID}={cluster['metadata']['uid']}")
         if (p.get("spec") or {}).get("nodeName") in names
     ]
@@ -252,9 +253,9 @@ def cluster_node_list(args: argparse.Namespace) -> int:
     nodes, pods = _cluster_nodes(kube, cluster)
     counts: dict[str, int] = {}
     for p in pods:
-        if LABEL_JOB_UID in ((p.get("metadata") or {}).get("labels") or {}) and (p.get("status") or {}).get(
-            "phase"
-        ) in ("Pending", "Running"):
+        if LABEL_TRAININGJOB_UID in ((p.get("metadata") or {}).get("labels") or {}) and (
+            p.get("status") or {}
+        ).get("phase") in ("Pending", "Running"):
             node = str(p["spec"]["nodeName"])
             counts[node] = counts.get(node, 0) + 1
     common.emit(args, cluster_node_rows(nodes, counts), CLUSTER_NODE_COLUMNS)

@@ -20,7 +20,7 @@ from jmespath.exceptions import JMESPathError
 
 from .convert.document import ConversionError
 from .errors import EXIT_USAGE, CliError
-from .k8s import Kube
+from .k8s import CliKube
 from .naming import ResourceId, namespace_name, parse_id
 from .output import FORMATS, Column, render
 
@@ -109,8 +109,8 @@ def emit(args: argparse.Namespace, data: Any, columns: Sequence[Column] | None =
     sys.stdout.write(text)
 
 
-def kube(args: argparse.Namespace) -> Kube:
-    return Kube(context=args.context, namespace=namespace_name(args.namespace) if args.namespace else None)
+def kube(args: argparse.Namespace) -> CliKube:
+    return CliKube(context=args.context, namespace=namespace_name(args.namespace) if args.namespace else None)
 
 
 def namespace(args: argparse.Namespace) -> str:
@@ -118,7 +118,7 @@ def namespace(args: argparse.Namespace) -> str:
     if args.namespace:
         return namespace_name(str(args.namespace))
     try:
-        return Kube(context=args.context).namespace
+        return CliKube(context=args.context).namespace
     except CliError:
         return "default"
 
@@ -144,14 +144,14 @@ def targets(args: argparse.Namespace, kind: str, name_attr: str = "name") -> Ite
     yield args.namespace, str(name)
 
 
-def for_target(args: argparse.Namespace, workspace: str | None) -> Kube:
-    """The Kube of one --ids target's workspace (or -w's)."""
+def for_target(args: argparse.Namespace, workspace: str | None) -> CliKube:
+    """The CLI's client for one --ids target's workspace (or -w's)."""
     ns = (
         namespace_name(workspace)
         if workspace
         else (namespace_name(args.namespace) if args.namespace else None)
     )
-    return Kube(context=args.context, namespace=ns)
+    return CliKube(context=args.context, namespace=ns)
 
 
 def confirm(args: argparse.Namespace, question: str) -> None:

@@ -21,7 +21,7 @@ from ..storage.follow import Follow
 from ..storage.locations import STDOUTERR, NotOnMount, StorageLocation, directory_location, storage_status
 from . import common
 from .errors import CliError
-from .k8s import Kube
+from .k8s import CliKube
 from .views import FILE_COLUMNS, file_rows
 
 MIN_EXPIRY, MAX_EXPIRY = 5, 600  # minutes, as Batch AI's listOutputFiles accepted
@@ -37,7 +37,7 @@ def expiry_minutes(text: str) -> int:
     return value
 
 
-def _cluster_mounts(kube: Kube, ns: str, spec: TrainingJobSpec) -> MountVolumes | None:
+def _cluster_mounts(kube: CliKube, ns: str, spec: TrainingJobSpec) -> MountVolumes | None:
     cluster = kube.find_cluster(ns, spec.cluster_name)
     if cluster is None:
         return None
@@ -45,7 +45,7 @@ def _cluster_mounts(kube: Kube, ns: str, spec: TrainingJobSpec) -> MountVolumes 
     return node_setup.mount_volumes if node_setup else None
 
 
-def with_storage(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
+def with_storage(kube: CliKube, obj: dict[str, Any]) -> dict[str, Any]:
     """The job with the status fields that say where its directories are in storage, computed here
     when the operator has not put them in status (yet)."""
     status = obj.get("status") or {}
@@ -58,7 +58,7 @@ def with_storage(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
     return {**obj, "status": {**status, **fields}}
 
 
-def locate(kube: Kube, ns: str, job: str, directory: str, path: str) -> StorageLocation:
+def locate(kube: CliKube, ns: str, job: str, directory: str, path: str) -> StorageLocation:
     """The storage location of the job's directory (-d) and subpath (-p); `job` by Batch AI or
     Kubernetes name."""
     obj = kube.resolve_trainingjob(ns, job)
@@ -77,7 +77,7 @@ def _login() -> Any:
     return DefaultAzureCredential()
 
 
-def credentials(kube: Kube, args: argparse.Namespace) -> CredentialSources:
+def credentials(kube: CliKube, args: argparse.Namespace) -> CredentialSources:
     return CredentialSources(
         namespace=kube.namespace,
         read_secret=lambda name: kube.read_secret(kube.namespace, name),

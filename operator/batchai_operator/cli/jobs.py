@@ -10,12 +10,12 @@ import sys
 import time
 from typing import Any
 
-from ..names import LABEL_JOB_UID, MAIN_CONTAINER
+from ..names import LABEL_TRAININGJOB_UID, MAIN_CONTAINER
 from . import common, remote
 from .convert.job import ConvertOptions, convert_file
 from .errors import CliError, NotFound
 from .files import with_storage
-from .k8s import Kube
+from .k8s import CliKube
 from .naming import batchai_name
 from .progress import Progress
 from .views import JOB_COLUMNS, NODE_COLUMNS, image_view, job_view, node_rows
@@ -24,7 +24,9 @@ from .wait import TERMINAL, changes, outcome, progress_text
 # ---- waiting --------------------------------------------------------------------------------------
 
 
-def follow_trainingjob(kube: Kube, ns: str, name: str, progress: Progress, interval: float) -> dict[str, Any]:
+def follow_trainingjob(
+    kube: CliKube, ns: str, name: str, progress: Progress, interval: float
+) -> dict[str, Any]:
     """Print the job's state changes until it is succeeded or failed; return the terminal object."""
     obj = kube.get_trainingjob(ns, name)
     seen: dict[str, Any] | None = None
@@ -62,7 +64,7 @@ def follow_trainingjob(kube: Kube, ns: str, name: str, progress: Progress, inter
             return obj
 
 
-def wait_exit(kube: Kube, ns: str, name: str, interval: float) -> int:
+def wait_exit(kube: CliKube, ns: str, name: str, interval: float) -> int:
     progress = Progress()
     final = follow_trainingjob(kube, ns, name, progress, interval)
     progress.done()
@@ -81,7 +83,7 @@ def job_wait(args: argparse.Namespace) -> int:
     return code
 
 
-def find(kube: Kube, args: argparse.Namespace, name: str) -> dict[str, Any]:
+def find(kube: CliKube, args: argparse.Namespace, name: str) -> dict[str, Any]:
     """The TrainingJob by Batch AI or Kubernetes name; with -e, only in that experiment (az's jobs
     lived in an experiment)."""
     obj = kube.resolve_trainingjob(kube.namespace, name)
@@ -194,7 +196,9 @@ def job_show(args: argparse.Namespace) -> int:
         obj = with_storage(kube, find(kube, args, name))
         view = job_view(obj)
         view.update(
-            image_view(obj, kube.list_batch_jobs(kube.namespace, f"{LABEL_JOB_UID}={obj['metadata']['uid']}"))
+            image_view(
+                obj, kube.list_batch_jobs(kube.namespace, f"{LABEL_TRAININGJOB_UID}={obj['metadata']['uid']}")
+            )
         )
         views.append(view)
     common.emit(args, views[0] if len(views) == 1 else views, JOB_COLUMNS)
@@ -267,9 +271,9 @@ def wait_gone(get: Any, what: str) -> None:
     progress.line(f"{what[:1].upper()}{what[1:]} deleted")
 
 
-def _job_pods(kube: Kube, args: argparse.Namespace) -> list[dict[str, Any]]:
+def _job_pods(kube: CliKube, args: argparse.Namespace) -> list[dict[str, Any]]:
     obj = find(kube, args, args.job)
-    pods = kube.list_pods_dicts(kube.namespace, f"{LABEL_JOB_UID}={obj['metadata']['uid']}")
+    pods = kube.list_pods_dicts(kube.namespace, f"{LABEL_TRAININGJOB_UID}={obj['metadata']['uid']}")
     return pods
 
 
@@ -290,7 +294,7 @@ def pick_pod(rows: list[dict[str, Any]], node: str | None, what: str) -> str:
     raise NotFound(f"{what}: no node {node!r} (nodes: {known})" if node else f"{what}: no pod runs yet")
 
 
-def exec_on(kube: Kube, args: argparse.Namespace, pod: str, container: str) -> int:
+def exec_on(kube: CliKube, args: argparse.Namespace, pod: str, container: str) -> int:
     """--exec and -L as az's node exec had them; neither: an interactive shell."""
     forwards = [remote.parse_forward(f) for f in args.port_forward or []]
     if not args.exec and not forwards:
@@ -329,6 +333,21 @@ def _experiment_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("-e", "--experiment", help="the job's experiment (checked when given)")
 
 
+def add_job_file_arguments(p: argparse.ArgumentParser) -> None:
+    """What `job create` and `job convert` both read: the job.json, its names and its storage account."""
+    p.add_argument("-f", "--config-file", "--file", dest="file", required=True, help="job.json ('-': stdin)")
+    p.add_argument("-n", "--name", help="job name (default: from the file name)")
+    p.add_argument("-c", "--cluster", help="BatchAICluster to run on (or a Batch AI cluster ARM id)")
+    p.add_argument("-e", "--experiment", help="experiment (default: the file's, else 'default')")
+    common.add_storage_key_arguments(p)
+    p.add_argument(
+        "--storage-secret",
+        help="existing Secret (azurestorageaccountname/azurestorageaccountkey) for the storage account, "
+        "instead of a generated <name>-storage-<account>",
+    )
+    common.add_placeholder_argument(p)
+
+
 def add_parsers(jobs: Any) -> None:
     p = common.add(
         jobs,
@@ -338,16 +357,7 @@ def add_parsers(jobs: Any) -> None:
         "the job.json's storage keys go into Secrets owned by the job; -e need not exist first; job-level "
         "--nfs/--afs-name/--bfs-name are not taken (put the mounts in job.json). " + DIFF_NAMES,
     )
-    p.add_argument("-f", "--config-file", "--file", dest="file", required=True, help="job.json ('-': stdin)")
-    p.add_argument("-n", "--name", help="job name (default: from the file name)")
-    p.add_argument("-c", "--cluster", help="BatchAICluster to run on (or a Batch AI cluster ARM id)")
-    p.add_argument("-e", "--experiment", help="experiment (default: the file's, else 'default')")
-    common.add_storage_key_arguments(p)
-    p.add_argument(
-        "--storage-secret",
-        help="existing Secret (azurestorageaccountname/azurestorageaccountkey) to reference for the account",
-    )
-    common.add_placeholder_argument(p)
+    add_job_file_arguments(p)
     p.add_argument(
         "--label", action="append", metavar="KEY=VALUE", help="label on the TrainingJob (repeatable)"
     )

@@ -8,7 +8,6 @@ apiserver's own message, e.g. a CEL rule), or that the API server cannot be reac
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -18,9 +17,10 @@ from kubernetes import config as _config
 from kubernetes import watch as _watch
 from kubernetes.config.config_exception import ConfigException
 
+from ..kube_errors import api_message
 from ..names import CLUSTER_PLURAL as CLUSTERS
 from ..names import GROUP, VERSION
-from ..names import JOB_PLURAL as JOBS
+from ..names import TRAININGJOB_PLURAL as JOBS
 from ..storage.credentials import SecretRead
 from .errors import CliError, NotFound
 from .naming import is_named, kubernetes_name
@@ -34,19 +34,7 @@ config: Any = _config
 watch: Any = _watch
 
 
-def api_message(exc: client.ApiException) -> str:
-    """The apiserver's message from an error response (its Status body), else the HTTP reason."""
-    try:
-        body = json.loads(exc.body or "")
-        message = body.get("message")
-        if message:
-            return str(message)
-    except (ValueError, AttributeError):
-        pass
-    return str(exc.reason or exc.status)
-
-
-class Kube:
+class CliKube:
     """Typed calls for the CLI, with one-line errors."""
 
     def __init__(self, context: str | None = None, namespace: str | None = None) -> None:
@@ -339,7 +327,6 @@ class Kube:
             verb="list",
         )
         return [self.api.sanitize_for_serialization(j) for j in out.items]
-
 
     def list_namespaces(self, selector: str = "") -> list[Any]:
         return list(

@@ -66,17 +66,7 @@ def _add_job_convert(jobs_group: argparse._SubParsersAction[argparse.ArgumentPar
         "step. Warnings go to stderr and never contain secret values; they name what differs from Batch AI "
         "(e.g. a fileServers mount's host and dropped mount options).",
     )
-    p.add_argument("-f", "--file", "--config-file", dest="file", required=True, help="job.json ('-': stdin)")
-    p.add_argument("-n", "--name", help="job name (default: from the file name)")
-    p.add_argument("-c", "--cluster", help="BatchAICluster name (or Batch AI cluster ARM id)")
-    p.add_argument("-e", "--experiment", help="experiment (default: the file's, else 'default')")
-    common.add_storage_key_arguments(p)
-    p.add_argument(
-        "--storage-secret",
-        help="existing Secret (azurestorageaccountname/azurestorageaccountkey) for the storage account, "
-        "instead of a generated <name>-storage-<account>",
-    )
-    common.add_placeholder_argument(p)
+    jobs.add_job_file_arguments(p)
     p.set_defaults(func=_job_convert)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..names import ANNOTATION_BATCHAI_NAME
-from .convert.document import cluster_name, dns_label
+from .convert.document import dns_label, dns_subdomain
 
 _NAMESPACE_MAX = 63
 _ARM_ID = re.compile(
@@ -34,7 +34,7 @@ def namespace_name(workspace: str) -> str:
 def kubernetes_name(kind: str, name: str) -> str:
     """The Kubernetes name `kubectl batchai` derives from a Batch AI name, per kind."""
     if kind == "BatchAICluster":
-        return cluster_name(name)
+        return dns_subdomain(name)
     if kind == "Namespace":
         return namespace_name(name)
     return dns_label(name)

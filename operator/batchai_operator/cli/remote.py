@@ -18,7 +18,7 @@ from kubernetes import client
 from kubernetes.stream import portforward, stream
 
 from .errors import EXIT_USAGE, CliError
-from .k8s import Kube
+from .k8s import CliKube
 
 # Batch AI ran `bash -ilc "<cmd>"` on the node; images without bash get sh.
 SHELL_WRAPPER = 'if command -v bash >/dev/null 2>&1; then exec bash -lc "$0"; else exec sh -c "$0"; fi'
@@ -50,7 +50,7 @@ def parse_forward(text: str) -> Forward:
     return Forward(int(parts[0]), int(parts[2]))
 
 
-def run_command(kube: Kube, ns: str, pod: str, container: str, command: str) -> int:
+def run_command(kube: CliKube, ns: str, pod: str, container: str, command: str) -> int:
     """Run `command` in the container, its stdout and stderr copied to ours; its exit code."""
     resp: Any = kube.call(
         f"exec in pod {pod} of namespace {ns}",
@@ -104,7 +104,7 @@ def _relay(a: socket.socket, b: Any) -> None:
 class Forwarder:
     """Listens on 127.0.0.1:local; each connection gets its own port-forward stream to the pod."""
 
-    def __init__(self, kube: Kube, ns: str, pod: str, forward: Forward) -> None:
+    def __init__(self, kube: CliKube, ns: str, pod: str, forward: Forward) -> None:
         self.kube, self.ns, self.pod, self.forward = kube, ns, pod, forward
         self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

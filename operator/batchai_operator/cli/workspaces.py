@@ -15,8 +15,8 @@ from ..names import (
     ANNOTATION_LOCATION,
     ANNOTATION_RESOURCE_GROUP,
     LABEL_EXPERIMENT,
-    LABEL_JOB_UID,
     LABEL_MANAGED_BY,
+    LABEL_TRAININGJOB_UID,
     MANAGED_BY_CLI,
     RESOURCE_GPU,
 )
@@ -24,7 +24,7 @@ from . import common
 from .clusters import file_server_message
 from .convert.job import experiment_name
 from .errors import CliError, NotFound
-from .k8s import Kube
+from .k8s import CliKube
 from .naming import namespace_name
 from .views import (
     EXPERIMENT_COLUMNS,
@@ -64,7 +64,7 @@ def workspace_body(name: str, resource_group: str | None, location: str | None) 
 
 
 def workspace_create(args: argparse.Namespace) -> int:
-    kube = Kube(context=args.context)
+    kube = CliKube(context=args.context)
     body = workspace_body(args.name, args.resource_group, args.location)
     name = body["metadata"]["name"]
     try:
@@ -86,7 +86,7 @@ def workspace_create(args: argparse.Namespace) -> int:
 def workspace_show(args: argparse.Namespace) -> int:
     views = []
     for workspace in _workspaces(args):
-        kube = Kube(context=args.context)
+        kube = CliKube(context=args.context)
         ns = kube.read_namespace(namespace_name(workspace))
         views.append(workspace_view(ns, _managed(ns)))
     common.emit(args, views[0] if len(views) == 1 else views, WORKSPACE_COLUMNS[:1])
@@ -132,7 +132,7 @@ def workspace_delete(args: argparse.Namespace) -> int:
     from .jobs import wait_gone
 
     for workspace in _workspaces(args):
-        kube = Kube(context=args.context)
+        kube = CliKube(context=args.context)
         name = namespace_name(workspace)
         ns = kube.read_namespace(name)
         if not _managed(ns) and not args.force:
@@ -181,7 +181,7 @@ def _experiment(args: argparse.Namespace) -> str:
     return name
 
 
-def _experiment_map(kube: Kube, name: str) -> dict[str, Any] | None:
+def _experiment_map(kube: CliKube, name: str) -> dict[str, Any] | None:
     maps = kube.config_maps(kube.namespace, f"{LABEL_MANAGED_BY}={MANAGED_BY_CLI},{LABEL_EXPERIMENT}={name}")
     return maps[0] if maps else None
 
@@ -219,7 +219,7 @@ def experiment_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _all_config_maps(kube: Kube, selector: str) -> list[dict[str, Any]]:
+def _all_config_maps(kube: CliKube, selector: str) -> list[dict[str, Any]]:
     out = kube.call(
         "ConfigMaps in all namespaces",
         lambda: kube.core.list_config_map_for_all_namespaces(label_selector=selector),
@@ -277,7 +277,7 @@ def list_usages(args: argparse.Namespace) -> int:
     clusters = kube.list_clusters(ns)
     pods = [
         p
-        for p in kube.list_pods_dicts(ns, LABEL_JOB_UID)
+        for p in kube.list_pods_dicts(ns, LABEL_TRAININGJOB_UID)
         if (p.get("status") or {}).get("phase") in ("Pending", "Running")
     ]
     gpus: dict[tuple[str, str], tuple[int, int]] = {}

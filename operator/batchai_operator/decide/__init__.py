@@ -1,2 +1,3 @@
-"""Pure decisions: what was observed of an object's world -> the actions to take, its new status (typed,
-from the API models) and the Events to post. No I/O here; reconcile/ observes and applies."""
+"""Pure decisions: what was observed of an object's world (observe/) and the children its spec asks for
+-> its new status (typed, from the API models), the Events to post and the actions to take. No I/O here;
+reconcile/ observes, builds the children and applies."""

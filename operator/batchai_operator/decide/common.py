@@ -1,10 +1,12 @@
-"""Status helpers both kinds share: time stamps, Kubernetes conditions, Events, and status merge patches."""
+"""What both kinds' decisions share: what they get (`Desired`) and return (`Decision`, `Event`), and the
+status helpers (time stamps, Kubernetes conditions, status merge patches)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from ..api.trainingjob import Condition
 
@@ -31,6 +33,31 @@ class Event(NamedTuple):
     type: str
     reason: str
     message: str
+
+
+ChildrenT = TypeVar("ChildrenT")
+StatusT = TypeVar("StatusT")
+ActionT = TypeVar("ActionT")
+
+
+@dataclass(frozen=True)
+class Desired(Generic[ChildrenT]):
+    """The children an object's spec asks for (manifests/ builds them in reconcile's desired step), or
+    why its spec cannot become children here. Both None: not built this pass (none are wanted now)."""
+
+    children: ChildrenT | None = None
+    error: tuple[str, str] | None = None  # (Batch AI error code, message)
+
+
+@dataclass(frozen=True)
+class Decision(Generic[StatusT, ActionT]):
+    """A decision: the object's whole status, the Events to post, the actions to take (after the status
+    is written) and when to look again whatever happens."""
+
+    status: StatusT
+    events: list[Event] = field(default_factory=list)
+    actions: list[ActionT] = field(default_factory=list)
+    requeue_after: float | None = None  # seconds
 
 
 def set_condition(

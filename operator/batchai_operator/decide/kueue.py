@@ -16,8 +16,7 @@ from ..names import LABEL_KUEUE_QUEUE
 from ..names import WAIT_KUEUE_DEACTIVATED as DEACTIVATED
 from ..names import WAIT_KUEUE_EVICTED as EVICTED
 from ..names import WAIT_KUEUE_HELD as HELD
-
-_JOB_FINISHED = ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget")
+from .pods import finishing
 
 
 def queue_name(labels: Mapping[str, str] | None) -> str | None:
@@ -28,24 +27,22 @@ def queue_name(labels: Mapping[str, str] | None) -> str | None:
 
 def kueue_hold(
     labels: Mapping[str, str] | None,
-    job: Mapping[str, Any] | None,
+    batch_job: Mapping[str, Any] | None,
     workload: Mapping[str, Any] | None = None,
 ) -> tuple[str, str] | None:
-    """(reason, message) for a TrainingJob whose Job Kueue keeps suspended; None when Kueue does not hold it.
+    """(reason, message) for a TrainingJob whose batch Job Kueue keeps suspended; None when Kueue does not
+    hold it.
 
-    `labels` are the TrainingJob's labels, `job` the observed batch/v1 Job (None before it exists), and
-    `workload` the Job's kueue.x-k8s.io Workload when the caller watches those (optional: without it the
-    message points at `kubectl get workloads`).
+    `labels` are the TrainingJob's labels, `batch_job` the observed batch/v1 Job (None before it exists),
+    and `workload` that Job's kueue.x-k8s.io Workload when the caller watches those (optional: without it
+    the message points at `kubectl get workloads`).
     """
     queue = queue_name(labels)
-    if queue is None or job is None:
+    if queue is None or batch_job is None:
         return None
-    if not (job.get("spec") or {}).get("suspend"):
+    if not (batch_job.get("spec") or {}).get("suspend") or finishing(batch_job):
         return None
-    conditions = (job.get("status") or {}).get("conditions") or []
-    if any(c.get("type") in _JOB_FINISHED and c.get("status") == "True" for c in conditions):
-        return None
-    namespace = (job.get("metadata") or {}).get("namespace") or ""
+    namespace = (batch_job.get("metadata") or {}).get("namespace") or ""
     where = f"LocalQueue {queue!r}"
     if workload is None:
         ns_flag = f" -n {namespace}" if namespace else ""

@@ -8,15 +8,13 @@ so a cluster without the policy (or an object created before it) is refused all 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from ..api.cluster import BatchAIClusterSpec
 from ..config import OperatorConfig, namespace_matches
 from ..names import (
     ERR_PLACEMENT_NOT_ALLOWED,
     ERR_SETUP_TASK_NOT_ALLOWED,
 )
+from ..observe.views import ClusterView
 from ..scaling import DesiredScale
 
 Refusal = tuple[str, str]  # (Batch AI error code, message)
@@ -58,10 +56,10 @@ def agent_pool_refusal(namespace: str, desired: DesiredScale, config: OperatorCo
     )
 
 
-def cluster_problem(namespace: str, view: Mapping[str, Any], config: OperatorConfig) -> str | None:
-    """Why the jobs on a cluster (an index view: spec, invalid) cannot start: its spec does not parse, or
-    it asks for a power the namespace was not granted. None: it can be used."""
-    if view["invalid"]:
-        return str(view["invalid"])
-    refusal = cluster_refusal(namespace, view["spec"], config) if view["spec"] is not None else None
+def cluster_problem(namespace: str, view: ClusterView, config: OperatorConfig) -> str | None:
+    """Why the jobs on a cluster cannot start: its spec does not parse, or it asks for a power the
+    namespace was not granted. None: it can be used."""
+    if view["spec"] is None:
+        return view["specError"] or "the spec cannot be parsed"
+    refusal = cluster_refusal(namespace, view["spec"], config)
     return refusal[1] if refusal else None

@@ -10,7 +10,7 @@ import kopf
 from ..names import CLUSTER_PLURAL, GROUP, LABEL_CLUSTER_UID, VERSION
 from ..reconcile import cluster
 from ..reconcile.runtime import current
-from .indexes import JOB_CHILDREN, SETUP_OBJECTS
+from .indexes import SETUP_OBJECTS, TRAININGJOB_CHILDREN
 
 
 @kopf.on.event(GROUP, VERSION, CLUSTER_PLURAL)
@@ -28,8 +28,8 @@ async def on_node(name: str, **_: Any) -> None:
     await cluster.on_node_event(current(), name)
 
 
-@kopf.on.event("", "v1", "pods", labels=JOB_CHILDREN)
-async def on_job_pod(body: kopf.Body, **_: Any) -> None:
+@kopf.on.event("", "v1", "pods", labels=TRAININGJOB_CHILDREN)
+async def on_trainingjob_pod(body: kopf.Body, **_: Any) -> None:
     if body.spec.get("nodeName"):
         await cluster.on_node_event(current(), body.spec["nodeName"])
 

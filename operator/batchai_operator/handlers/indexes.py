@@ -1,5 +1,5 @@
 """kopf registrations: the in-memory indexes both syncs read instead of the API, one line each
-(reconcile/indexes.py says what each keeps, and under which key)."""
+(observe/indexes.py says what each keeps, and under which key)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ import kopf
 from ..names import (
     CLUSTER_PLURAL,
     GROUP,
-    JOB_PLURAL,
-    LABEL_JOB_UID,
     LABEL_MANAGED_BY,
     LABEL_ROLE,
+    LABEL_TRAININGJOB_UID,
     MANAGED_BY,
     SETUP_ROLE,
+    TRAININGJOB_PLURAL,
     VERSION,
 )
-from ..reconcile import indexes as idx
+from ..observe import indexes as idx
 
 MANAGED: dict[str, Any] = {LABEL_MANAGED_BY: MANAGED_BY}
-JOB_CHILDREN: dict[str, Any] = {**MANAGED, LABEL_JOB_UID: kopf.PRESENT}
+TRAININGJOB_CHILDREN: dict[str, Any] = {**MANAGED, LABEL_TRAININGJOB_UID: kopf.PRESENT}
 SETUP_OBJECTS: dict[str, Any] = {**MANAGED, LABEL_ROLE: SETUP_ROLE}
 
 
@@ -37,13 +37,13 @@ def _index(
     kopf.index(*resource, labels=labels, id=entries.__name__)(indexer)
 
 
-_index(idx.trainingjobs, GROUP, VERSION, JOB_PLURAL)
-_index(idx.trainingjobs_by_cluster, GROUP, VERSION, JOB_PLURAL)
-_index(idx.jobs_by_owner, "batch", "v1", "jobs", labels=MANAGED)
-_index(idx.pods_by_owner, "", "v1", "pods", labels=JOB_CHILDREN)
-_index(idx.pod_owner_by_name, "", "v1", "pods", labels=JOB_CHILDREN)
+_index(idx.trainingjobs, GROUP, VERSION, TRAININGJOB_PLURAL)
+_index(idx.trainingjobs_by_cluster, GROUP, VERSION, TRAININGJOB_PLURAL)
+_index(idx.batch_jobs_by_owner, "batch", "v1", "jobs", labels=MANAGED)
+_index(idx.pods_by_owner, "", "v1", "pods", labels=TRAININGJOB_CHILDREN)
+_index(idx.pod_owner_by_name, "", "v1", "pods", labels=TRAININGJOB_CHILDREN)
 _index(idx.clusters, GROUP, VERSION, CLUSTER_PLURAL)
 _index(idx.nodes, "", "v1", "nodes")
-_index(idx.pods_by_node, "", "v1", "pods", labels=JOB_CHILDREN)
+_index(idx.pods_by_node, "", "v1", "pods", labels=TRAININGJOB_CHILDREN)
 _index(idx.setup_pods, "", "v1", "pods", labels=SETUP_OBJECTS)
 _index(idx.setup_daemonsets, "apps", "v1", "daemonsets", labels=SETUP_OBJECTS)

@@ -11,7 +11,7 @@ from ..reconcile import lifecycle
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
-    """Settings, the one runtime both kinds share, and the FailedMount watch."""
+    """Settings, the one runtime both kinds share, and the FailedMount and FailedCreate Event watches."""
     await lifecycle.startup(settings, kwargs)
 
 

@@ -1,4 +1,4 @@
-"""kopf registrations for TrainingJobs: every change of a TrainingJob, its Job or its pods, or of the
+"""kopf registrations for TrainingJobs: every change of a TrainingJob, its batch Job or its pods, or of the
 BatchAICluster it waits for, syncs it (reconcile/trainingjob.py); no polling timers."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ from typing import Any
 
 import kopf
 
-from ..names import CLUSTER_PLURAL, GROUP, JOB_PLURAL, LABEL_JOB_UID, VERSION
+from ..names import CLUSTER_PLURAL, GROUP, LABEL_TRAININGJOB_UID, TRAININGJOB_PLURAL, VERSION
 from ..reconcile import trainingjob
 from ..reconcile.runtime import current
-from .indexes import JOB_CHILDREN
+from .indexes import TRAININGJOB_CHILDREN
 
 
-@kopf.on.event(GROUP, VERSION, JOB_PLURAL)
+@kopf.on.event(GROUP, VERSION, TRAININGJOB_PLURAL)
 async def on_trainingjob(event: kopf.RawEvent, uid: str, **_: Any) -> None:
     if event.get("type") == "DELETED":
         current().forget(uid)
@@ -21,17 +21,17 @@ async def on_trainingjob(event: kopf.RawEvent, uid: str, **_: Any) -> None:
         await trainingjob.request_sync(current(), uid)
 
 
-@kopf.on.event("batch", "v1", "jobs", labels=JOB_CHILDREN)
-async def on_job(labels: kopf.Labels, **_: Any) -> None:
-    await trainingjob.request_sync(current(), labels[LABEL_JOB_UID])
+@kopf.on.event("batch", "v1", "jobs", labels=TRAININGJOB_CHILDREN)
+async def on_batch_job(labels: kopf.Labels, **_: Any) -> None:
+    await trainingjob.request_sync(current(), labels[LABEL_TRAININGJOB_UID])
 
 
-@kopf.on.event("", "v1", "pods", labels=JOB_CHILDREN)
+@kopf.on.event("", "v1", "pods", labels=TRAININGJOB_CHILDREN)
 async def on_pod(labels: kopf.Labels, **_: Any) -> None:
-    await trainingjob.request_sync(current(), labels[LABEL_JOB_UID])
+    await trainingjob.request_sync(current(), labels[LABEL_TRAININGJOB_UID])
 
 
 @kopf.on.event(GROUP, VERSION, CLUSTER_PLURAL)
-async def on_cluster_for_jobs(namespace: str | None, name: str, **_: Any) -> None:
+async def on_cluster_for_trainingjobs(namespace: str | None, name: str, **_: Any) -> None:
     """A cluster appeared or changed: jobs waiting for it may start now."""
     await trainingjob.on_cluster_event(current(), namespace, name)

@@ -51,6 +51,13 @@ from importlib import resources
 from typing import Literal
 
 from ..api.trainingjob import TrainingJobSpec
+from ..toolkit_facts import (
+    PROCESS_COUNT_TOOLS,
+    process_count,
+    runs_from_node_zero,
+    tensorflow_counts,
+    waits_for_nodes,
+)
 
 LAUNCHER_KEY = "launcher.sh"
 LIBRARY_KEY = "lib.sh"
@@ -72,11 +79,6 @@ MPIRUN = "batchai_mpirun"
 # Tasks-file directives (launcher.sh functions).
 WAIT_FOR_NODES = "wait_for_nodes"
 SERVE_SSH = "serve_ssh"
-
-# toolType values whose command runs under mpirun from node 0 (processCount ranks over the hostfile).
-MPI_TOOLS = frozenset({"cntk", "horovod", "chainer", "caffe", "mpi"})
-# toolType values with a processCount setting (it sizes the hostfile's slots).
-PROCESS_COUNT_TOOLS = MPI_TOOLS | {"pytorch"}
 
 Role = Literal["primary", "background"]
 
@@ -117,52 +119,7 @@ def setup_script() -> str:
     return shell_library() + "\n" + _package_file("setup.sh")
 
 
-# ---- toolkit facts ---------------------------------------------------------------------------------
-
-
-def is_pytorch_mpi(spec: TrainingJobSpec) -> bool:
-    s = spec.py_torch_settings
-    return s is not None and (s.communication_backend or "").lower() == "mpi"
-
-
-def _runs_from_node_zero(spec: TrainingJobSpec) -> bool:
-    """Node 0 runs the job's one process (mpirun or the custom command line); other nodes serve ssh."""
-    return spec.tool_type in MPI_TOOLS or spec.tool_type == "custom" or is_pytorch_mpi(spec)
-
-
-def needs_ssh(spec: TrainingJobSpec) -> bool:
-    """Every multi-node job: Batch AI set up password-less ssh between the nodes of every job, whatever
-    the toolkit (jobs and jobPreparation ssh to their peers). The builder then mounts the SSH key Secret
-    and sets BATCHAI_SSH_DIR; the launcher runs sshd on every node."""
-    return spec.node_count > 1
-
-
-def waits_for_nodes(spec: TrainingJobSpec) -> bool:
-    """Multi-node job whose node 0 reaches the others over ssh (mpirun; customToolkit users ran mpirun
-    themselves): node 0 starts only when every other node serves ssh, that is, when every node's
-    jobPreparation has finished; the other nodes only serve ssh."""
-    return spec.node_count > 1 and _runs_from_node_zero(spec)
-
-
-def decided_by_node_zero(spec: TrainingJobSpec) -> bool:
-    """Only node 0's exit decides the job (MPI-style, custom, TensorFlow master): the builder sets a Job
-    successPolicy on index 0. PyTorch (non-MPI) and Caffe2 need every node to succeed."""
-    return spec.node_count == 1 or _runs_from_node_zero(spec) or spec.tool_type == "tensorflow"
-
-
-def process_count(spec: TrainingJobSpec) -> int:
-    """processCount, defaulting to nodeCount (1 per node for toolkits without the setting)."""
-    for s in (
-        spec.cntk_settings,
-        spec.horovod_settings,
-        spec.chainer_settings,
-        spec.caffe_settings,
-        spec.custom_mpi_settings,
-        spec.py_torch_settings,
-    ):
-        if s is not None and s.process_count is not None:
-            return s.process_count
-    return spec.node_count
+# ---- PyTorch: backend and rendezvous ---------------------------------------------------------------
 
 
 def pytorch_backend(spec: TrainingJobSpec) -> str:
@@ -225,18 +182,6 @@ def mpi_program(spec: TrainingJobSpec) -> str:
 
 
 # ---- TensorFlow ------------------------------------------------------------------------------------
-
-
-def tensorflow_counts(spec: TrainingJobSpec) -> tuple[int, int]:
-    """(parameter servers, workers): workers default to nodeCount; 1 PS when distributed, else 0."""
-    s = spec.tensor_flow_settings
-    if s is None:
-        raise ValueError("not a TensorFlow job")
-    workers = s.worker_count or spec.node_count
-    if s.parameter_server_count is not None:
-        return s.parameter_server_count, workers
-    distributed = spec.node_count > 1 or workers > 1
-    return (1 if distributed else 0), workers
 
 
 def tensorflow_layout(
@@ -316,7 +261,7 @@ def node_tasks(spec: TrainingJobSpec, hosts: list[str]) -> list[list[Task]]:
         if custom.command_line:
             nodes[0].append(Task("primary", "stdout.txt", "stderr.txt", custom.command_line))
         return nodes
-    if _runs_from_node_zero(spec):
+    if runs_from_node_zero(spec):
         nodes[0].append(Task("primary", "stdout.txt", "stderr.txt", _mpirun(spec, mpi_program(spec))))
         return nodes
     if (p := spec.py_torch_settings) is not None:

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .. import toolkit_facts
 from ..api.cluster import BatchAIClusterSpec
 from ..api.cluster_checks import check_against_cluster
 from ..api.trainingjob import TrainingJobSpec
 from ..config import OperatorConfig
 from ..launcher import commands
-from ..names import JOB_KIND, LABEL_CLUSTER
+from ..names import LABEL_CLUSTER, TRAININGJOB_KIND
+from .batch_job import build_batch_job
 from .configmap import build_config_map, build_launcher_config_map
-from .context import JobContext, hosts
+from .context import TrainingJobContext, hosts
 from .errors import BuildError
-from .job import build_job
 from .limits import check_config_estimate, check_config_size
 from .naming import child_labels, child_name, label_value, owner_reference, user_labels
 from .paths import identity
@@ -26,27 +27,29 @@ from .ssh import build_ssh_secret
 
 
 @dataclass(frozen=True)
-class JobChildren:
-    """The children of one TrainingJob, in creation order: the Job last, since its pods mount the rest.
+class TrainingJobChildren:
+    """The children of one TrainingJob.
 
     The SSH Secret is described by its metadata only: its keys are generated when it is created, so that
     building stays pure.
     """
 
-    job: dict[str, Any]
+    batch_job: dict[str, Any]
     config_map: dict[str, Any] | None  # a multi-node job's own (single-node jobs share the launcher's)
     service: dict[str, Any] | None
     ssh_secret_metadata: dict[str, Any] | None
     shared_temp_claim: dict[str, Any] | None = None  # multi-node jobs: the volume of their shared temp
     launcher_config_map: dict[str, Any] | None = None  # single-node jobs: the namespace's shared one
 
-    @property
-    def ssh_secret_name(self) -> str | None:
-        return self.ssh_secret_metadata["name"] if self.ssh_secret_metadata else None
-
-    def ssh_secret(self, private_key: str, public_key: str) -> dict[str, Any]:
-        assert self.ssh_secret_metadata is not None
-        return build_ssh_secret(dict(self.ssh_secret_metadata), private_key, public_key)
+    def owned(self, keypair: Callable[[], tuple[str, str]]) -> list[dict[str, Any]]:
+        """The children the TrainingJob owns, in creation order, the batch Job last (its pods mount the
+        others). `keypair` makes the SSH Secret's (private, public) keys, when the job has one."""
+        out = [m for m in (self.config_map, self.shared_temp_claim) if m is not None]
+        if self.ssh_secret_metadata is not None:
+            out.append(build_ssh_secret(dict(self.ssh_secret_metadata), *keypair()))
+        if self.service is not None:
+            out.append(self.service)
+        return [*out, self.batch_job]
 
 
 def build_children(
@@ -56,7 +59,7 @@ def build_children(
     cluster: BatchAIClusterSpec,
     config: OperatorConfig,
     cluster_uid: str | None = None,
-) -> JobChildren:
+) -> TrainingJobChildren:
     """The manifests for a TrainingJob object (as read from the API) on a given cluster.
 
     Raises BuildError when the spec cannot run here (unknown VM size, refused mounts, bad shmSize).
@@ -65,7 +68,7 @@ def build_children(
     child = child_name(meta["name"])
     labels = {**user_labels(meta.get("labels")), **child_labels(meta["name"], meta["uid"], spec.experiment)}
     labels[LABEL_CLUSTER] = label_value(cluster_name)
-    ctx = JobContext(
+    ctx = TrainingJobContext(
         obj=obj,
         spec=spec,
         ident=identity(obj, spec),
@@ -75,7 +78,7 @@ def build_children(
         config=config,
         child=child,
         labels=labels,
-        owner=owner_reference(obj, JOB_KIND),
+        owner=owner_reference(obj, TRAININGJOB_KIND),
         gpus=gpus_per_node(cluster),
         hosts=hosts(child, spec.node_count),
     )
@@ -85,11 +88,11 @@ def build_children(
     check_config_estimate(spec, ctx.hosts)  # before rendering: a job too large costs no time here
     config_map = build_config_map(ctx) if ctx.multi_node else None
     check_config_size(config_map["data"] if config_map else commands.render_config(spec, ctx.hosts, ctx.gpus))
-    return JobChildren(
-        job=build_job(ctx),
+    return TrainingJobChildren(
+        batch_job=build_batch_job(ctx),
         config_map=config_map,
         service=build_service(ctx) if ctx.multi_node else None,
-        ssh_secret_metadata=ctx.metadata(ctx.ssh_secret_name) if ctx.needs_ssh else None,
+        ssh_secret_metadata=ctx.metadata(ctx.ssh_secret_name) if toolkit_facts.needs_ssh(ctx.spec) else None,
         shared_temp_claim=build_shared_temp_claim(ctx),
         launcher_config_map=None if ctx.multi_node else build_launcher_config_map(ctx.namespace),
     )

@@ -14,12 +14,12 @@ from typing import Any
 
 from ..launcher import commands
 from ..names import LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY
-from .context import JobContext
+from .context import TrainingJobContext
 
 LAUNCHER_ROLE = "launcher"
 
 
-def build_config_map(ctx: JobContext) -> dict[str, Any]:
+def build_config_map(ctx: TrainingJobContext) -> dict[str, Any]:
     data = commands.render_config(ctx.spec, ctx.hosts, ctx.gpus)
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": ctx.metadata(), "data": data}
 

@@ -9,17 +9,16 @@ from typing import Any
 from ..api.cluster import BatchAIClusterSpec
 from ..api.trainingjob import TrainingJobSpec
 from ..config import OperatorConfig
-from ..launcher import commands
-from .paths import JobIdentity
+from .paths import TrainingJobIdentity
 
 
 @dataclass(frozen=True)
-class JobContext:
+class TrainingJobContext:
     """One TrainingJob on one cluster, with the names, labels and counts its children share."""
 
     obj: Mapping[str, Any]  # the TrainingJob as read from the API (metadata, apiVersion)
     spec: TrainingJobSpec
-    ident: JobIdentity
+    ident: TrainingJobIdentity
     cluster_name: str
     cluster: BatchAIClusterSpec
     cluster_uid: str | None
@@ -37,10 +36,6 @@ class JobContext:
     @property
     def multi_node(self) -> bool:
         return self.spec.node_count > 1
-
-    @property
-    def needs_ssh(self) -> bool:
-        return self.multi_node and commands.needs_ssh(self.spec)
 
     @property
     def ssh_secret_name(self) -> str:

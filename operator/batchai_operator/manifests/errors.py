@@ -1,4 +1,5 @@
-"""Errors a builder raises when a spec cannot become manifests; the handler turns them into status."""
+"""Errors a builder raises when a spec cannot become manifests; the desired step (reconcile/controller.py)
+hands them to decide as data, which reports them in status."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .. import toolkit_facts
 from ..api.toolkits import TOOLKIT_FIELDS
 from ..api.trainingjob import TrainingJobSpec
 from ..launcher import commands
@@ -25,10 +26,10 @@ _TASK_OVERHEAD = 200
 def task_count(spec: TrainingJobSpec) -> int:
     """How many tasks the job's nodes run (TensorFlow: PS + workers; PyTorch: one per rank)."""
     if spec.tensor_flow_settings is not None:
-        ps, workers = commands.tensorflow_counts(spec)
+        ps, workers = toolkit_facts.tensorflow_counts(spec)
         return ps + workers
-    if spec.py_torch_settings is not None and not commands.is_pytorch_mpi(spec):
-        return commands.process_count(spec)
+    if spec.py_torch_settings is not None and not toolkit_facts.is_pytorch_mpi(spec):
+        return toolkit_facts.process_count(spec)
     return spec.node_count
 
 

@@ -12,10 +12,10 @@ from ..names import (
     LABEL_CLUSTER,
     LABEL_CLUSTER_UID,
     LABEL_EXPERIMENT,
-    LABEL_JOB,
-    LABEL_JOB_UID,
     LABEL_MANAGED_BY,
     LABEL_ROLE,
+    LABEL_TRAININGJOB,
+    LABEL_TRAININGJOB_UID,
     MANAGED_BY,
     NOT_FOR_PODS,
     RESERVED_LABEL_PREFIXES,
@@ -60,8 +60,8 @@ def child_labels(job_name: str, uid: str, experiment: str) -> dict[str, str]:
     """Labels every child of a TrainingJob carries; the operator watches its children by these."""
     return {
         LABEL_MANAGED_BY: MANAGED_BY,
-        LABEL_JOB: label_value(job_name),
-        LABEL_JOB_UID: uid,
+        LABEL_TRAININGJOB: label_value(job_name),
+        LABEL_TRAININGJOB_UID: uid,
         LABEL_EXPERIMENT: label_value(experiment),
     }
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..api.cluster import SetupTask
 from ..api.trainingjob import TrainingJobSpec
 
 MOUNT_ROOT = "/mnt/batch/tasks/shared/LS_root/mounts"
@@ -16,7 +17,7 @@ SSH_DIR = "/etc/batchai-ssh"
 
 
 @dataclass(frozen=True)
-class JobIdentity:
+class TrainingJobIdentity:
     """Who a TrainingJob is: the inputs of every path rule."""
 
     namespace: str
@@ -46,20 +47,26 @@ class JobIdentity:
         return f"{self.job_root}/temp/shared"
 
 
-def identity(obj: Mapping[str, Any], spec: TrainingJobSpec) -> JobIdentity:
+def identity(obj: Mapping[str, Any], spec: TrainingJobSpec) -> TrainingJobIdentity:
     """The identity of a TrainingJob object as read from the API."""
     meta = obj["metadata"]
-    return JobIdentity(
+    return TrainingJobIdentity(
         namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], experiment=spec.experiment
     )
 
 
-def stdouterr_dir(spec: TrainingJobSpec, ident: JobIdentity) -> str:
+def stdouterr_dir(spec: TrainingJobSpec, ident: TrainingJobIdentity) -> str:
     """<stdOutErrPathPrefix>/<segment>/stdouterr, $VARS left for the pod's shell to expand."""
     return f"{spec.std_out_err_path_prefix.rstrip('/')}/{ident.segment}/stdouterr"
 
 
-def output_directories(spec: TrainingJobSpec, ident: JobIdentity) -> list[tuple[str, str]]:
+def setup_stdouterr_dir(setup: SetupTask, namespace: str, cluster_name: str, uid: str) -> str:
+    """A cluster's setup task: <stdOutErrPathPrefix>/<namespace>/clusters/<cluster>/<uid>, $VARS left for
+    the pod's shell."""
+    return f"{setup.std_out_err_path_prefix.rstrip('/')}/{namespace}/clusters/{cluster_name}/{uid}"
+
+
+def output_directories(spec: TrainingJobSpec, ident: TrainingJobIdentity) -> list[tuple[str, str]]:
     """(id, path) per output directory: <pathPrefix>/<segment>/outputs[/<pathSuffix>]."""
     out = []
     for d in spec.output_directories or []:
@@ -71,7 +78,7 @@ def output_directories(spec: TrainingJobSpec, ident: JobIdentity) -> list[tuple[
 
 
 def batchai_env(
-    spec: TrainingJobSpec, ident: JobIdentity, gpus_per_node: int, shared_temp: bool = False
+    spec: TrainingJobSpec, ident: TrainingJobIdentity, gpus_per_node: int, shared_temp: bool = False
 ) -> dict[str, str]:
     """The AZ_BATCHAI_* variables every pod of the job gets (toolkit variables come from the launcher)."""
     env = {

@@ -11,10 +11,10 @@ from ..names import (
     LABEL_CLUSTER_UID,
     LABEL_HOSTNAME,
     LABEL_INSTANCE_TYPE,
-    LABEL_JOB_UID,
     LABEL_ROLE,
     LABEL_SCALESET_PRIORITY,
     LABEL_SETUP_STATE,
+    LABEL_TRAININGJOB_UID,
     RESOURCE_GPU,
     SETUP_ROLE,
     SETUP_SUCCEEDED,
@@ -84,7 +84,7 @@ def node_lost_tolerations(seconds: int) -> list[dict[str, Any]]:
 
 def one_pod_per_node(job_uid: str) -> dict[str, Any]:
     """Pod anti-affinity term: one pod of the job per node, as Batch AI gave a job nodeCount whole nodes."""
-    return {"labelSelector": {"matchLabels": {LABEL_JOB_UID: job_uid}}, "topologyKey": LABEL_HOSTNAME}
+    return {"labelSelector": {"matchLabels": {LABEL_TRAININGJOB_UID: job_uid}}, "topologyKey": LABEL_HOSTNAME}
 
 
 def setup_done(cluster_uid: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .. import toolkit_facts
 from ..api.cluster import BatchAIClusterSpec
 from ..api.trainingjob import TrainingJobSpec
 from ..config import OperatorConfig, namespace_matches
@@ -22,7 +23,7 @@ from ..names import (
     VOLUME_TEMP,
 )
 from .configmap import launcher_config_map_name
-from .context import JobContext
+from .context import TrainingJobContext
 from .env import user_env
 from .errors import BuildError
 from .naming import pod_annotations
@@ -81,7 +82,7 @@ def shm_volume_size(shm_size: str, cap: str) -> str:
     return size
 
 
-def pod_volumes(ctx: JobContext) -> PodVolumes:
+def pod_volumes(ctx: TrainingJobContext) -> PodVolumes:
     """The job's mounts, the cluster's mounts, the launcher config, job temp, /dev/shm and the SSH keys."""
     spec, ns = ctx.spec, ctx.namespace
     allow = namespace_matches(ctx.config.allow.privileged_mounts, ns)
@@ -105,13 +106,13 @@ def pod_volumes(ctx: JobContext) -> PodVolumes:
         size = shm_volume_size(spec.container_settings.shm_size, ctx.config.max_shm_size)
         shm = {"medium": "Memory", "sizeLimit": size}
         add(VOLUME_SHM, {"emptyDir": shm}, "/dev/shm")
-    if ctx.needs_ssh:
+    if toolkit_facts.needs_ssh(ctx.spec):
         secret = {"secretName": ctx.ssh_secret_name, "defaultMode": 0o600}
         add(VOLUME_SSH, {"secret": secret}, SSH_DIR, read_only=True)
     return vols
 
 
-def container_env(ctx: JobContext, vols: PodVolumes) -> list[dict[str, Any]]:
+def container_env(ctx: TrainingJobContext, vols: PodVolumes) -> list[dict[str, Any]]:
     """Batch AI's AZ_BATCHAI_* variables, the toolkit's, the launcher's, then the job's own."""
     spec = ctx.spec
     shared = shared_temp_claim_name(ctx) is not None
@@ -126,7 +127,7 @@ def container_env(ctx: JobContext, vols: PodVolumes) -> list[dict[str, Any]]:
     )
     if ctx.multi_node:
         env["BATCHAI_HOSTS"] = ",".join(ctx.hosts)
-    if ctx.needs_ssh:
+    if toolkit_facts.needs_ssh(ctx.spec):
         env["BATCHAI_SSH_DIR"] = SSH_DIR
     if spec.job_preparation is not None:
         env["BATCHAI_JOB_PREPARATION"] = spec.job_preparation.command_line
@@ -152,7 +153,7 @@ def _pull_secret(spec: TrainingJobSpec) -> str | None:
     return None
 
 
-def container_resources(ctx: JobContext) -> dict[str, Any]:
+def container_resources(ctx: TrainingJobContext) -> dict[str, Any]:
     """The configured requests (and limits, if any) plus the node's GPUs as a limit."""
     resources = {k: dict(v) for k, v in ctx.config.job_resources.items() if v}
     if ctx.gpus > 0:
@@ -160,20 +161,20 @@ def container_resources(ctx: JobContext) -> dict[str, Any]:
     return resources
 
 
-def service_account(ctx: JobContext) -> str:
+def service_account(ctx: TrainingJobContext) -> str:
     """The job's serviceAccountName: any of its namespace's, but never the operator's own."""
     name = ctx.spec.service_account_name
     assert name is not None
-    if ctx.config.operator_service_account == (ctx.namespace, name):
-        raise BuildError(
-            ERR_SERVICE_ACCOUNT_NOT_ALLOWED,
-            f"serviceAccountName {name} is the operator's own ServiceAccount; job pods may not run with "
-            "the operator's rights",
-        )
-    return name
+    if ctx.config.operator_service_account != (ctx.namespace, name):
+        return name
+    raise BuildError(
+        ERR_SERVICE_ACCOUNT_NOT_ALLOWED,
+        f"serviceAccountName {name} is the operator's own ServiceAccount; job pods may not run with the "
+        "operator's rights",
+    )
 
 
-def build_pod_template(ctx: JobContext) -> dict[str, Any]:
+def build_pod_template(ctx: TrainingJobContext) -> dict[str, Any]:
     """The Job's pod template: the launcher in the main container, placed on the cluster's nodes."""
     spec = ctx.spec
     vols = pod_volumes(ctx)

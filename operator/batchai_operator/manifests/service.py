@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..names import LABEL_JOB_UID
-from .context import JobContext
+from ..names import LABEL_TRAININGJOB_UID
+from .context import TrainingJobContext
 
 
-def build_service(ctx: JobContext) -> dict[str, Any]:
+def build_service(ctx: TrainingJobContext) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -17,6 +17,6 @@ def build_service(ctx: JobContext) -> dict[str, Any]:
             "clusterIP": "None",
             # Workers must be resolvable before they are Ready: node 0 waits for their sshd itself.
             "publishNotReadyAddresses": True,
-            "selector": {LABEL_JOB_UID: ctx.ident.uid},
+            "selector": {LABEL_TRAININGJOB_UID: ctx.ident.uid},
         },
     }

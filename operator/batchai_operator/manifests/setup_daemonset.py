@@ -35,7 +35,7 @@ from ..names import (
 )
 from .env import user_env
 from .naming import owner_reference, pod_annotations, setup_labels, setup_task_name
-from .paths import MOUNT_ROOT
+from .paths import MOUNT_ROOT, setup_stdouterr_dir
 from .placement import node_selector, tolerations
 from .volumes import build_volumes
 
@@ -44,11 +44,6 @@ SETUP_SCRIPT = setup_script()
 
 # The idle container: stays up (so the pod keeps reporting the node's setup state) and stops at once.
 IDLE_COMMAND = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
-
-
-def setup_stdouterr_dir(setup: SetupTask, namespace: str, cluster_name: str, uid: str) -> str:
-    """<stdOutErrPathPrefix>/<namespace>/clusters/<cluster>/<uid>, $VARS left for the pod's shell."""
-    return f"{setup.std_out_err_path_prefix.rstrip('/')}/{namespace}/clusters/{cluster_name}/{uid}"
 
 
 def setup_image(spec: BatchAIClusterSpec, config: OperatorConfig) -> str:

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import JobContext
+from .context import TrainingJobContext
 
 
-def shared_temp_claim_name(ctx: JobContext) -> str | None:
+def shared_temp_claim_name(ctx: TrainingJobContext) -> str | None:
     """The claim's name, or None when the job has no shared temp volume (one node, or none configured)."""
     if not ctx.multi_node or not ctx.config.shared_temp_storage_class:
         return None
     return f"{ctx.child}-shared-temp"
 
 
-def build_shared_temp_claim(ctx: JobContext) -> dict[str, Any] | None:
+def build_shared_temp_claim(ctx: TrainingJobContext) -> dict[str, Any] | None:
     name = shared_temp_claim_name(ctx)
     if name is None:
         return None

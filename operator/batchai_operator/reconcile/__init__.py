@@ -1,2 +1,3 @@
-"""The controller: one runtime for both kinds, and for each kind a straight-line sync
-(observe from the indexes -> pure decide -> one status patch -> apply the actions)."""
+"""The controller: one runtime for both kinds (runtime.py), the one generic sync they plug into
+(controller.py: observe -> desired -> decide -> status -> apply), children created through one `ensure`
+(children.py), and per kind its observe, desired and apply (trainingjob.py, cluster.py)."""

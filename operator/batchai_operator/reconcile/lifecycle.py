@@ -14,12 +14,12 @@ import kopf
 
 from .. import metrics
 from ..config import OperatorConfig
-from ..kube import FAILED_CREATE_EVENTS, FAILED_MOUNT_EVENTS, Kube
-from ..names import CLUSTER_PLURAL, DOMAIN, FINALIZER, JOB_PLURAL
+from ..kube import Kube
+from ..names import CLUSTER_PLURAL, DOMAIN, FINALIZER, TRAININGJOB_PLURAL
+from ..observe import indexes as idx
 from ..scaling import AgentPoolScaler
-from . import indexes as idx
 from . import trainingjob
-from .memory import (
+from .malloc import (
     MALLOC_ARENAS,
     TRIM_INTERVAL_SECONDS,
     limit_malloc_arenas,
@@ -31,7 +31,7 @@ from .runtime import Runtime, current, install
 # once): a job's node counts within a second; a cluster's node counts, which move with every job that
 # starts or ends, within three, so that a cluster adds few writes per job.
 # Node and pod bursts make one cluster sync per quarter second (few writes per job, little CPU per event).
-STATUS_INTERVALS_SECONDS = {JOB_PLURAL: 1.0, CLUSTER_PLURAL: 3.0}
+STATUS_INTERVALS_SECONDS = {TRAININGJOB_PLURAL: 1.0, CLUSTER_PLURAL: 3.0}
 COALESCE_SECONDS = 0.25
 # The kubernetes client is synchronous: its calls run in this many threads (enough for bursts of jobs).
 CLIENT_THREADS = 32
@@ -107,14 +107,10 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
     metrics.serve(int(os.environ.get("BATCHAI_METRICS_PORT") or 0), status_collector(rt))
     # Events no kopf handler sees come from narrow watches of our own (threads: the client is synchronous;
     # one per watched namespace, or one for all), fed back into the loop in kopf's context (the threads
-    # have none, and Events are posted from there): volumes the kubelet cannot mount, and pods the Job
-    # controller cannot create.
+    # have none, and Events are posted from there): those reconcile/trainingjob.py asks for.
     namespaces: list[str | None] = [*rt.config.watch_namespaces] or [None]
     for namespace in namespaces:
-        for name, selector, handler in (
-            ("failed-mount", FAILED_MOUNT_EVENTS, trainingjob.on_failed_mount),
-            ("failed-create", FAILED_CREATE_EVENTS, trainingjob.on_failed_create),
-        ):
+        for name, selector, handler in trainingjob.EVENT_WATCHES:
             threading.Thread(
                 target=kube.watch_events,
                 args=(selector, event_callback(rt, loop, handler), rt.stopping, namespace),
@@ -152,10 +148,6 @@ def event_callback(
         loop.call_soon_threadsafe(handler, rt, event, context=rt.context)
 
     return on_event
-
-
-def failed_mount_callback(rt: Runtime, loop: asyncio.AbstractEventLoop) -> Callable[[dict[str, Any]], None]:
-    return event_callback(rt, loop, trainingjob.on_failed_mount)
 
 
 async def cleanup() -> None:

@@ -1,5 +1,6 @@
-"""One runtime for both kinds: the API client and configuration, per-object locks, retry with backoff,
-one-shot timers, background tasks, what each object's last status was, and Event posting.
+"""One runtime for both kinds: the API client and configuration, kopf's indexes, each kind's memory,
+per-object locks, retry with backoff, one-shot timers, background tasks, what each object's last status
+was, and Event posting.
 
 Made once by the startup hook (reconcile/lifecycle.py); kopf's handlers reach it through `current()`.
 Objects are identified by a key: a TrainingJob by its uid, a BatchAICluster by (namespace, name).
@@ -13,22 +14,22 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Mapping
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import kopf
 
 from ..api.base import StatusModel
 from ..config import OperatorConfig
 from ..decide.common import Event, status_patch
-from ..kube import Kube
+from ..kube import KubeClient
 from ..metrics import RECONCILE_ERRORS, RECONCILE_SECONDS
+from ..observe.indexes import Index, Indexes
 from ..scaling import AgentPoolScaler
 
 log = logging.getLogger("batchai_operator")
 
 Key = Hashable
-# A kopf index (or, in tests, a dict): key -> the values of every object indexed under that key.
-Index = Mapping[Any, Iterable[Any]]
+MemoryT = TypeVar("MemoryT")
 # A failed sync is retried after 2, 4, 8, ... seconds, at most a minute apart.
 RETRY_BASE_SECONDS = 2.0
 RETRY_MAX_SECONDS = 60.0
@@ -39,7 +40,7 @@ class Runtime:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeClient,
         config: OperatorConfig,
         indexes: Mapping[str, Index],
         scaler: AgentPoolScaler | None = None,
@@ -58,16 +59,16 @@ class Runtime:
         self.start_slots = asyncio.Semaphore(start_slots)
         self._last_write: dict[Key, float] = {}
         self.config = config
-        self.indexes = indexes
+        self.indexes = Indexes(indexes)
         self.scaler = scaler
-        # What each kind's sync remembers about an object between syncs (its own actions' outcomes).
-        self.memory: dict[Key, Any] = {}
+        # What each kind's sync remembers about an object between syncs, by memory type (observe/memory.py).
+        self._memory: dict[type, dict[Key, Any]] = {}
         # The status last written per object: the index may not have caught up with our own patch yet.
         self.written: dict[Key, dict[str, Any]] = {}
         # Objects many jobs share (the launcher's ConfigMap per namespace), known to exist.
         self.shared_objects: set[tuple[str, str]] = set()
         self._locks: dict[Key, asyncio.Lock] = {}
-        self.last_sync = 0.0  # monotonic time the last sync ended (reconcile/memory.py: idle or not)
+        self.last_sync = 0.0  # monotonic time the last sync ended (reconcile/malloc.py: idle or not)
         self._failures: dict[Key, int] = {}
         self._timers: dict[tuple[Key, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -78,15 +79,9 @@ class Runtime:
         # Set at shutdown: threads of the operator's own watches stop.
         self.stopping = threading.Event()
 
-    # ---- reading the indexes ------------------------------------------------------------------------
-
-    def first(self, index: str, key: Any) -> Any:
-        """The one value indexed under `key`, or None."""
-        store = self.indexes[index].get(key)
-        return next(iter(store), None) if store else None
-
-    def all(self, index: str, key: Any) -> list[Any]:
-        return list(self.indexes[index].get(key) or [])
+    def memory(self, kind: type[MemoryT]) -> dict[Key, MemoryT]:
+        """One kind's memory of its objects (TrainingJobMemory, ClusterMemory), by key."""
+        return self._memory.setdefault(kind, {})
 
     # ---- running syncs ------------------------------------------------------------------------------
 
@@ -152,7 +147,8 @@ class Runtime:
         """The object is gone: drop everything kept about it."""
         self._locks.pop(key, None)
         self._failures.pop(key, None)
-        self.memory.pop(key, None)
+        for memory in self._memory.values():
+            memory.pop(key, None)
         self.written.pop(key, None)
         self._last_write.pop(key, None)
         for timer_key in [k for k in self._timers if k[0] == key]:
@@ -182,9 +178,10 @@ class Runtime:
         resync: Callable[[], Coroutine[Any, Any, None]],
     ) -> None:
         """Merge-patch the object's status to `new` when it differs from the status last written (or, after
-        a restart, the one in the index). One status patch per sync, for both kinds. A change that keeps
-        `state_field` as it was comes at most every `status_intervals[plural]` seconds: `resync` then runs
-        when the interval is over, and writes whatever is true by then."""
+        a restart, `indexed`, the one in the index): at most one patch per pass of a sync, none when
+        nothing changed. A change that keeps `state_field` as it was comes at most every
+        `status_intervals[plural]` seconds: `resync` then runs when the interval is over, and writes
+        whatever is true by then."""
         old = self.written.get(key) or indexed
         wire = new.wire()
         patch = status_patch(old, wire)

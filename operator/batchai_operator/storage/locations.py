@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from ..api.common import AzureBlobFileSystemReference, AzureFileShareReference, MountVolumes
 from ..api.trainingjob import TrainingJobSpec
-from ..manifests.paths import MOUNT_ROOT, JobIdentity, output_directories, stdouterr_dir
+from ..manifests.paths import MOUNT_ROOT, TrainingJobIdentity, output_directories, stdouterr_dir
 
 STDOUTERR = "stdouterr"
 
@@ -80,7 +80,7 @@ class StorageLocation:
 
 
 def mount_points(
-    spec: TrainingJobSpec, cluster_mounts: MountVolumes | None, ident: JobIdentity
+    spec: TrainingJobSpec, cluster_mounts: MountVolumes | None, ident: TrainingJobIdentity
 ) -> list[MountPoint]:
     """Every volume of the job's pods: job mounts and the cluster's mounts."""
     return [
@@ -114,7 +114,7 @@ def _join(root: str, relative: str) -> str:
     return posixpath.normpath(f"{root}/{relative.strip('/')}")
 
 
-def job_variables(spec: TrainingJobSpec, ident: JobIdentity) -> dict[str, str]:
+def job_variables(spec: TrainingJobSpec, ident: TrainingJobIdentity) -> dict[str, str]:
     """Variables a path may use: the job's environmentVariables, then Batch AI's mount roots (which win,
     as the launcher sets them last)."""
     env = {v.name: v.value for v in spec.environment_variables or []}
@@ -165,7 +165,7 @@ def resolve(path: str, points: list[MountPoint], variables: Mapping[str, str]) -
     return StorageLocation("blob", ref.account_name, ref.container_name, below, ref)
 
 
-def directory_paths(spec: TrainingJobSpec, ident: JobIdentity) -> dict[str, str]:
+def directory_paths(spec: TrainingJobSpec, ident: TrainingJobIdentity) -> dict[str, str]:
     """Directory id -> path as the pods see it: 'stdouterr' and every output directory id."""
     out = {STDOUTERR: stdouterr_dir(spec, ident)}
     for out_id, path in output_directories(spec, ident):
@@ -174,7 +174,7 @@ def directory_paths(spec: TrainingJobSpec, ident: JobIdentity) -> dict[str, str]
 
 
 def directory_location(
-    directory: str, spec: TrainingJobSpec, cluster_mounts: MountVolumes | None, ident: JobIdentity
+    directory: str, spec: TrainingJobSpec, cluster_mounts: MountVolumes | None, ident: TrainingJobIdentity
 ) -> StorageLocation:
     """The location of 'stdouterr' or an output directory id (az's -d), or NotOnMount saying why."""
     paths = directory_paths(spec, ident)
@@ -192,7 +192,7 @@ def directory_location(
 
 
 def storage_status(
-    spec: TrainingJobSpec, cluster_mounts: MountVolumes | None, ident: JobIdentity
+    spec: TrainingJobSpec, cluster_mounts: MountVolumes | None, ident: TrainingJobIdentity
 ) -> dict[str, Any]:
     """Status fields telling where outputs are in storage: `stdOutErrStorage` and `outputDirectories`
     (id, path, and `storage` when the directory is on an Azure Files share or blob container)."""

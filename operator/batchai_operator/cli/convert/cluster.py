@@ -24,8 +24,8 @@ from .document import (
     Converter,
     StorageOptions,
     check_placeholders,
-    cluster_name,
     dns_label,
+    dns_subdomain,
     drop_read_only,
     read_document,
     split,
@@ -214,7 +214,7 @@ class ClusterConverter(Converter):
         raw = opts.name or (Path(opts.source).stem if opts.source and opts.source != "-" else "")
         if not raw:
             raise ConversionError("the cluster needs a name: pass -n/--name")
-        name = cluster_name(raw)
+        name = dns_subdomain(raw)
         if name != raw:
             self.warn(
                 f"cluster name {raw!r} is not a Kubernetes name: the BatchAICluster is {name!r}; {raw!r} is "

@@ -313,7 +313,7 @@ def dns_label(text: str, max_length: int = MAX_JOB_NAME) -> str:
     return out[:max_length].rstrip("-")
 
 
-def cluster_name(text: str) -> str:
+def dns_subdomain(text: str) -> str:
     """The nearest DNS subdomain name for a BatchAICluster (Batch AI allowed '_' and upper case)."""
     out = re.sub(r"[^a-z0-9.-]+", "-", text.lower())
     return re.sub(r"^[^a-z0-9]+|[^a-z0-9]+$", "", out)[:253]

@@ -40,8 +40,8 @@ from .document import (
     Converter,
     StorageOptions,
     check_placeholders,
-    cluster_name,
     dns_label,
+    dns_subdomain,
     drop_read_only,
     drop_unknown_fields,
     read_document,
@@ -186,7 +186,7 @@ class JobConverter(Converter):
         head, sep, last = raw.rstrip("/").rpartition("/")
         if _DNS_SUBDOMAIN.match(last) and (not sep or head.lower().endswith("/clusters")):
             return raw.rstrip("/")
-        name = cluster_name(last)
+        name = dns_subdomain(last)
         if not name:
             raise ConversionError(f"cannot derive a BatchAICluster name from cluster {raw!r}")
         self.warn(f"cluster {raw!r}: using BatchAICluster {name!r} (Kubernetes names are lowercase)")

@@ -1,20 +1,23 @@
-"""The in-memory indexes both syncs read instead of the API: their names, and what each keeps per object.
+"""The in-memory indexes both syncs read instead of the API: their names, what each keeps per object,
+and `Indexes`, the read-only lookups into them.
 
-kopf calls these for every watch event (handlers/ registers them under the names below); each returns
-{key: slim view}, or {} to drop the object (kopf keeps an object's previous values when given None).
+kopf calls the indexers for every watch event (handlers/ registers them under the names below); each
+returns {key: slim view}, or {} to drop the object (kopf keeps an object's previous values when given
+None). The startup hook hands kopf's indexes to the runtime, which wraps them in `Indexes`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..decide import views
-from ..names import JOB_KIND, LABEL_CLUSTER_UID, LABEL_JOB_UID
+from ..api.trainingjob import cluster_name
+from ..names import LABEL_CLUSTER_UID, LABEL_TRAININGJOB_UID, TRAININGJOB_KIND
+from . import views
 
 TRAININGJOBS = "trainingjobs"  # uid -> TrainingJob view
 TRAININGJOBS_BY_CLUSTER = "trainingjobs_by_cluster"  # (namespace, cluster name) -> uid
-JOBS_BY_OWNER = "jobs_by_owner"  # (namespace, TrainingJob uid of its controller) -> Job view
+BATCH_JOBS_BY_OWNER = "batch_jobs_by_owner"  # (namespace, TrainingJob uid of its controller) -> Job view
 PODS_BY_OWNER = "pods_by_owner"  # (namespace, TrainingJob uid label) -> pod view (owner checked on use)
 POD_OWNER_BY_NAME = "pod_owner_by_name"  # (namespace, pod name) -> (TrainingJob uid label, pod view)
 CLUSTERS = "clusters"  # (namespace, name) -> BatchAICluster view
@@ -25,7 +28,7 @@ SETUP_DAEMONSETS = "setup_daemonsets"  # cluster uid -> slim DaemonSet
 ALL = (
     TRAININGJOBS,
     TRAININGJOBS_BY_CLUSTER,
-    JOBS_BY_OWNER,
+    BATCH_JOBS_BY_OWNER,
     PODS_BY_OWNER,
     POD_OWNER_BY_NAME,
     CLUSTERS,
@@ -34,6 +37,28 @@ ALL = (
     SETUP_PODS,
     SETUP_DAEMONSETS,
 )
+
+
+# A kopf index (or, in tests, a dict): key -> the values of every object indexed under that key.
+Index = Mapping[Any, Iterable[Any]]
+
+
+class Indexes:
+    """kopf's indexes by name, read only."""
+
+    def __init__(self, by_name: Mapping[str, Index]) -> None:
+        self.by_name = by_name
+
+    def __getitem__(self, index: str) -> Index:
+        return self.by_name[index]
+
+    def first(self, index: str, key: Any) -> Any:
+        """The one value indexed under `key`, or None."""
+        store = self.by_name[index].get(key)
+        return next(iter(store), None) if store else None
+
+    def all(self, index: str, key: Any) -> list[Any]:
+        return list(self.by_name[index].get(key) or [])
 
 
 def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -46,34 +71,33 @@ def trainingjobs(body: Mapping[str, Any]) -> dict[Any, Any]:
 
 def trainingjobs_by_cluster(body: Mapping[str, Any]) -> dict[Any, Any]:
     meta = _meta(body)
-    cluster = str((body.get("spec") or {}).get("cluster") or "").rstrip("/").rsplit("/", 1)[-1]
+    cluster = cluster_name(str((body.get("spec") or {}).get("cluster") or ""))
     return {(meta.get("namespace"), cluster): meta["uid"]}
 
 
-def jobs_by_owner(body: Mapping[str, Any]) -> dict[Any, Any]:
+def batch_jobs_by_owner(body: Mapping[str, Any]) -> dict[Any, Any]:
     """Jobs whose controller is a TrainingJob, under that TrainingJob's uid (never by label alone)."""
     meta = _meta(body)
-    owner = next(
-        (r for r in meta.get("ownerReferences") or [] if r.get("controller") and r.get("kind") == JOB_KIND),
-        None,
-    )
-    return {(meta.get("namespace"), owner["uid"]): views.job_view(body)} if owner else {}
+    owner = views.controller_ref(meta)
+    if owner is None or owner.get("kind") != TRAININGJOB_KIND:
+        return {}
+    return {(meta.get("namespace"), owner["uid"]): views.batch_job_view(body)}
 
 
 def pods_by_owner(body: Mapping[str, Any]) -> dict[Any, Any]:
     meta = _meta(body)
-    owner = (meta.get("labels") or {}).get(LABEL_JOB_UID)
-    return {(meta.get("namespace"), owner): views.job_pod_view(body)} if owner else {}
+    owner = (meta.get("labels") or {}).get(LABEL_TRAININGJOB_UID)
+    return {(meta.get("namespace"), owner): views.pod_view(body)} if owner else {}
 
 
 def pod_owner_by_name(body: Mapping[str, Any]) -> dict[Any, Any]:
     """(TrainingJob uid label, pod view): the label only says which job to look at; the pod counts only
-    when that job's Job controls it (decide/failed_mount.py)."""
+    when that job's batch Job controls it (decide/failures.py: failed_mount)."""
     meta = _meta(body)
-    owner = (meta.get("labels") or {}).get(LABEL_JOB_UID)
+    owner = (meta.get("labels") or {}).get(LABEL_TRAININGJOB_UID)
     if not owner:
         return {}
-    return {(meta.get("namespace"), meta.get("name")): (owner, views.job_pod_view(body))}
+    return {(meta.get("namespace"), meta.get("name")): (owner, views.pod_view(body))}
 
 
 def clusters(body: Mapping[str, Any]) -> dict[Any, Any]:
@@ -88,7 +112,7 @@ def nodes(body: Mapping[str, Any]) -> dict[Any, Any]:
 
 
 def pods_by_node(body: Mapping[str, Any]) -> dict[Any, Any]:
-    slim = views.slim_job_pod(body)
+    slim = views.pod_on_node(body)
     return {slim["nodeName"]: slim} if slim else {}
 
 

@@ -6,10 +6,10 @@ import hashlib
 import json
 from typing import Any
 
+from .. import toolkit_facts
 from ..api.trainingjob import TrainingJobSpec
-from ..launcher import commands
 from ..names import ANNOTATION_SPEC_HASH
-from .context import JobContext
+from .context import TrainingJobContext
 from .pod import build_pod_template
 
 # Fields that may change on a running job: they steer the Job instead of rebuilding it.
@@ -34,7 +34,7 @@ def spec_hash(spec: TrainingJobSpec) -> str:
     return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def build_job(ctx: JobContext) -> dict[str, Any]:
+def build_batch_job(ctx: TrainingJobContext) -> dict[str, Any]:
     spec = ctx.spec
     constraints = spec.effective_constraints
     job_spec: dict[str, Any] = {
@@ -47,7 +47,7 @@ def build_job(ctx: JobContext) -> dict[str, Any]:
         "podFailurePolicy": POD_FAILURE_POLICY,
         "template": build_pod_template(ctx),
     }
-    if commands.decided_by_node_zero(spec) and ctx.multi_node:
+    if toolkit_facts.decided_by_node_zero(spec) and ctx.multi_node:
         # Batch AI: where only node 0 runs the toolkit, node 0's exit decides the job.
         job_spec["successPolicy"] = {"rules": [{"succeededIndexes": "0"}]}
     metadata = ctx.metadata()

@@ -1,4 +1,4 @@
-"""The operator's memory and glibc's allocator: fewer arenas, and freed memory given back to the system.
+"""The process's memory and glibc's allocator: fewer arenas, and freed memory given back to the system.
 
 Python hands large blocks (watch bodies, big dicts and lists) to glibc's malloc, which keeps what is
 freed for reuse instead of returning it; a periodic malloc_trim(0) returns those free pages. What it

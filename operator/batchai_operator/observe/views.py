@@ -3,35 +3,85 @@
 Each view keeps the shape of the API object it comes from (a subset of its fields), so a decision reads a
 view and a full object alike. Dropped on purpose: managedFields, last-applied annotations, pod specs,
 everything no decision reads (the indexes hold one view per object of the cluster).
+
+The two kinds' own objects have one shape, `CustomObjectView`: apiVersion, kind, metadata, the spec
+parsed once here (or None, with `specError` saying why) and the status as on the wire.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Generic, TypedDict, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..api.cluster import BatchAIClusterSpec
-from ..api.trainingjob import TrainingJobSpec
+from ..api.trainingjob import TrainingJobSpec, cluster_name
+from ..manifests.naming import pod_annotations
 from ..manifests.placement import node_selector
 from ..names import (
+    ANNOTATION_APPLIED_SCALE,
     ANNOTATION_SPEC_HASH,
+    CLUSTER_KIND,
     LABEL_COMPLETION_INDEX,
     LABEL_SETUP_REVISION,
     LABEL_SETUP_STATE,
-    NOT_FOR_PODS,
     SETUP_CONTAINER,
     SETUP_SUCCEEDED,
+    TRAININGJOB_KIND,
 )
+
+log = logging.getLogger("batchai_operator")
+SpecT = TypeVar("SpecT")
+ModelT = TypeVar("ModelT", bound=BaseModel)
+# Annotations of ours that the operator reads back from its own objects (the rest of its domain's are
+# kopf's bookkeeping, and dropped).
+READ_BACK_ANNOTATIONS = (ANNOTATION_APPLIED_SCALE,)
+# Views of the children and the nodes: subsets of the API objects, in their shape (see each builder).
+BatchJobView = Mapping[str, Any]
+PodView = Mapping[str, Any]
+
+
+class ObjectMeta(TypedDict):
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    creationTimestamp: str | None
+    labels: dict[str, str]
+    annotations: dict[str, str]  # those pods get, and READ_BACK_ANNOTATIONS
+    deletionTimestamp: str | None
+
+
+class CustomObjectView(TypedDict, Generic[SpecT]):
+    """A TrainingJob or BatchAICluster as the indexes keep it."""
+
+    apiVersion: str
+    kind: str
+    metadata: ObjectMeta
+    spec: SpecT | None  # None when the spec does not parse
+    specError: str | None  # why it does not (field paths, never input values)
+    status: dict[str, Any]  # as on the wire
+
+
+class TrainingJobView(CustomObjectView[TrainingJobSpec]):
+    cluster: str  # the BatchAICluster name spec.cluster gives (also when the spec does not parse)
+
+
+class ClusterView(CustomObjectView[BatchAIClusterSpec]):
+    selector: dict[str, str] | None  # the nodes it is made of (None when the spec does not parse)
+
+
+def controller_ref(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The object's controller: its ownerReference with controller: true, if any."""
+    return next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), None)
 
 
 def controller_uid(meta: Mapping[str, Any]) -> str | None:
-    """The uid of the object's controller (its ownerReference with controller: true), if any."""
-    for ref in meta.get("ownerReferences") or []:
-        if ref.get("controller"):
-            return str(ref.get("uid"))
-    return None
+    """The uid of the object's controller, if any."""
+    ref = controller_ref(meta)
+    return str(ref.get("uid")) if ref is not None else None
 
 
 def _owned_metadata(meta: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
@@ -45,55 +95,73 @@ def validation_message(e: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}" for err in e.errors())
 
 
-def _annotations(meta: Mapping[str, Any]) -> dict[str, str]:
-    """Annotations without tool and operator bookkeeping (last-applied configurations can be large)."""
-    return {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(NOT_FOR_PODS)}
+# ---- the two kinds' own objects -------------------------------------------------------------------------
 
 
-def pod_index(pod: Mapping[str, Any]) -> int:
-    """The node index of a pod of an Indexed Job (its completion index)."""
-    meta = pod.get("metadata") or {}
-    raw = (meta.get("labels") or {}).get(LABEL_COMPLETION_INDEX) or (meta.get("annotations") or {}).get(
-        LABEL_COMPLETION_INDEX
-    )
-    return int(raw or "0")
-
-
-# ---- TrainingJobs and their children --------------------------------------------------------------------
-
-
-def trainingjob_view(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A TrainingJob, with its spec parsed once here rather than on every sync."""
-    meta = body.get("metadata") or {}
-    raw_spec = body.get("spec") or {}
-    spec: TrainingJobSpec | None = None
-    spec_error: str | None = None
-    try:
-        spec = TrainingJobSpec.model_validate(raw_spec)
-    except ValidationError as e:
-        spec_error = validation_message(e)
-    except (ValueError, OverflowError) as e:  # a value the validators let through but cannot use
-        spec_error = str(e).splitlines()[0]
+def object_meta(meta: Mapping[str, Any]) -> ObjectMeta:
+    raw = meta.get("annotations") or {}
+    annotations = pod_annotations(raw)  # drops tool bookkeeping: last-applied configurations can be large
+    annotations.update({k: raw[k] for k in READ_BACK_ANNOTATIONS if k in raw})
     return {
-        "apiVersion": body.get("apiVersion"),
-        "metadata": {
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "uid": meta.get("uid"),
-            "generation": meta.get("generation"),
-            "creationTimestamp": meta.get("creationTimestamp"),
-            "labels": dict(meta.get("labels") or {}),
-            "annotations": _annotations(meta),
-            "deletionTimestamp": meta.get("deletionTimestamp"),
-        },
+        "name": meta.get("name") or "",
+        "namespace": meta.get("namespace") or "",
+        "uid": meta.get("uid") or "",
+        "generation": int(meta.get("generation") or 1),
+        "creationTimestamp": meta.get("creationTimestamp"),
+        "labels": dict(meta.get("labels") or {}),
+        "annotations": annotations,
+        "deletionTimestamp": meta.get("deletionTimestamp"),
+    }
+
+
+def _parse_spec(model: type[ModelT], raw: Mapping[str, Any]) -> tuple[ModelT | None, str | None]:
+    """The spec, or None and why it cannot be used."""
+    try:
+        return model.model_validate(dict(raw)), None
+    except ValidationError as e:
+        return None, validation_message(e)
+    except (ValueError, OverflowError) as e:  # a value the validators let through but cannot use
+        return None, str(e).splitlines()[0]
+
+
+def custom_object_view(body: Mapping[str, Any], model: type[ModelT], kind: str) -> CustomObjectView[ModelT]:
+    """One of our own objects, with its spec parsed once here rather than on every sync."""
+    spec, error = _parse_spec(model, body.get("spec") or {})
+    return {
+        "apiVersion": body.get("apiVersion") or "",
+        "kind": body.get("kind") or kind,
+        "metadata": object_meta(body.get("metadata") or {}),
         "spec": spec,
-        "specError": spec_error,
-        "cluster": str(raw_spec.get("cluster") or "").rstrip("/").rsplit("/", 1)[-1],
+        "specError": error,
         "status": dict(body.get("status") or {}),
     }
 
 
-def job_view(body: Mapping[str, Any]) -> dict[str, Any]:
+def trainingjob_view(body: Mapping[str, Any]) -> TrainingJobView:
+    cluster = cluster_name(str((body.get("spec") or {}).get("cluster") or ""))
+    return {**custom_object_view(body, TrainingJobSpec, TRAININGJOB_KIND), "cluster": cluster}
+
+
+def cluster_view(body: Mapping[str, Any]) -> ClusterView:
+    view = custom_object_view(body, BatchAIClusterSpec, CLUSTER_KIND)
+    spec = view["spec"]
+    return {**view, "selector": node_selector(spec) if spec is not None else None}
+
+
+def parse_status(model: type[ModelT], raw: Mapping[str, Any]) -> ModelT:
+    """The status last written, typed; a status that does not parse (edited by hand, or by an older
+    operator) counts as none, so that the next write replaces it."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        log.warning("ignoring a %s that does not parse: %s", model.__name__, sorted(raw))
+        return model()
+
+
+# ---- the children of a TrainingJob, nodes, setup pods and DaemonSets -------------------------------------
+
+
+def batch_job_view(body: Mapping[str, Any]) -> dict[str, Any]:
     """A batch/v1 Job of a TrainingJob."""
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
@@ -109,7 +177,7 @@ def job_view(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def job_pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
+def pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
     """A pod of a TrainingJob's Job: phase, scheduling, readiness and container states."""
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
@@ -138,38 +206,6 @@ def job_pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-# ---- clusters: nodes, job pods on them, setup pods and DaemonSets ----------------------------------------
-
-
-def cluster_view(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A BatchAICluster, with its spec parsed (or why it cannot be) and the node selector it implies."""
-    meta = body.get("metadata") or {}
-    spec: BatchAIClusterSpec | None = None
-    invalid: str | None = None
-    try:
-        spec = BatchAIClusterSpec.model_validate(dict(body.get("spec") or {}))
-    except ValidationError as e:
-        invalid = validation_message(e)
-    return {
-        "body": {
-            "apiVersion": body.get("apiVersion"),
-            "kind": body.get("kind"),
-            "metadata": {
-                "name": meta.get("name"),
-                "namespace": meta.get("namespace"),
-                "uid": meta.get("uid"),
-                "generation": meta.get("generation"),
-                "annotations": dict(meta.get("annotations") or {}),
-                "deletionTimestamp": meta.get("deletionTimestamp"),
-            },
-        },
-        "status": dict(body.get("status") or {}),
-        "spec": spec,
-        "invalid": invalid,
-        "selector": node_selector(spec) if spec is not None else None,
-    }
-
-
 def slim_node(body: Mapping[str, Any]) -> dict[str, Any]:
     """What the counts need of a Node."""
     meta = body.get("metadata") or {}
@@ -188,8 +224,8 @@ def slim_node(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def slim_job_pod(body: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A job pod occupying a node (bound, pending or running), or None when it occupies none."""
+def pod_on_node(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A TrainingJob's pod occupying a node (bound, pending or running), or None when it occupies none."""
     meta = body.get("metadata") or {}
     node = (body.get("spec") or {}).get("nodeName")
     phase = (body.get("status") or {}).get("phase")
@@ -241,11 +277,12 @@ def slim_setup_pod(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def slim_daemonset(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A setup DaemonSet: enough to tell whether it is current and to replace it safely."""
+    """A setup DaemonSet: enough to tell whether it is current and ours, and to replace it safely."""
     meta = body.get("metadata") or {}
     return {
         "name": meta.get("name"),
         "namespace": meta.get("namespace"),
+        "controllerUid": controller_uid(meta),
         "resourceVersion": meta.get("resourceVersion"),
         "revision": (meta.get("annotations") or {}).get(LABEL_SETUP_REVISION),
     }
