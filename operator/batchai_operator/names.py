@@ -143,6 +143,7 @@ WAIT_CREATION_REJECTED = "JobCreationRejected"
 WAIT_SUSPENDED = "Suspended"
 WAIT_FOR_NODES = "WaitingForNodes"
 WAIT_PODS_REJECTED = "PodCreationRejected"
+WAIT_REQUEUED = "Requeued"  # a node Kubernetes took away waits to run again (decide/requeues.py)
 WAIT_KUEUE_HELD = "QueuedByKueue"  # Kueue keeps the Job suspended: no quota yet (decide/kueue.py)
 WAIT_KUEUE_EVICTED = "EvictedByKueue"  # admitted once, then evicted or preempted by Kueue
 WAIT_KUEUE_DEACTIVATED = "DeactivatedInKueue"  # the Kueue Workload's spec.active is false

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from batchai_operator.config import OperatorConfig
 from batchai_operator.decide.common import parse_time
 from batchai_operator.decide.pods import EXIT_CODE_GRACE_SECONDS
 from batchai_operator.decide.trainingjob import (
@@ -348,3 +349,85 @@ def test_status_says_where_outputs_are_in_storage() -> None:
     assert model["storage"]["accountName"] == "acct" and model["storage"]["shareName"] == "logs"
     assert model["storage"]["path"].endswith("ns/default/j/u1/outputs")
     assert wire["stdOutErrStorage"]["shareName"] == "logs"
+
+
+# ---- nodes Kubernetes takes away, mounts that die (issue 28) -------------------------------------------
+
+
+def disrupted(p: dict[str, Any], why: str = "DeletionByTaintManager") -> dict[str, Any]:
+    """The pod with the DisruptionTarget condition Kubernetes gives a pod it takes away."""
+    p["status"]["conditions"].append(
+        {"type": "DisruptionTarget", "status": "True", "reason": why, "message": "Taint manager: deleting"}
+    )
+    return p
+
+
+def count(d: TrainingJobDecision) -> int | None:
+    return d.status.execution_info.requeue_count if d.status.execution_info else None
+
+
+def test_a_node_taken_away_requeues_the_job_counts_it_once_and_says_so() -> None:
+    # The lost node's pod, evicted, still there (its kubelet cannot confirm): queued again, one requeue.
+    d = decided(status=running(), batch_job=batch_job(), pods=[disrupted(pod(0, node="real-1"))])
+    expect_actions(d)  # the batch Job replaces the pod itself (podFailurePolicy Ignore)
+    assert reason(d) == ("queued", "Requeued")
+    info = d.status.execution_info
+    assert info is not None and info.requeue_count == 1
+    requeues = [(r.pod, r.node_name, r.reason) for r in d.status.requeues or []]
+    assert requeues == [("j-0", "real-1", "NodeLost")]
+    requeued = next(c for c in d.status.conditions or [] if c.type == "Requeued")
+    assert requeued.status == "True" and requeued.reason == "NodeLost"
+    assert "requeue 1 of at most 3" in requeued.message
+    assert [(e.type, e.reason) for e in d.events] == [("Warning", "Requeued")]
+    # Seen again: not counted again, no second Event; the replacement runs: running, still one requeue.
+    again = decided(status=d.status, batch_job=batch_job(), pods=[disrupted(pod(0, node="real-1"))])
+    assert again.events == [] and count(again) == 1
+    rerun = decided(status=again.status, batch_job=batch_job(), pods=[pod(0, node="real-0")])
+    assert reason(rerun) == ("running", "Running") and rerun.events == []
+    assert count(rerun) == 1
+
+
+def test_a_drained_pods_sigterm_exit_does_not_fail_the_job() -> None:
+    drained = disrupted(pod(0, "Failed", 143), "EvictionByEvictionAPI")
+    d = decided(status=running(), batch_job=batch_job(), pods=[drained])
+    expect_actions(d)
+    assert reason(d) == ("queued", "Requeued")
+    assert (d.status.requeues or [])[0].reason == "Evicted"
+    # Its own non-zero exit still fails the job at once, with its exit code.
+    own = decided(status=d.status, batch_job=batch_job(), pods=[drained, pod(0, "Failed", 3)])
+    assert reason(own) == ("failed", "JobFailed")
+    assert own.status.execution_info is not None and own.status.execution_info.exit_code == 3
+
+
+def test_more_requeues_than_the_limit_fail_the_job_and_stop_it() -> None:
+    pods = [disrupted(pod(0)), disrupted(pod(1)), pod(2)]
+    for i, p in enumerate(pods):
+        p["metadata"]["name"] = f"j-{i}-try"
+        p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] = "0"
+    d = decided(status=running(), batch_job=batch_job(), pods=pods, config=OperatorConfig(max_requeues=1))
+    expect_actions(d, DeleteBatchJob("j"))
+    assert reason(d) == ("failed", "TooManyRequeues")
+    assert d.status.execution_info is not None
+    (error,) = d.status.execution_info.errors or []
+    assert "2 times" in error.message and "jobs.maxRequeues" in error.message
+
+
+def test_a_mount_lost_while_running_fails_with_its_code_naming_the_volume() -> None:
+    blob = {
+        "accountName": "acct",
+        "containerName": "data",
+        "credentials": {"secretRef": {"name": "s"}},
+        "relativeMountPath": "bfs",
+    }
+    s = spec(mountVolumes={"azureBlobFileSystems": [blob]})
+    path = "/mnt/batch/tasks/shared/LS_root/jobs/ns/default/j/mounts/bfs"
+    dead = pod(0, "Failed", 1, message=f"MountLost: {path}: exit code 1")
+    d = decided(s=s, status=running(), batch_job=batch_job(), pods=[dead])
+    assert reason(d) == ("failed", "BFSMountError")
+    info = d.status.execution_info
+    assert info is not None and info.exit_code == 1
+    (error,) = info.errors or []
+    assert error.code == "BFSMountError"
+    detail = (error.details or [])[0].value
+    assert "blob container data of acct (relativeMountPath bfs)" in detail
+    assert "Transport endpoint is not connected" in detail

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..api.trainingjob import TrainingJobSpec, TrainingJobStatus
+from ..api.trainingjob import Requeue, TrainingJobSpec, TrainingJobStatus
 from ..manifests.children import TrainingJobChildren
 from ..names import (
     ERR_INVALID_SPEC,
     ERR_JOB_TERMINATED,
+    ERR_TOO_MANY_REQUEUES,
     FAILED,
     LABEL_KUEUE_QUEUE,
     QUEUED,
@@ -41,11 +42,12 @@ from ..names import (
     WAIT_CREATION_REJECTED,
     WAIT_FOR_NODES,
     WAIT_PODS_REJECTED,
+    WAIT_REQUEUED,
     WAIT_SECRET_NOT_FOUND,
     WAIT_SUSPENDED,
 )
 from ..observe.trainingjob import TrainingJobWorld
-from . import failures
+from . import failures, requeues
 from . import pods as pod_readers
 from .common import Decision, Desired, parse_time
 from .kueue import kueue_hold
@@ -119,9 +121,10 @@ def decide(
     if spec is None:
         invalid = failures.failure(ERR_INVALID_SPEC, f"The spec cannot be parsed: {world.view['specError']}")
         out = Outcome.failed(invalid)
-        return Decision(new_status(world, out, now), events(old, out))
+        return Decision(new_status(world, out, now), events(old, out, world.config.max_requeues))
     out, actions = _outcome(world, spec, desired, now)
-    decision = Decision(new_status(world, out, now), events(old, out), actions, out.requeue_after)
+    said = events(old, out, world.config.max_requeues)
+    decision = Decision(new_status(world, out, now), said, actions, out.requeue_after)
     return _with_ttl(world, decision, now)
 
 
@@ -199,7 +202,24 @@ def _start(
 def _running_outcome(
     world: TrainingJobWorld, spec: TrainingJobSpec, batch_job: Mapping[str, Any], suspend: bool, now: datetime
 ) -> Outcome:
-    """The job's children exist: what they say."""
+    """The job's children exist: what they say. Nodes Kubernetes took away are counted first (they are
+    history whatever happens next)."""
+    pods = world.pods
+    seen = world.status.requeues or []
+    requeued = requeues.new_requeues(pods, seen, now)
+    out = _running_outcome_of_pods(world, spec, batch_job, suspend, now, [*seen, *requeued])
+    out.requeued = requeued
+    return out
+
+
+def _running_outcome_of_pods(
+    world: TrainingJobWorld,
+    spec: TrainingJobSpec,
+    batch_job: Mapping[str, Any],
+    suspend: bool,
+    now: datetime,
+    all_requeues: list[Requeue],
+) -> Outcome:
     pods = world.pods
     conds = pod_readers.true_conditions(batch_job)
     # The pods decide as soon as they end, as Batch AI's nodes did; the batch Job's conditions follow
@@ -216,9 +236,13 @@ def _running_outcome(
                 "The job failed; waiting for its pods' exit codes",
                 requeue_after=EXIT_CODE_RECHECK_SECONDS,
             )
-        return Outcome.failed(failures.batch_job_failure(spec, pods, failed))
+        return Outcome.failed(failures.batch_job_failure(spec, pods, failed, world.cluster_spec))
     if pod_readers.failed(pods, spec):
-        return Outcome.failed(failures.batch_job_failure(spec, pods, {}))
+        return Outcome.failed(failures.batch_job_failure(spec, pods, {}, world.cluster_spec))
+    limit = world.config.max_requeues
+    if len(all_requeues) > limit:
+        message = requeues.too_many_message(all_requeues, limit)
+        return Outcome.failed(failures.failure(ERR_TOO_MANY_REQUEUES, message))
     start_failure = failures.start_failure(pods)
     if start_failure is not None:
         return Outcome.failed(start_failure)
@@ -238,6 +262,11 @@ def _running_outcome(
     if pod_readers.scheduled(pods) >= spec.node_count:
         message = f"All {spec.node_count} node(s) allocated; the job is running"
         return Outcome(RUNNING, "Running", message, news=False)
+    if any(requeues.taken_away(p) for p in pods):
+        # Back in the queue until the node runs again (the Requeued Event and condition say why).
+        last = all_requeues[-1] if all_requeues else None
+        message = requeues.describe(last, len(all_requeues), limit) if last else "Requeued"
+        return Outcome(QUEUED, WAIT_REQUEUED, message, news=False)
     return Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(world, spec))
 
 

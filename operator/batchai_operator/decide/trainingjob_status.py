@@ -11,6 +11,7 @@ from ..api.trainingjob import (
     Condition,
     DirectoryPath,
     ExecutionInfo,
+    Requeue,
     StoragePath,
     TrainingJobSpec,
     TrainingJobStatus,
@@ -20,6 +21,7 @@ from ..manifests.paths import stdouterr_dir
 from ..names import (
     ANNOTATION_SPEC_HASH,
     CONDITION_FOR_STATE,
+    CONDITION_REQUEUED,
     CONDITION_SPEC_APPLIED,
     CONDITION_SUSPENDED,
     FAILED,
@@ -33,6 +35,7 @@ from ..storage.locations import storage_status
 from . import pods as pod_readers
 from .common import Event, find_condition, fmt_time, set_condition
 from .failures import Failure
+from .requeues import describe
 
 
 @dataclass
@@ -49,6 +52,8 @@ class Outcome:
     # Worth an Event when the state changes. Not news: a job being created, and a job that starts running
     # (its status and Running condition say so; Events mark ends and setbacks), one write fewer per job each.
     news: bool = True
+    # Nodes Kubernetes took away since the last status (decide/requeues.py): listed, counted, each an Event.
+    requeued: list[Requeue] = field(default_factory=list)
 
     @staticmethod
     def failed(f: Failure) -> Outcome:
@@ -75,6 +80,9 @@ def new_status(world: TrainingJobWorld, out: Outcome, now: datetime) -> Training
             info.exit_code = out.exit_code
         if out.errors:
             info.errors = out.errors
+    requeues = [*(old.requeues or []), *out.requeued]
+    if requeues:
+        info.requeue_count = len(requeues)
     counts = pod_readers.node_counts(world.pods)
     generation = world.view["metadata"]["generation"]
     status = TrainingJobStatus(
@@ -86,6 +94,7 @@ def new_status(world: TrainingJobWorld, out: Outcome, now: datetime) -> Training
         cluster=world.view["cluster"],
         nodes=counts,
         conditions=_conditions(world, out, now),
+        requeues=requeues or None,
         observed_generation=generation,
     )
     spec = world.spec
@@ -118,8 +127,14 @@ def _conditions(world: TrainingJobWorld, out: Outcome, now: datetime) -> list[Co
         )
     if world.spec is not None:
         conditions = _spec_applied(world, world.spec, conditions, now)
+    if out.requeued:
+        count, last = len(world.status.requeues or []) + len(out.requeued), out.requeued[-1]
+        message = describe(last, count, world.config.max_requeues)
+        reason = last.reason
+        conditions = set_condition(conditions, CONDITION_REQUEUED, True, reason, message, generation, now)
     # The job's own condition types first, in their fixed order, then any others.
-    order = {t: i for i, t in enumerate((*TRAININGJOB_CONDITION_TYPES, CONDITION_SPEC_APPLIED))}
+    kinds = (*TRAININGJOB_CONDITION_TYPES, CONDITION_SPEC_APPLIED, CONDITION_REQUEUED)
+    order = {t: i for i, t in enumerate(kinds)}
     return sorted(conditions, key=lambda c: order.get(c.type, len(order)))
 
 
@@ -142,8 +157,16 @@ def _spec_applied(
     )
 
 
-def events(old: TrainingJobStatus, out: Outcome) -> list[Event]:
-    """An Event per change of state that is news (see Outcome.news)."""
-    if out.state == old.execution_state or not out.news:
-        return []
-    return [Event("Warning" if out.state == FAILED else "Normal", out.state.capitalize(), out.message)]
+def events(old: TrainingJobStatus, out: Outcome, max_requeues: int) -> list[Event]:
+    """A Warning Event per node Kubernetes took away, and an Event per change of state that is news (see
+    Outcome.news)."""
+    seen = len(old.requeues or [])
+    out_events = [
+        Event("Warning", CONDITION_REQUEUED, describe(r, seen + i, max_requeues))
+        for i, r in enumerate(out.requeued, start=1)
+    ]
+    if out.state != old.execution_state and out.news:
+        out_events.append(
+            Event("Warning" if out.state == FAILED else "Normal", out.state.capitalize(), out.message)
+        )
+    return out_events
