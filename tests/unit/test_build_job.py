@@ -394,7 +394,7 @@ def test_multi_node_jobs_get_a_shared_temp_volume_of_the_configured_class() -> N
 def test_a_node_kubernetes_takes_away_is_requeued_and_an_exit_still_counts() -> None:
     """Issue 28: DisruptionTarget pods (lost node, drain, preemption) are ignored by the Job's failure
     count; nothing else is ignored, so a non-zero exit fails the Job at once as before (backoffLimit 0)."""
-    job = build(SEED_SPEC).job["spec"]
+    job = build(SEED_SPEC).batch_job["spec"]
     assert job["podFailurePolicy"] == {
         "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
     }
@@ -406,7 +406,7 @@ def test_a_node_kubernetes_takes_away_is_requeued_and_an_exit_still_counts() -> 
 
 @pytest.mark.parametrize("seconds", [15, 300])
 def test_job_pods_leave_a_lost_node_after_the_configured_seconds(seconds: int) -> None:
-    pod = build(SEED_SPEC, config=OperatorConfig(node_lost_seconds=seconds)).job["spec"]["template"]["spec"]
+    pod = build(SEED_SPEC, config=OperatorConfig(node_lost_seconds=seconds)).batch_job["spec"]["template"]["spec"]
     lost = {t["key"]: t for t in pod["tolerations"] if t.get("effect") == "NoExecute"}
     assert set(lost) == {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
     assert all(t["operator"] == "Exists" and t["tolerationSeconds"] == seconds for t in lost.values())
