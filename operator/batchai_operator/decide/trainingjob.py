@@ -12,8 +12,10 @@ Batch AI's codes (decide/failures.py).
 Where features plug in (`_outcome`'s numbered steps): one that holds a job before it runs (gang
 scheduling: suspended until admitted) is a branch of step 5 that returns QUEUED with its own reason, and
 SetBatchJobSuspend when the batch Job must change; its extra child (a PodGroup, a Workload) is one more
-member of the desired TrainingJobChildren. One that tries a job again (a lost node) returns DeleteBatchJob
-with the attempt counted in status; step 4 then creates the next attempt's children.
+member of the desired TrainingJobChildren. A node Kubernetes takes away (lost, drained, preempted) is run
+again by the batch Job itself (its podFailurePolicy); the decision counts it in status (decide/requeues.py)
+and fails the job beyond jobs.maxRequeues. One that must restart the whole attempt (a multi-node job's
+gang) would return DeleteBatchJob with the attempt counted; step 4 then creates the next attempt's children.
 """
 
 from __future__ import annotations
