@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from devcluster import DEVCLUSTER, node_ready, wait_for
-from jobs import create_job, get_job, job_pods, wait_state
+from jobs import create_trainingjob, get_trainingjob, trainingjob_pods, wait_state
 from kubernetes import client
 
 from storage_services import running_azurite
@@ -97,7 +97,7 @@ def ran_twice(by_pod: dict[str, list[float]]) -> list[tuple[str, str]]:
 
 def running_pod(ns: str, job: str, node: str | None = None) -> client.V1Pod:
     def find() -> client.V1Pod | None:
-        for p in job_pods(ns, job):
+        for p in trainingjob_pods(ns, job):
             if p.status.phase == "Running" and (node is None or p.spec.node_name == node):
                 return p
         return None
@@ -179,7 +179,7 @@ def beating_job(ns: str, account: str, name: str, seconds: int) -> None:
         "relativeMountPath": "beats",
     }
     settings = {"customToolkitSettings": {"commandLine": beating(name, seconds)}}
-    create_job(ns, name, job_spec(CLUSTER, mountVolumes={"azureFileShares": [share]}, **settings))
+    create_trainingjob(ns, name, job_spec(CLUSTER, mountVolumes={"azureFileShares": [share]}, **settings))
 
 
 def start_on(
@@ -201,7 +201,7 @@ def start_on(
 
 def wait_requeued(ns: str, job: str, t: Timeline, at_least: int = 1, timeout: float = 180) -> dict[str, Any]:
     def requeued() -> dict[str, Any] | None:
-        tj = get_job(ns, job)
+        tj = get_trainingjob(ns, job)
         return tj if requeues(tj) >= at_least else None
 
     tj = wait_for(requeued, timeout=timeout, what=f"{job} requeued")
@@ -251,7 +251,7 @@ def test_a_hung_node_is_left_and_the_job_rerun_only_once_its_pod_is_gone(
     wait_requeued(ns, "hung", t)
     # Not replaced while the old pod may run: for 20 s, no second pod, and the old one still beats.
     time.sleep(20)
-    assert [p.metadata.name for p in job_pods(ns, "hung")] == [pod.metadata.name]
+    assert [p.metadata.name for p in trainingjob_pods(ns, "hung")] == [pod.metadata.name]
     (old_run,) = beats(account, ns, "hung").values()
     assert max(old_run) > time.time() - 5
     t("20 s later: still the one pod (terminating, its container beating on real-1): no replacement")
@@ -263,7 +263,7 @@ def test_a_hung_node_is_left_and_the_job_rerun_only_once_its_pod_is_gone(
         lambda: next(
             (
                 p
-                for p in job_pods(ns, "hung")
+                for p in trainingjob_pods(ns, "hung")
                 if p.metadata.name != pod.metadata.name and p.status.phase == "Running"
             ),
             None,
@@ -303,7 +303,7 @@ def test_a_node_gone_for_good_reruns_the_job_on_the_other_node_and_the_operator_
     operator.start()
     t("operator started again")
     wait_requeued(ns, "gone", t)
-    assert len(job_pods(ns, "gone")) == 1
+    assert len(trainingjob_pods(ns, "gone")) == 1
     taints = [tt.to_dict() for tt in core_v1.read_node("real-1").spec.taints or []]
     core_v1.patch_node("real-1", {"spec": {"taints": [*taints, OUT_OF_SERVICE]}})
     t("real-1 tainted node.kubernetes.io/out-of-service (the node is down: non-graceful node shutdown)")
@@ -336,7 +336,7 @@ def test_a_drained_node_requeues_the_job_without_failing_it(
             "--ignore-daemonsets",
             "--delete-emptydir-data",
             "--pod-selector",
-            f"batchai.io/trainingjob-uid={get_job(ns, 'drained')['metadata']['uid']}",
+            f"batchai.io/trainingjob-uid={get_trainingjob(ns, 'drained')['metadata']['uid']}",
             "--timeout=120s",
         ],
         capture_output=True,
@@ -346,7 +346,7 @@ def test_a_drained_node_requeues_the_job_without_failing_it(
     assert out.returncode == 0, out.stderr
     t("fault: kubectl drain real-1 (Eviction API)")
     wait_requeued(ns, "drained", t)
-    assert get_job(ns, "drained")["status"]["executionState"] != "failed"
+    assert get_trainingjob(ns, "drained")["status"]["executionState"] != "failed"
     new = running_pod(ns, "drained", "real-0")
     t(f"rerun: pod {new.metadata.name} running on real-0")
     finish(ns, account, "drained", t)
@@ -365,14 +365,14 @@ def test_containerd_restarted_under_a_running_job_changes_nothing(
     t("fault: real-1's containerd restarted")
 
     def ended() -> dict[str, Any] | None:
-        tj = get_job(ns, "steady")
+        tj = get_trainingjob(ns, "steady")
         states.append(tj["status"]["executionState"])
         return tj if states[-1] in ("succeeded", "failed") else None
 
     tj = wait_for(ended, timeout=240, interval=1, what="steady finished")
     t(f"states seen meanwhile: {sorted(set(states))}")
     assert "failed" not in states and tj["status"]["executionState"] == "succeeded"
-    assert [p.metadata.name for p in job_pods(ns, "steady")] == [pod.metadata.name]
+    assert [p.metadata.name for p in trainingjob_pods(ns, "steady")] == [pod.metadata.name]
     finish(ns, account, "steady", t)
     t.save()
 
@@ -415,7 +415,7 @@ def test_a_mount_that_dies_mid_job_fails_it_naming_the_volume_and_is_unmounted(
         "relativeMountPath": "data",
     }
     writer = f"for i in $(seq 300); do echo $i > {ROOT}/data/step.txt || exit 1; sleep 1; done"
-    create_job(
+    create_trainingjob(
         ns,
         "writer",
         job_spec(
