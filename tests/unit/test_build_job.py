@@ -406,7 +406,8 @@ def test_a_node_kubernetes_takes_away_is_requeued_and_an_exit_still_counts() -> 
 
 @pytest.mark.parametrize("seconds", [15, 300])
 def test_job_pods_leave_a_lost_node_after_the_configured_seconds(seconds: int) -> None:
-    pod = build(SEED_SPEC, config=OperatorConfig(node_lost_seconds=seconds)).batch_job["spec"]["template"]["spec"]
+    job = build(SEED_SPEC, config=OperatorConfig(node_lost_seconds=seconds)).batch_job
+    pod = job["spec"]["template"]["spec"]
     lost = {t["key"]: t for t in pod["tolerations"] if t.get("effect") == "NoExecute"}
     assert set(lost) == {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
     assert all(t["operator"] == "Exists" and t["tolerationSeconds"] == seconds for t in lost.values())
