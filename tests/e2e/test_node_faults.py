@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,9 @@ from devcluster import DEVCLUSTER, node_ready, wait_for
 from jobs import create_trainingjob, get_trainingjob, trainingjob_pods, wait_state
 from kubernetes import client
 
-from storage_services import running_azurite
+from storage_services import AZURITE, running_azurite
 
-from .conftest import NODE_LOST_SECONDS, delete_namespace, new_namespace
+from .conftest import MAX_REQUEUES, NODE_LOST_SECONDS, delete_namespace, new_namespace
 from .realnodes import REAL_NODES, cluster_body, job_spec, share_path
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +44,8 @@ RUN_ID = "run=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \\n'); "
 
 
 def beating(job: str, seconds: int) -> str:
-    """A job that beats `seconds` times into the share (its file <job>.txt there), then succeeds."""
+    """A job that beats `seconds` times into the share (its file <job>.txt there), then succeeds. In a
+    multi-node job, node 0 runs it (the custom toolkit's command line); the other nodes serve ssh."""
     return (
         RUN_ID + f'for i in $(seq {seconds}); do echo "$run $(date +%s.%N)" >> {ROOT}/beats/{job}.txt; '
         "sleep 1; done; echo done"
@@ -171,7 +172,7 @@ def real_nodes_back(core_v1: client.CoreV1Api) -> Iterator[None]:
         wait_for(lambda n=node: node_ready(core_v1, n), timeout=180, what=f"{node} Ready again")
 
 
-def beating_job(ns: str, account: str, name: str, seconds: int) -> None:
+def beating_job(ns: str, account: str, name: str, seconds: int, node_count: int = 1) -> None:
     share = {
         "accountName": account,
         "azureFileUrl": f"https://{account}.file.core.windows.net/{ns}",
@@ -179,7 +180,8 @@ def beating_job(ns: str, account: str, name: str, seconds: int) -> None:
         "relativeMountPath": "beats",
     }
     settings = {"customToolkitSettings": {"commandLine": beating(name, seconds)}}
-    create_trainingjob(ns, name, job_spec(CLUSTER, mountVolumes={"azureFileShares": [share]}, **settings))
+    spec = job_spec(CLUSTER, node_count, mountVolumes={"azureFileShares": [share]}, **settings)
+    create_trainingjob(ns, name, spec)
 
 
 def start_on(
@@ -319,6 +321,26 @@ def batch_jobs(ns: str) -> list[client.V1Job]:
     return client.BatchV1Api().list_namespaced_job(ns).items
 
 
+def drain(ns: str, job: str, node: str) -> None:
+    """`kubectl drain` the node of the job's pods (the Eviction API; the node stays cordoned)."""
+    out = subprocess.run(
+        [
+            "kubectl",
+            "drain",
+            node,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--pod-selector",
+            f"batchai.io/trainingjob-uid={get_trainingjob(ns, job)['metadata']['uid']}",
+            "--timeout=120s",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+
+
 def test_a_drained_node_requeues_the_job_without_failing_it(
     namespace: tuple[str, str], core_v1: client.CoreV1Api, real_nodes_back: None
 ) -> None:
@@ -328,22 +350,7 @@ def test_a_drained_node_requeues_the_job_without_failing_it(
     t = Timeline("drain")
     pod = start_on(core_v1, ns, account, "drained", "real-1", 30)
     t(f"job running: pod {pod.metadata.name} on real-1")
-    out = subprocess.run(
-        [
-            "kubectl",
-            "drain",
-            "real-1",
-            "--ignore-daemonsets",
-            "--delete-emptydir-data",
-            "--pod-selector",
-            f"batchai.io/trainingjob-uid={get_trainingjob(ns, 'drained')['metadata']['uid']}",
-            "--timeout=120s",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert out.returncode == 0, out.stderr
+    drain(ns, "drained", "real-1")
     t("fault: kubectl drain real-1 (Eviction API)")
     wait_requeued(ns, "drained", t)
     assert get_trainingjob(ns, "drained")["status"]["executionState"] != "failed"
@@ -377,8 +384,8 @@ def test_containerd_restarted_under_a_running_job_changes_nothing(
     t.save()
 
 
-def rclone_of(pod_uid: str) -> int:
-    """The pid of the rclone serving a volume of the pod (its mount point is under the pod's directory)."""
+def pid_of(matches: Callable[[list[bytes]], bool]) -> int | None:
+    """The pid of a process of this machine whose command line (its arguments) matches."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -386,9 +393,16 @@ def rclone_of(pod_uid: str) -> int:
             cmdline = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if cmdline and cmdline[0].endswith(b"rclone") and any(pod_uid.encode() in a for a in cmdline):
+        if cmdline and matches(cmdline):
             return int(proc.name)
-    raise AssertionError(f"no rclone process for pod {pod_uid}")
+    return None
+
+
+def rclone_of(pod_uid: str) -> int:
+    """The pid of the rclone serving a volume of the pod (its mount point is under the pod's directory)."""
+    pid = pid_of(lambda args: args[0].endswith(b"rclone") and any(pod_uid.encode() in a for a in args))
+    assert pid is not None, f"no rclone process for pod {pod_uid}"
+    return pid
 
 
 def mounted_for(pod_uid: str) -> list[str]:
@@ -447,4 +461,155 @@ def test_a_mount_that_dies_mid_job_fails_it_naming_the_volume_and_is_unmounted(
     t(f"Event on the pod: {events[0].source.component} {events[0].reason}: {events[0].message}")
     wait_for(lambda: not mounted_for(uid), timeout=120, what="the dead mount unmounted")
     t("the pod's volumes are unmounted (no mount of the pod left on the node)")
+    t.save()
+
+
+def test_a_job_that_keeps_losing_its_node_fails_beyond_the_requeue_limit(
+    namespace: tuple[str, str], core_v1: client.CoreV1Api, real_nodes_back: None
+) -> None:
+    """Drained again and again (the e2e operator allows MAX_REQUEUES, chart jobs.maxRequeues): each
+    drain is a requeue; the one past the limit fails the job with TooManyRequeues, naming the limit and
+    the last node, and stops it."""
+    ns, account = namespace
+    t = Timeline("requeue-limit")
+    pod = start_on(core_v1, ns, account, "unlucky", "real-1", 200)
+    t(f"job running: pod {pod.metadata.name} on real-1 (at most {MAX_REQUEUES} requeues allowed)")
+    node = "real-1"
+    for n in range(1, MAX_REQUEUES + 2):
+        drain(ns, "unlucky", node)
+        t(f"fault {n}: kubectl drain {node}")
+        if n <= MAX_REQUEUES:
+            wait_requeued(ns, "unlucky", t, at_least=n)
+            other = next(x for x in REAL_NODES if x != node)
+            new = running_pod(ns, "unlucky", other)
+            set_schedulable(core_v1, node, True)
+            t(f"rerun: pod {new.metadata.name} running on {other} ({node} uncordoned)")
+            node = other
+    tj = finish(ns, account, "unlucky", t, state="failed")
+    (error,) = tj["status"]["executionInfo"]["errors"]
+    t(f"status: {error['code']}: {error['message']}")
+    assert error["code"] == "TooManyRequeues"
+    assert f"{MAX_REQUEUES + 1} times" in error["message"] and "jobs.maxRequeues" in error["message"]
+    assert f"on {node}" in error["message"]
+    assert requeues(tj) == MAX_REQUEUES + 1
+    wait_for(lambda: not batch_jobs(ns), timeout=60, what="the job's batch Job deleted")
+    t("its batch Job deleted: nothing of it runs on")
+    t.save()
+
+
+def test_a_multi_node_job_that_loses_a_node_restarts_its_whole_attempt_together(
+    namespace: tuple[str, str], core_v1: client.CoreV1Api, real_nodes_back: None
+) -> None:
+    """A 2-node job (node 0 beats, node 1 serves its ssh) when real-1 hangs: once its pod there is
+    evicted, the operator deletes the attempt's batch Job in the foreground: the pod on real-0 stops at
+    once, and the batch Job (its name taken) stays until the pod on real-1 is gone too, which only the
+    returning kubelet can confirm. Then the next attempt starts with both nodes; no run of node 0
+    overlaps another; one requeue in status."""
+    ns, account = namespace
+    t = Timeline("multi-node-lost")
+    beating_job(ns, account, "pair", 120, node_count=2)
+
+    def both_running() -> list[client.V1Pod] | None:
+        pods = [p for p in trainingjob_pods(ns, "pair") if p.status.phase == "Running"]
+        return pods if len(pods) == 2 else None
+
+    old = wait_for(both_running, timeout=180, what="both nodes of pair running")
+    wait_for(lambda: beats(account, ns, "pair"), timeout=90, what="pair's first beats")
+    where = {p.spec.node_name: p for p in old}
+    index = {p.spec.node_name: p.metadata.labels.get("batch.kubernetes.io/job-completion-index") for p in old}
+    (first_job,) = batch_jobs(ns)
+    t(f"job running: node {index['real-0']} on real-0, node {index['real-1']} on real-1")
+    devcluster("node-stop", "real-1")
+    t("fault: real-1's kubelet and containerd stopped (its container still runs)")
+    lost = where["real-1"].metadata.name
+    evicted = wait_for(
+        lambda: disruption(core_v1.read_namespaced_pod(lost, ns)),
+        timeout=NODE_LOST_SECONDS + 120,
+        what="the pod evicted from real-1",
+    )
+    t(f"pod on real-1 evicted: DisruptionTarget {evicted.reason}")
+    tj = wait_requeued(ns, "pair", t)
+    assert "start again together" in (condition(tj, "Requeued") or {}).get("message", "")
+    ended = wait_for(
+        lambda: pod_end(core_v1, ns, where["real-0"].metadata.name),
+        timeout=60,
+        what="the pod on real-0 ended",
+    )
+    t(f"the attempt's pod on real-0 stopped: {ended}")
+    time.sleep(15)
+    (held,) = batch_jobs(ns)
+    assert held.metadata.uid == first_job.metadata.uid and held.metadata.deletion_timestamp is not None
+    assert all(p.metadata.name in {o.metadata.name for o in old} for p in trainingjob_pods(ns, "pair"))
+    t("15 s later: the attempt's batch Job still being deleted (real-1's pod Terminating): no new pod")
+    devcluster("up")
+    t("real-1's kubelet and containerd started again")
+    wait_for(lambda: pod_end(core_v1, ns, lost), timeout=120, what="the pod on real-1 ended")
+    t("the pod on real-1 stopped by its returning kubelet")
+    new = wait_for(both_running, timeout=240, what="the next attempt's two nodes running")
+    assert not {p.metadata.name for p in new} & {o.metadata.name for o in old}
+    (second_job,) = batch_jobs(ns)
+    assert second_job.metadata.uid != first_job.metadata.uid
+    hosts = ", ".join(sorted(p.spec.node_name for p in new))
+    t(f"next attempt: a new batch Job, both nodes running ({hosts})")
+    tj = finish(ns, account, "pair", t)
+    assert requeues(tj) == 1
+    t.save()
+
+
+def azurite_pid(port: int) -> int | None:
+    """The Azurite serving the dev cluster's blob endpoint (hack/azurite up started it)."""
+    return pid_of(lambda args: any(a.endswith(b"azurite-blob") for a in args) and str(port).encode() in args)
+
+
+def test_a_storage_endpoint_down_at_the_start_fails_the_job_with_its_mount_error(
+    namespace: tuple[str, str], core_v1: client.CoreV1Api
+) -> None:
+    """The blob endpoint (Azurite) stopped before the job starts: the blob stand-in cannot reach it, the
+    kubelet's FailedMount Events say so, and the job fails with BFSMountError naming the container, as
+    for any mount that will not come up. Azurite is started again (its data kept) afterwards."""
+    ns, account = namespace
+    t = Timeline("endpoint-down")
+    blob = running_azurite()
+    blob.container(ns)
+    port = int(blob.endpoint.split(":")[2].split("/")[0])
+    pid = azurite_pid(port)
+    assert pid is not None, f"no Azurite on port {port}"
+    volume = {
+        "accountName": account,
+        "containerName": ns,
+        "credentials": {"secretRef": {"name": "storage"}},
+        "relativeMountPath": "data",
+    }
+    try:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: azurite_pid(port) is None, timeout=30, what="Azurite stopped")
+        t(f"fault: the blob endpoint (Azurite, 127.0.0.1:{port}) stopped")
+        create_trainingjob(
+            ns,
+            "nostore",
+            job_spec(
+                CLUSTER,
+                customToolkitSettings={"commandLine": f"ls {ROOT}/data"},
+                mountVolumes={"azureBlobFileSystems": [volume]},
+            ),
+        )
+        (pod,) = wait_for(lambda: trainingjob_pods(ns, "nostore"), timeout=60, what="nostore's pod")
+        t(f"job submitted with a blob volume on it: pod {pod.metadata.name} on {pod.spec.node_name}")
+        tj = wait_state(ns, "nostore", "failed", timeout=240)
+    finally:
+        subprocess.run([str(AZURITE), "up"], check=True, stdin=subprocess.DEVNULL, timeout=120)
+        t("Azurite started again")
+    info = tj["status"]["executionInfo"]
+    (error,) = info["errors"]
+    detail = " ".join(d["value"] for d in error.get("details") or [])
+    t(f"status: failed {error['code']}: {error['message']} | {detail[:300]}")
+    assert error["code"] == "BFSMountError"
+    assert f"blob container {ns} of {account}" in detail
+    assert "connection refused" in detail
+    events = core_v1.list_namespaced_event(
+        ns, field_selector=f"involvedObject.name={pod.metadata.name}"
+    ).items
+    mounts = [e for e in events if e.reason == "FailedMount"]
+    assert mounts and mounts[0].source.component == "kubelet", [e.reason for e in events]
+    t(f"FailedMount from the kubelet on {pod.spec.node_name}, {sum(e.count or 1 for e in mounts)} times")
     t.save()

@@ -431,3 +431,50 @@ def test_a_mount_lost_while_running_fails_with_its_code_naming_the_volume() -> N
     detail = (error.details or [])[0].value
     assert "blob container data of acct (relativeMountPath bfs)" in detail
     assert "Transport endpoint is not connected" in detail
+
+
+def test_a_multi_node_job_that_loses_a_node_restarts_its_whole_attempt() -> None:
+    # Node 1's pod evicted from a lost node; node 0 still runs. The whole attempt goes: the batch Job is
+    # deleted in the foreground (it stays, its name taken, until every pod of it is gone).
+    s = spec(nodeCount=2)
+    lost = [pod(0, node="real-0"), disrupted(pod(1, node="real-1"))]
+    d = decided(s=s, status=running(), batch_job=batch_job(), pods=lost)
+    expect_actions(d, DeleteBatchJob("j", wait_for_pods=True))
+    assert reason(d) == ("queued", "Requeued") and count(d) == 1
+    requeued = next(c for c in d.status.conditions or [] if c.type == "Requeued")
+    assert "its 2 nodes start again together" in requeued.message
+    assert [e.reason for e in d.events] == ["Requeued"] and "together" in d.events[0].message
+    # Being deleted: node 0 stopped (143), node 0 failing for want of its peer, even the batch Job's
+    # Failed: none of it decides; still queued, nothing more to do, the requeue counted once.
+    deleting = batch_job(("Failed", "BackoffLimitExceeded"))
+    deleting["metadata"]["deletionTimestamp"] = "2026-11-29T12:00:00Z"
+    stopping = [pod(0, "Failed", 1, node="real-0"), disrupted(pod(1, node="real-1"))]
+    again = decided(s=s, status=d.status, batch_job=deleting, pods=stopping)
+    expect_actions(again)
+    assert reason(again) == ("queued", "Requeued") and count(again) == 1 and again.events == []
+    # Gone: the next attempt's children are created; then both nodes run again.
+    gone = decided(s=s, status=again.status, batch_job=None, pods=[])
+    expect_actions(gone, CreateChildren)
+    rerun = decided(s=s, status=gone.status, batch_job=batch_job(), pods=[pod(0), pod(1)])
+    assert reason(rerun) == ("running", "Running") and count(rerun) == 1
+
+
+def test_a_multi_node_job_beyond_the_requeue_limit_fails_instead_of_restarting() -> None:
+    s = spec(nodeCount=2)
+    seen = decided(s=s, status=running(), batch_job=batch_job(), pods=[pod(0), disrupted(pod(1))])
+    p = disrupted(pod(1))
+    p["metadata"]["name"] = "j-1-again"
+    d = decided(
+        s=s,
+        status=seen.status,
+        batch_job=batch_job(),
+        pods=[pod(0), p],
+        config=OperatorConfig(max_requeues=1),
+    )
+    expect_actions(d, DeleteBatchJob("j"))
+    assert reason(d) == ("failed", "TooManyRequeues")
+
+
+def test_a_single_node_job_is_not_restarted_by_the_operator() -> None:
+    d = decided(status=running(), batch_job=batch_job(), pods=[disrupted(pod(0))])
+    expect_actions(d)  # its batch Job replaces the pod (podReplacementPolicy Failed)

@@ -6,7 +6,8 @@ jobs.nodeLostSeconds, are over), drained through the Eviction API, preempted by 
 pod GC once its node was deleted or declared out of service, or stopped by its kubelet for node pressure
 or shutdown. The batch Job ignores such a failure (its podFailurePolicy) and replaces the pod once it is
 gone, so the job's own failure budget (maxRetryCount) is untouched; the operator counts these requeues in
-status (one per pod, remembered by name) and fails the job beyond jobs.maxRequeues.
+status (one per pod, remembered by name) and fails the job beyond jobs.maxRequeues. A multi-node job
+restarts its whole attempt instead (decide/trainingjob.py).
 """
 
 from __future__ import annotations
@@ -74,14 +75,21 @@ def new_requeues(
     return sorted(out, key=lambda r: r.pod)
 
 
-def describe(requeue: Requeue, count: int, limit: int) -> str:
-    """One requeue in a sentence, for the Requeued condition and Event."""
+def describe(requeue: Requeue, count: int, limit: int, restart: int = 0) -> str:
+    """One requeue in a sentence, for the Requeued condition and Event. `restart`: the job's node count
+    when the whole attempt restarts (a multi-node job), else 0."""
     where = f" on {requeue.node_name}" if requeue.node_name else ""
     what = WHAT_HAPPENED.get(requeue.reason, "it was taken away")
+    again = (
+        f"The whole attempt is stopped and its {restart} nodes start again together once every pod of it "
+        "is gone"
+        if restart
+        else "It runs again once that pod is gone"
+    )
     return (
         f"Node {requeue.node_index}'s pod {requeue.pod}{where} was taken away by Kubernetes: {what} "
-        f"({requeue.message}). It runs again once that pod is gone (requeue {count} of at most {limit}; "
-        "not counted against maxRetryCount)"
+        f"({requeue.message}). {again} (requeue {count} of at most {limit}; not counted against "
+        "maxRetryCount)"
     )
 
 

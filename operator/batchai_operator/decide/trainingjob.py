@@ -14,8 +14,11 @@ scheduling: suspended until admitted) is a branch of step 5 that returns QUEUED 
 SetBatchJobSuspend when the batch Job must change; its extra child (a PodGroup, a Workload) is one more
 member of the desired TrainingJobChildren. A node Kubernetes takes away (lost, drained, preempted) is run
 again by the batch Job itself (its podFailurePolicy); the decision counts it in status (decide/requeues.py)
-and fails the job beyond jobs.maxRequeues. One that must restart the whole attempt (a multi-node job's
-gang) would return DeleteBatchJob with the attempt counted; step 4 then creates the next attempt's children.
+and fails the job beyond jobs.maxRequeues. A multi-node job restarts the whole attempt instead (its nodes
+work together: node 0's mpirun cannot take a new peer): the requeue returns DeleteBatchJob with
+wait_for_pods (foreground deletion: the batch Job, its name taken, stays until every pod of the attempt is
+gone, also the one on the lost node), the job stays queued/Requeued meanwhile, and step 4 then creates the
+next attempt's children.
 """
 
 from __future__ import annotations
@@ -80,6 +83,9 @@ class DeleteBatchJob:
     """Stop the job's pods by deleting its batch Job."""
 
     name: str
+    # Foreground deletion: the batch Job (and its name) stays until its last pod is gone, so that the
+    # next attempt's cannot start while a pod of this one may still run (a multi-node job's restart).
+    wait_for_pods: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,7 +171,17 @@ def _outcome(
     out = _running_outcome(world, spec, batch_job, suspend, now)
     if out.state == FAILED and out.reason not in failures.DECIDED_BY_THE_PODS:
         actions += _stop_if_running(batch_job)
+    elif out.state == QUEUED and out.reason == WAIT_REQUEUED and _restarts_whole(spec):
+        # The whole attempt goes; the pods Kubernetes replaces one by one are left to the single-node job.
+        actions = (
+            [] if pod_readers.deleting(batch_job) else [DeleteBatchJob(pod_readers.name(batch_job), True)]
+        )
     return out, actions
+
+
+def _restarts_whole(spec: TrainingJobSpec) -> bool:
+    """A job whose lost node loses the whole attempt: one of several nodes (they run as one)."""
+    return spec.node_count > 1
 
 
 def _start(
@@ -223,6 +239,17 @@ def _running_outcome_of_pods(
     all_requeues: list[Requeue],
 ) -> Outcome:
     pods = world.pods
+    limit = world.config.max_requeues
+    if _restarts_whole(spec) and (
+        pod_readers.deleting(batch_job) or any(requeues.taken_away(p) for p in pods)
+    ):
+        # A multi-node attempt that lost a node restarts whole, whatever its other pods do meanwhile (node 0
+        # may fail for want of its peer; the pods being stopped exit 143): its end decides nothing.
+        if len(all_requeues) > limit:
+            return Outcome.failed(
+                failures.failure(ERR_TOO_MANY_REQUEUES, requeues.too_many_message(all_requeues, limit))
+            )
+        return _requeued(all_requeues, limit, restart=spec.node_count)
     conds = pod_readers.true_conditions(batch_job)
     # The pods decide as soon as they end, as Batch AI's nodes did; the batch Job's conditions follow
     # later (the Job controller works through its queue at its own pace) and say the same.
@@ -241,7 +268,6 @@ def _running_outcome_of_pods(
         return Outcome.failed(failures.batch_job_failure(spec, pods, failed, world.cluster_spec))
     if pod_readers.failed(pods, spec):
         return Outcome.failed(failures.batch_job_failure(spec, pods, {}, world.cluster_spec))
-    limit = world.config.max_requeues
     if len(all_requeues) > limit:
         message = requeues.too_many_message(all_requeues, limit)
         return Outcome.failed(failures.failure(ERR_TOO_MANY_REQUEUES, message))
@@ -265,11 +291,16 @@ def _running_outcome_of_pods(
         message = f"All {spec.node_count} node(s) allocated; the job is running"
         return Outcome(RUNNING, "Running", message, news=False)
     if any(requeues.taken_away(p) for p in pods):
-        # Back in the queue until the node runs again (the Requeued Event and condition say why).
-        last = all_requeues[-1] if all_requeues else None
-        message = requeues.describe(last, len(all_requeues), limit) if last else "Requeued"
-        return Outcome(QUEUED, WAIT_REQUEUED, message, news=False)
+        return _requeued(all_requeues, limit)
     return Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(world, spec))
+
+
+def _requeued(all_requeues: list[Requeue], limit: int, restart: int = 0) -> Outcome:
+    """Back in the queue until the node (or, `restart` > 0, the whole attempt of that many nodes) runs
+    again; the Requeued Event and condition say why."""
+    last = all_requeues[-1] if all_requeues else None
+    message = requeues.describe(last, len(all_requeues), limit, restart) if last else "Requeued"
+    return Outcome(QUEUED, WAIT_REQUEUED, message, news=False, restart=restart)
 
 
 def _stop_if_running(batch_job: Mapping[str, Any] | None) -> list[TrainingJobAction]:

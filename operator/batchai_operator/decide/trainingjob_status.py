@@ -54,6 +54,8 @@ class Outcome:
     news: bool = True
     # Nodes Kubernetes took away since the last status (decide/requeues.py): listed, counted, each an Event.
     requeued: list[Requeue] = field(default_factory=list)
+    # A multi-node job's node count when its whole attempt restarts for them, else 0.
+    restart: int = 0
 
     @staticmethod
     def failed(f: Failure) -> Outcome:
@@ -129,7 +131,7 @@ def _conditions(world: TrainingJobWorld, out: Outcome, now: datetime) -> list[Co
         conditions = _spec_applied(world, world.spec, conditions, now)
     if out.requeued:
         count, last = len(world.status.requeues or []) + len(out.requeued), out.requeued[-1]
-        message = describe(last, count, world.config.max_requeues)
+        message = describe(last, count, world.config.max_requeues, out.restart)
         reason = last.reason
         conditions = set_condition(conditions, CONDITION_REQUEUED, True, reason, message, generation, now)
     # The job's own condition types first, in their fixed order, then any others.
@@ -162,7 +164,7 @@ def events(old: TrainingJobStatus, out: Outcome, max_requeues: int) -> list[Even
     Outcome.news)."""
     seen = len(old.requeues or [])
     out_events = [
-        Event("Warning", CONDITION_REQUEUED, describe(r, seen + i, max_requeues))
+        Event("Warning", CONDITION_REQUEUED, describe(r, seen + i, max_requeues, out.restart))
         for i, r in enumerate(out.requeued, start=1)
     ]
     if out.state != old.execution_state and out.news:
