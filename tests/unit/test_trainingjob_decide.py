@@ -478,3 +478,12 @@ def test_a_multi_node_job_beyond_the_requeue_limit_fails_instead_of_restarting()
 def test_a_single_node_job_is_not_restarted_by_the_operator() -> None:
     d = decided(status=running(), batch_job=batch_job(), pods=[disrupted(pod(0))])
     expect_actions(d)  # its batch Job replaces the pod (podReplacementPolicy Failed)
+
+
+def test_a_multi_node_job_whose_node_zero_succeeded_is_not_restarted_for_a_node_lost_after() -> None:
+    s = spec(nodeCount=2)
+    d = decided(
+        s=s, status=running(), batch_job=batch_job(), pods=[pod(0, "Succeeded", 0), disrupted(pod(1))]
+    )
+    assert reason(d) == ("succeeded", "Succeeded")
+    expect_actions(d)

@@ -240,22 +240,20 @@ def _running_outcome_of_pods(
 ) -> Outcome:
     pods = world.pods
     limit = world.config.max_requeues
-    if _restarts_whole(spec) and (
-        pod_readers.deleting(batch_job) or any(requeues.taken_away(p) for p in pods)
-    ):
-        # A multi-node attempt that lost a node restarts whole, whatever its other pods do meanwhile (node 0
-        # may fail for want of its peer; the pods being stopped exit 143): its end decides nothing.
-        if len(all_requeues) > limit:
-            return Outcome.failed(
-                failures.failure(ERR_TOO_MANY_REQUEUES, requeues.too_many_message(all_requeues, limit))
-            )
-        return _requeued(all_requeues, limit, restart=spec.node_count)
     conds = pod_readers.true_conditions(batch_job)
     # The pods decide as soon as they end, as Batch AI's nodes did; the batch Job's conditions follow
     # later (the Job controller works through its queue at its own pace) and say the same.
     if "Complete" in conds or "SuccessCriteriaMet" in conds or pod_readers.succeeded(pods, spec):
         exit_code = pod_readers.success_exit_code(pods)
         return Outcome(SUCCEEDED, "Succeeded", "The job completed successfully", exit_code=exit_code)
+    if len(all_requeues) > limit:
+        message = requeues.too_many_message(all_requeues, limit)
+        return Outcome.failed(failures.failure(ERR_TOO_MANY_REQUEUES, message))
+    if _restarts_whole(spec) and (pod_readers.deleting(batch_job) or any(map(requeues.taken_away, pods))):
+        # A multi-node attempt that lost a node restarts whole, whatever its other pods do meanwhile (node
+        # 0 may fail for want of its peer; the pods being stopped exit 143): short of success, its end
+        # decides nothing.
+        return _requeued(all_requeues, limit, restart=spec.node_count)
     failed = conds.get("Failed") or conds.get("FailureTarget")
     if failed:
         if pod_readers.exit_code_on_its_way(pods, failed, now):
@@ -268,9 +266,6 @@ def _running_outcome_of_pods(
         return Outcome.failed(failures.batch_job_failure(spec, pods, failed, world.cluster_spec))
     if pod_readers.failed(pods, spec):
         return Outcome.failed(failures.batch_job_failure(spec, pods, {}, world.cluster_spec))
-    if len(all_requeues) > limit:
-        message = requeues.too_many_message(all_requeues, limit)
-        return Outcome.failed(failures.failure(ERR_TOO_MANY_REQUEUES, message))
     start_failure = failures.start_failure(pods)
     if start_failure is not None:
         return Outcome.failed(start_failure)
