@@ -120,9 +120,11 @@ class CreationCounter:
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
         self.jobs: dict[str, set[str]] = defaultdict(set)  # Job name -> uids seen
-        self.pods: dict[tuple[str, str], set[str]] = defaultdict(set)  # (Job name, index) -> pod uids
-        # Pods Kubernetes took away (a DisruptionTarget condition seen): their Job rightly replaces them.
+        self.pods: dict[tuple[str, str], set[str]] = defaultdict(set)  # (Job uid, index) -> pod uids
+        # Pods Kubernetes took away (a DisruptionTarget condition seen): their Job rightly replaces them,
+        # and a multi-node job's next attempt rightly replaces their Job.
         self.taken_away: set[str] = set()
+        self.job_of_pod: dict[str, str] = {}  # pod uid -> its Job's uid
         self.stop = threading.Event()
         self.threads = [
             threading.Thread(target=self._run, args=(kind,), daemon=True) for kind in ("jobs", "pods")
@@ -142,9 +144,10 @@ class CreationCounter:
             self.jobs[meta.name].add(meta.uid)
         else:
             labels = meta.labels or {}
-            owner = labels.get("job-name") or labels.get("batch.kubernetes.io/job-name") or "?"
+            owner = next((o.uid for o in meta.owner_references or [] if o.controller), "?")
             index = labels.get("batch.kubernetes.io/job-completion-index", "?")
             self.pods[(owner, index)].add(meta.uid)
+            self.job_of_pod[meta.uid] = owner
 
     def _run(self, kind: str) -> None:
         core, batch = client.CoreV1Api(), client.BatchV1Api()
@@ -170,11 +173,17 @@ class CreationCounter:
                 self.stop.wait(1)
 
     def duplicates(self) -> list[str]:
-        """Jobs created more than once; pods of a node created more than once when the earlier ones were
-        not taken away by Kubernetes (a requeue replaces its pod: that is no duplicate)."""
-        out = [f"Job {n}: {len(u)} creations" for n, u in self.jobs.items() if len(u) > 1]
+        """Jobs created more than once, unless the earlier ones lost a pod to Kubernetes (a multi-node job
+        restarts its attempt: a new Job); pods of a Job's node created more than once when the earlier
+        ones were not taken away by Kubernetes (a requeue replaces its pod: that is no duplicate)."""
+        lost_a_pod = {self.job_of_pod.get(p) for p in self.taken_away}
+        out = [
+            f"Job {n}: {len(u)} creations, {len(u & lost_a_pod)} restarted"
+            for n, u in self.jobs.items()
+            if len(u) > 1 + len(u & lost_a_pod)
+        ]
         out += [
-            f"pod {j}[{i}]: {len(u)} creations, {len(u & self.taken_away)} taken away"
+            f"pod of Job {j}[{i}]: {len(u)} creations, {len(u & self.taken_away)} taken away"
             for (j, i), u in self.pods.items()
             if len(u) > 1 + len(u & self.taken_away)
         ]
@@ -387,8 +396,9 @@ def run_node_faults(
     SIGKILLed every `kill_every` s and, `faults` times, a real node's kubelet and containerd are stopped
     for `down_for` s (long enough for the node to go NotReady and its pods to be evicted) and started
     again. Every job must end as its process does, each job node's pods must never have run at the same
-    time, and no pod may be replaced unless Kubernetes took it away. (Multi-node jobs lose the whole attempt
-    together only with gang scheduling, issue 24: not part of this run.)"""
+    time, and no pod may be replaced unless Kubernetes took it away. One job in four has 2 nodes (node 0
+    beats, node 1 serves its ssh): one lost node restarts its whole attempt (a new batch Job, no
+    duplicate), and node 0's runs must not overlap either."""
     from e2e.realnodes import REAL_NODES, cluster_body, share_path
     from storage_services import running_azurite
 
@@ -427,7 +437,7 @@ def run_node_faults(
         name = f"{'ok' if code == 0 else 'fail'}-{i}"
         spec = {
             "cluster": REAL_CLUSTER,
-            "nodeCount": 1,
+            "nodeCount": 2 if i % 4 == 1 else 1,
             "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/beats",
             "mountVolumes": {"azureFileShares": [share]},
             "customToolkitSettings": {"commandLine": beating_command(name, rnd.randint(20, 60), code)},
