@@ -35,7 +35,8 @@ pytestmark = pytest.mark.e2e
 
 CLUSTER = "real-cpu"
 ROOT = "$AZ_BATCHAI_JOB_MOUNT_ROOT"
-NOTES = Path("/work/wt/notes")  # where the timelines are also saved, when that directory exists
+# A directory the timelines are also saved to (28-<scenario>.txt), when set: a closing note pastes them.
+TIMELINES = os.environ.get("BATCHAI_TIMELINES_DIR")
 OUT_OF_SERVICE = {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}
 
 
@@ -67,8 +68,9 @@ class Timeline:
         print(f"[{self.name}] {line}", flush=True)
 
     def save(self) -> None:
-        if NOTES.is_dir():
-            (NOTES / f"28-{self.name}.txt").write_text("\n".join([f"# {self.name}", *self.lines]) + "\n")
+        if TIMELINES:
+            path = Path(TIMELINES) / f"28-{self.name}.txt"
+            path.write_text("\n".join([f"# {self.name}", *self.lines]) + "\n")
 
 
 def devcluster(*args: str) -> None:
