@@ -66,6 +66,7 @@ class Timeline:
         line = f"{time.monotonic() - self.t0:7.1f}s  {what}"
         self.lines.append(line)
         print(f"[{self.name}] {line}", flush=True)
+        self.save()  # as it goes: a test that fails leaves its timeline so far
 
     def save(self) -> None:
         if TIMELINES:
@@ -277,7 +278,6 @@ def test_a_hung_node_is_left_and_the_job_rerun_only_once_its_pod_is_gone(
     )
     t(f"rerun: pod {new.metadata.name} running on {new.spec.node_name}")
     finish(ns, account, "hung", t)
-    t.save()
 
 
 def test_a_node_gone_for_good_reruns_the_job_on_the_other_node_and_the_operator_may_die_meanwhile(
@@ -316,7 +316,6 @@ def test_a_node_gone_for_good_reruns_the_job_on_the_other_node_and_the_operator_
     tj = finish(ns, account, "gone", t)
     assert requeues(tj) == 1
     assert len({e.metadata.name for e in batch_jobs(ns)}) == 1  # one batch Job: nothing duplicated
-    t.save()
 
 
 def batch_jobs(ns: str) -> list[client.V1Job]:
@@ -359,7 +358,6 @@ def test_a_drained_node_requeues_the_job_without_failing_it(
     new = running_pod(ns, "drained", "real-0")
     t(f"rerun: pod {new.metadata.name} running on real-0")
     finish(ns, account, "drained", t)
-    t.save()
 
 
 def test_containerd_restarted_under_a_running_job_changes_nothing(
@@ -383,7 +381,6 @@ def test_containerd_restarted_under_a_running_job_changes_nothing(
     assert "failed" not in states and tj["status"]["executionState"] == "succeeded"
     assert [p.metadata.name for p in trainingjob_pods(ns, "steady")] == [pod.metadata.name]
     finish(ns, account, "steady", t)
-    t.save()
 
 
 def pid_of(matches: Callable[[list[bytes]], bool]) -> int | None:
@@ -463,7 +460,6 @@ def test_a_mount_that_dies_mid_job_fails_it_naming_the_volume_and_is_unmounted(
     t(f"Event on the pod: {events[0].source.component} {events[0].reason}: {events[0].message}")
     wait_for(lambda: not mounted_for(uid), timeout=120, what="the dead mount unmounted")
     t("the pod's volumes are unmounted (no mount of the pod left on the node)")
-    t.save()
 
 
 def test_a_job_that_keeps_losing_its_node_fails_beyond_the_requeue_limit(
@@ -496,7 +492,6 @@ def test_a_job_that_keeps_losing_its_node_fails_beyond_the_requeue_limit(
     assert requeues(tj) == MAX_REQUEUES + 1
     wait_for(lambda: not batch_jobs(ns), timeout=60, what="the job's batch Job deleted")
     t("its batch Job deleted: nothing of it runs on")
-    t.save()
 
 
 def test_a_multi_node_job_that_loses_a_node_restarts_its_whole_attempt_together(
@@ -555,7 +550,6 @@ def test_a_multi_node_job_that_loses_a_node_restarts_its_whole_attempt_together(
     t(f"next attempt: a new batch Job, both nodes running ({hosts})")
     tj = finish(ns, account, "pair", t)
     assert requeues(tj) == 1
-    t.save()
 
 
 def azurite_pid(port: int) -> int | None:
@@ -614,4 +608,3 @@ def test_a_storage_endpoint_down_at_the_start_fails_the_job_with_its_mount_error
     mounts = [e for e in events if e.reason == "FailedMount"]
     assert mounts and mounts[0].source.component == "kubelet", [e.reason for e in events]
     t(f"FailedMount from the kubelet on {pod.spec.node_name}, {sum(e.count or 1 for e in mounts)} times")
-    t.save()
