@@ -29,7 +29,7 @@ from kubernetes import client
 from storage_services import AZURITE, running_azurite
 
 from .conftest import MAX_REQUEUES, NODE_LOST_SECONDS, delete_namespace, new_namespace
-from .realnodes import REAL_NODES, cluster_body, job_spec, share_path
+from .realnodes import LOCAL_IMAGES, REAL_NODES, cluster_body, job_spec, share_path
 
 pytestmark = pytest.mark.e2e
 
@@ -608,3 +608,77 @@ def test_a_storage_endpoint_down_at_the_start_fails_the_job_with_its_mount_error
     mounts = [e for e in events if e.reason == "FailedMount"]
     assert mounts and mounts[0].source.component == "kubelet", [e.reason for e in events]
     t(f"FailedMount from the kubelet on {pod.spec.node_name}, {sum(e.count or 1 for e in mounts)} times")
+
+
+def test_a_job_preempted_by_a_pod_of_higher_priority_is_requeued_not_failed(
+    namespace: tuple[str, str], core_v1: client.CoreV1Api, real_nodes_back: None
+) -> None:
+    """A GPU job on real-1, then a pod of a higher PriorityClass that needs real-1's one GPU: the scheduler
+    preempts the job's pod (DisruptionTarget PreemptionByScheduler); its SIGTERM exit fails nothing, the
+    job runs again on real-0 and succeeds, one requeue in its status."""
+    ns, account = namespace
+    t = Timeline("preempted")
+    custom = client.CustomObjectsApi()
+    custom.create_namespaced_custom_object(
+        "batchai.io", "v1alpha1", ns, "batchaiclusters", cluster_body(ns, "real-gpu", gpus=True)
+    )
+    share = {
+        "accountName": account,
+        "azureFileUrl": f"https://{account}.file.core.windows.net/{ns}",
+        "credentials": {"secretRef": {"name": "storage"}},
+        "relativeMountPath": "beats",
+    }
+    spec = job_spec(
+        "real-gpu",
+        mountVolumes={"azureFileShares": [share]},
+        customToolkitSettings={"commandLine": beating("gpu", 40)},
+    )
+    set_schedulable(core_v1, "real-0", False)
+    try:
+        create_trainingjob(ns, "gpu", spec)
+        pod = running_pod(ns, "gpu", "real-1")
+        wait_for(lambda: beats(account, ns, "gpu"), timeout=60, what="gpu's first beats")
+    finally:
+        set_schedulable(core_v1, "real-0", True)
+    t(f"job running: pod {pod.metadata.name} on real-1, holding its GPU")
+    scheduling = client.SchedulingV1Api()
+    high = f"preemptor-{ns}"
+    scheduling.create_priority_class({"metadata": {"name": high}, "value": 1000000})
+    try:
+        core_v1.create_namespaced_pod(
+            ns,
+            {
+                "metadata": {"name": "preemptor"},
+                "spec": {
+                    "priorityClassName": high,
+                    "nodeSelector": {"kubernetes.io/hostname": "real-1"},
+                    "tolerations": [{"operator": "Exists"}],
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": LOCAL_IMAGES["custom"],
+                            "imagePullPolicy": "Never",
+                            "command": ["sleep", "30"],
+                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                        }
+                    ],
+                },
+            },
+        )
+        t("fault: a pod of higher priority needing real-1's GPU submitted")
+        evicted = wait_for(
+            lambda: disruption(core_v1.read_namespaced_pod(pod.metadata.name, ns)),
+            timeout=60,
+            what="the job's pod preempted",
+        )
+        t(f"pod preempted: DisruptionTarget {evicted.reason}: {evicted.message}")
+        assert evicted.reason == "PreemptionByScheduler"
+        tj = wait_requeued(ns, "gpu", t)
+        assert (condition(tj, "Requeued") or {}).get("reason") == "Preempted"
+        new = running_pod(ns, "gpu", "real-0")
+        t(f"rerun: pod {new.metadata.name} running on real-0")
+        tj = finish(ns, account, "gpu", t)
+        assert requeues(tj) == 1
+    finally:
+        scheduling.delete_priority_class(high)
