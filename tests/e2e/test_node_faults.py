@@ -231,6 +231,7 @@ def finish(ns: str, account: str, job: str, t: Timeline, state: str = "succeeded
     return tj
 
 
+@pytest.mark.timeout(600)  # two runs of a long job around a node's ~100 s away
 def test_a_hung_node_is_left_and_the_job_rerun_only_once_its_pod_is_gone(
     namespace: tuple[str, str], core_v1: client.CoreV1Api, real_nodes_back: None
 ) -> None:
@@ -494,6 +495,7 @@ def test_a_job_that_keeps_losing_its_node_fails_beyond_the_requeue_limit(
     t("its batch Job deleted: nothing of it runs on")
 
 
+@pytest.mark.timeout(600)  # two runs of a long job around a node's ~100 s away
 def test_a_multi_node_job_that_loses_a_node_restarts_its_whole_attempt_together(
     namespace: tuple[str, str], core_v1: client.CoreV1Api, real_nodes_back: None
 ) -> None:
@@ -504,7 +506,8 @@ def test_a_multi_node_job_that_loses_a_node_restarts_its_whole_attempt_together(
     overlaps another; one requeue in status."""
     ns, account = namespace
     t = Timeline("multi-node-lost")
-    beating_job(ns, account, "pair", 120, node_count=2)
+    # Long enough to be still running, unseen, when real-1 comes back (~100 s after the fault).
+    beating_job(ns, account, "pair", 150, node_count=2)
 
     def both_running() -> list[client.V1Pod] | None:
         pods = [p for p in trainingjob_pods(ns, "pair") if p.status.phase == "Running"]
