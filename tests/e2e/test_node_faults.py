@@ -319,6 +319,17 @@ def test_a_node_gone_for_good_reruns_the_job_on_the_other_node_and_the_operator_
     assert len({e.metadata.name for e in batch_jobs(ns)}) == 1  # one batch Job: nothing duplicated
 
 
+def described(objs: list[Any]) -> str:
+    """Pods or Jobs in a few words each: name, node, phase, deleting, finalizers."""
+    out = []
+    for o in objs:
+        meta, st = o.metadata, o.status
+        bits = [meta.name, getattr(o.spec, "node_name", None), getattr(st, "phase", None)]
+        bits += ["deleting" if meta.deletion_timestamp else "", ",".join(meta.finalizers or [])]
+        out.append(" ".join(str(b) for b in bits if b))
+    return "; ".join(out) or "none"
+
+
 def batch_jobs(ns: str) -> list[client.V1Job]:
     return client.BatchV1Api().list_namespaced_job(ns).items
 
@@ -530,11 +541,20 @@ def test_a_multi_node_job_that_loses_a_node_restarts_its_whole_attempt_together(
     t(f"pod on real-1 evicted: DisruptionTarget {evicted.reason}")
     tj = wait_requeued(ns, "pair", t)
     assert "start again together" in (condition(tj, "Requeued") or {}).get("message", "")
-    ended = wait_for(
-        lambda: pod_end(core_v1, ns, where["real-0"].metadata.name),
-        timeout=60,
-        what="the pod on real-0 ended",
-    )
+
+    def attempt() -> str:
+        return f"batch Job {described(batch_jobs(ns))}; pods {described(trainingjob_pods(ns, 'pair'))}"
+
+    t(f"the attempt: {attempt()}")
+    try:
+        ended = wait_for(
+            lambda: pod_end(core_v1, ns, where["real-0"].metadata.name),
+            timeout=90,
+            what="the pod on real-0 ended",
+        )
+    except TimeoutError:
+        t(f"not ended: {attempt()}")
+        raise
     t(f"the attempt's pod on real-0 stopped: {ended}")
     time.sleep(15)
     (held,) = batch_jobs(ns)
