@@ -510,14 +510,14 @@ def test_a_job_that_keeps_losing_its_node_fails_beyond_the_requeue_limit(
 def test_a_multi_node_job_that_loses_a_node_restarts_its_whole_attempt_together(
     namespace: tuple[str, str], core_v1: client.CoreV1Api, real_nodes_back: None
 ) -> None:
-    """A 2-node job (node 0 beats, node 1 serves its ssh) when real-1 hangs: once its pod there is
-    evicted, the operator deletes the attempt's batch Job in the foreground: the pod on real-0 stops at
-    once, and the batch Job (its name taken) stays until the pod on real-1 is gone too, which only the
-    returning kubelet can confirm. Then the next attempt starts with both nodes; no run of node 0
-    overlaps another; one requeue in status."""
+    """A 2-node job (node 0 beats, node 1 serves its ssh) when node 0's real node hangs: once its pod
+    there is evicted, the operator deletes the attempt's batch Job in the foreground: node 1's pod on the
+    other real node stops at once, and the batch Job (its name taken) stays until node 0's pod is gone
+    too, which only the returning kubelet can confirm, while its container beats on unseen. Then the next
+    attempt starts with both nodes; no run of node 0 overlaps another; one requeue in status."""
     ns, account = namespace
     t = Timeline("multi-node-lost")
-    # Long enough to be still running, unseen, when real-1 comes back (~100 s after the fault).
+    # Long enough to be still running, unseen, when its node comes back (~100 s after the fault).
     beating_job(ns, account, "pair", 150, node_count=2)
 
     def both_running() -> list[client.V1Pod] | None:
@@ -526,19 +526,19 @@ def test_a_multi_node_job_that_loses_a_node_restarts_its_whole_attempt_together(
 
     old = wait_for(both_running, timeout=180, what="both nodes of pair running")
     wait_for(lambda: beats(account, ns, "pair"), timeout=90, what="pair's first beats")
-    where = {p.spec.node_name: p for p in old}
-    index = {p.spec.node_name: p.metadata.labels.get("batch.kubernetes.io/job-completion-index") for p in old}
+    by_index = {p.metadata.labels["batch.kubernetes.io/job-completion-index"]: p for p in old}
+    lost, kept = by_index["0"], by_index["1"]
+    down, up = lost.spec.node_name, kept.spec.node_name
     (first_job,) = batch_jobs(ns)
-    t(f"job running: node {index['real-0']} on real-0, node {index['real-1']} on real-1")
-    devcluster("node-stop", "real-1")
-    t("fault: real-1's kubelet and containerd stopped (its container still runs)")
-    lost = where["real-1"].metadata.name
+    t(f"job running: node 0 on {down}, node 1 on {up}")
+    devcluster("node-stop", down)
+    t(f"fault: {down}'s kubelet and containerd stopped (node 0's container still runs)")
     evicted = wait_for(
-        lambda: disruption(core_v1.read_namespaced_pod(lost, ns)),
+        lambda: disruption(core_v1.read_namespaced_pod(lost.metadata.name, ns)),
         timeout=NODE_LOST_SECONDS + 120,
-        what="the pod evicted from real-1",
+        what=f"the pod evicted from {down}",
     )
-    t(f"pod on real-1 evicted: DisruptionTarget {evicted.reason}")
+    t(f"node 0's pod on {down} evicted: DisruptionTarget {evicted.reason}")
     tj = wait_requeued(ns, "pair", t)
     assert "start again together" in (condition(tj, "Requeued") or {}).get("message", "")
 
@@ -548,23 +548,25 @@ def test_a_multi_node_job_that_loses_a_node_restarts_its_whole_attempt_together(
     t(f"the attempt: {attempt()}")
     try:
         ended = wait_for(
-            lambda: pod_end(core_v1, ns, where["real-0"].metadata.name),
-            timeout=90,
-            what="the pod on real-0 ended",
+            lambda: pod_end(core_v1, ns, kept.metadata.name), timeout=90, what=f"node 1's pod on {up} ended"
         )
     except TimeoutError:
         t(f"not ended: {attempt()}")
         raise
-    t(f"the attempt's pod on real-0 stopped: {ended}")
+    t(f"node 1's pod on {up} stopped: {ended}")
     time.sleep(15)
     (held,) = batch_jobs(ns)
     assert held.metadata.uid == first_job.metadata.uid and held.metadata.deletion_timestamp is not None
     assert all(p.metadata.name in {o.metadata.name for o in old} for p in trainingjob_pods(ns, "pair"))
-    t("15 s later: the attempt's batch Job still being deleted (real-1's pod Terminating): no new pod")
+    (old_run,) = beats(account, ns, "pair").values()
+    assert max(old_run) > time.time() - 5
+    t(f"15 s later: the attempt's batch Job still being deleted, node 0 beating on {down} unseen: no new pod")
     devcluster("up")
-    t("real-1's kubelet and containerd started again")
-    wait_for(lambda: pod_end(core_v1, ns, lost), timeout=120, what="the pod on real-1 ended")
-    t("the pod on real-1 stopped by its returning kubelet")
+    t(f"{down}'s kubelet and containerd started again")
+    ended = wait_for(
+        lambda: pod_end(core_v1, ns, lost.metadata.name), timeout=120, what="node 0's old pod ended"
+    )
+    t(f"node 0's old pod stopped by its returning kubelet: {ended}")
     new = wait_for(both_running, timeout=240, what="the next attempt's two nodes running")
     assert not {p.metadata.name for p in new} & {o.metadata.name for o in old}
     (second_job,) = batch_jobs(ns)
