@@ -90,5 +90,8 @@ bench: prereqs-bench venv
 
 ## Chaos (not a test): 200 TrainingJobs while the operator is SIGKILLed every 5 s ten times and kube-apiserver
 ## and etcd are restarted once; CHAOS_JOBS and CHAOS_KILLS size it. Its last line sums it up.
+## CHAOS_NODES=1 (real nodes: BATCHAI_REAL_NODES=2, under the real-nodes lock): 20 real jobs on the real nodes
+## while the operator is SIGKILLed and a real node's kubelet and containerd are stopped and started again
+## CHAOS_NODE_FAULTS (2) times; it also counts ran_twice (a job node's pods running at the same time).
 chaos: prereqs-chaos venv
 	$(PY) tests/chaos.py

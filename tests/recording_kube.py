@@ -30,8 +30,8 @@ class RecordingKube(KubeClient):
         self.calls.append(("json-patch", (kind, namespace, name, ops)))
         return True
 
-    async def delete(self, kind: str, namespace: str, name: str) -> None:
-        self.calls.append(("delete", (kind, namespace, name)))
+    async def delete(self, kind: str, namespace: str, name: str, foreground: bool = False) -> None:
+        self.calls.append(("delete-foreground" if foreground else "delete", (kind, namespace, name)))
 
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.calls.append(("status", status))

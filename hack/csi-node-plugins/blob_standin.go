@@ -12,7 +12,11 @@ package main
 //   - the blobfuse2 command line is built as upstream builds it (upstreamArgs) and read as blobfuse2 reads it
 //     (parseBlobfuse2); blobfuse2's pipeline start (key decoding) and --pre-mount-validate (one listing of the
 //     container) fail with blobfuse2's texts, wrapped in upstream's "Mount failed with error: ..." message.
-// Then rclone mounts the container (FUSE, azureblob backend) in place of blobfuse2. Not reproduced:
+// Then rclone mounts the container (FUSE, azureblob backend) in place of blobfuse2. A mount whose rclone dies
+// while its pod still uses it (the job's reads and writes then fail with "Transport endpoint is not
+// connected") is reported: logged, and a Warning Event VolumeConditionAbnormal on the pod naming the volume
+// (the reason the kubelet gives a CSI volume condition reported abnormal); its unpublish then unmounts it
+// without waiting for uploads that can no longer happen. Not reproduced:
 // --cancel-list-on-mount-seconds (rclone has no such delay: listings work at once whatever the value),
 // blobfuse2's block cache and streaming modes, NFS (protocol nfs), workload identity.
 
@@ -51,7 +55,19 @@ type blobStandIn struct {
 	rclone   string
 	secrets  *secretReader
 	mu       sync.Mutex
-	mounts   map[string]chan struct{} // target -> closed when its rclone has exited
+	mounts   map[string]chan struct{} // target -> closed when its rclone has exited; gone once unpublishing
+}
+
+// mountedFor is whom a mount serves: the pod (podInfoOnMount) and its volume's name in the pod spec.
+type mountedFor struct {
+	namespace, pod, uid, volume string
+}
+
+func podOf(req *csi.NodePublishVolumeRequest) mountedFor {
+	attrs := req.GetVolumeContext()
+	// The target is <kubelet>/pods/<uid>/volumes/kubernetes.io~csi/<volume name>/mount.
+	volume := filepath.Base(filepath.Dir(req.GetTargetPath()))
+	return mountedFor{attr(attrs, podNamespaceKey), attr(attrs, podNameKey), attr(attrs, podUIDKey), volume}
 }
 
 func newBlobStandIn(stateDir, rclone string, secrets *secretReader) *blobStandIn {
@@ -125,7 +141,7 @@ func (b *blobStandIn) publish(ctx context.Context, req *csi.NodePublishVolumeReq
 	if err := os.MkdirAll(cfg.tmpPath, 0o700); err != nil {
 		return status.Errorf(codes.Internal, "%v", err)
 	}
-	return b.mount(cfg, dir, endpoint, account, key, sas)
+	return b.mount(cfg, dir, endpoint, account, key, sas, podOf(req))
 }
 
 func readOnlyCapability(c *csi.VolumeCapability) bool {
@@ -165,7 +181,7 @@ func testPipeline(ctx context.Context, client *container.Client) error {
 
 // mount runs rclone in the foreground of its own session (it outlives this plugin, as blobfuse2 outlives
 // upstream's driver) and waits until the FUSE mount is there. Credentials reach it through its environment.
-func (b *blobStandIn) mount(cfg mountConfig, dir, endpoint, account, key, sas string) error {
+func (b *blobStandIn) mount(cfg mountConfig, dir, endpoint, account, key, sas string, user mountedFor) error {
 	logFile := filepath.Join(dir, "rclone.log")
 	out, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -197,6 +213,7 @@ func (b *blobStandIn) mount(cfg mountConfig, dir, endpoint, account, key, sas st
 			b.mu.Lock()
 			b.mounts[cfg.target] = done
 			b.mu.Unlock()
+			go b.watch(cfg.target, done, exited, logFile, user)
 			return nil
 		}
 		select {
@@ -217,8 +234,15 @@ func (b *blobStandIn) unpublish(ctx context.Context, volumeID, target string) er
 		return err
 	}
 	if mounted {
-		// What the job wrote and closed is uploaded after close: wait for it, as blobfuse2 uploads on close.
-		if err := waitUploads(ctx, filepath.Join(dir, "rc.sock"), 2*time.Minute); err != nil {
+		// Unpublishing: from here on, its rclone's exit is expected (watch reports nothing).
+		b.mu.Lock()
+		done := b.mounts[target]
+		delete(b.mounts, target)
+		b.mu.Unlock()
+		if hasExited(done) {
+			log.Printf("%s: rclone had died; unmounting the dead FUSE mount", target)
+		} else if err := waitUploads(ctx, filepath.Join(dir, "rc.sock"), 2*time.Minute); err != nil {
+			// What the job wrote and closed is uploaded after close: wait for it, as blobfuse2 uploads on close.
 			log.Printf("%s: uploads not confirmed before unmount: %v", target, err)
 		}
 		if out, err := exec.Command("fusermount3", "-u", target).CombinedOutput(); err != nil {
@@ -228,10 +252,6 @@ func (b *blobStandIn) unpublish(ctx context.Context, volumeID, target string) er
 			}
 		}
 		// rclone exits once unmounted (a mount made before a restart of this plugin has no entry here).
-		b.mu.Lock()
-		done := b.mounts[target]
-		delete(b.mounts, target)
-		b.mu.Unlock()
 		if done != nil {
 			select {
 			case <-done:
@@ -244,6 +264,46 @@ func (b *blobStandIn) unpublish(ctx context.Context, volumeID, target string) er
 		return err
 	}
 	return os.RemoveAll(dir)
+}
+
+// hasExited: whether a mount's rclone is known to have ended (its channel closed).
+func hasExited(done chan struct{}) bool {
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}
+
+// watch is the mount's health loop: it waits for its rclone to end. An end while the mount is still
+// published (not through unpublish) leaves a dead FUSE mount under a running job: said in the log and in
+// a Warning Event on the pod, which the operator turns into the job's BFSMountError naming the volume.
+func (b *blobStandIn) watch(target string, done chan struct{}, exitErr chan error, logFile string, user mountedFor) {
+	<-done
+	b.mu.Lock()
+	current := b.mounts[target] == done
+	b.mu.Unlock()
+	if !current {
+		return // unmounted by unpublish
+	}
+	why := "exited"
+	select {
+	case err := <-exitErr:
+		if err != nil {
+			why = err.Error()
+		}
+	default:
+	}
+	message := fmt.Sprintf("blob volume %s: its FUSE file system died (rclone %s); reads and writes "+
+		"under it fail with \"Transport endpoint is not connected\"", user.volume, why)
+	log.Printf("%s (pod %s/%s, mount %s); rclone's last lines:\n%s", message, user.namespace, user.pod, target, tail(logFile, 5))
+	if err := b.secrets.podWarning(user, volumeConditionAbnormal, message); err != nil {
+		log.Printf("Event on pod %s/%s: %v", user.namespace, user.pod, err)
+	}
 }
 
 // waitUploads asks rclone (its remote control, vfs/stats) until no upload is queued or in progress.

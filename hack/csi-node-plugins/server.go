@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	reg "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
@@ -29,6 +31,12 @@ const (
 	// Volume context keys the kubelet adds (CSIDriver podInfoOnMount: true, inline volumes).
 	ephemeralKey    = "csi.storage.k8s.io/ephemeral"
 	podNamespaceKey = "csi.storage.k8s.io/pod.namespace"
+	podNameKey      = "csi.storage.k8s.io/pod.name"
+	podUIDKey       = "csi.storage.k8s.io/pod.uid"
+
+	// The reason of the Event the kubelet posts on a pod when a CSI driver reports one of its volumes
+	// abnormal (NodeGetVolumeStats' volume_condition); the blob stand-in posts it for a dead mount itself.
+	volumeConditionAbnormal = "VolumeConditionAbnormal"
 )
 
 // nodeService is what a driver implements; server.go does the rest of CSI.
@@ -166,6 +174,28 @@ func newSecretReader(kubeconfig string) (*secretReader, error) {
 
 func (s *secretReader) get(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
 	return s.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+// podWarning posts a Warning Event about a pod, from the driver (as upstream drivers post theirs).
+func (s *secretReader) podWarning(user mountedFor, reason, message string) error {
+	if user.namespace == "" || user.pod == "" {
+		return fmt.Errorf("no pod to report to (podInfoOnMount)")
+	}
+	now := metav1.Now()
+	event := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: user.pod + ".", Namespace: user.namespace},
+		InvolvedObject: corev1.ObjectReference{
+			Kind: "Pod", APIVersion: "v1", Namespace: user.namespace, Name: user.pod, UID: types.UID(user.uid),
+		},
+		Reason: reason, Message: message, Type: corev1.EventTypeWarning,
+		Source:         corev1.EventSource{Component: blobDriver},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+		ReportingController: blobDriver, ReportingInstance: blobDriver,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := s.client.CoreV1().Events(user.namespace).Create(ctx, event, metav1.CreateOptions{})
+	return err
 }
 
 func secretValue(secret *corev1.Secret, key string) string {

@@ -168,6 +168,20 @@ class OperatorConfig(BaseModel):
             "the `server` of blob volumes; unset: Azure's https://<account>.blob.core.windows.net."
         ),
     )
+    node_lost_seconds: int = Field(
+        default=300,
+        description=(
+            "How long a job pod stays on a NotReady or unreachable node (its tolerationSeconds) before it "
+            "is evicted and the job's node requeued (chart jobs.nodeLostSeconds)."
+        ),
+    )
+    max_requeues: int = Field(
+        default=3,
+        description=(
+            "Requeues of a job's nodes taken away by Kubernetes (lost node, drain, preemption) after which "
+            "the job fails (chart jobs.maxRequeues)."
+        ),
+    )
     mount_failure_threshold: int = Field(
         default=3,
         description="FailedMount attempts (Event count) after which a job fails with AZFMountError.",
@@ -211,6 +225,10 @@ class OperatorConfig(BaseModel):
             cfg.mount_failure_threshold = int(env["BATCHAI_MOUNT_FAILURE_THRESHOLD"])
         if env.get("BATCHAI_GANG"):
             cfg.gang = _gang_setting(env["BATCHAI_GANG"])
+        if env.get("BATCHAI_NODE_LOST_SECONDS"):
+            cfg.node_lost_seconds = int(env["BATCHAI_NODE_LOST_SECONDS"])
+        if env.get("BATCHAI_MAX_REQUEUES"):
+            cfg.max_requeues = int(env["BATCHAI_MAX_REQUEUES"])
         if env.get("BATCHAI_UNUSABLE_GRACE_SECONDS"):
             cfg.unusable_grace_seconds = int(env["BATCHAI_UNUSABLE_GRACE_SECONDS"])
         return cfg

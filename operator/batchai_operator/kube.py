@@ -55,7 +55,7 @@ class KubeClient(Protocol):
     stand-in (tests/recording_kube.py) that mypy holds to this same protocol."""
 
     async def create(self, manifest: dict[str, Any]) -> bool: ...
-    async def delete(self, kind: str, namespace: str, name: str) -> None: ...
+    async def delete(self, kind: str, namespace: str, name: str, foreground: bool = False) -> None: ...
     async def patch_json(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> bool: ...
     async def patch_custom(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> None: ...
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None: ...
@@ -128,12 +128,14 @@ class Kube(KubeClient):
         path = f"{prefix}/namespaces/{quote(manifest['metadata']['namespace'], safe='')}/{plural}"
         return await self._call(self._write, "POST", path, manifest, JSON, ok=(409,))
 
-    async def delete(self, kind: str, namespace: str, name: str) -> None:
+    async def delete(self, kind: str, namespace: str, name: str, foreground: bool = False) -> None:
+        """Delete with its dependents; `foreground`: the object stays until they are all gone."""
         deleters: dict[str, Callable[..., Any]] = {
             "Job": self.batch.delete_namespaced_job,
             "DaemonSet": self.apps.delete_namespaced_daemon_set,
         }
-        await self._call(deleters[kind], name, namespace, propagation_policy="Background", ok=(404,))
+        policy = "Foreground" if foreground else "Background"
+        await self._call(deleters[kind], name, namespace, propagation_policy=policy, ok=(404,))
 
     async def patch_json(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> bool:
         """Apply a JSON patch (RFC 6902, a "test" op may guard it); False when gone or the test failed."""

@@ -104,6 +104,8 @@ TRAININGJOB_CONDITION_TYPES = ("Queued", "Running", "Succeeded", "Failed", "Susp
 CONDITION_SUSPENDED = "Suspended"
 CONDITION_SPEC_APPLIED = "SpecApplied"
 CONDITION_READY = "Ready"
+# True once a node of the job was taken away by Kubernetes and run again (its reason: the last one's).
+CONDITION_REQUEUED = "Requeued"
 
 # ---- Batch AI error codes (status.executionInfo.errors[].code, status.errors[].code) -----------------
 ERR_JOB_FAILED = "JobFailed"
@@ -125,6 +127,8 @@ ERR_SETUP_TASK_FAILED = "SetupTaskFailed"
 ERR_SETUP_TASK_REJECTED = "SetupTaskRejected"
 ERR_SCALE_FAILED = "ScaleFailed"
 ERR_JOB_TOO_LARGE = "JobTooLarge"
+# A job whose nodes Kubernetes took away (lost, drained, preempted) more often than jobs.maxRequeues.
+ERR_TOO_MANY_REQUEUES = "TooManyRequeues"
 # Powers an admin grants per namespace (chart values `allow.*`, config.AllowPolicy) that a namespace lacks.
 ERR_SETUP_TASK_NOT_ALLOWED = "SetupTaskNotAllowed"
 ERR_PLACEMENT_NOT_ALLOWED = "PlacementNotAllowed"
@@ -140,6 +144,7 @@ WAIT_SUSPENDED = "Suspended"
 WAIT_FOR_NODES = "WaitingForNodes"
 WAIT_CLUSTER_TOO_SMALL = "ClusterTooSmall"  # a multi-node job needs more nodes than its cluster can have
 WAIT_PODS_REJECTED = "PodCreationRejected"
+WAIT_REQUEUED = "Requeued"  # a node Kubernetes took away waits to run again (decide/requeues.py)
 WAIT_KUEUE_HELD = "QueuedByKueue"  # Kueue keeps the Job suspended: no quota yet (decide/kueue.py)
 WAIT_KUEUE_EVICTED = "EvictedByKueue"  # admitted once, then evicted or preempted by Kueue
 WAIT_KUEUE_DEACTIVATED = "DeactivatedInKueue"  # the Kueue Workload's spec.active is false

@@ -26,6 +26,9 @@ from storage_services import running_azurite
 from .realnodes import LOCAL_IMAGES, REAL_NODES
 
 NAMESPACE_PREFIX = "e2e-"
+NODE_LOST_SECONDS = 15
+# Few on the dev cluster (chart jobs.maxRequeues, 3 by default): test_node_faults.py reaches the limit.
+MAX_REQUEUES = 2
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +68,10 @@ def operator(
             # Small requests: the real nodes share this VM, and test_failures' LimitRange gives a 64Mi
             # default limit that a request must not exceed (the default 1Gi would be refused).
             "BATCHAI_JOB_RESOURCES": json.dumps({"requests": {"cpu": "100m", "memory": "32Mi"}}),
+            # Short on the dev cluster (chart jobs.nodeLostSeconds, 300 by default): a pod on a lost node
+            # is evicted 15 s after the node went NotReady (tests/e2e/test_node_faults.py).
+            "BATCHAI_NODE_LOST_SECONDS": str(NODE_LOST_SECONDS),
+            "BATCHAI_MAX_REQUEUES": str(MAX_REQUEUES),
         },
         # test_seed_quickstart.py runs the seed's own commands, whose workspace is `quickstart`.
         scope_args=[f"--namespace={NAMESPACE_PREFIX}*", "--namespace=quickstart"],

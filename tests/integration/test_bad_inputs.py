@@ -96,6 +96,18 @@ CORPUS: list[Bad] = [
         ("spec.environmentVariables[0].name", "reserved"),
         review="#13",
     ),
+    Bad(
+        "env-name-batchai-sets",
+        {"environmentVariables": [{"name": "AZ_BATCHAI_OUTPUT_MODEL", "value": "/elsewhere"}]},
+        ("spec.environmentVariables[0].name", "AZ_BATCHAI_OUTPUT_MODEL: ", "set by Batch AI itself"),
+        review="issue 28",
+    ),
+    Bad(
+        "secret-name-batchai-sets",
+        {"secrets": [{"name": "AZ_BATCHAI_JOB_MOUNT_ROOT", "secretRef": {"name": "s"}}]},
+        ("spec.secrets[0].name", "AZ_BATCHAI_JOB_MOUNT_ROOT: ", "set by Batch AI itself"),
+        review="issue 28",
+    ),
     # ---- secrets and credentials
     Bad(
         "secret-value-inline",

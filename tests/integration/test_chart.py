@@ -308,12 +308,15 @@ def test_priority_classes_do_not_preempt_unless_the_admin_opts_in() -> None:
 
 def test_the_operator_gets_the_grants_and_its_own_identity() -> None:
     docs = helm_template(
-        {"allow.setupTasks": "{ml-*}", "jobs.maxShmSize": "8Gi"}, release="r", namespace="ops"
+        {"allow.setupTasks": "{ml-*}", "jobs.maxShmSize": "8Gi", "jobs.nodeLostSeconds": "30"},
+        release="r",
+        namespace="ops",
     )
     env = {e["name"]: e["value"] for e in operator_container(docs)["env"]}
     assert json.loads(env["BATCHAI_ALLOW"])["setupTasks"] == ["ml-*"]
     assert env["BATCHAI_OPERATOR_SERVICE_ACCOUNT"] == "ops/r-batchai-operator"
     assert env["BATCHAI_MAX_SHM_SIZE"] == "8Gi"
+    assert env["BATCHAI_NODE_LOST_SECONDS"] == "30" and env["BATCHAI_MAX_REQUEUES"] == "3"
     assert json.loads(env["BATCHAI_JOB_RESOURCES"]) == {"requests": {"cpu": "500m", "memory": "1Gi"}}
     assert "BATCHAI_ALLOW_PRIVILEGED_MOUNTS" not in env
 

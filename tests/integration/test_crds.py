@@ -167,7 +167,20 @@ INVALID_JOBS: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "launcher-variable",
         {"environmentVariables": [{"name": "BATCHAI_SSH_DIR", "value": "/tmp"}]},
-        ["spec.environmentVariables[0].name", "reserved for the operator's launcher"],
+        ["spec.environmentVariables[0].name", "BATCHAI_SSH_DIR: ", "reserved for the operator's launcher"],
+    ),
+    (
+        "variable-batchai-sets",
+        {"environmentVariables": [{"name": "AZ_BATCHAI_OUTPUT_MODEL", "value": "/tmp"}]},
+        [
+            "spec.environmentVariables[0].name",
+            "AZ_BATCHAI_OUTPUT_MODEL: environment variable names starting with AZ_BATCHAI_ are set",
+        ],
+    ),
+    (
+        "secret-variable-batchai-sets",
+        {"secrets": [{"name": "AZ_BATCHAI_NUM_GPUS", "secretRef": {"name": "s"}}]},
+        ["spec.secrets[0].name", "AZ_BATCHAI_NUM_GPUS: environment variable names starting with AZ_BATCHAI_"],
     ),
     (
         "caffe-config-and-script",
@@ -389,6 +402,18 @@ def test_enough_rejection_cases() -> None:
 )
 def test_trainingjob_names(api: client.CustomObjectsApi, namespace: str, name: str, fragment: str) -> None:
     assert fragment in rejection(api, namespace, manifest("TrainingJob", name, BASE_JOB))
+
+
+def test_kubectl_apply_refuses_a_variable_batchai_sets_naming_it(namespace: str) -> None:
+    """Issue 28: `kubectl apply` of a job setting AZ_BATCHAI_OUTPUT_MODEL itself fails, naming the field
+    and the variable (before, it was accepted and one of the two values silently lost)."""
+    spec = merged(BASE_JOB, {"environmentVariables": [{"name": "AZ_BATCHAI_OUTPUT_MODEL", "value": "/x"}]})
+    body = json.dumps(manifest("TrainingJob", "sets-batchai-var", spec))
+    result = kubectl("apply", "-n", namespace, "-f", "-", stdin=body, check=False)
+    assert result.returncode != 0
+    assert "spec.environmentVariables[0].name" in result.stderr, result.stderr
+    assert "AZ_BATCHAI_OUTPUT_MODEL: environment variable names starting with AZ_BATCHAI_" in result.stderr
+    assert kubectl("get", "tj", "sets-batchai-var", "-n", namespace, check=False).returncode != 0
 
 
 def test_seed_job_json_converted_is_accepted_and_reads_back_unchanged(

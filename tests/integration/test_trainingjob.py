@@ -627,3 +627,66 @@ def test_a_multi_node_job_shares_its_temp_on_a_volume_of_its_own(namespace: str)
             return e.status == 404
 
     wait_for(volume_gone, timeout=60, what="the shared temp volume deleted with the job")
+
+
+HOLD = "batchai.io/test-hold"
+
+
+def test_a_multi_node_job_whose_pod_is_evicted_restarts_its_whole_attempt(namespace: str) -> None:
+    """Node 1's pod evicted (the Eviction API: a DisruptionTarget): the operator deletes the attempt's
+    batch Job in the foreground and, once it and all its pods are gone, starts the next attempt with both
+    nodes; the job is queued/Requeued meanwhile, then runs, one requeue in its status."""
+    create_cluster(namespace)
+    spec = job_spec(nodes=2, horovodSettings={"pythonScriptFilePath": "train.py", "processCount": 2})
+    create_trainingjob(namespace, "pair", spec, annotations={"sim.batchai.io/run-for": "600s"})
+    wait_state(namespace, "pair", "running", timeout=60)
+    batch = client.BatchV1Api()
+    first = batch.read_namespaced_job("pair", namespace).metadata.uid
+    old = {p.metadata.name for p in trainingjob_pods(namespace, "pair")}
+    node1 = next(
+        p.metadata.name
+        for p in trainingjob_pods(namespace, "pair")
+        if p.metadata.labels["batch.kubernetes.io/job-completion-index"] == "1"
+    )
+    core = client.CoreV1Api()
+    # A pod whose node cannot confirm its end stays (Terminating): a finalizer of ours holds it the same way.
+    core.patch_namespaced_pod(node1, namespace, {"metadata": {"finalizers": [HOLD]}})
+    core.create_namespaced_pod_eviction(
+        node1, namespace, {"metadata": {"name": node1, "namespace": namespace}}
+    )
+    tj = wait_for(
+        lambda: t if (t := get_trainingjob(namespace, "pair"))["status"].get("requeues") else None,
+        timeout=30,
+        what="the requeue in status",
+    )
+    assert tj["status"]["executionState"] == "queued"
+    requeued = next(c for c in tj["status"]["conditions"] if c["type"] == "Requeued")
+    assert "start again together" in requeued["message"]
+
+    # The rest of the attempt stops at once; its batch Job stays (being deleted) while node 1's pod is
+    # there, and nothing of the next attempt is created meanwhile.
+    wait_for(
+        lambda: [p.metadata.name for p in trainingjob_pods(namespace, "pair")] == [node1],
+        timeout=60,
+        what="node 0's pod gone, node 1's held",
+    )
+    time.sleep(5)
+    held = batch.read_namespaced_job("pair", namespace)
+    assert held.metadata.uid == first and held.metadata.deletion_timestamp is not None
+    assert [p.metadata.name for p in trainingjob_pods(namespace, "pair")] == [node1]
+    assert get_trainingjob(namespace, "pair")["status"]["executionState"] == "queued"
+    core.patch_namespaced_pod(node1, namespace, {"metadata": {"finalizers": None}})
+
+    def next_attempt() -> list[client.V1Pod] | None:
+        try:
+            job = batch.read_namespaced_job("pair", namespace)
+        except client.ApiException:
+            return None
+        pods = [p for p in trainingjob_pods(namespace, "pair") if p.status.phase == "Running"]
+        return pods if job.metadata.uid != first and len(pods) == 2 else None
+
+    pods = wait_for(next_attempt, timeout=90, what="the next attempt's two pods running")
+    assert not {p.metadata.name for p in pods} & old
+    tj = wait_state(namespace, "pair", "running", timeout=30)
+    assert tj["status"]["executionInfo"]["requeueCount"] == 1
+    assert "Requeued" in trainingjob_event_reasons(namespace, "pair")

@@ -652,3 +652,25 @@ def test_batchai_names_are_the_launchers_except_its_settings() -> None:
         "BATCHAI_ are reserved for the operator's launcher",
         "(except BATCHAI_MPI_FLAVOUR and BATCHAI_TASK_SHELL)",
     )
+
+
+@pytest.mark.parametrize("name", ["AZ_BATCHAI_OUTPUT_MODEL", "AZ_BATCHAI_JOB_MOUNT_ROOT", "AZ_BATCHAI_X"])
+def test_variables_batchai_sets_are_refused_naming_them(name: str) -> None:
+    """A job's own AZ_BATCHAI_* variable would lose to the operator's or replace it (issue 28): refused,
+    in environmentVariables, in secrets, and in a cluster's setup task, with the variable named."""
+    said = f"{name}: environment variable names starting with AZ_BATCHAI_ are set by Batch AI itself"
+    rejected(job(environmentVariables=[{"name": name, "value": "/tmp"}]), said)
+    rejected(job(secrets=[{"name": name, "secretRef": {"name": "s"}}]), said)
+    variables = [{"name": name, "value": "x"}]
+    setup_env = cluster_with(["nodeSetup", "setupTask", "environmentVariables"], variables)
+    rejected(setup_env, said, model=BatchAIClusterSpec)
+    # Names that only contain it, or differ in case, are the job's own.
+    TrainingJobSpec.model_validate(job(environmentVariables=[{"name": f"MY_{name}", "value": "1"}]))
+    TrainingJobSpec.model_validate(job(environmentVariables=[{"name": name.lower(), "value": "1"}]))
+
+
+def test_secret_variables_may_not_take_the_launchers_names_either() -> None:
+    rejected(
+        job(secrets=[{"name": "BATCHAI_TASKS", "secretRef": {"name": "s"}}]),
+        "BATCHAI_TASKS: environment variable names starting with BATCHAI_ are reserved",
+    )

@@ -389,3 +389,27 @@ def test_multi_node_jobs_get_a_shared_temp_volume_of_the_configured_class() -> N
     assert plain.shared_temp_claim is None
     env = {e["name"] for e in plain.batch_job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "AZ_BATCHAI_SHARED_JOB_TEMP" not in env
+
+
+def test_a_node_kubernetes_takes_away_is_requeued_and_an_exit_still_counts() -> None:
+    """Issue 28: DisruptionTarget pods (lost node, drain, preemption) are ignored by the Job's failure
+    count; nothing else is ignored, so a non-zero exit fails the Job at once as before (backoffLimit 0)."""
+    job = build(SEED_SPEC).batch_job["spec"]
+    assert job["podFailurePolicy"] == {
+        "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
+    }
+    assert job["backoffLimit"] == 0
+    # podFailurePolicy implies podReplacementPolicy Failed; nothing may ask for TerminatingOrFailed.
+    assert job.get("podReplacementPolicy", "Failed") == "Failed"
+    assert job["template"]["spec"]["restartPolicy"] == "Never"  # required by podFailurePolicy
+
+
+@pytest.mark.parametrize("seconds", [15, 300])
+def test_job_pods_leave_a_lost_node_after_the_configured_seconds(seconds: int) -> None:
+    job = build(SEED_SPEC, config=OperatorConfig(node_lost_seconds=seconds)).batch_job
+    pod = job["spec"]["template"]["spec"]
+    lost = {t["key"]: t for t in pod["tolerations"] if t.get("effect") == "NoExecute"}
+    assert set(lost) == {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
+    assert all(t["operator"] == "Exists" and t["tolerationSeconds"] == seconds for t in lost.values())
+    # The GPU-pool tolerations are still there.
+    assert {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"} in pod["tolerations"]

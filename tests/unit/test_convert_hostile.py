@@ -82,3 +82,15 @@ def test_job_files_saved_by_windows_editors_are_read(
     doc = json.loads(SEED.read_text())
     code, _ = convert(tmp_path, json.dumps(doc).encode(encoding), capsys)
     assert (code == 0 and "kind: TrainingJob" in capsys.readouterr().out) or code == 0
+
+
+def test_a_variable_batchai_sets_is_refused_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 28: a job.json's own AZ_BATCHAI_OUTPUT_MODEL gets the apiserver's error, before any apply."""
+    doc = json.loads(SEED.read_text())
+    doc["properties"]["environmentVariables"] = [{"name": "AZ_BATCHAI_OUTPUT_MODEL", "value": "/x"}]
+    code, err = convert(tmp_path, json.dumps(doc).encode(), capsys)
+    assert code == 1, err
+    assert "spec.environmentVariables.0.name" in err
+    assert "AZ_BATCHAI_OUTPUT_MODEL: environment variable names starting with AZ_BATCHAI_" in err

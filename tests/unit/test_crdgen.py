@@ -230,7 +230,7 @@ def test_rules_are_well_formed() -> None:
     assert len(RULES) > 30
     reasons = {"FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"}
     for path, rule in RULES:
-        assert set(rule) <= {"rule", "message", "fieldPath", "reason"}, path
+        assert set(rule) <= {"rule", "message", "messageExpression", "fieldPath", "reason"}, path
         assert next(iter(rule)) == "rule", path
         assert rule["message"], path
         assert rule.get("reason", "FieldValueInvalid") in reasons, path

@@ -338,6 +338,23 @@ def test_exit_code_passes_through(pod: Pod, args: str, code: int) -> None:
         assert not pod.termination_log().exists()
 
 
+def test_a_failure_under_a_lost_mount_names_the_mount(pod: Pod, tmp_path: Path) -> None:
+    """Issue 28: a task that failed while a volume under the mount root no longer answers (a FUSE file
+    system whose process died) ends with MountLost naming it; mounts elsewhere, or that answer, do not."""
+    pod.configure(make_spec(1, customToolkitSettings={"commandLine": "python a.py exit=5"}))
+    lost = pod.job_mount_root / "data"  # listed as mounted, but stat fails, as on a dead FUSE mount
+    table = tmp_path / "mounts"
+    table.write_text(
+        f"overlay / overlay rw 0 0\nrclone:x /elsewhere/gone fuse.rclone rw 0 0\n"
+        f"share {pod.job_mount_root} none rw 0 0\nrclone:c {lost} fuse.rclone rw 0 0\n"
+    )
+    assert pod.run(BATCHAI_MOUNTS_FILE=str(table)).returncode == 5
+    assert pod.termination_message() == f"MountLost: {lost}: exit code 5"
+    lost.mkdir(parents=True)  # it answers again: the task's own failure
+    assert pod.run(BATCHAI_MOUNTS_FILE=str(table)).returncode == 5
+    assert pod.termination_message() == "JobFailed: exit code 5"
+
+
 def test_exit_code_passes_through_mpirun(pod: Pod) -> None:
     settings = {"pythonScriptFilePath": SCRIPT, "commandLineArgs": "exit=3", "processCount": 2}
     pod.configure(make_spec(1, horovodSettings=settings))

@@ -49,8 +49,11 @@ def test_config_from_the_charts_environment() -> None:
             "BATCHAI_JOB_RESOURCES": '{"requests": {"cpu": "2"}}',
             "BATCHAI_MAX_SHM_SIZE": "8Gi",
             "BATCHAI_WATCH_NAMESPACES": '["ml-prod", "ml-dev"]',
+            "BATCHAI_NODE_LOST_SECONDS": "20",
+            "BATCHAI_MAX_REQUEUES": "5",
         }
     )
+    assert cfg.node_lost_seconds == 20 and cfg.max_requeues == 5
     assert cfg.allow.setup_tasks == ["ml-*"] and cfg.allow.pools_for("ml-prod")[0].agent_pool_name == "p"
     assert cfg.allow.pools_for("ml-dev") == []
     assert cfg.operator_service_account == ("batchai-system", "batchai-operator")

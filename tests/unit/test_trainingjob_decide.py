@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from batchai_operator.config import OperatorConfig
 from batchai_operator.decide.admission import Verdict
 from batchai_operator.decide.common import parse_time
 from batchai_operator.decide.gang import GangFacts, Mechanism
@@ -455,3 +456,141 @@ def test_kueue_held_gang_says_kueue_s_words() -> None:
     assert reason(d)[1] == "QueuedByKueue"
     assert d.status.gang is not None and d.status.gang.mechanism == "kueue"
     assert (d.status.gang.message or "").startswith("Kueue holds the job")
+
+
+# ---- nodes Kubernetes takes away, mounts that die (issue 28) -------------------------------------------
+
+
+def disrupted(p: dict[str, Any], why: str = "DeletionByTaintManager") -> dict[str, Any]:
+    """The pod with the DisruptionTarget condition Kubernetes gives a pod it takes away."""
+    p["status"]["conditions"].append(
+        {"type": "DisruptionTarget", "status": "True", "reason": why, "message": "Taint manager: deleting"}
+    )
+    return p
+
+
+def count(d: TrainingJobDecision) -> int | None:
+    return d.status.execution_info.requeue_count if d.status.execution_info else None
+
+
+def test_a_node_taken_away_requeues_the_job_counts_it_once_and_says_so() -> None:
+    # The lost node's pod, evicted, still there (its kubelet cannot confirm): queued again, one requeue.
+    d = decided(status=running(), batch_job=batch_job(), pods=[disrupted(pod(0, node="real-1"))])
+    expect_actions(d)  # the batch Job replaces the pod itself (podFailurePolicy Ignore)
+    assert reason(d) == ("queued", "Requeued")
+    info = d.status.execution_info
+    assert info is not None and info.requeue_count == 1
+    requeues = [(r.pod, r.node_name, r.reason) for r in d.status.requeues or []]
+    assert requeues == [("j-0", "real-1", "NodeLost")]
+    requeued = next(c for c in d.status.conditions or [] if c.type == "Requeued")
+    assert requeued.status == "True" and requeued.reason == "NodeLost"
+    assert "requeue 1 of at most 3" in requeued.message
+    assert [(e.type, e.reason) for e in d.events] == [("Warning", "Requeued")]
+    # Seen again: not counted again, no second Event; the replacement runs: running, still one requeue.
+    again = decided(status=d.status, batch_job=batch_job(), pods=[disrupted(pod(0, node="real-1"))])
+    assert again.events == [] and count(again) == 1
+    rerun = decided(status=again.status, batch_job=batch_job(), pods=[pod(0, node="real-0")])
+    assert reason(rerun) == ("running", "Running") and rerun.events == []
+    assert count(rerun) == 1
+
+
+def test_a_drained_pods_sigterm_exit_does_not_fail_the_job() -> None:
+    drained = disrupted(pod(0, "Failed", 143), "EvictionByEvictionAPI")
+    d = decided(status=running(), batch_job=batch_job(), pods=[drained])
+    expect_actions(d)
+    assert reason(d) == ("queued", "Requeued")
+    assert (d.status.requeues or [])[0].reason == "Evicted"
+    # Its own non-zero exit still fails the job at once, with its exit code.
+    own = decided(status=d.status, batch_job=batch_job(), pods=[drained, pod(0, "Failed", 3)])
+    assert reason(own) == ("failed", "JobFailed")
+    assert own.status.execution_info is not None and own.status.execution_info.exit_code == 3
+
+
+def test_more_requeues_than_the_limit_fail_the_job_and_stop_it() -> None:
+    pods = [disrupted(pod(0)), disrupted(pod(1)), pod(2)]
+    for i, p in enumerate(pods):
+        p["metadata"]["name"] = f"j-{i}-try"
+        p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] = "0"
+    d = decided(status=running(), batch_job=batch_job(), pods=pods, config=OperatorConfig(max_requeues=1))
+    expect_actions(d, DeleteBatchJob("j"))
+    assert reason(d) == ("failed", "TooManyRequeues")
+    assert d.status.execution_info is not None
+    (error,) = d.status.execution_info.errors or []
+    assert "2 times" in error.message and "jobs.maxRequeues" in error.message
+
+
+def test_a_mount_lost_while_running_fails_with_its_code_naming_the_volume() -> None:
+    blob = {
+        "accountName": "acct",
+        "containerName": "data",
+        "credentials": {"secretRef": {"name": "s"}},
+        "relativeMountPath": "bfs",
+    }
+    s = spec(mountVolumes={"azureBlobFileSystems": [blob]})
+    path = "/mnt/batch/tasks/shared/LS_root/jobs/ns/default/j/mounts/bfs"
+    dead = pod(0, "Failed", 1, message=f"MountLost: {path}: exit code 1")
+    d = decided(s=s, status=running(), batch_job=batch_job(), pods=[dead])
+    assert reason(d) == ("failed", "BFSMountError")
+    info = d.status.execution_info
+    assert info is not None and info.exit_code == 1
+    (error,) = info.errors or []
+    assert error.code == "BFSMountError"
+    detail = (error.details or [])[0].value
+    assert "blob container data of acct (relativeMountPath bfs)" in detail
+    assert "Transport endpoint is not connected" in detail
+
+
+def test_a_multi_node_job_that_loses_a_node_restarts_its_whole_attempt() -> None:
+    # Node 1's pod evicted from a lost node; node 0 still runs. The whole attempt goes: the batch Job is
+    # deleted in the foreground (it stays, its name taken, until every pod of it is gone).
+    s = spec(nodeCount=2)
+    lost = [pod(0, node="real-0"), disrupted(pod(1, node="real-1"))]
+    d = decided(s=s, status=running(), batch_job=batch_job(), pods=lost)
+    expect_actions(d, DeleteBatchJob("j", wait_for_pods=True))
+    assert reason(d) == ("queued", "Requeued") and count(d) == 1
+    requeued = next(c for c in d.status.conditions or [] if c.type == "Requeued")
+    assert "its 2 nodes start again together" in requeued.message
+    assert [e.reason for e in d.events] == ["Requeued"] and "together" in d.events[0].message
+    # Being deleted: node 0 stopped (143), node 0 failing for want of its peer, even the batch Job's
+    # Failed: none of it decides; still queued, nothing more to do, the requeue counted once.
+    deleting = batch_job(("Failed", "BackoffLimitExceeded"))
+    deleting["metadata"]["deletionTimestamp"] = "2026-11-29T12:00:00Z"
+    stopping = [pod(0, "Failed", 1, node="real-0"), disrupted(pod(1, node="real-1"))]
+    again = decided(s=s, status=d.status, batch_job=deleting, pods=stopping)
+    expect_actions(again)
+    assert reason(again) == ("queued", "Requeued") and count(again) == 1 and again.events == []
+    # Gone: the next attempt's children are created; then both nodes run again.
+    gone = decided(s=s, status=again.status, batch_job=None, pods=[])
+    expect_actions(gone, CreateChildren)
+    rerun = decided(s=s, status=gone.status, batch_job=batch_job(), pods=[pod(0), pod(1)])
+    assert reason(rerun) == ("running", "Running") and count(rerun) == 1
+
+
+def test_a_multi_node_job_beyond_the_requeue_limit_fails_instead_of_restarting() -> None:
+    s = spec(nodeCount=2)
+    seen = decided(s=s, status=running(), batch_job=batch_job(), pods=[pod(0), disrupted(pod(1))])
+    p = disrupted(pod(1))
+    p["metadata"]["name"] = "j-1-again"
+    d = decided(
+        s=s,
+        status=seen.status,
+        batch_job=batch_job(),
+        pods=[pod(0), p],
+        config=OperatorConfig(max_requeues=1),
+    )
+    expect_actions(d, DeleteBatchJob("j"))
+    assert reason(d) == ("failed", "TooManyRequeues")
+
+
+def test_a_single_node_job_is_not_restarted_by_the_operator() -> None:
+    d = decided(status=running(), batch_job=batch_job(), pods=[disrupted(pod(0))])
+    expect_actions(d)  # its batch Job replaces the pod (podReplacementPolicy Failed)
+
+
+def test_a_multi_node_job_whose_node_zero_succeeded_is_not_restarted_for_a_node_lost_after() -> None:
+    s = spec(nodeCount=2)
+    d = decided(
+        s=s, status=running(), batch_job=batch_job(), pods=[pod(0, "Succeeded", 0), disrupted(pod(1))]
+    )
+    assert reason(d) == ("succeeded", "Succeeded")
+    expect_actions(d)

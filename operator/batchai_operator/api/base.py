@@ -16,9 +16,18 @@ from pydantic.alias_generators import to_camel
 CEL_KEY = "x-kubernetes-validations"
 
 
-def cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
-    """One CEL validation rule as the apiserver expects it."""
+def cel(
+    rule: str,
+    message: str,
+    field_path: str | None = None,
+    reason: str | None = None,
+    message_expression: str | None = None,
+) -> dict[str, str]:
+    """One CEL validation rule as the apiserver expects it (`message_expression`, a CEL string expression,
+    says what was wrong with the value itself; `message` stays as the fallback)."""
     out = {"rule": rule, "message": message}
+    if message_expression:
+        out["messageExpression"] = message_expression
     if field_path:
         out["fieldPath"] = field_path
     if reason:

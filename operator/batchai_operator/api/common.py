@@ -63,6 +63,14 @@ MSG_ENV_RESERVED = (
     "environment variable names starting with BATCHAI_ are reserved for the operator's launcher "
     f"(except {' and '.join(USER_LAUNCHER_SETTINGS)})"
 )
+# Batch AI sets AZ_BATCHAI_* itself (mount roots, AZ_BATCHAI_OUTPUT_<id>, AZ_BATCHAI_TASK_INDEX, ...): a
+# job's own variable of such a name would silently lose to ours or replace it (and make status's output
+# paths untrue), so it is refused, as Batch AI's own API did not let a job redefine them either.
+BATCHAI_SET_PREFIX = "AZ_BATCHAI_"
+MSG_ENV_BATCHAI_SET = (
+    "environment variable names starting with AZ_BATCHAI_ are set by Batch AI itself (mount roots, "
+    "AZ_BATCHAI_OUTPUT_<id> for outputDirectories, AZ_BATCHAI_TASK_INDEX, ...); choose another name"
+)
 MSG_BLOB_MOUNT_OPTIONS = (
     "mountOptions: only these blobfuse options are accepted: -o allow_other|ro|default_permissions|"
     "big_writes|kernel_cache|direct_io|attr_timeout=N|entry_timeout=N|negative_timeout=N|max_read=N|"
@@ -392,36 +400,57 @@ class MountVolumes(ApiModel):
         return out
 
 
+def env_name_problem(name: str) -> str | None:
+    """Why a job or setup task may not set variable `name` itself (the message names it), or None."""
+    if name.startswith(BATCHAI_SET_PREFIX):
+        return f"{name}: {MSG_ENV_BATCHAI_SET}"
+    if name.startswith("BATCHAI_") and name not in USER_LAUNCHER_SETTINGS:
+        return f"{name}: {MSG_ENV_RESERVED}"
+    return None
+
+
+# The CRD's rules for a variable name, mirroring env_name_problem; messageExpression names the variable.
+_LAUNCHER_SETTINGS_CEL = "[" + ", ".join(f"'{n}'" for n in USER_LAUNCHER_SETTINGS) + "]"
+_ENV_NAME_RULES = rules(
+    cel(
+        f"!self.startsWith('{BATCHAI_SET_PREFIX}')",
+        MSG_ENV_BATCHAI_SET,
+        message_expression=f"self + {_cel_string(': ' + MSG_ENV_BATCHAI_SET)}",
+    ),
+    cel(
+        f"!self.startsWith('BATCHAI_') || self in {_LAUNCHER_SETTINGS_CEL}",
+        MSG_ENV_RESERVED,
+        message_expression=f"self + {_cel_string(': ' + MSG_ENV_RESERVED)}",
+    ),
+)
+
+
+def _allowed_env_name(value: str) -> str:
+    problem = env_name_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# A variable name a job or setup task may set: a shell name, and none Batch AI or the launcher sets.
+EnvName = Annotated[str, AfterValidator(_allowed_env_name)]
+
+
 class EnvironmentVariable(ApiModel):
     """An environment variable for the job (and its preparation task)."""
 
-    name: str = Field(
+    name: EnvName = Field(
         description=(
-            "Variable name (BATCHAI_* names are the launcher's own, except its settings "
-            "BATCHAI_MPI_FLAVOUR and BATCHAI_TASK_SHELL)."
+            "Variable name. AZ_BATCHAI_* names are set by Batch AI and BATCHAI_* names are the launcher's "
+            "own (except its settings BATCHAI_MPI_FLAVOUR and BATCHAI_TASK_SHELL): neither may be set here."
         ),
         pattern=ENV_NAME_PATTERN,
         max_length=MAX_NAME,
-        json_schema_extra=rules(
-            cel(
-                "!self.startsWith('BATCHAI_') || self in "
-                + "["
-                + ", ".join(f"'{n}'" for n in USER_LAUNCHER_SETTINGS)
-                + "]",
-                MSG_ENV_RESERVED,
-            )
-        ),
+        json_schema_extra=_ENV_NAME_RULES,
     )
     value: str = Field(
         description="Value; $VARS are expanded by the shell in the pod.", max_length=MAX_COMMAND
     )
-
-    @field_validator("name")
-    @classmethod
-    def _not_reserved(cls, value: str) -> str:
-        if value.startswith("BATCHAI_") and value not in USER_LAUNCHER_SETTINGS:
-            raise ValueError(MSG_ENV_RESERVED)
-        return value
 
 
 class EnvironmentVariableWithSecretValue(ApiModel):
@@ -435,7 +464,12 @@ class EnvironmentVariableWithSecretValue(ApiModel):
         )
     }
 
-    name: str = Field(description="Variable name.", pattern=ENV_NAME_PATTERN, max_length=MAX_NAME)
+    name: EnvName = Field(
+        description="Variable name (the same names are refused as for environmentVariables).",
+        pattern=ENV_NAME_PATTERN,
+        max_length=MAX_NAME,
+        json_schema_extra=_ENV_NAME_RULES,
+    )
     value: str | None = Field(
         default=None,
         description="Batch AI's inline value. Rejected here: use secretRef.",

@@ -489,6 +489,24 @@ class ExecutionInfo(StatusModel):
     end_time: str | None = Field(default=None, description="When the job completed (RFC 3339).")
     exit_code: int | None = Field(default=None, description="Exit code of the node that decided the outcome.")
     errors: list[BatchAIError] | None = Field(default=None, description="Errors that failed the job.")
+    requeue_count: int | None = Field(
+        default=None,
+        description=(
+            "Times a node of the job was taken away by Kubernetes (its node lost, drained or preempted) and "
+            "run again; these do not count against constraints.maxRetryCount (Azure Batch's requeueCount)."
+        ),
+    )
+
+
+class Requeue(StatusModel):
+    """One node of the job taken away by Kubernetes and run again."""
+
+    pod: str = Field(description="The pod that was taken away.")
+    node_index: int = Field(description="The job's node (pod index) it ran.")
+    node_name: str | None = Field(default=None, description="The Kubernetes node it ran on.")
+    reason: str = Field(description="NodeLost, Evicted, Preempted or NodeShutdown.")
+    message: str = Field(description="What Kubernetes said (the pod's DisruptionTarget condition).")
+    time: str = Field(description="When the operator saw it (RFC 3339).")
 
 
 class StoragePath(StatusModel):
@@ -583,5 +601,9 @@ class TrainingJobStatus(StatusModel):
     )
     conditions: list[Condition] | None = Field(
         default=None, description="Queued, Running, Succeeded, Failed, Suspended."
+    )
+    requeues: list[Requeue] | None = Field(
+        default=None,
+        description="The job's nodes taken away by Kubernetes and run again, oldest first (requeueCount).",
     )
     observed_generation: int | None = Field(default=None, description="Last spec generation acted on.")

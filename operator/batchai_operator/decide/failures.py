@@ -12,7 +12,8 @@ from typing import Any
 
 from ..api.cluster import BatchAIClusterSpec
 from ..api.trainingjob import BatchAIError, NameValuePair, TrainingJobSpec
-from ..manifests.volumes import describe_volumes
+from ..manifests.paths import MOUNT_ROOT
+from ..manifests.volumes import describe_volumes, volume_name
 from ..names import (
     ERR_AZF_MOUNT,
     ERR_BFS_MOUNT,
@@ -79,7 +80,10 @@ def failure(
 
 
 def batch_job_failure(
-    spec: TrainingJobSpec, pods: Sequence[Mapping[str, Any]], failed_condition: Mapping[str, Any]
+    spec: TrainingJobSpec,
+    pods: Sequence[Mapping[str, Any]],
+    failed_condition: Mapping[str, Any],
+    cluster: BatchAIClusterSpec | None = None,
 ) -> Failure:
     """The failure of a job whose batch Job (its `failed_condition`, or {}) or pods say it failed."""
     reason = failed_condition.get("reason") or ""
@@ -99,6 +103,8 @@ def batch_job_failure(
     if message.startswith("MountFailed"):
         text = f"Mounting a volume failed on node {index}: {message}"
         return failure(ERR_UNMANAGED_MOUNT, text, code, error_message=UNMANAGED_MOUNT_TEXT, info=text)
+    if message.startswith("MountLost: "):
+        return lost_mount_failure(spec, cluster, index, message, code)
     if message.startswith("LauncherFailed"):
         return failure(ERR_JOB_FAILED, f"The launcher failed on node {index}: {message}", code)
     # Batch AI's own text, without details (the exit code is in executionInfo.exitCode); the Failed
@@ -123,6 +129,47 @@ def start_failure(pods: Sequence[Mapping[str, Any]]) -> Failure | None:
                     f"Node {node} could not start container {cs.get('name')} ({reason}): {detail}",
                 )
     return None
+
+
+# ---- a mount lost while the job ran ----------------------------------------------------------------------
+#
+# A FUSE file system whose process died (blobfuse2; rclone on the dev cluster) leaves its mount point
+# answering "Transport endpoint is not connected"; the job's reads and writes fail and it exits. The
+# launcher then names the mount point in its termination message (MountLost: <path>: exit code N), and
+# the job fails with its file system's Batch AI code, naming the volume. (The node plugin also posts a
+# Warning Event on the pod.)
+
+_JOB_MOUNT = re.compile(r"^.*?/jobs/[^/]+/[^/]+/[^/]+/mounts/(.+)$")
+
+
+def lost_mount_failure(
+    spec: TrainingJobSpec, cluster: BatchAIClusterSpec | None, index: int, message: str, code: int
+) -> Failure:
+    path = message.removeprefix("MountLost: ").rsplit(": exit code", 1)[0]
+    kind, described = _volume_at(spec, cluster, path)
+    error_code, batchai_text, _ = MOUNT_ERRORS[kind]
+    text = (
+        f"The {described} was lost on node {index} while the job ran (its mount stopped answering: "
+        f'"Transport endpoint is not connected"); the job exited with code {code}'
+    )
+    return failure(error_code, text, code, error_message=batchai_text, info=text)
+
+
+def _volume_at(spec: TrainingJobSpec, cluster: BatchAIClusterSpec | None, path: str) -> tuple[str, str]:
+    """(kind, description) of the job's or cluster's volume mounted at `path`; ('', the path) if none."""
+    if path.startswith(MOUNT_ROOT + "/"):
+        scope, rel = "cluster", path.removeprefix(MOUNT_ROOT + "/")
+        node_setup = cluster.node_setup if cluster else None
+        volumes = describe_volumes(node_setup.mount_volumes if node_setup else None, scope)
+    else:
+        m = _JOB_MOUNT.match(path)
+        scope, rel = "job", (m.group(1) if m else "")
+        volumes = describe_volumes(spec.mount_volumes, scope)
+    for kind in ("afs", "bfs", "nfs"):
+        described = volumes.get(volume_name(scope, kind, rel))
+        if described is not None:
+            return kind, described
+    return "", f"volume at {path}"
 
 
 # ---- FailedMount -----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from .. import toolkit_facts
 from ..api.trainingjob import NodeCounts, TrainingJobSpec
 from ..names import LABEL_COMPLETION_INDEX, MAIN_CONTAINER
 from .common import parse_time
+from .requeues import taken_away
 
 # The batch Job's conditions once its outcome is known: finished, or being finished by the Job controller
 # (which then stops its pods).
@@ -82,8 +83,8 @@ def node_counts(pods: Sequence[Mapping[str, Any]]) -> NodeCounts:
 
 
 def scheduled(pods: Sequence[Mapping[str, Any]]) -> int:
-    """How many pods are bound to a node."""
-    return sum(1 for p in pods if (p.get("spec") or {}).get("nodeName"))
+    """How many pods are bound to a node (not counting those Kubernetes is taking away)."""
+    return sum(1 for p in pods if (p.get("spec") or {}).get("nodeName") and not taken_away(p))
 
 
 def main_terminated(pod: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -115,11 +116,15 @@ def succeeded(pods: Sequence[Mapping[str, Any]], spec: TrainingJobSpec) -> bool:
 
 
 def failed(pods: Sequence[Mapping[str, Any]], spec: TrainingJobSpec) -> bool:
-    """A node whose main container exited non-zero decides, when the Job retries no pod (maxRetryCount 0)."""
+    """A node whose main container exited non-zero decides, when the Job retries no pod (maxRetryCount 0).
+    A pod Kubernetes took away (its exit is the kill, e.g. 143 after a drain) decides nothing: the batch
+    Job runs that node again (decide/requeues.py)."""
     if spec.effective_constraints.max_retry_count:
         return False
     node_zero_decides = toolkit_facts.decided_by_node_zero(spec)
-    return any(exit_code(p) and (pod_index(p) == 0 or not node_zero_decides) for p in pods)
+    return any(
+        exit_code(p) and not taken_away(p) and (pod_index(p) == 0 or not node_zero_decides) for p in pods
+    )
 
 
 def deciding_failure(
@@ -129,6 +134,8 @@ def deciding_failure(
     only node 0 counts, else the first to fail."""
     failures = []
     for p in pods:
+        if taken_away(p):
+            continue
         term = main_terminated(p)
         if term is not None and int(term.get("exitCode", 0)) != 0:
             failures.append((term.get("finishedAt") or "", pod_index(p), term))

@@ -12,8 +12,13 @@ Batch AI's codes (decide/failures.py).
 Where features plug in (`_outcome`'s numbered steps): one that holds a job before it runs (gang
 scheduling: suspended until admitted) is a branch of step 5 that returns QUEUED with its own reason, and
 SetBatchJobSuspend when the batch Job must change; its extra child (a PodGroup, a Workload) is one more
-member of the desired TrainingJobChildren. One that tries a job again (a lost node) returns DeleteBatchJob
-with the attempt counted in status; step 4 then creates the next attempt's children.
+member of the desired TrainingJobChildren. A node Kubernetes takes away (lost, drained, preempted) is run
+again by the batch Job itself (its podFailurePolicy); the decision counts it in status (decide/requeues.py)
+and fails the job beyond jobs.maxRequeues. A multi-node job restarts the whole attempt instead (its nodes
+work together: node 0's mpirun cannot take a new peer): the requeue returns DeleteBatchJob with
+wait_for_pods (foreground deletion: the batch Job, its name taken, stays until every pod of the attempt is
+gone, also the one on the lost node), the job stays queued/Requeued meanwhile, and step 4 then creates the
+next attempt's children.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..api.trainingjob import GangStatus, TrainingJobSpec, TrainingJobStatus
+from ..api.trainingjob import GangStatus, Requeue, TrainingJobSpec, TrainingJobStatus
 from ..manifests.children import TrainingJobChildren
 from ..names import (
     ERR_INVALID_SPEC,
     ERR_JOB_TERMINATED,
+    ERR_TOO_MANY_REQUEUES,
     FAILED,
     LABEL_KUEUE_QUEUE,
     QUEUED,
@@ -42,11 +48,12 @@ from ..names import (
     WAIT_CREATION_REJECTED,
     WAIT_FOR_NODES,
     WAIT_PODS_REJECTED,
+    WAIT_REQUEUED,
     WAIT_SECRET_NOT_FOUND,
     WAIT_SUSPENDED,
 )
 from ..observe.trainingjob import TrainingJobWorld
-from . import failures
+from . import failures, requeues
 from . import pods as pod_readers
 from .common import Decision, Desired, parse_time
 from .gang import GangFacts, Mechanism, waiting_message
@@ -81,6 +88,9 @@ class DeleteBatchJob:
     """Stop the job's pods by deleting its batch Job."""
 
     name: str
+    # Foreground deletion: the batch Job (and its name) stays until its last pod is gone, so that the
+    # next attempt's cannot start while a pod of this one may still run (a multi-node job's restart).
+    wait_for_pods: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,9 +134,10 @@ def decide(
     if spec is None:
         invalid = failures.failure(ERR_INVALID_SPEC, f"The spec cannot be parsed: {world.view['specError']}")
         out = Outcome.failed(invalid)
-        return Decision(new_status(world, out, now), events(old, out))
+        return Decision(new_status(world, out, now), events(old, out, world.config.max_requeues))
     out, actions = _outcome(world, spec, desired, now)
-    decision = Decision(new_status(world, out, now), events(old, out), actions, out.requeue_after)
+    said = events(old, out, world.config.max_requeues)
+    decision = Decision(new_status(world, out, now), said, actions, out.requeue_after)
     return _with_ttl(world, decision, now)
 
 
@@ -172,7 +183,17 @@ def _outcome(
     out = _running_outcome(world, spec, batch_job, suspend, now, held)
     if out.state == FAILED and out.reason not in failures.DECIDED_BY_THE_PODS:
         actions += _stop_if_running(batch_job)
+    elif out.state == QUEUED and out.reason == WAIT_REQUEUED and _restarts_whole(spec):
+        # The whole attempt goes; the pods Kubernetes replaces one by one are left to the single-node job.
+        actions = (
+            [] if pod_readers.deleting(batch_job) else [DeleteBatchJob(pod_readers.name(batch_job), True)]
+        )
     return out, actions
+
+
+def _restarts_whole(spec: TrainingJobSpec) -> bool:
+    """A job whose lost node loses the whole attempt: one of several nodes (they run as one)."""
+    return spec.node_count > 1
 
 
 def _start(
@@ -221,14 +242,41 @@ def _running_outcome(
     now: datetime,
     held: bool = False,
 ) -> Outcome:
-    """The job's children exist: what they say."""
+    """The job's children exist: what they say. Nodes Kubernetes took away are counted first (they are
+    history whatever happens next)."""
     pods = world.pods
+    seen = world.status.requeues or []
+    requeued = requeues.new_requeues(pods, seen, now)
+    out = _running_outcome_of_pods(world, spec, batch_job, suspend, now, [*seen, *requeued], held)
+    out.requeued = requeued
+    return out
+
+
+def _running_outcome_of_pods(
+    world: TrainingJobWorld,
+    spec: TrainingJobSpec,
+    batch_job: Mapping[str, Any],
+    suspend: bool,
+    now: datetime,
+    all_requeues: list[Requeue],
+    held: bool,
+) -> Outcome:
+    pods = world.pods
+    limit = world.config.max_requeues
     conds = pod_readers.true_conditions(batch_job)
     # The pods decide as soon as they end, as Batch AI's nodes did; the batch Job's conditions follow
     # later (the Job controller works through its queue at its own pace) and say the same.
     if "Complete" in conds or "SuccessCriteriaMet" in conds or pod_readers.succeeded(pods, spec):
         exit_code = pod_readers.success_exit_code(pods)
         return Outcome(SUCCEEDED, "Succeeded", "The job completed successfully", exit_code=exit_code)
+    if len(all_requeues) > limit:
+        message = requeues.too_many_message(all_requeues, limit)
+        return Outcome.failed(failures.failure(ERR_TOO_MANY_REQUEUES, message))
+    if _restarts_whole(spec) and (pod_readers.deleting(batch_job) or any(map(requeues.taken_away, pods))):
+        # A multi-node attempt that lost a node restarts whole, whatever its other pods do meanwhile (node
+        # 0 may fail for want of its peer; the pods being stopped exit 143): short of success, its end
+        # decides nothing.
+        return _requeued(all_requeues, limit, restart=spec.node_count)
     failed = conds.get("Failed") or conds.get("FailureTarget")
     if failed:
         if pod_readers.exit_code_on_its_way(pods, failed, now):
@@ -238,9 +286,9 @@ def _running_outcome(
                 "The job failed; waiting for its pods' exit codes",
                 requeue_after=EXIT_CODE_RECHECK_SECONDS,
             )
-        return Outcome.failed(failures.batch_job_failure(spec, pods, failed))
+        return Outcome.failed(failures.batch_job_failure(spec, pods, failed, world.cluster_spec))
     if pod_readers.failed(pods, spec):
-        return Outcome.failed(failures.batch_job_failure(spec, pods, {}))
+        return Outcome.failed(failures.batch_job_failure(spec, pods, {}, world.cluster_spec))
     start_failure = failures.start_failure(pods)
     if start_failure is not None:
         return Outcome.failed(start_failure)
@@ -265,7 +313,17 @@ def _running_outcome(
     if pod_readers.scheduled(pods) >= spec.node_count:
         message = f"All {spec.node_count} node(s) allocated; the job is running"
         return Outcome(RUNNING, "Running", message, news=False)
+    if any(requeues.taken_away(p) for p in pods):
+        return _requeued(all_requeues, limit)
     return _waiting(world, spec)
+
+
+def _requeued(all_requeues: list[Requeue], limit: int, restart: int = 0) -> Outcome:
+    """Back in the queue until the node (or, `restart` > 0, the whole attempt of that many nodes) runs
+    again; the Requeued Event and condition say why."""
+    last = all_requeues[-1] if all_requeues else None
+    message = requeues.describe(last, len(all_requeues), limit, restart) if last else "Requeued"
+    return Outcome(QUEUED, WAIT_REQUEUED, message, news=False, restart=restart)
 
 
 def _stop_if_running(batch_job: Mapping[str, Any] | None) -> list[TrainingJobAction]:

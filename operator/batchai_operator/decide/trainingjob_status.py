@@ -12,6 +12,7 @@ from ..api.trainingjob import (
     DirectoryPath,
     ExecutionInfo,
     GangStatus,
+    Requeue,
     StoragePath,
     TrainingJobSpec,
     TrainingJobStatus,
@@ -21,6 +22,7 @@ from ..manifests.paths import stdouterr_dir
 from ..names import (
     ANNOTATION_SPEC_HASH,
     CONDITION_FOR_STATE,
+    CONDITION_REQUEUED,
     CONDITION_SPEC_APPLIED,
     CONDITION_SUSPENDED,
     FAILED,
@@ -35,6 +37,7 @@ from ..storage.locations import storage_status
 from . import pods as pod_readers
 from .common import Event, find_condition, fmt_time, set_condition
 from .failures import Failure
+from .requeues import describe
 
 
 @dataclass
@@ -52,6 +55,10 @@ class Outcome:
     # (its status and Running condition say so; Events mark ends and setbacks), one write fewer per job each.
     news: bool = True
     gang: GangStatus | None = None  # a multi-node job's gang, when this outcome says more than its mechanism
+    # Nodes Kubernetes took away since the last status (decide/requeues.py): listed, counted, each an Event.
+    requeued: list[Requeue] = field(default_factory=list)
+    # A multi-node job's node count when its whole attempt restarts for them, else 0.
+    restart: int = 0
 
     @staticmethod
     def failed(f: Failure) -> Outcome:
@@ -78,6 +85,9 @@ def new_status(world: TrainingJobWorld, out: Outcome, now: datetime) -> Training
             info.exit_code = out.exit_code
         if out.errors:
             info.errors = out.errors
+    requeues = [*(old.requeues or []), *out.requeued]
+    if requeues:
+        info.requeue_count = len(requeues)
     counts = pod_readers.node_counts(world.pods)
     generation = world.view["metadata"]["generation"]
     status = TrainingJobStatus(
@@ -89,6 +99,7 @@ def new_status(world: TrainingJobWorld, out: Outcome, now: datetime) -> Training
         cluster=world.view["cluster"],
         nodes=counts,
         conditions=_conditions(world, out, now),
+        requeues=requeues or None,
         observed_generation=generation,
     )
     spec = world.spec
@@ -124,8 +135,14 @@ def _conditions(world: TrainingJobWorld, out: Outcome, now: datetime) -> list[Co
         )
     if world.spec is not None:
         conditions = _spec_applied(world, world.spec, conditions, now)
+    if out.requeued:
+        count, last = len(world.status.requeues or []) + len(out.requeued), out.requeued[-1]
+        message = describe(last, count, world.config.max_requeues, out.restart)
+        reason = last.reason
+        conditions = set_condition(conditions, CONDITION_REQUEUED, True, reason, message, generation, now)
     # The job's own condition types first, in their fixed order, then any others.
-    order = {t: i for i, t in enumerate((*TRAININGJOB_CONDITION_TYPES, CONDITION_SPEC_APPLIED))}
+    kinds = (*TRAININGJOB_CONDITION_TYPES, CONDITION_SPEC_APPLIED, CONDITION_REQUEUED)
+    order = {t: i for i, t in enumerate(kinds)}
     return sorted(conditions, key=lambda c: order.get(c.type, len(order)))
 
 
@@ -148,10 +165,15 @@ def _spec_applied(
     )
 
 
-def events(old: TrainingJobStatus, out: Outcome) -> list[Event]:
-    """An Event per change of state that is news (see Outcome.news); and one when a multi-node job starts
-    waiting for its gang (its status.gang.message says why), once until it stops waiting."""
-    out_events: list[Event] = []
+def events(old: TrainingJobStatus, out: Outcome, max_requeues: int) -> list[Event]:
+    """A Warning Event per node Kubernetes took away, an Event per change of state that is news (see
+    Outcome.news), and one when a multi-node job starts waiting for its gang (its status.gang.message says
+    why), once until it stops waiting."""
+    seen = len(old.requeues or [])
+    out_events = [
+        Event("Warning", CONDITION_REQUEUED, describe(r, seen + i, max_requeues, out.restart))
+        for i, r in enumerate(out.requeued, start=1)
+    ]
     if out.state != old.execution_state and out.news:
         out_events.append(
             Event("Warning" if out.state == FAILED else "Normal", out.state.capitalize(), out.message)

@@ -25,6 +25,7 @@
 #   BATCHAI_SSHD_RUN_DIR     sshd privilege separation folder (default /run/sshd)
 #   BATCHAI_WAIT_TIMEOUT     seconds node 0 waits for the other nodes' sshd (default 900)
 #   BATCHAI_TERMINATION_LOG  termination message file (default /dev/termination-log, if writable)
+#   BATCHAI_MOUNTS_FILE      the mount table read for lost mounts (default /proc/self/mounts; tests)
 #   BATCHAI_EXPAND_VARS      extra variable names whose $VARS are expanded like AZ_BATCHAI_* ones
 #   BATCHAI_UNMANAGED_MOUNTS unmanagedFileSystems, one "<mountCommand><TAB><path>" per line; each runs
 #                            as "<mountCommand> <path>" (Batch AI appended the path), needs privileges
@@ -37,6 +38,8 @@
 #   JobPreparationFailed: exit code N   jobPreparation failed; the launcher exits with N
 #   MountFailed: <path>: exit code N    an unmanaged mount command failed; the launcher exits with N
 #   LauncherFailed: <reason>            the launcher itself failed (bad config, mkdir, wait timeout); exit 1
+#   MountLost: <path>: exit code N      a primary task failed while the volume mounted at <path> was gone
+#                                       (its FUSE process died: "Transport endpoint is not connected")
 #   JobFailed: exit code N              a primary task failed; the launcher exits with N
 # Exit codes pass through unchanged; a process killed by signal S gives 128+S.
 #
@@ -394,6 +397,20 @@ has_directive() {
 }
 
 # ---- main -----------------------------------------------------------------------------------------
+# lost_mount: the first mount point under the mount roots that no longer answers (a FUSE file system
+# whose process died gives "Transport endpoint is not connected"), so that the job's failure names it.
+lost_mount() {
+    local path root
+    while read -r _ path _; do
+        for root in "${AZ_BATCHAI_JOB_MOUNT_ROOT:-}" "${AZ_BATCHAI_MOUNT_ROOT:-}"; do
+            if [[ -n $root && $path == "$root"/* ]] && ! stat -- "$path" >/dev/null 2>&1; then
+                printf '%s\n' "$path"
+                return 0
+            fi
+        done
+    done <"${BATCHAI_MOUNTS_FILE:-/proc/self/mounts}"
+}
+
 main() {
     trap 'on_signal TERM 15' TERM
     trap 'on_signal INT 2' INT
@@ -485,7 +502,12 @@ main() {
         # Job ends the pod.
         wait_tasks "${BACKGROUND_PIDS[@]}"
     fi
-    if ((RC != 0)); then finish "$RC" "JobFailed: exit code $RC"; fi
+    if ((RC != 0)); then
+        local lost
+        lost=$(lost_mount)
+        if [[ -n $lost ]]; then finish "$RC" "MountLost: $lost: exit code $RC"; fi
+        finish "$RC" "JobFailed: exit code $RC"
+    fi
     stop_sshd
     log "node $NODE_INDEX done: exit code 0"
     exit 0

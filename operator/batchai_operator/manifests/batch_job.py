@@ -18,6 +18,18 @@ from .pod import build_pod_template
 MUTABLE_FIELDS = {"suspend", "terminate", "ttlSecondsAfterFinished"}
 
 
+# A pod that Kubernetes took away (DisruptionTarget: evicted from a lost node by the taint-eviction
+# controller, drained through the Eviction API, preempted by the scheduler, or failed by pod GC when its
+# node was deleted) requeues its node without counting against backoffLimit (maxRetryCount), as Batch did
+# with a task on a preempted node; the operator bounds these requeues (jobs.maxRequeues). Any other
+# failure, the job's own non-zero exit first, counts as before: with maxRetryCount 0 it fails the Job at
+# once. A podFailurePolicy also makes the Job's podReplacementPolicy `Failed`: no replacement pod is
+# created before the old one is terminal, so a node's pod never runs twice at once (docs/operations.md).
+POD_FAILURE_POLICY: dict[str, Any] = {
+    "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
+}
+
+
 def spec_hash(spec: TrainingJobSpec) -> str:
     """Hash of the spec without its mutable fields."""
     fixed = {k: v for k, v in spec.wire().items() if k not in MUTABLE_FIELDS}
@@ -35,6 +47,7 @@ def build_batch_job(ctx: TrainingJobContext) -> dict[str, Any]:
         "activeDeadlineSeconds": constraints.max_wall_clock_seconds,
         # Under the operator's own admission the Job waits suspended until the job's nodes are free.
         "suspend": bool(spec.suspend) or ctx.gang is Mechanism.ADMISSION,
+        "podFailurePolicy": POD_FAILURE_POLICY,
         "template": build_pod_template(ctx),
     }
     if ctx.gang is Mechanism.WORKLOAD:  # its pods join the job's PodGroup (manifests/gang.py)

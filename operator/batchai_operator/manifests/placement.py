@@ -67,6 +67,21 @@ def tolerations(cluster: BatchAIClusterSpec) -> list[dict[str, Any]]:
     return out
 
 
+# Taints the node lifecycle controller puts on a node whose kubelet stopped reporting (unreachable) or
+# reports NotReady; with effect NoExecute, the taint-eviction controller evicts a pod once its
+# tolerationSeconds are over (a DisruptionTarget pod: the Job requeues it, see batch Job's podFailurePolicy).
+NODE_LOST_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+def node_lost_tolerations(seconds: int) -> list[dict[str, Any]]:
+    """How long a job pod stays bound to a lost node before it is evicted: the chart's
+    jobs.nodeLostSeconds instead of the 300 s the DefaultTolerationSeconds admission plugin would add."""
+    return [
+        {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}
+        for key in NODE_LOST_TAINTS
+    ]
+
+
 def one_pod_per_node(job_uid: str) -> dict[str, Any]:
     """Pod anti-affinity term: one pod of the job per node, as Batch AI gave a job nodeCount whole nodes."""
     return {"labelSelector": {"matchLabels": {LABEL_TRAININGJOB_UID: job_uid}}, "topologyKey": LABEL_HOSTNAME}

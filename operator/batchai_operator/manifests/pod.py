@@ -28,7 +28,7 @@ from .env import user_env
 from .errors import BuildError
 from .naming import pod_annotations
 from .paths import CONFIG_DIR, MOUNT_ROOT, SSH_DIR, batchai_env
-from .placement import node_selector, one_pod_per_node, setup_done, tolerations
+from .placement import node_lost_tolerations, node_selector, one_pod_per_node, setup_done, tolerations
 from .shared_temp import shared_temp_claim_name
 from .volumes import PodVolumes, build_volumes
 
@@ -204,7 +204,7 @@ def build_pod_template(ctx: TrainingJobContext) -> dict[str, Any]:
         "containers": [container],
         "volumes": vols.volumes,
         "nodeSelector": node_selector(ctx.cluster),
-        "tolerations": tolerations(ctx.cluster),
+        "tolerations": tolerations(ctx.cluster) + node_lost_tolerations(ctx.config.node_lost_seconds),
         "affinity": affinity,
         "enableServiceLinks": False,
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},

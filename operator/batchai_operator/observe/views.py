@@ -179,13 +179,14 @@ def batch_job_view(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A pod of a TrainingJob's Job: phase, scheduling, readiness and container states."""
+    """A pod of a TrainingJob's Job: phase, scheduling, readiness, disruption and container states."""
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
     conditions = [
         {k: c.get(k) for k in ("type", "status", "reason", "message") if c.get(k) is not None}
         for c in status.get("conditions") or []
-        if c.get("type") in ("PodScheduled", "Ready")
+        # DisruptionTarget: Kubernetes is taking the pod away (decide/requeues.py).
+        if c.get("type") in ("PodScheduled", "Ready", "DisruptionTarget")
     ]
     index = (meta.get("labels") or {}).get(LABEL_COMPLETION_INDEX) or (meta.get("annotations") or {}).get(
         LABEL_COMPLETION_INDEX

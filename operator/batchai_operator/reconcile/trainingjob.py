@@ -113,7 +113,7 @@ class TrainingJobs(
                 memory = memories.setdefault(key, TrainingJobMemory())
                 changed |= await _create_children(rt, memory, action.children, key)
             elif isinstance(action, DeleteBatchJob):
-                await rt.kube.delete("Job", meta["namespace"], action.name)
+                await rt.kube.delete("Job", meta["namespace"], action.name, foreground=action.wait_for_pods)
             elif isinstance(action, SetBatchJobSuspend):
                 patch = {"spec": {"suspend": action.suspend}}
                 await rt.kube.patch_batch_job(meta["namespace"], action.name, patch)
