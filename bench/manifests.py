@@ -5,6 +5,7 @@ builder, `build_children`), so the pods are the same; only who creates them diff
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from typing import Any
 
@@ -20,6 +21,9 @@ CLUSTER: dict[str, Any] = {"vmSize": "Standard_NC6", "agentPool": POOL}
 RUN_FOR = "2s"  # kwok completes each pod this long after it started running
 RUN_FOR_ANNOTATION = "sim.batchai.io/run-for"
 BENCH_LABEL = "bench"
+# Finished TrainingJobs the bench creates with a terminal status (scenarios history and restart); the
+# run's own watch leaves them out.
+HISTORY_LABEL = "bench-history"
 PEER_CONTAINER = "pytorch"  # the training-operator requires this container name
 
 
@@ -96,17 +100,32 @@ def pytorch_job(namespace: str, name: str, nodes_per_job: int, uid: str | None =
     }
 
 
-def training_job(namespace: str, name: str, nodes_per_job: int) -> dict[str, Any]:
-    return {
+def training_job(
+    namespace: str, name: str, nodes_per_job: int, run_for: str = RUN_FOR, history: bool = False
+) -> dict[str, Any]:
+    job: dict[str, Any] = {
         "apiVersion": "batchai.io/v1alpha1",
         "kind": "TrainingJob",
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "annotations": {RUN_FOR_ANNOTATION: RUN_FOR},
+            "annotations": {RUN_FOR_ANNOTATION: run_for},
         },
         "spec": trainingjob_spec(nodes_per_job),
     }
+    if history:
+        job["metadata"]["labels"] = {HISTORY_LABEL: "true"}
+    return job
+
+
+def history_status(
+    template: dict[str, Any], template_name: str, template_uid: str, name: str, uid: str
+) -> dict[str, Any]:
+    """The status the operator wrote for the finished job `template_name`, as it would have written it
+    for the job `name`: the same spec, so the same status but for the names and uid in paths."""
+    text = json.dumps(template).replace(template_uid, uid).replace(template_name, name)
+    out: dict[str, Any] = json.loads(text)
+    return out
 
 
 def batchai_cluster(namespace: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ grouped by it whatever made them. Terminal status, per system:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,3 +141,23 @@ class Observation:
 
     def failed(self) -> int:
         return sum(1 for j in self.jobs.values() if not j.succeeded)
+
+
+@dataclass
+class StateLog:
+    """Fed with TrainingJob watch events: when each job was first seen in each executionState, and its uid
+    (the restart scenario's record)."""
+
+    first_seen: dict[str, dict[str, float]] = field(default_factory=dict)
+    uids: dict[str, str] = field(default_factory=dict)
+
+    def job(self, obj: dict[str, Any], seen: float) -> None:
+        meta = obj.get("metadata") or {}
+        name = str(meta.get("name"))
+        self.uids[name] = str(meta.get("uid"))
+        state = (obj.get("status") or {}).get("executionState")
+        if state:
+            self.first_seen.setdefault(name, {}).setdefault(state, seen)
+
+    def in_state(self, names: Iterable[str], state: str) -> int:
+        return sum(1 for n in names if state in self.first_seen.get(n, {}))

@@ -11,23 +11,30 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from manifests import PEER_CONTAINER, pytorch_job, raw_job, training_job
-from observe import JOB_KEY_LABEL, Observation, job_key, terminal
+from manifests import HISTORY_LABEL, PEER_CONTAINER, history_status, pytorch_job, raw_job, training_job
+from observe import JOB_KEY_LABEL, Observation, StateLog, job_key, terminal
 from stats import (
     JobTiming,
+    RestartRow,
     Row,
     Size,
     by_client_verb,
+    caught_up_at,
     classify_client,
     count_requests,
+    format_restart,
     format_table,
     lag_stats,
+    parse_count,
+    parse_scenarios,
     parse_sizes,
     parse_systems,
     percentile,
     slow_jobs,
     with_ratios,
     writes,
+    writes_by_verb,
+    writes_to,
 )
 
 # ---- sizes and systems --------------------------------------------------------------------------------
@@ -173,7 +180,7 @@ def test_rows_carry_the_issue_fields_and_the_table_shows_them() -> None:
     ]  # fmt: skip
     table = format_table([row]).splitlines()
     assert table[0].count("|") == table[1].count("|") == table[2].count("|")
-    assert "| training-operator | 100 x 1 | 25.0 | 0.50 |" in table[2]
+    assert "| burst | training-operator | 100 x 1 | 25.0 | 0.50 |" in table[2]
     assert "7.0 (3.0)" in table[2]
 
 
@@ -295,3 +302,85 @@ def test_profile_summary_inclusive_and_self_per_function() -> None:
     assert s.self_["dumps (json/__init__.py)"] == 4
     out = report(s, top=5, match="batchai")
     assert "100.0%  sync_job (batchai_operator/handlers.py)" in out and "dumps" not in out
+
+
+# ---- history and restart ----------------------------------------------------------------------------
+
+
+def test_scenarios_and_counts_from_the_environment() -> None:
+    assert parse_scenarios("restart,history") == ["history", "restart"]
+    with pytest.raises(ValueError, match="BENCH_SCENARIOS"):
+        parse_scenarios("history,upgrade")
+    assert parse_count("BENCH_HISTORY", None, 10_000) == 10_000
+    assert parse_count("BENCH_HISTORY", "500", 10_000) == 500
+    for bad in ("0", "many"):
+        with pytest.raises(ValueError, match="BENCH_HISTORY"):
+            parse_count("BENCH_HISTORY", bad, 10_000)
+
+
+def test_history_rows_compare_to_the_same_run_without_history() -> None:
+    bare = _row("operator", 500, 80.0)
+    bare.scenario = "history"
+    full = _row("operator", 500, 84.0)
+    full.scenario, full.history_jobs = "history", 10_000
+    burst = _row("operator", 500, 70.0)
+    rows = with_ratios([_row("raw", 500, 160.0), bare, full, burst])
+    assert [r.wall_ratio_to_no_history for r in rows] == [None, None, 1.05, None]
+    assert rows[2].ratio_to_raw == 0.525
+    assert "| history (10000 finished) | operator | 500 x 1 |" in format_table([full])
+
+
+def test_writes_by_verb_and_writes_to_named_objects() -> None:
+    op = "OpenAPI-Generator/37/python"
+    events = [
+        {**_event(op, "patch", "trainingjobs/status"), "objectRef": {
+            "resource": "trainingjobs", "subresource": "status", "namespace": "ns", "name": "history-00001"}},
+        {**_event(op, "patch", "trainingjobs/status"), "objectRef": {
+            "resource": "trainingjobs", "subresource": "status", "namespace": "ns", "name": "r1"}},
+        {**_event(op, "get", "trainingjobs"), "objectRef": {
+            "resource": "trainingjobs", "namespace": "ns", "name": "history-00002"}},
+        {**_event("batchai-bench", "patch", "trainingjobs"), "objectRef": {
+            "resource": "trainingjobs", "namespace": "ns", "name": "history-00002"}},
+        _event(op, "create", "jobs"),
+    ]  # fmt: skip
+    clients = frozenset({"operator/client"})
+    assert writes_to(events, "ns", "trainingjobs", {"history-00001", "history-00002"}, clients) == 1
+    counts = count_requests(events, "ns", clients)
+    assert writes_by_verb(counts.controller) == {"create jobs": 1, "patch trainingjobs/status": 2}
+
+
+def test_caught_up_when_every_job_reached_a_wanted_state() -> None:
+    log = StateLog()
+    log.job({"metadata": {"name": "a", "uid": "u-a"}, "status": {"executionState": "running"}}, 1.0)
+    log.job({"metadata": {"name": "a", "uid": "u-a"}, "status": {"executionState": "succeeded"}}, 5.0)
+    log.job({"metadata": {"name": "a", "uid": "u-a"}, "status": {"executionState": "succeeded"}}, 9.0)
+    log.job({"metadata": {"name": "new", "uid": "u-n"}, "status": {}}, 2.0)
+    want = {"a": ("succeeded",), "new": ("running", "succeeded")}
+    assert caught_up_at(log.first_seen, want) is None
+    log.job({"metadata": {"name": "new", "uid": "u-n"}, "status": {"executionState": "succeeded"}}, 4.0)
+    assert caught_up_at(log.first_seen, want) == 5.0
+    assert log.uids == {"a": "u-a", "new": "u-n"} and log.in_state(["a", "new"], "running") == 1
+
+
+def test_restart_row_fields_and_summary() -> None:
+    row = RestartRow(10_000, 500, 250, 12.5, 0, {"patch trainingjobs/status": 251}, 180.0, 20.0)
+    assert list(row.as_json())[3:8] == [
+        "caught_up_s", "writes_to_finished", "writes_by_verb", "peak_rss_mb", "cpu_s",
+    ]  # fmt: skip
+    assert row.as_json()["scenario"] == "restart"
+    assert "caught up in 12.5 s" in format_restart(row) and "patch trainingjobs/status=251" in format_restart(
+        row
+    )
+
+
+def test_history_jobs_get_the_template_status_with_their_own_names() -> None:
+    template = {
+        "executionState": "succeeded",
+        "jobOutputDirectoryPathSegment": "ns/history-template/uid-t",
+        "cluster": "bench",
+    }
+    out = history_status(template, "history-template", "uid-t", "history-00007", "uid-7")
+    assert out == {**template, "jobOutputDirectoryPathSegment": "ns/history-00007/uid-7"}
+    job = training_job("ns", "history-00007", 1, history=True)
+    assert job["metadata"]["labels"] == {HISTORY_LABEL: "true"}
+    assert "labels" not in training_job("ns", "j1", 1)["metadata"]
