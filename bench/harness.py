@@ -109,6 +109,33 @@ def control_plane_pids(run_dir: Path) -> dict[str, int]:
     return {c: int((run_dir / f"{c}.pid").read_text()) for c in CONTROL_PLANE}
 
 
+def start_operator(log: Path, profile: str, name: str) -> tuple[OperatorProcess, int]:
+    """The operator (under `py-spy record` into bench/out/profile-operator-<name>.txt when profiled)
+    and its pid."""
+    prefix = None
+    if profile == "py-spy":
+        py_spy = str(Path(sys.executable).with_name("py-spy"))
+        output = str(OUT / f"profile-operator-{name}.txt")
+        prefix = [py_spy, "record", "--format", "raw", "--rate", "20", "--nonblocking", "--threads"]
+        prefix += ["--output", output, "--"]
+    op = OperatorProcess(log, command_prefix=prefix)
+    op.start()
+    assert op.proc is not None
+    return op, child_pid(op.proc.pid) if prefix else op.proc.pid
+
+
+def stop_operator(op: OperatorProcess, pid: int, sig: int = signal.SIGTERM) -> None:
+    """Stop the operator; under py-spy, the operator first: py-spy writes its profile when its child exits
+    (a signal to py-spy would lose it)."""
+    assert op.proc is not None
+    if pid == op.proc.pid:
+        op.kill() if sig == signal.SIGKILL else op.stop()
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    op.proc.wait(120)
+
+
 # ---- watches ----------------------------------------------------------------------------------------
 
 
@@ -221,7 +248,7 @@ class Bench:
         name = f"{size}" if scenario == "burst" else f"{size}-{scenario}{'-h' if history else ''}"
         ns = self.namespace(system, name)
         history_jobs = history(ns) if history else 0
-        controller = self._start_controller(system, size)
+        controller = self._start_controller(system, name)
         pid = controller[1]
         try:
             # The controller's start (its initial lists; with history, going through the finished jobs)
@@ -301,43 +328,15 @@ class Bench:
         print(f"[bench] {system} {name}: {json.dumps(row.as_json())}", flush=True)
         return row
 
-    def _start_controller(self, system: str, size: Size) -> tuple[Callable[[], None], int | None]:
+    def _start_controller(self, system: str, name: str) -> tuple[Callable[[], None], int | None]:
         OUT.mkdir(exist_ok=True)
         if system == "operator":
-            prefix = None
-            if self.profile == "py-spy":
-                prefix = [
-                    str(Path(sys.executable).with_name("py-spy")),
-                    "record",
-                    "--format",
-                    "raw",
-                    "--rate",
-                    "20",
-                    "--nonblocking",
-                    "--threads",
-                    "--output",
-                    str(OUT / f"profile-operator-{size}.txt"),
-                    "--",
-                ]
-            op = OperatorProcess(OUT / f"operator-{self.tag}-{size}.log", command_prefix=prefix)
-            op.start()
-            assert op.proc is not None
-            if not prefix:
-                return op.stop, op.proc.pid
-            pid = child_pid(op.proc.pid)
-            spy = op.proc
-
-            def stop() -> None:
-                # The operator first: py-spy writes its profile when its child exits (a TERM would lose it).
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-                spy.wait(120)
-
-            return stop, pid
+            op, pid = start_operator(OUT / f"operator-{self.tag}-{name}.log", self.profile, name)
+            return (lambda: stop_operator(op, pid)), pid
         if system == "training-operator":
             assert self.peer_binary is not None
             peer = PeerProcess(
-                self.peer_binary, self.kubeconfig, OUT / f"training-operator-{self.tag}-{size}.log"
+                self.peer_binary, self.kubeconfig, OUT / f"training-operator-{self.tag}-{name}.log"
             )
             peer.start(self.api)
             assert peer.proc is not None

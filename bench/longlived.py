@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,8 @@ from harness import (
     cpu_seconds,
     machine_busy_seconds,
     memory_mb,
+    start_operator,
+    stop_operator,
     wait_idle,
     watch,
 )
@@ -161,12 +164,9 @@ def restart(bench: Bench, history: int, running: int) -> RestartRow:
         cp_pids = control_plane_pids(bench.run_dir)
         cp0 = {c: cpu_seconds(p) for c, p in cp_pids.items()}
         busy0, bench0 = machine_busy_seconds(), cpu_seconds(os.getpid())
-        op = OperatorProcess(OUT / f"operator-{bench.tag}-restart-after.log")
         t0 = time.time()
+        op, pid = start_operator(OUT / f"operator-{bench.tag}-restart-after.log", bench.profile, "restart")
         try:
-            op.start()
-            assert op.proc is not None
-            pid = op.proc.pid
             live = time.time() - t0
             bench.custom.create_namespaced_custom_object(
                 GROUP, VERSION, ns, PLURAL, training_job(ns, "new", 1, run_for=RUNNING_FOR)
@@ -183,7 +183,7 @@ def restart(bench: Bench, history: int, running: int) -> RestartRow:
             t1 = time.time()
             still = [n for n in names if n not in ended and "succeeded" in log.first_seen.get(n, {})]
         finally:
-            op.kill()
+            stop_operator(op, pid, signal.SIGKILL)
     time.sleep(2)  # the audit backend writes in batches
     events = list(bench._audit_events(t0, t1))
     counts = count_requests(events, ns, CONTROLLER_CLIENTS["operator"])
