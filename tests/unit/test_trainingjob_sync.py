@@ -349,3 +349,60 @@ async def test_suspend_is_patched_onto_the_batch_job(env: Any) -> None:
     kube, _ = env
     await sync(world(owned_batch_job(), batch_job_pod(), spec=cntk_spec(suspend=True)))
     assert kube.of("patch-batch-job") == [("j", {"spec": {"suspend": True}})]
+
+
+# ---- finished jobs: a lookup, not a sync ------------------------------------------------------------
+
+
+def finished_status(**extra: Any) -> dict[str, Any]:
+    """A succeeded job's status as the operator writes it (the fields the index keeps, and more)."""
+    return {
+        "executionState": "succeeded",
+        "executionInfo": {
+            "startTime": "2026-01-01T00:00:00Z",
+            "endTime": "2026-01-01T00:01:00Z",
+            "exitCode": 0,
+        },
+        "observedGeneration": 1,
+        "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded", "message": "done"}],
+        "stdOutErrDirectory": "/logs/team-a/default/j/uid-tj/stdouterr",
+        "toolType": "cntk",
+        **extra,
+    }
+
+
+async def test_a_finished_job_at_rest_costs_no_sync_and_leaves_nothing_behind(env: Any) -> None:
+    kube, events = env
+    done_pod = batch_job_pod(terminated={"exitCode": 0, "reason": "Completed"})
+    done_pod["status"]["phase"] = "Succeeded"
+    complete = owned_batch_job(conditions=[{"type": "Complete", "status": "True"}])
+    counts = {"ready": 0, "running": 0, "succeeded": 1, "failed": 0}
+    for objects in ((), (complete, done_pod)):
+        status = finished_status(nodes=counts) if objects else finished_status()
+        RT.written[UID] = status  # the operator wrote it; the index now shows it
+        await sync(world(*objects, status=status))
+        assert kube.calls == [] and events == []
+        assert UID not in RT.written and not RT._locks  # the index holds the status; no lock kept
+
+
+async def test_a_finished_job_with_something_to_do_still_syncs(env: Any) -> None:
+    kube, _ = env
+    # A new generation (an edit of ttlSecondsAfterFinished): only observedGeneration is written.
+    await sync(world(status=finished_status(observedGeneration=0)))
+    assert kube.of("status") == [{"observedGeneration": 1}]
+    # Pods whose counts the status does not say yet.
+    kube.calls.clear()
+    running = batch_job_pod()
+    await sync(world(owned_batch_job(), running, status=finished_status()))
+    assert kube.of("status") == [{"nodes": {"ready": 0, "running": 1, "succeeded": 0, "failed": 0}}]
+
+
+def test_the_index_keeps_a_finished_jobs_status_slim_and_no_cluster_key() -> None:
+    body = trainingjob_body(cntk_spec(), finished_status())
+    (view,) = indexers.trainingjobs(body).values()
+    assert set(view["status"]) == {"executionState", "executionInfo", "observedGeneration", "toolType"}
+    assert indexers.trainingjobs_by_cluster(body) == {}
+    running = trainingjob_body(cntk_spec(), {"executionState": "running", "conditions": []})
+    (view,) = indexers.trainingjobs(running).values()
+    assert view["status"] == {"executionState": "running", "conditions": []}
+    assert list(indexers.trainingjobs_by_cluster(running).values()) == [UID]

@@ -12,11 +12,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..api.trainingjob import cluster_name
-from ..names import LABEL_CLUSTER_UID, LABEL_TRAININGJOB_UID, TRAININGJOB_KIND
+from ..names import LABEL_CLUSTER_UID, LABEL_TRAININGJOB_UID, TERMINAL_STATES, TRAININGJOB_KIND
 from . import views
 
 TRAININGJOBS = "trainingjobs"  # uid -> TrainingJob view
-TRAININGJOBS_BY_CLUSTER = "trainingjobs_by_cluster"  # (namespace, cluster name) -> uid
+TRAININGJOBS_BY_CLUSTER = "trainingjobs_by_cluster"  # (namespace, cluster name) -> uid, unfinished jobs
 BATCH_JOBS_BY_OWNER = "batch_jobs_by_owner"  # (namespace, TrainingJob uid of its controller) -> Job view
 PODS_BY_OWNER = "pods_by_owner"  # (namespace, TrainingJob uid label) -> pod view (owner checked on use)
 POD_OWNER_BY_NAME = "pod_owner_by_name"  # (namespace, pod name) -> (TrainingJob uid label, pod view)
@@ -70,6 +70,10 @@ def trainingjobs(body: Mapping[str, Any]) -> dict[Any, Any]:
 
 
 def trainingjobs_by_cluster(body: Mapping[str, Any]) -> dict[Any, Any]:
+    """Only jobs that may still wait for their cluster: a cluster's every change (its node counts move
+    with each job) looks through its jobs, and finished ones would be most of them."""
+    if (body.get("status") or {}).get("executionState") in TERMINAL_STATES:
+        return {}
     meta = _meta(body)
     cluster = cluster_name(str((body.get("spec") or {}).get("cluster") or ""))
     return {(meta.get("namespace"), cluster): meta["uid"]}

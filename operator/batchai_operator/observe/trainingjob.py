@@ -98,15 +98,7 @@ async def observe(
     namespace, uid = meta["namespace"], meta["uid"]
     spec = view["spec"]
     batch_job = our_batch_job(indexes, namespace, uid)
-    pods: list[PodView] = []
-    if batch_job is not None:
-        # Pods are found by label but count only when our batch Job controls them.
-        batch_job_uid = batch_job["metadata"]["uid"]
-        pods = [
-            p
-            for p in indexes.all(idx.PODS_BY_OWNER, (namespace, uid))
-            if p["metadata"]["controllerUid"] == batch_job_uid
-        ]
+    pods = batch_job_pods(indexes, namespace, uid, batch_job)
     created_at = memory.created_at
     world = TrainingJobWorld(
         view=view,
@@ -140,6 +132,20 @@ def our_batch_job(indexes: idx.Indexes, namespace: str | None, uid: str) -> Batc
     name = child_name(view["metadata"]["name"])
     batch_jobs = indexes.all(idx.BATCH_JOBS_BY_OWNER, (namespace, uid))
     return next((j for j in batch_jobs if j["metadata"]["name"] == name), None)
+
+
+def batch_job_pods(
+    indexes: idx.Indexes, namespace: str, uid: str, batch_job: BatchJobView | None
+) -> list[PodView]:
+    """The TrainingJob's pods: found by label, but counted only when its batch Job controls them."""
+    if batch_job is None:
+        return []
+    batch_job_uid = batch_job["metadata"]["uid"]
+    return [
+        p
+        for p in indexes.all(idx.PODS_BY_OWNER, (namespace, uid))
+        if p["metadata"]["controllerUid"] == batch_job_uid
+    ]
 
 
 def owner_of_pod(indexes: idx.Indexes, namespace: str | None, name: str | None) -> tuple[str, PodView] | None:

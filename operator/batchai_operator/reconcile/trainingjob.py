@@ -20,6 +20,7 @@ from ..decide.trainingjob import (
     DeleteTrainingJob,
     SetBatchJobSuspend,
     TrainingJobAction,
+    at_rest,
     decide,
 )
 from ..manifests.children import TrainingJobChildren, build_children
@@ -36,8 +37,14 @@ from ..names import (
 from ..observe import indexes as idx
 from ..observe import trainingjob as observe_trainingjob
 from ..observe.memory import TrainingJobMemory
-from ..observe.trainingjob import TrainingJobWorld, batch_job_owner, our_batch_job, owner_of_pod
-from ..observe.views import TrainingJobView
+from ..observe.trainingjob import (
+    TrainingJobWorld,
+    batch_job_owner,
+    batch_job_pods,
+    our_batch_job,
+    owner_of_pod,
+)
+from ..observe.views import TrainingJobView, indexed_status
 from . import controller
 from .children import ensure
 from .runtime import Runtime
@@ -109,7 +116,26 @@ KIND = TrainingJobs()
 
 
 async def request_sync(rt: Runtime, uid: Key) -> None:
-    await controller.request_sync(rt, KIND, uid)
+    if not _at_rest(rt, uid):
+        await controller.request_sync(rt, KIND, uid)
+
+
+def _at_rest(rt: Runtime, uid: Key) -> bool:
+    """A finished job with nothing to do and nothing remembered (decide/trainingjob.py: at_rest). Its
+    status last written is dropped once the index shows it: the index holds it from then on."""
+    view: TrainingJobView | None = rt.indexes.first(idx.TRAININGJOBS, uid)
+    if view is None or uid in rt.memory(TrainingJobMemory):
+        return False
+    written = rt.written.get(uid)
+    if written is not None and indexed_status(written) != view["status"]:
+        return False  # the index has not caught up with our last write yet
+    meta = view["metadata"]
+    batch_job = our_batch_job(rt.indexes, meta["namespace"], uid)
+    pods = batch_job_pods(rt.indexes, meta["namespace"], uid, batch_job)
+    if not at_rest(view["status"], meta["generation"], view["spec"], batch_job, pods):
+        return False
+    rt.written.pop(uid, None)
+    return True
 
 
 async def on_cluster_event(rt: Runtime, namespace: str | None, name: str) -> None:
