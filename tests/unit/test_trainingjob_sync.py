@@ -65,14 +65,13 @@ def world(*objects: dict[str, Any], spec: dict[str, Any] | None = None, status: 
         for key, value in getattr(indexers, index)(body).items():
             out[index].setdefault(key, []).append(value)
 
-    add(indexers.TRAININGJOBS, trainingjob_body(spec or cntk_spec(), status))
+    add(indexers.TRAININGJOB_INDEX, trainingjob_body(spec or cntk_spec(), status))
     add(indexers.CLUSTERS, cluster_body())
     for obj in objects:
         if obj["kind"] == "Job":
             add(indexers.BATCH_JOBS_BY_OWNER, obj)
         else:
-            add(indexers.PODS_BY_OWNER, obj)
-            add(indexers.POD_OWNER_BY_NAME, obj)
+            add(indexers.TRAININGJOB_PODS, obj)
     return out
 
 

@@ -124,14 +124,14 @@ def status_collector(rt: Runtime) -> metrics.StatusCollector:
     """What the metrics of jobs and nodes by state read: the statuses last written, else the indexed ones."""
 
     def jobs() -> Iterable[tuple[str, str]]:
-        for uid, store in list(rt.indexes[idx.TRAININGJOBS].items()):
+        for uid, store in rt.indexes.items(idx.TRAININGJOBS):
             for view in store:
                 status = rt.written.get(uid) or view["status"]
                 spec = view["spec"]
                 yield status.get("executionState") or "none", spec.tool_type if spec else "unknown"
 
     def nodes() -> Iterable[tuple[str, str, dict[str, int]]]:
-        for (namespace, name), store in list(rt.indexes[idx.CLUSTERS].items()):
+        for (namespace, name), store in rt.indexes.items(idx.CLUSTERS):
             for view in store:
                 counts = (rt.written.get((namespace, name)) or view["status"]).get("nodeStateCounts") or {}
                 yield namespace, name, {k.removesuffix("NodeCount"): v for k, v in counts.items()}
