@@ -259,6 +259,7 @@ class Bench:
                 print(f"[bench] {system} {name}: controller idle {settled:.1f} s after start", flush=True)
             cp_pids = control_plane_pids(self.run_dir)
             cpu0 = cpu_seconds(pid) if pid else None
+            idle = memory_mb(pid, "VmRSS") if pid else None
             cp0 = {c: cpu_seconds(p) for c, p in cp_pids.items()}
             busy0, bench0 = machine_busy_seconds(), cpu_seconds(os.getpid())
             self._reset_audit()
@@ -308,6 +309,7 @@ class Bench:
             lag_watch_p50_s=lags["lag_watch_p50_s"],
             lag_watch_p99_s=lags["lag_watch_p99_s"],
             rss_after_delete_mb=None if after is None else round(after, 1),
+            idle_rss_mb=None if idle is None else round(idle, 1),
             controller_writes_per_job=round(writes(counts.controller) / size.jobs, 2) if pid else None,
             controller_requests_per_job=round(sum(counts.controller.values()) / size.jobs, 2)
             if pid

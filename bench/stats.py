@@ -279,6 +279,7 @@ class Row:
     lag_watch_p50_s: float | None = None
     lag_watch_p99_s: float | None = None
     rss_after_delete_mb: float | None = None
+    idle_rss_mb: float | None = None  # the controller's RSS before the first job (after its start)
     controller_writes_per_job: float | None = None
     controller_requests_per_job: float | None = None
     requests_per_job: float | None = None
