@@ -57,6 +57,7 @@ class KubeClient(Protocol):
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None: ...
     async def delete_custom(self, plural: str, namespace: str, name: str) -> None: ...
     async def label_pod(self, namespace: str, name: str, labels: dict[str, str]) -> None: ...
+    async def exists(self, kind: str, namespace: str, name: str) -> bool: ...
     async def patch_batch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None: ...
     async def controller_uid(self, kind: str, namespace: str, name: str) -> str | None: ...
     async def secret_exists(self, namespace: str, name: str) -> bool: ...
@@ -173,6 +174,14 @@ class Kube(KubeClient):
 
     async def controller_uid(self, kind: str, namespace: str, name: str) -> str | None:
         """The uid of the controller of an existing child (metadata only); None: it has none, or is gone."""
+        meta = await self._metadata(kind, namespace, name)
+        return controller_uid(meta) if meta is not None else None
+
+    async def exists(self, kind: str, namespace: str, name: str) -> bool:
+        """Whether an object of ours exists (a metadata-only read)."""
+        return await self._metadata(kind, namespace, name) is not None
+
+    async def _metadata(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             data = await asyncio.to_thread(
                 self._request, "GET", _path(kind, namespace, name), accept=PARTIAL_METADATA
@@ -183,7 +192,8 @@ class Kube(KubeClient):
             raise
         if b'"PartialObjectMetadata"' not in data:
             raise RuntimeError("the apiserver did not honour a metadata-only request")
-        return controller_uid(json.loads(data).get("metadata") or {})
+        meta: dict[str, Any] = json.loads(data).get("metadata") or {}
+        return meta
 
     async def secret_exists(self, namespace: str, name: str) -> bool:
         """Whether a Secret exists, asked without reading it: a server-side dry run of creating an empty

@@ -12,6 +12,7 @@ import kopf
 import pytest
 
 from batchai_operator.config import OperatorConfig
+from batchai_operator.manifests.configmap import build_launcher_config_map
 from batchai_operator.names import GROUP, VERSION
 from batchai_operator.observe import indexes as indexers
 from batchai_operator.observe.indexes import Indexes
@@ -123,6 +124,16 @@ async def test_start_creates_children_in_order_after_the_status(env: Any) -> Non
     # The Job is not in the index yet: another event must not create the children again.
     await sync(world())
     assert kube.kinds().count("create Job") == 1
+
+
+async def test_after_a_restart_the_shared_launcher_config_map_is_asked_for_not_created(env: Any) -> None:
+    kube, _ = env
+    launcher = build_launcher_config_map(NS)
+    kube.existing[("ConfigMap", launcher["metadata"]["name"])] = None  # made before the restart
+    RT.shared_objects.clear()
+    await sync(world())
+    assert kube.kinds() == ["status", "create Job"]
+    assert (NS, launcher["metadata"]["name"]) in RT.shared_objects
 
 
 async def test_a_new_job_waits_for_a_start_slot_and_a_running_one_does_not(env: Any) -> None:

@@ -209,10 +209,12 @@ async def _create_children(
     if launcher is not None:
         where = (launcher["metadata"]["namespace"], launcher["metadata"]["name"])
         if where not in rt.shared_objects:
-            # Any of its name is it: its name is its content's hash.
-            memory.create_refused = await ensure(rt.kube, launcher, owner_uid=None)
-            if memory.create_refused is not None:
-                return True
+            # Any of its name is it: its name is its content's hash. Asked first (a read): after a
+            # restart it exists, and creating it again would be a write of what is already true.
+            if not await rt.kube.exists("ConfigMap", *where):
+                memory.create_refused = await ensure(rt.kube, launcher, owner_uid=None)
+                if memory.create_refused is not None:
+                    return True
             rt.shared_objects.add(where)
     for manifest in children.owned(generate_ssh_keypair):
         # The SSH Secret's name holds the TrainingJob's uid: one of that name is an earlier attempt's.
