@@ -10,7 +10,7 @@ import pytest
 
 import batchai_operator.main  # noqa: F401  (registers the handlers on kopf's default registry)
 from batchai_operator.handlers.indexes import SETUP_OBJECTS
-from batchai_operator.names import LABEL_TRAININGJOB_UID
+from batchai_operator.names import LABEL_MANAGED_BY, LABEL_TRAININGJOB_UID, MANAGED_BY
 from batchai_operator.observe import indexes as idx
 from batchai_operator.reconcile.lifecycle import NoDiffBase, configure
 
@@ -74,3 +74,19 @@ def test_the_lookups_of_one_kopf_index_by_their_own_names() -> None:
     assert idx.trainingjob_pods({"metadata": {"name": "other", "labels": {}}}) == {}
     with pytest.raises(KeyError, match="items"):
         indexes[idx.PODS_BY_OWNER]
+
+
+def test_pods_jobs_and_daemonsets_are_filtered_by_the_apiserver_to_the_operators_own() -> None:
+    """Every handler and index of these kinds requires the managed-by label; the watches ask the apiserver
+    for those only, and the first lists come in pages."""
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    registry = kopf.get_default_registry()
+    for handler in [*registry._indexing.get_all_handlers(), *registry._watching.get_all_handlers()]:
+        if handler.selector.any_name in ("pods", "jobs", "daemonsets"):
+            assert handler.labels is not None and handler.labels[LABEL_MANAGED_BY] == MANAGED_BY
+            resource = kopf.Resource(
+                handler.selector.group or "", handler.selector.version or "v1", handler.selector.any_name
+            )
+            assert settings.watching.label_selectors.collect(resource) == [f"{LABEL_MANAGED_BY}={MANAGED_BY}"]
+    assert settings.watching.chunk_size == 500
