@@ -2,7 +2,7 @@
 
 Built by hack/build-peer.sh. It starts no controller until its webhook certificates are ready, which in
 a pod the kubelet provides by mounting a Secret. Out of cluster the bench does that part
-(shared/docs/peers.md): namespace `kubeflow`, an empty Secret `training-operator-webhook-cert`, a
+(docs/performance.md): namespace `kubeflow`, an empty Secret `training-operator-webhook-cert`, a
 ValidatingWebhookConfiguration `validator.training-operator.kubeflow.org` with no webhooks (so the
 apiserver never calls one), and, once the operator's cert rotator has filled the Secret, its tls.crt,
 tls.key and ca.crt written to the directory the rotator waits on. Its PyTorch controller runs with the

@@ -101,7 +101,7 @@ def main() -> None:
     os.environ["BATCHAI_AUDIT"] = "1"  # devcluster: apiserver with the audit log (restarted if needed)
     cluster = up()
     export_env(cluster)
-    run_dir = Path(os.environ.get("BATCHAI_RUN") or Path.home() / ".cache/batchai-operator/run")
+    run_dir = Path(cluster.kubeconfig).parent  # the dev cluster's state dir (BATCHAI_RUN)
     config.load_kube_config(config_file=cluster.kubeconfig)
     cfg = client.Configuration.get_default_copy()
     cfg.connection_pool_maxsize = SUBMIT_THREADS * 2

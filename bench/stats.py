@@ -369,7 +369,7 @@ TABLE_HEADER = (
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    """A Markdown table (printed, and pasted into the README)."""
+    """A Markdown table (printed, and pasted into docs/performance.md)."""
     lines = [TABLE_HEADER, "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"]
     for r in rows:
         own = "" if r.controller_writes_per_job is None else f" ({r.controller_writes_per_job:.1f})"

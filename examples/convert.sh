@@ -6,7 +6,7 @@
 #   STORAGE_ACCOUNT=myacct examples/convert.sh /tmp/mine   convert for your own storage account
 #
 # The storage key never enters a file: every mount references the Secret `batchai-storage`
-# (azurestorageaccountname / azurestorageaccountkey), which you create once per namespace (README).
+# (azurestorageaccountname / azurestorageaccountkey), which you create once per namespace (docs/aks.md, step 7).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here}
@@ -19,8 +19,8 @@ convert() {  # convert EXAMPLE CLUSTER
     --storage-account-name "$account" --storage-secret batchai-storage >"$out/$1/trainingjob.yaml"
 }
 
-convert tensorflow-ps nc6
-convert horovod nc24
-convert pytorch nc6
-convert custom-mpi nc6
-convert custom-toolkit nc6
+convert tensorflow-ps t4
+convert horovod t4x4
+convert pytorch t4
+convert custom-mpi t4
+convert custom-toolkit t4

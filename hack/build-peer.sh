@@ -5,41 +5,30 @@
 # (or rebuilds) the control-plane toolchain of build-toolchain.sh. Prints the peer's dir as its last line:
 #   <dir>/training-operator   <dir>/crds/kubeflow.org_*.yaml
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=versions.env
-source "$here/versions.env"
-cache=${BATCHAI_CACHE:-$HOME/.cache/batchai-operator}
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+LOG_TAG=build-peer
 v=$TRAINING_OPERATOR_VERSION
-dir="$cache/bin/training-operator-$v"
-log() { echo "[build-peer] $*" >&2; }
-
-if [ -x "$dir/training-operator" ] && [ -f "$dir/crds/kubeflow.org_pytorchjobs.yaml" ]; then
-  echo "$dir"; exit 0
-fi
-mkdir -p "$cache"
+dir="$BATCHAI_CACHE_DIR/bin/training-operator-$v"
 # One Go build at a time per cache (shared with build-toolchain.sh: two cores).
-exec 9>"$cache/.build.lock"
-flock 9
-if [ -x "$dir/training-operator" ] && [ -f "$dir/crds/kubeflow.org_pytorchjobs.yaml" ]; then
-  echo "$dir"; exit 0
-fi
-start=$(date +%s)
-log "building kubeflow training-operator v$v (about 2 min on 2 cores)"
-export CGO_ENABLED=0 GOFLAGS=-mod=mod
+lock "$BATCHAI_CACHE_DIR/.build.lock"
+
 # A throwaway tools module: the operator's own go.mod resolves on its own (no replace directives).
-tools="$cache/tools/training-operator-$v"
-mkdir -p "$tools" "$dir.tmp"
-cd "$tools"
-[ -f go.mod ] || go mod init batchai-operator.invalid/tools/training-operator >&2
-go mod edit -require="github.com/kubeflow/training-operator@v$v" \
-  -tool=github.com/kubeflow/training-operator/cmd/training-operator.v1
-go mod tidy >&2
-go build -trimpath -ldflags "-s -w" -o "$dir.tmp/training-operator" \
-  github.com/kubeflow/training-operator/cmd/training-operator.v1 >&2
-src=$(go list -m -f '{{.Dir}}' "github.com/kubeflow/training-operator")
-mkdir -p "$dir.tmp/crds"
-cp "$src"/manifests/base/crds/kubeflow.org_*.yaml "$dir.tmp/crds/"
-chmod -R u+w "$dir.tmp"
-rm -rf "$dir" && mv "$dir.tmp" "$dir"
-log "training-operator v$v ready in $(( $(date +%s) - start ))s: $dir"
+build_peer() {
+  export CGO_ENABLED=0 GOFLAGS=-mod=mod
+  rm -rf "$dir.tmp"
+  mkdir -p "$dir.tmp/crds"
+  tools_module "$BATCHAI_CACHE_DIR/tools/training-operator-$v" -require="github.com/kubeflow/training-operator@v$v" \
+    -tool=github.com/kubeflow/training-operator/cmd/training-operator.v1
+  go build -trimpath -ldflags "-s -w" -o "$dir.tmp/training-operator" \
+    github.com/kubeflow/training-operator/cmd/training-operator.v1 >&2
+  local src
+  src=$(go list -m -f '{{.Dir}}' "github.com/kubeflow/training-operator")
+  cp "$src"/manifests/base/crds/kubeflow.org_*.yaml "$dir.tmp/crds/"
+  chmod -R u+w "$dir.tmp"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
+build_step "kubeflow training-operator v$v" "2 min" build_peer \
+  "$dir/training-operator" "$dir/crds/kubeflow.org_pytorchjobs.yaml"
 echo "$dir"

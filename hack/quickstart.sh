@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The seed's Batch AI CNTK quickstart (docs: "Run a CNTK training job using the Azure CLI"), step by step
 # with `kubectl batchai` only, on a real node of the local dev cluster (`make demo`, `make quickstart`).
-# The README's walk-through is this script's output.
+# docs/dev-cluster.md ("make demo") says what it runs.
 #
 # Real: the control plane, the kubelet and containerd of node real-0/1, the job's container (PyTorch image
 # built here), the blob container (Azurite, mounted in the pod with FUSE by rclone through the kubelet's
@@ -12,11 +12,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+PY_ABS=$(realpath "$PY")
 NS=${QUICKSTART_NAMESPACE:-quickstart}
 FILES_PORT=${BATCHAI_FILES_DOUBLE_PORT:-20111}
 t0=$SECONDS
 
-hack/devcluster up >/dev/null 2>&1 || hack/devcluster up   # quiet when it works, its log when not
+hack/devcluster up   # its progress on stderr (the first time: the toolchain and the images are built)
 eval "$(hack/devcluster env)"
 eval "$(hack/azurite env)"
 export PATH="$PWD/.venv/bin:$PATH"   # kubectl finds the kubectl-batchai plugin here
@@ -41,16 +42,17 @@ until curl -s -o /dev/null "http://127.0.0.1:$FILES_PORT/"; do
 done
 export BATCHAI_STORAGE_FILE_ENDPOINT="http://127.0.0.1:$FILES_PORT/{account}"
 kubectl delete namespace "$NS" --ignore-not-found --wait=true >/dev/null
-kubectl create namespace "$NS" >/dev/null
-# The workspace (namespace) as the context's default, in a copy of the kubeconfig.
-cp "$KUBECONFIG" "$run_dir/quickstart.kubeconfig"
-export KUBECONFIG="$run_dir/quickstart.kubeconfig"
-kubectl config set-context --current --namespace="$NS" >/dev/null
+# The seed's Standard_NC6 is retired; the dev cluster's GPU nodes are agent pool `real` (Standard_NC6s_v3).
+# This maps the size to the pool, as an AKS user maps it to theirs; the seed's command lines stay as they are.
+export BATCHAI_VM_SIZE_POOLS=Standard_NC6=real
 
 step() { printf '\n$ %s\n' "$*"; "$@"; }
 
-echo "## Create GPU cluster (the dev cluster's real GPU nodes are Standard_NC6s_v3)"
-step kubectl batchai cluster create -f examples/cntk-mnist/cluster.json -n nc6 -s Standard_NC6s_v3 -o table
+echo "## Create Batch AI workspace (a namespace)"
+step kubectl batchai workspace create -g batchai.quickstart -n quickstart
+
+echo; echo "## Create GPU cluster"
+step kubectl batchai cluster create -n nc6 -g batchai.quickstart -w quickstart -s Standard_NC6 -i UbuntuDSVM -t 1 --generate-ssh-keys
 
 echo; echo "## Deploy data (storage account: Azurite's $AZURITE_ACCOUNT; shares logs and scripts, container data)"
 # az storage share create -n logs / -n scripts; az storage file upload -s scripts --path cntk (the Files
@@ -74,30 +76,31 @@ for name in ("Train-28x28_cntk_text.txt", "Test-28x28_cntk_text.txt"):
 print("uploaded data/mnist_cntk/{Train,Test}-28x28_cntk_text.txt")
 EOF
 
-echo; echo "## Submit training job (the seed's job.json unchanged; the key comes from AZURE_BATCHAI_STORAGE_KEY)"
-export AZURE_BATCHAI_STORAGE_KEY=$AZURITE_ACCOUNT_KEY
-step kubectl batchai job create -f examples/cntk-mnist/job.json -n cntk-python-1 -c nc6 -e quickstart \
-  --placeholder "YOUR_STORAGE_ACCOUNT=$AZURITE_ACCOUNT" -o table
-unset AZURE_BATCHAI_STORAGE_KEY   # from here on the CLI reads the key from the job's Secret
-step kubectl batchai experiment list
+echo; echo "## Create a Batch AI experiment"
+step kubectl batchai experiment create -g batchai.quickstart -w quickstart -n quickstart
 
-echo; echo "## Monitor job execution"
-step kubectl batchai job file stream -j cntk-python-1 -f stdout.txt
-step kubectl batchai job wait -n cntk-python-1
-step kubectl batchai job list
-step kubectl batchai job node list -j cntk-python-1
+echo; echo "## Submit training job (the seed's job.json with the storage account's name filled in, as it says)"
+sed "s/<YOUR_STORAGE_ACCOUNT>/$AZURITE_ACCOUNT/g" examples/cntk-mnist/job.json >"$run_dir/job.json"
+cd "$run_dir"
+export AZURE_BATCHAI_STORAGE_KEY=$AZURITE_ACCOUNT_KEY   # az read the key the same way when not logged in
+step kubectl batchai job create -n cntk_python_1 -c nc6 -g batchai.quickstart -w quickstart -e quickstart  -f job.json --storage-account-name "$AZURITE_ACCOUNT"
+unset AZURE_BATCHAI_STORAGE_KEY   # from here on the CLI reads the key from the job's Secret
+
+echo; echo "## Monitor job execution (the stream ends when the job does)"
+step kubectl batchai job file stream -j cntk_python_1 -g batchai.quickstart -w quickstart -e quickstart -f stderr.txt
+step kubectl batchai job file stream -j cntk_python_1 -g batchai.quickstart -w quickstart -e quickstart -f stdout.txt
+step kubectl batchai job list -g batchai.quickstart -w quickstart -e quickstart -o table
 
 echo; echo "## Inspect generated model files"
-step kubectl batchai job file list -j cntk-python-1 -d MODEL -o table
-kubectl batchai job file list -j cntk-python-1 -d MODEL >"$run_dir/quickstart-models.json"
-printf '\n$ kubectl batchai job file list -j cntk-python-1 -d MODEL   # last entry\n'
-"$PY" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))[-1], indent=2))' "$run_dir/quickstart-models.json"
-url=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[-1]["downloadUrl"])' "$run_dir/quickstart-models.json")
+step kubectl batchai job file list -j cntk_python_1 -w quickstart -e quickstart -g batchai.quickstart -d MODEL
+kubectl batchai job file list -j cntk_python_1 -w quickstart -e quickstart -g batchai.quickstart -d MODEL >"$run_dir/quickstart-models.json"
+url=$("$PY_ABS" -c 'import json,sys; print(json.load(open(sys.argv[1]))[-1]["downloadUrl"])' "$run_dir/quickstart-models.json")
 printf '\n$ curl -s -o ConvNet_MNIST_9.dnn "<downloadUrl>" && ls -l ConvNet_MNIST_9.dnn\n'
 curl -fsS -o "$run_dir/ConvNet_MNIST_9.dnn" "$url"
+# shellcheck disable=SC2012  # one file of ours; ls -l prints what a user would see
 ls -l "$run_dir/ConvNet_MNIST_9.dnn" | awk '{print $1, $5, "ConvNet_MNIST_9.dnn"}'
+step kubectl batchai job show -n cntk_python_1 -g batchai.quickstart -w quickstart -e quickstart --query jobOutputDirectoryPathSegment
 
-echo; echo "## Clean up resources"
-step kubectl batchai job delete -n cntk-python-1 -y
-step kubectl delete namespace "$NS"
+echo; echo "## Clean up resources (the seed deletes its resource group; here the workspace)"
+step kubectl batchai workspace delete -g batchai.quickstart -n quickstart -y
 echo; echo "quickstart done in $(( SECONDS - t0 ))s"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Real nodes of the dev cluster (docs: tests/k8s/README.md, "Real nodes"). Sourced by hack/devcluster,
 # whose helpers (start, alive, healthy, wait_healthy, stop_component, log, die) it uses.
 #
@@ -17,7 +18,7 @@
 # Files driver that bind-mounts $FILES_ROOT/<account>/<share> (no SMB client here), the tree the Azure Files
 # REST double serves.
 #
-# Host-level names are configurable (defaults as docs/real-node.md); only one dev cluster at a time can
+# Host-level names are configurable (defaults as tests/k8s/README.md, "Real nodes"); only one dev cluster at a time can
 # run real nodes on a machine (kube-proxy's rules are the machine's).
 
 REAL_NODES=${BATCHAI_REAL_NODES:-2}            # number of real nodes (0: none)
@@ -59,9 +60,15 @@ real_components() {
   echo kube-proxy
 }
 
+# tcp_open HOST PORT: whether HOST accepts connections on PORT.
+tcp_open() {
+  # shellcheck disable=SC2016  # expanded by the inner bash
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
+}
+
 real_healthy() {
   case $1 in
-    apiserver-forward) timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$GW" "$APISERVER_PORT" 2>/dev/null ;;
+    apiserver-forward) tcp_open "$GW" "$APISERVER_PORT" ;;
     coredns) curl -fsS -m 2 "http://127.0.0.1:$COREDNS_READY_PORT/ready" >/dev/null 2>&1 ;;
     containerd-*) "$CONTAINERD_BIN/ctr" -a "$(node_dir "${1#containerd-}")/containerd.sock" version >/dev/null 2>&1 ;;
     gpu-double-*) true ;;
@@ -73,14 +80,6 @@ real_healthy() {
   esac
 }
 
-require_node_tools() {
-  local missing=() t
-  for t in runc nft socat ip buildah debootstrap gcc fusermount3; do command -v "$t" >/dev/null || missing+=("$t"); done
-  [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
-  [ ${#missing[@]} = 0 ] || die "real nodes need: ${missing[*]} (Debian: apt-get install runc containernetworking-plugins nftables socat iproute2 buildah debootstrap gcc libc6-dev fuse3; .ci/run installs them), or set BATCHAI_REAL_NODES=0"
-  [ "$(id -u)" = 0 ] || die "real nodes need root (kubelet, containerd), or set BATCHAI_REAL_NODES=0"
-}
-
 # Only one dev cluster per machine may run real nodes: record ours, refuse while another one's kubelets
 # or containerds run (a dev cluster that was killed without `down` does not count).
 claim_host() {
@@ -89,7 +88,7 @@ claim_host() {
   other=$(cat "$owner" 2>/dev/null || true)
   if [ -n "$other" ] && [ "$other" != "$RUN" ]; then
     for f in "$other"/kubelet-real-*.pid "$other"/containerd-real-*.pid; do
-      [ -f "$f" ] && [ -f "${f%.pid}.exe" ] || continue
+      [[ -f $f && -f ${f%.pid}.exe ]] || continue
       pid=$(cat "$f")
       if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(cat "${f%.pid}.exe")" ]; then
         die "real nodes already run for the dev cluster in $other (BATCHAI_RUN); run its 'hack/devcluster down' first, or set BATCHAI_REAL_NODES=0"
@@ -315,7 +314,7 @@ config_files() {
 }
 fingerprint() {
   local files; files=$(config_files "$1")
-  if [ -n "$files" ]; then cat "$files" | sha256sum | cut -c1-16; fi
+  if [ -n "$files" ]; then sha256sum <"$files" | cut -c1-16; fi
 }
 
 write_configs() {
@@ -359,16 +358,16 @@ start_csi_plugins() {
   common=(--node-id "$n" --kubelet-dir "$d/kubelet" --kubeconfig "$KUBECONFIG_FILE")
   mkdir -p "/sys/fs/cgroup/pids/$n-csi" "$FILES_ROOT"
   START_CGROUP="/sys/fs/cgroup/pids/$n-csi" START_PATH="$RCLONE_BIN:$PATH" \
-    start_at "csi-blob-$n" "$CSI_PLUGINS_BIN/batchai-csi-node" --driver blob.csi.azure.com "${common[@]}" \
+    start_at "csi-blob-$n" "$GO_TOOLS_BIN/batchai-csi-node" --driver blob.csi.azure.com "${common[@]}" \
     --state-dir "$d/blob-csi" --rclone "$RCLONE_BIN/rclone"
-  start_at "csi-file-$n" "$CSI_PLUGINS_BIN/batchai-csi-node" --driver file.csi.azure.com "${common[@]}" \
+  start_at "csi-file-$n" "$GO_TOOLS_BIN/batchai-csi-node" --driver file.csi.azure.com "${common[@]}" \
     --shares-root "$FILES_ROOT" --account "$ACCOUNT_NAME:$ACCOUNT_KEY"
 }
 
 start_kubelet() {
   local n=$1 d
   d=$(node_dir "$n")
-  start_at "gpu-double-$n" "$GPU_DOUBLE_BIN/gpu-device-plugin-double" \
+  start_at "gpu-double-$n" "$GO_TOOLS_BIN/gpu-device-plugin-double" \
     --registry-dir "$d/kubelet/plugins_registry" --socket "$d/gpu-device-plugin-double.sock" --id-prefix "$n-gpu"
   start_csi_plugins "$n"
   START_FINGERPRINT=$(fingerprint "kubelet-$n") start_at "kubelet-$n" "$NODE_K8S_BIN/kubelet" \
@@ -388,7 +387,6 @@ load_images() {
 
 real_nodes_up() {
   [ "$REAL_NODES" -gt 0 ] || return 0
-  require_node_tools
   claim_host
   mkdir -p "$NODES_DIR"
   # Images first (the first build takes minutes; afterwards a hash check).
@@ -456,14 +454,15 @@ kill_cgroup_tree() {
 remove_cgroups() {
   local root=$1 h
   for h in $(all_cgroup_mounts); do
-    [ -d "$h$root" ] && find "$h$root" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    if [ -d "$h$root" ]; then find "$h$root" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
   done
 }
 
 # Unmount everything under DIR, deepest first (kubelet volumes, its root bind mount, netns, rootfs).
 unmount_under() {
-  local dir=$1 m
-  for m in $(awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
+  local dir=$1 m mounts
+  mapfile -t mounts < <(awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r)
+  for m in "${mounts[@]}"; do
     umount -l "$m" 2>/dev/null || true
   done
 }

@@ -1,7 +1,7 @@
 package main
 
 // STAND-IN for the upstream Azure Blob CSI driver's node service (kubernetes-sigs/blob-csi-driver v1.26.4,
-// NodePublishVolume of an inline volume, which stages it in place). Point by point (docs: real-mounts.md):
+// NodePublishVolume of an inline volume, which stages it in place). Point by point (tests/k8s/README.md, "Real mounts"):
 //   - the Secret named by `secretName` is read from the pod's namespace through the API (keys
 //     azurestorageaccountname, azurestorageaccountkey or azurestorageaccountsastoken); for inline volumes the
 //     account comes from the Secret only;

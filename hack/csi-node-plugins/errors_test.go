@@ -7,7 +7,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// The texts the kubelet's FailedMount Events carry, as the upstream drivers write them (real-mounts.md).
+// The texts the kubelet's FailedMount Events carry, as the upstream drivers write them (tests/k8s/README.md, "Real mounts").
 
 func TestBlobMountFailureText(t *testing.T) {
 	err := mountFailed("exit status 1", "Error: failed to initialize new pipeline [failed to authenticate azstorage "+

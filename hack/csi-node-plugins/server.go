@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	reg "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
+
+	"batchai-operator.invalid/hack/pluginreg"
 )
 
 const (
@@ -106,64 +107,33 @@ func (n *node) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVo
 	return &csi.NodeUnpublishVolumeResponse{}, nil
 }
 
-// registration answers the kubelet's plugin watcher, which finds our socket in plugins_registry.
-type registration struct {
-	reg.UnimplementedRegistrationServer
-	info *reg.PluginInfo
-}
-
-func (r *registration) GetInfo(context.Context, *reg.InfoRequest) (*reg.PluginInfo, error) {
-	return r.info, nil
-}
-
-func (r *registration) NotifyRegistrationStatus(_ context.Context, s *reg.RegistrationStatus) (*reg.RegistrationStatusResponse, error) {
-	if s.PluginRegistered {
-		log.Printf("registered with the kubelet as %s", r.info.Name)
-	} else {
-		log.Printf("the kubelet refused the registration: %s", s.Error)
-	}
-	return &reg.RegistrationStatusResponse{}, nil
-}
-
-func listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, err
-	}
-	_ = os.Remove(path) // a stale socket of an earlier run
-	return net.Listen("unix", path)
-}
-
-// serve starts the CSI socket, then the registration socket (the kubelet connects to the CSI socket as
-// soon as it registers the plugin). It returns a function that stops both.
+// serve starts the CSI socket, then registers the plugin with the kubelet (which connects to the CSI
+// socket as soon as it has registered it). It returns a function that stops both.
 func serve(driver, nodeID, kubeletDir string, service nodeService) (func(), error) {
 	csiSocket := filepath.Join(kubeletDir, "plugins", driver, "csi.sock")
 	regSocket := filepath.Join(kubeletDir, "plugins_registry", driver+"-reg.sock")
 	csiServer := grpc.NewServer()
 	csi.RegisterIdentityServer(csiServer, &identity{name: driver})
 	csi.RegisterNodeServer(csiServer, &node{id: nodeID, service: service})
-	cl, err := listen(csiSocket)
+	cl, err := pluginreg.Listen(csiSocket)
 	if err != nil {
 		return nil, err
 	}
-	go func() { log.Fatal(csiServer.Serve(cl)) }()
+	go pluginreg.Run(csiServer, cl)
 
-	regServer := grpc.NewServer()
-	reg.RegisterRegistrationServer(regServer, &registration{info: &reg.PluginInfo{
+	stopRegistration, err := pluginreg.Serve(regSocket, &reg.PluginInfo{
 		Type:              reg.CSIPlugin,
 		Name:              driver,
 		Endpoint:          csiSocket,
 		SupportedVersions: []string{"1.0.0"},
-	}})
-	rl, err := listen(regSocket)
+	})
 	if err != nil {
 		return nil, err
 	}
-	go func() { log.Fatal(regServer.Serve(rl)) }()
 	log.Printf("serving %s for node %s on %s (registration socket %s)", driver, nodeID, csiSocket, regSocket)
 	return func() {
-		regServer.Stop()
+		stopRegistration()
 		csiServer.Stop()
-		_ = os.Remove(regSocket)
 		_ = os.Remove(csiSocket)
 	}, nil
 }

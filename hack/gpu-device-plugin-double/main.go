@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,6 +21,8 @@ import (
 	"google.golang.org/grpc"
 	dp "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 	reg "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
+
+	"batchai-operator.invalid/hack/pluginreg"
 )
 
 type plugin struct {
@@ -57,37 +58,6 @@ func (p *plugin) PreStartContainer(context.Context, *dp.PreStartContainerRequest
 	return &dp.PreStartContainerResponse{}, nil
 }
 
-// registration answers the kubelet's plugin watcher, which finds the socket in plugins_registry.
-type registration struct {
-	reg.UnimplementedRegistrationServer
-	info *reg.PluginInfo
-}
-
-func (r *registration) GetInfo(context.Context, *reg.InfoRequest) (*reg.PluginInfo, error) {
-	return r.info, nil
-}
-
-func (r *registration) NotifyRegistrationStatus(_ context.Context, s *reg.RegistrationStatus) (*reg.RegistrationStatusResponse, error) {
-	if s.PluginRegistered {
-		log.Printf("registered with the kubelet as %s", r.info.Name)
-	} else {
-		log.Printf("the kubelet refused the registration: %s", s.Error)
-	}
-	return &reg.RegistrationStatusResponse{}, nil
-}
-
-func listen(path string) net.Listener {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		log.Fatal(err)
-	}
-	_ = os.Remove(path) // a stale socket of an earlier run
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return l
-}
-
 func main() {
 	registry := flag.String("registry-dir", "", "the kubelet's plugins_registry directory (<root-dir>/plugins_registry)")
 	socket := flag.String("socket", "", "path of this plugin's own gRPC socket (outside the registry directory)")
@@ -106,26 +76,28 @@ func main() {
 	}
 	pluginServer := grpc.NewServer()
 	dp.RegisterDevicePluginServer(pluginServer, p)
-	pl := listen(*socket)
-	go func() { log.Fatal(pluginServer.Serve(pl)) }()
+	pl, err := pluginreg.Listen(*socket)
+	if err != nil {
+		log.Fatal(err)
+	}
+	go pluginreg.Run(pluginServer, pl)
 
 	regSocket := filepath.Join(*registry, strings.ReplaceAll(*resource, "/", "_")+"-double.sock")
-	regServer := grpc.NewServer()
-	reg.RegisterRegistrationServer(regServer, &registration{info: &reg.PluginInfo{
+	stopRegistration, err := pluginreg.Serve(regSocket, &reg.PluginInfo{
 		Type:              reg.DevicePlugin,
 		Name:              *resource,
 		Endpoint:          *socket,
 		SupportedVersions: []string{dp.Version},
-	}})
-	rl := listen(regSocket)
-	go func() { log.Fatal(regServer.Serve(rl)) }()
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
 	log.Printf("serving %d x %s on %s (registration socket %s)", *count, *resource, *socket, regSocket)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
-	regServer.Stop()
+	stopRegistration()
 	pluginServer.Stop()
-	_ = os.Remove(regSocket)
 	_ = os.Remove(*socket)
 }

@@ -11,16 +11,52 @@ import os
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+# The image a job without containerSettings runs in, per toolkit (Batch AI ran such jobs on the VM image).
+# The chart's values.yaml carries the same map (jobs.images, a unit test keeps them equal) and passes it as
+# BATCHAI_IMAGES; docs/migration.md lists them. Maintained images where the toolkit still has one.
 DEFAULT_IMAGES: dict[str, str] = {
-    "cntk": "microsoft/cntk:2.5.1-gpu-python3.5-cuda9.0-cudnn7.0",
-    "tensorflow": "tensorflow/tensorflow:1.15.5-gpu-py3",
-    "pytorch": "pytorch/pytorch:1.13.1-cuda11.6-cudnn8-runtime",
+    "cntk": "mcr.microsoft.com/cntk/release:2.7-gpu-python3.5-cuda10.0-cudnn7.3",
+    "tensorflow": "tensorflow/tensorflow:2.18.0-gpu",
+    "pytorch": "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
     "caffe": "bvlc/caffe:gpu",
     "caffe2": "caffe2ai/caffe2:latest",
     "chainer": "chainer/chainer:v7.8.1-python3",
     "horovod": "horovod/horovod:0.28.1",
-    "mpi": "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest",
+    "mpi": "mcr.microsoft.com/azureml/openmpi4.1.0-cuda11.8-cudnn8-ubuntu22.04:latest",
     "custom": "ubuntu:22.04",
+}
+
+# What each default image holds, as `kubectl batchai job show` states it (imageContents) and
+# docs/migration.md lists it. CUDA 10 and older predate the A100 and H100 (CUDA 11 supports them).
+IMAGE_CONTENTS: dict[str, str] = {
+    DEFAULT_IMAGES["cntk"]: (
+        "CNTK 2.7, Python 3.5, CUDA 10.0, cuDNN 7.3; CNTK's last release (2019), unmaintained; "
+        "predates the A100 and H100 (NCasT4_v3's T4 is supported)"
+    ),
+    DEFAULT_IMAGES["tensorflow"]: (
+        "TensorFlow 2.18.0, CUDA 12.5, cuDNN 9.3; TensorFlow 1.x scripts need a 1.x image in "
+        "containerSettings"
+    ),
+    DEFAULT_IMAGES["pytorch"]: "PyTorch 2.5.1, CUDA 12.4, cuDNN 9",
+    DEFAULT_IMAGES["caffe"]: (
+        "Caffe 1.0, Python 2.7, CUDA 8.0, cuDNN 6; unmaintained since 2017; predates the A100 and H100"
+    ),
+    DEFAULT_IMAGES["caffe2"]: (
+        "Caffe2's Docker Hub image, unmaintained (Caffe2 moved into PyTorch in 2018); its tag states no CUDA "
+        "version"
+    ),
+    DEFAULT_IMAGES["chainer"]: (
+        "Chainer 7.8.1 with CuPy, Python 3; Chainer's final release (in maintenance only since 2019); "
+        "its tag states no CUDA version"
+    ),
+    DEFAULT_IMAGES["horovod"]: (
+        "Horovod 0.28.1 (its last release, 2023) with TensorFlow 2.9, PyTorch 1.12, MXNet 1.9, CUDA 11.3, "
+        "cuDNN 8.2, Open MPI 4.1 (Horovod's Dockerfile)"
+    ),
+    DEFAULT_IMAGES["mpi"]: (
+        "Azure ML's base image: Open MPI 4.1.0, CUDA 11.8, cuDNN 8, Ubuntu 22.04; maintained"
+    ),
+    DEFAULT_IMAGES["custom"]: "Ubuntu 22.04, no CUDA; maintained",
 }
 
 

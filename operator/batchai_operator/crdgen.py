@@ -5,7 +5,7 @@ when the Helm chart exists, the same CRDs into charts/batchai-operator/templates
 `.Values.crds.enabled`, with `helm.sh/resource-policy: keep` when `.Values.crds.keep`).
 
 The rewrite follows kube-rs's StructuralSchemaRewriter: pydantic's JSON schema is turned into the
-OpenAPI v3 subset the apiserver accepts for CRDs (operator-practices.md §5):
+OpenAPI v3 subset the apiserver accepts for CRDs (structural schemas):
 
 - `$ref`/`$defs` are inlined, titles are dropped, every field must carry a description;
 - `Optional[T]` (`anyOf: [T, null]`, `default: null`) becomes a plain optional `T` (not nullable:

@@ -39,6 +39,15 @@ SETUP_SUCCEEDED = "succeeded"
 # Secrets `kubectl batchai job create` makes for a job.json's keys: made by the CLI, for which job.
 MANAGED_BY_CLI = "kubectl-batchai"
 LABEL_SECRET_OF_JOB = f"{DOMAIN}/job"
+# Keys of a storage Secret, as the Azure Files and Blob CSI drivers read them.
+SECRET_ACCOUNT_NAME = "azurestorageaccountname"
+SECRET_ACCOUNT_KEY = "azurestorageaccountkey"
+# az batchai's storage account and key variables; job.json's <AZURE_BATCHAI_STORAGE_ACCOUNT> and
+# <AZURE_BATCHAI_STORAGE_KEY> placeholders are spelled the same.
+ENV_STORAGE_ACCOUNT = "AZURE_BATCHAI_STORAGE_ACCOUNT"
+ENV_STORAGE_KEY = "AZURE_BATCHAI_STORAGE_KEY"
+# Workspaces (namespaces) and experiments (ConfigMaps) that `kubectl batchai` created carry
+# LABEL_MANAGED_BY=MANAGED_BY_CLI; an experiment's ConfigMap also carries LABEL_EXPERIMENT.
 
 # ---- annotations ------------------------------------------------------------------------------------
 # On a Job: the hash of the spec it was built from, so a later spec change can be reported as not applied.
@@ -47,6 +56,12 @@ ANNOTATION_SPEC_HASH = f"{DOMAIN}/spec-hash"
 ANNOTATION_SETUP_REVISION = LABEL_SETUP_REVISION
 # On a BatchAICluster: the scaleSettings last applied to its AKS agent pool.
 ANNOTATION_APPLIED_SCALE = f"{DOMAIN}/applied-scale-settings"
+# On a TrainingJob, BatchAICluster or workspace namespace that kubectl batchai created: the Batch AI name
+# the user gave (e.g. cntk_python_1), which may not be a Kubernetes name; the CLI resolves names through it.
+ANNOTATION_BATCHAI_NAME = f"{DOMAIN}/name"
+# On a workspace namespace: az's -g/--resource-group and -l/--location at `workspace create`.
+ANNOTATION_RESOURCE_GROUP = f"{DOMAIN}/resource-group"
+ANNOTATION_LOCATION = f"{DOMAIN}/location"
 # Labels of a TrainingJob that its children do not get: the operator's own bookkeeping (a label copied
 # from a TrainingJob must never make a pod look like a setup-task pod or another job's child).
 RESERVED_LABEL_PREFIXES = (f"{DOMAIN}/",)
@@ -137,6 +152,10 @@ READY_RESIZING = "Resizing"
 READY_NODES_PREPARING = "NodesPreparing"
 READY_NODES_UNUSABLE = "NodesUnusable"
 READY_NO_NODES = "NoNodes"
+# A Warning Event (once per spec generation): the cluster names a VM size Azure has retired (vmsizes.py).
+EVENT_RETIRED_VM_SIZE = "RetiredVmSize"
+# scaleSettings differ from the node count and nothing will move it (no spec.aks, or the pool is not allowed).
+READY_SCALE_NOT_APPLIED = "ScaleNotApplied"
 
 # ---- what kubelets report about containers that cannot start -------------------------------------------
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")

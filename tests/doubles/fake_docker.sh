@@ -1,5 +1,5 @@
 #!/bin/sh
-# Test double of the Docker CLI, for tests/unit/test_kind_config.py only: answers the three questions kind
+# Test double of the Docker CLI, for tests/integration/test_kind_validation.py only: answers the three questions kind
 # asks before it validates its config (is Docker there, its cgroup setup, existing clusters) and refuses
 # everything after, so `kind create cluster` runs kind's own config loading and validation and then stops
 # at pulling the node image. There is no container runtime on this machine.

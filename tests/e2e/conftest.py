@@ -4,8 +4,8 @@
 the rest; their job pods really run, from the images built by hack/images, and their Azure Files and
 Blob volumes really mount (the Files double's directories; Azurite's containers through rclone's FUSE).
 The operator runs once for the tier (package scope: it stops before the kwok tier's own operator
-starts), watching only namespaces named `e2e-*`, with every toolkit's default image pointing at the local
-images.
+starts), watching only namespaces named `e2e-*` (and the seed's `quickstart`), with every toolkit's
+default image pointing at the local images.
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ def operator(
             # default limit that a request must not exceed (the default 1Gi would be refused).
             "BATCHAI_JOB_RESOURCES": json.dumps({"requests": {"cpu": "100m", "memory": "32Mi"}}),
         },
-        scope_args=[f"--namespace={NAMESPACE_PREFIX}*"],
+        # test_seed_quickstart.py runs the seed's own commands, whose workspace is `quickstart`.
+        scope_args=[f"--namespace={NAMESPACE_PREFIX}*", "--namespace=quickstart"],
     )
     op.start()
     yield op

@@ -27,12 +27,12 @@ from kubernetes import client, config
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """test_chart.py runs first, then the e2e tier, then the rest: the chart's operator watches all
-    namespaces and e2e starts its own operator, and neither may run beside the session `operator`
-    fixture, which stays up from the first test that requests it to the end."""
+    """test_aks_guide.py and test_chart.py run first, then the e2e tier, then the rest: the chart's
+    operators watch all namespaces and e2e starts its own operator, and none may run beside the session
+    `operator` fixture, which stays up from the first test that requests it to the end."""
 
     def rank(item: pytest.Item) -> int:
-        if item.path.name == "test_chart.py":
+        if item.path.name in ("test_aks_guide.py", "test_chart.py"):
             return 0
         return 1 if item.path.parent.name == "e2e" else 2
 

@@ -1,4 +1,4 @@
-"""The Helm chart (charts/batchai-operator) against the real local control plane (design.md §5 item 5).
+"""The Helm chart (charts/batchai-operator) against the real local control plane (docs/design.md, "Testing").
 
 1. `helm lint --strict` passes; values.schema.json rejects bad values, naming them.
 2. `helm template | kubectl apply --dry-run=server` is accepted by the apiserver (several value sets).
@@ -24,12 +24,8 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import socket
 import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,8 +33,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-import secret_scan
 import yaml
+from chart_operator import ChartOperator, as_dict, permission_problems
 from devcluster import DevCluster, wait_for
 from jobs import (
     GROUP,
@@ -69,14 +65,6 @@ KUBE_VERSION = "1.37.2"
 # noticed (its port is taken) instead of running a second all-namespaces operator.
 SA_LIVENESS_PORT = LIVENESS_PORT + 1
 GPU_TAINT = {"key": "sku", "value": "gpu", "effect": "NoSchedule"}
-PERMISSION_PROBLEM = re.compile(
-    r"(?<![,.:\d])\b403\b|forbidden|not enough permissions|unauthorized",
-    re.IGNORECASE,
-)
-NAMESPACE_TERMINATING = (
-    "is being terminated"  # "namespace x is being terminated", "... because it is being terminated"
-)
-LOG_RECORD_START = re.compile(r"^\[\d{4}-\d\d-\d\d ", re.MULTILINE)
 
 
 # ---- helpers --------------------------------------------------------------------------------------
@@ -114,23 +102,6 @@ def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
     (deploy,) = by_kind(docs, "Deployment")
     (container,) = deploy["spec"]["template"]["spec"]["containers"]
     return container  # type: ignore[no-any-return]
-
-
-def permission_problems(log: str) -> list[str]:
-    """Log records (a "[date time] logger [LEVEL] ..." line and its continuation lines, e.g. a
-    traceback) about a refused request: a 403 (not the milliseconds of a timestamp), 401, or a kopf
-    permission warning. A 403 for writing into a terminating namespace (another test's, being deleted;
-    the operator watches all namespaces) comes from admission, not RBAC, and is not counted."""
-    starts = [m.start() for m in LOG_RECORD_START.finditer(log)]
-    if not starts or starts[0] != 0:
-        starts.insert(0, 0)
-    records = [log[a:b].rstrip("\n") for a, b in zip(starts, [*starts[1:], len(log)], strict=True)]
-    return [r for r in records if r and PERMISSION_PROBLEM.search(r) and NAMESPACE_TERMINATING not in r]
-
-
-def as_dict(obj: object) -> dict[str, Any]:
-    """A kubernetes client model as the API's JSON (camelCase keys), so tests index it freely."""
-    return cast(dict[str, Any], client.ApiClient().sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
 
 
 def gone(read: Callable[[], object]) -> bool:
@@ -548,8 +519,8 @@ def test_install_creates_a_running_operator_deployment(release: Release, core_v1
 def test_documented_argocd_cm_merge_adds_the_health_checks_and_keeps_other_keys(
     release: Release, core_v1: client.CoreV1Api
 ) -> None:
-    """The command in the chart's ConfigMap comment (and the README) run as written, against an argocd-cm
-    standing in for Argo CD's (only the namespace differs: `argocd` -> a fresh one)."""
+    """The command in the chart's ConfigMap comment (and docs/operations.md) run as written, against an
+    argocd-cm standing in for Argo CD's (only the namespace differs: `argocd` -> a fresh one)."""
     manifest = run("helm", "get", "manifest", release.name, "-n", release.namespace).stdout
     (command,) = [
         line.strip().removeprefix("#").strip()
@@ -700,73 +671,11 @@ def test_watch_namespaces_rbac_reaches_only_the_watched_namespace(namespace: str
         run("kubectl", "delete", "-f", "-", "--wait=false", input=rendered, check=False)
 
 
-class SaOperator:
-    """`kopf run` with the Deployment's args and env, authenticated as the chart's ServiceAccount."""
-
-    def __init__(self, release: Release, workdir: Path) -> None:
-        token = run(
-            "kubectl", "create", "token", release.service_account, "-n", release.namespace, "--duration=1h"
-        ).stdout.strip()  # fmt: skip
-        admin = yaml.safe_load(Path(os.environ["KUBECONFIG"]).read_text())
-        context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
-        cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])["cluster"]
-        kubeconfig = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "dev", "cluster": cluster}],  # server + the apiserver's CA
-            "users": [{"name": "sa", "user": {"token": token}}],
-            "contexts": [{"name": "sa", "context": {"cluster": "dev", "user": "sa"}}],
-            "current-context": "sa",
-        }
-        self.kubeconfig = workdir / "sa-kubeconfig"
-        self.kubeconfig.write_text(yaml.safe_dump(kubeconfig))
-        self.kubeconfig.chmod(0o600)
-        self.log_path = workdir / "operator.log"
-        secret_scan.register_log(self.log_path)  # it runs with --debug (the release's logLevel)
-        self.port = SA_LIVENESS_PORT
-
-        deploy = as_dict(client.AppsV1Api().read_namespaced_deployment(release.fullname, release.namespace))
-        container = deploy["spec"]["template"]["spec"]["containers"][0]
-        # The chart's args (--all-namespaces by default), with a local liveness endpoint.
-        self.args = [
-            f"--liveness=http://127.0.0.1:{self.port}/healthz" if a.startswith("--liveness") else a
-            for a in container["args"]
-        ]
-        self.env: dict[str, str] = {e["name"]: e["value"] for e in container["env"]}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig)}
-        env.pop("KUBERNETES_SERVICE_HOST", None)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kopf", *self.args], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"SA operator exited {self.proc.returncode}:\n{self.log_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("SA operator did not become live in 30 s:\n" + self.log_text()[-3000:])
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def permission_problems(self) -> list[str]:
-        return permission_problems(self.log_text())
+def sa_operator_for(release: Release, workdir: Path) -> ChartOperator:
+    """`kopf run` with the release Deployment's args and env, authenticated as its ServiceAccount."""
+    return ChartOperator(
+        release.namespace, release.service_account, release.fullname, workdir, SA_LIVENESS_PORT
+    )
 
 
 def test_permission_problems_finds_rbac_denials_only() -> None:
@@ -814,9 +723,9 @@ def assert_no_other_operator() -> None:
 
 
 @pytest.fixture(scope="module")
-def sa_operator(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaOperator]:
+def sa_operator(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartOperator]:
     assert_no_other_operator()
-    op = SaOperator(release, tmp_path_factory.mktemp("sa-operator"))
+    op = sa_operator_for(release, tmp_path_factory.mktemp("sa-operator"))
     op.start()
     yield op
     op.stop()
@@ -966,7 +875,7 @@ def exercise_every_grant(
 
 
 def test_operator_with_the_chart_rbac_runs_jobs_and_a_cluster(
-    sa_operator: SaOperator,
+    sa_operator: ChartOperator,
     release: Release,
     namespace: str,
     fake_node: Callable[..., client.V1Node],

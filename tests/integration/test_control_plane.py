@@ -108,7 +108,7 @@ def stays(fn: Callable[[], bool], seconds: float, interval: float = 0.2) -> None
         time.sleep(interval)
 
 
-def job_pods(core: client.CoreV1Api, ns: str, job: str) -> list[client.V1Pod]:
+def batch_job_pods(core: client.CoreV1Api, ns: str, job: str) -> list[client.V1Pod]:
     return core.list_namespaced_pod(ns, label_selector=f"batch.kubernetes.io/job-name={job}").items
 
 
@@ -156,7 +156,10 @@ def test_job_gets_pods_from_controller_manager_and_completes(
         namespace, job_body("hello", job_spec={"parallelism": 2, "completions": 2})
     )
     pods = wait_for(
-        lambda: len(job_pods(core_v1, namespace, "hello")) >= 2 and job_pods(core_v1, namespace, "hello"),
+        lambda: (
+            len(batch_job_pods(core_v1, namespace, "hello")) >= 2
+            and batch_job_pods(core_v1, namespace, "hello")
+        ),
         what="Job controller to create 2 pods",
     )
     assert all(p.metadata.owner_references[0].kind == "Job" for p in pods)
@@ -168,7 +171,7 @@ def test_job_gets_pods_from_controller_manager_and_completes(
         )
 
     wait_for(complete, what="Job Complete with 2 succeeded pods")
-    for pod in job_pods(core_v1, namespace, "hello"):
+    for pod in batch_job_pods(core_v1, namespace, "hello"):
         assert pod.status.phase == "Succeeded"
         assert pod.status.container_statuses[0].state.terminated.exit_code == 0
 
@@ -178,12 +181,12 @@ def test_deleting_job_garbage_collects_its_pods(
 ) -> None:
     batch_v1.create_namespaced_job(namespace, job_body("long", {SIM_RUN_FOR: "1h"}, {"parallelism": 2}))
     wait_for(
-        lambda: [p for p in job_pods(core_v1, namespace, "long") if p.status.phase == "Running"],
+        lambda: [p for p in batch_job_pods(core_v1, namespace, "long") if p.status.phase == "Running"],
         what="a running pod of Job long",
     )
     batch_v1.delete_namespaced_job("long", namespace, propagation_policy="Background")
     wait_for(
-        lambda: not job_pods(core_v1, namespace, "long"),
+        lambda: not batch_job_pods(core_v1, namespace, "long"),
         timeout=60,
         what="garbage collector to delete the Job's pods",
     )
@@ -387,6 +390,6 @@ def test_job_with_failing_init_container_fails(
         return any(c.type == "Failed" and c.status == "True" for c in job.status.conditions or [])
 
     wait_for(failed, what="Job Failed")
-    (pod,) = job_pods(core_v1, namespace, "prep-fails")
+    (pod,) = batch_job_pods(core_v1, namespace, "prep-fails")
     assert pod.status.phase == "Failed"
     assert pod.status.init_container_statuses[0].state.terminated.exit_code == 2

@@ -18,7 +18,7 @@ from kubernetes import client
 
 from batchai_operator import GROUP, VERSION
 from batchai_operator.api import BatchAIClusterSpec, TrainingJobSpec
-from batchai_operator.convert import ConvertOptions, convert_file
+from batchai_operator.cli.convert.job import ConvertOptions, convert_file
 
 pytestmark = pytest.mark.integration
 
@@ -408,7 +408,7 @@ def test_seed_job_json_converted_is_accepted_and_reads_back_unchanged(
     assert "trainingjob.batchai.io/cntk-python-1 serverside-applied" in applied.stdout
 
     stored = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", "cntk-python-1")
-    assert stored["spec"] == result.job["spec"]
+    assert stored["spec"] == result.obj["spec"]
     assert TrainingJobSpec.model_validate(stored["spec"]).wire() == stored["spec"]
     assert KEY not in json.dumps(stored) and base64.b64encode(KEY.encode()).decode() not in json.dumps(stored)
 
@@ -513,7 +513,7 @@ def test_category_short_names_and_columns(api: client.CustomObjectsApi, namespac
         "AGE",
     ]
     row = kubectl("get", "bac", "nc6", "-n", namespace, "--no-headers").stdout.split()
-    assert row[:2] == ["nc6", "STANDARD_NC6"]
+    assert row[:2] == ["nc6", BASE_CLUSTER["vmSize"]]
 
 
 def test_crds_are_what_the_cluster_serves(api: client.CustomObjectsApi) -> None:

@@ -1,6 +1,6 @@
 """examples/: every toolkit family's job.json converts (kubectl-batchai job convert, via examples/convert.sh)
 to exactly the committed trainingjob.yaml, which the apiserver accepts, and runs through the operator on
-kwok to `succeeded` on its cluster (cluster.yaml), with the storage Secret the README tells users to create.
+kwok to `succeeded` on its cluster (cluster.yaml), with the storage Secret docs/aks.md tells users to create.
 
 (This module sorts after test_chart.py, which must run before any module requesting `operator`.)
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from devcluster import SIM_RUN_FOR
 from jobs import GROUP, SECRET_KEY_VALUE, VERSION, custom, wait_state
 from kubernetes import client
 from operator_process import OperatorProcess
+
+from batchai_operator.vmsizes import vm_size_info
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -64,9 +67,18 @@ def test_converted_job_json_equals_the_committed_yaml(converted: Path, example: 
 
 @pytest.mark.parametrize("example", list(TOOLKITS))
 def test_example_accepted_by_the_apiserver_and_runs_to_succeeded(
-    operator: OperatorProcess, namespace: str, core_v1: client.CoreV1Api, example: str
+    operator: OperatorProcess,
+    namespace: str,
+    core_v1: client.CoreV1Api,
+    fake_node: Callable[..., client.V1Node],
+    example: str,
 ) -> None:
     for doc in load(EXAMPLES / example / "cluster.yaml"):
+        # The cluster's nodes: kwok nodes of its VM size (today's sizes; the dev cluster's own are NC6 and
+        # NC24), as many as its scaleSettings ask for.
+        instance_type, gpus = vm_size_info(doc["spec"]["vmSize"])
+        for _ in range(doc["spec"]["scaleSettings"]["manual"]["targetNodeCount"]):
+            fake_node(f"aks-{doc['metadata']['name']}", gpus=gpus, instance_type=instance_type)
         custom().create_namespaced_custom_object(GROUP, VERSION, namespace, "batchaiclusters", doc)
     core_v1.create_namespaced_secret(
         namespace,

@@ -168,7 +168,9 @@ def _cluster_states(namespace: str, pools: dict[str, str], replace: dict[str, st
     fresh = bac("no-status", {"agentPool": pools["a"]})
     verdicts["no-status"] = record(BAC, "no-status", fresh, replace)
     bac("steady", {"agentPool": pools["a"], "scaleSettings": {"manual": {"targetNodeCount": 2}}})
-    bac("resizing", {"agentPool": pools["a"], "scaleSettings": {"manual": {"targetNodeCount": 3}}})
+    # Without spec.aks nothing resizes the pool: steady, Ready says why (testdata/resizing.yaml, the
+    # Progressing case, is a bound cluster's status captured before that; no pool is bound here).
+    bac("scale-not-applied", {"agentPool": pools["a"], "scaleSettings": {"manual": {"targetNodeCount": 3}}})
     bac("no-nodes", {"agentPool": "empty-pool"})
     bac(
         "setup-failed",
@@ -178,7 +180,7 @@ def _cluster_states(namespace: str, pools: dict[str, str], replace: dict[str, st
     bac("preparing", {"agentPool": pools["c"]})
     for name, reason in (
         ("steady", "Steady"),
-        ("resizing", "Resizing"),
+        ("scale-not-applied", "ScaleNotApplied"),
         ("no-nodes", "NoNodes"),
         ("setup-failed", "SetupTaskFailed"),
         ("preparing", "NodesPreparing"),

@@ -6,7 +6,7 @@ Caffe).
 
 Each one is converted with only the az placeholders filled, accepted by the apiserver (server-side dry
 run), run by the operator on the local control plane (kwok) to success, and its pods get the environment
-Batch AI gave (batchai-reference.md §2): mount roots, temp, stdouterr, input/output directories, hostfile,
+Batch AI gave (docs/migration.md): mount roots, temp, stdouterr, input/output directories, hostfile,
 GPUs, host lists, TensorFlow and PyTorch variables, the jobPreparation, ssh between the nodes of every
 multi-node job.
 """
@@ -33,7 +33,8 @@ from jobs import (
 from kubernetes import client
 
 from batchai_operator.api.trainingjob import TrainingJobSpec
-from batchai_operator.convert import Conversion, ConvertOptions, convert, load_job_file
+from batchai_operator.cli.convert.document import Conversion, load_job_file
+from batchai_operator.cli.convert.job import ConvertOptions, convert
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("operator")]
 
@@ -68,7 +69,7 @@ CASES = [Case(f.stem, f.read_text(), CLUSTER_OF.get(f.stem, "nc6")) for f in sor
 
 
 def test_every_toolkit_family_has_a_job_file() -> None:
-    tools = {TrainingJobSpec.model_validate(convert_case(c).job["spec"]).tool_type for c in CASES}
+    tools = {TrainingJobSpec.model_validate(convert_case(c).obj["spec"]).tool_type for c in CASES}
     assert tools == {
         "cntk", "tensorflow", "pytorch", "caffe", "caffe2", "chainer", "horovod", "mpi", "custom"
     }  # fmt: skip
@@ -134,7 +135,7 @@ def run_job_file(namespace: str, case: Case, name: str | None = None, timeout: f
     result = convert_case(case, namespace, name)
     for secret in result.secrets:
         client.CoreV1Api().create_namespaced_secret(namespace, secret)
-    body = result.job
+    body = result.obj
     custom().create_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", body, dry_run="All")
     custom().create_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", body)
     spec = TrainingJobSpec.model_validate(body["spec"])

@@ -27,6 +27,7 @@ from jobs import get_trainingjob, patch_trainingjob, wait_state
 from kubernetes import client
 
 from batchai_operator.api import TrainingJobSpec
+from batchai_operator.config import DEFAULT_IMAGES, IMAGE_CONTENTS
 from batchai_operator.manifests.paths import identity
 from batchai_operator.storage.locations import StorageLocation, directory_location
 from doubles.arm_agentpools import ArmAgentPoolsDouble
@@ -48,16 +49,20 @@ def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = False
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    check: bool = False,
+    stdin_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`kubectl batchai ARGS`."""
+    """`kubectl batchai ARGS` (no terminal: stdin is empty, or `stdin_text`)."""
     proc = subprocess.run(
         ["kubectl", "batchai", *args],
         env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        input=stdin_text if stdin_text is not None else "",
     )
     if check:
         assert proc.returncode == 0, f"kubectl batchai {' '.join(args)}: rc {proc.returncode}\n{proc.stderr}"
@@ -88,8 +93,10 @@ def create_seed_job(
     return cli(*args, env={"AZURE_BATCHAI_STORAGE_KEY": blob.key}, check=True)
 
 
-def create_cluster(ns: str) -> None:
-    cli("cluster", "create", "-f", str(SEED_CLUSTER), "-n", "nc6", "-w", ns, "-o", "table", check=True)
+def create_cluster(ns: str) -> subprocess.CompletedProcess[str]:
+    """The seed's `cluster create -n nc6 -s Standard_NC6 -t 1`: the dev cluster's fake nodes are NC6."""
+    args = ["-n", "nc6", "-s", "Standard_NC6", "-w", ns, "-o", "table"]
+    return cli("cluster", "create", "-f", str(SEED_CLUSTER), *args, check=True)
 
 
 def fetch(url: str, ca: Path | None = None) -> bytes:
@@ -106,9 +113,11 @@ def test_seed_quickstart_steps_with_kubectl_batchai_alone(
 ) -> None:
     ns, acct = namespace, azurite.account
     env = storage_env(azurite, files_double)
-    create_cluster(ns)
+    created = create_cluster(ns)
+    # NC6 is retired on Azure: still served, with one warning naming today's nearest size.
+    assert created.stderr.count("retired") == 1 and "Standard_NC4as_T4_v3" in created.stderr, created.stderr
     shown = json.loads(cli("cluster", "show", "-n", "nc6", "-w", ns, check=True).stdout)
-    assert shown["vmSize"] == "STANDARD_NC6" and shown["scaleSettings"]["manual"]["targetNodeCount"] == 1
+    assert shown["vmSize"] == "Standard_NC6" and shown["scaleSettings"]["manual"]["targetNodeCount"] == 1
     assert "nc6" in cli("cluster", "list", "-w", ns, check=True).stdout
 
     # The storage the seed creates with az storage: shares logs and scripts, container data.
@@ -118,7 +127,7 @@ def test_seed_quickstart_steps_with_kubectl_batchai_alone(
     azurite.container("data")
 
     created = create_seed_job(ns, "cntk-python-1", azurite, "sim.batchai.io/run-for=4s")
-    assert "TrainingJob cntk-python-1 created" in created.stderr
+    assert f"Job cntk-python-1 created in workspace {ns}" in created.stderr
     assert created.stdout.lstrip().startswith("{"), "az printed the created job as JSON"
     # The storage key went into a Secret owned by the job, never into the job.
     tj = get_trainingjob(ns, "cntk-python-1")
@@ -126,7 +135,7 @@ def test_seed_quickstart_steps_with_kubectl_batchai_alone(
     secret = client.CoreV1Api().read_namespaced_secret("cntk-python-1-storage-devstoreaccount1", ns)
     assert secret.metadata.owner_references[0].uid == tj["metadata"]["uid"]
 
-    experiments = cli("experiment", "list", "-w", ns, check=True).stdout
+    experiments = cli("experiment", "list", "-w", ns, "-o", "table", check=True).stdout
     assert experiments.splitlines()[2].split()[:3] == ["quickstart", ns, "1"]
     workspaces = json.loads(cli("workspace", "list", "-o", "json", check=True).stdout)
     assert {"name": ns, "clusters": 1, "experiments": 1, "jobs": 1} in workspaces
@@ -135,8 +144,10 @@ def test_seed_quickstart_steps_with_kubectl_batchai_alone(
     assert waited.returncode == 0, waited.stderr
     assert "Job state: succeeded" in waited.stderr and "Job completed at" in waited.stderr
 
-    listed = cli("job", "list", "-w", ns, check=True).stdout.splitlines()
+    listed = cli("job", "list", "-w", ns, "-o", "table", check=True).stdout.splitlines()
     assert listed[0].split() == [
+        "Name",
+        "Kubernetes",
         "Name",
         "Cluster",
         "Workspace",
@@ -147,7 +158,9 @@ def test_seed_quickstart_steps_with_kubectl_batchai_alone(
         "Exit",
         "code",
     ]
-    assert listed[2].split() == ["cntk-python-1", "nc6", ns, "quickstart", "cntk", "1", "succeeded", "0"]
+    assert listed[2].split() == [
+        "cntk-python-1", "cntk-python-1", "nc6", ns, "quickstart", "cntk", "1", "succeeded", "0"
+    ]  # fmt: skip
     segment = json.loads(
         cli(
             "job",
@@ -172,6 +185,9 @@ def test_seed_quickstart_steps_with_kubectl_batchai_alone(
         "shareName": "logs",
         "path": f"{segment}/stdouterr",
     }
+    # The image the job ran: the seed's job has no containerSettings, so cntk's default, stated.
+    assert shown_job["image"] == DEFAULT_IMAGES["cntk"]
+    assert shown_job["imageContents"] == IMAGE_CONTENTS[DEFAULT_IMAGES["cntk"]]
     nodes = json.loads(
         cli("job", "node", "list", "-j", "cntk-python-1", "-w", ns, "-o", "json", check=True).stdout
     )
@@ -211,7 +227,7 @@ def test_seed_quickstart_steps_with_kubectl_batchai_alone(
     assert streamed.stdout == "Final Results: Minibatch[1-11]: errs = 0.62%\n"
 
     deleted = cli("job", "delete", "-n", "cntk-python-1", "-w", ns, "-y", check=True)
-    assert "TrainingJob cntk-python-1 deleted" in deleted.stderr
+    assert "Job cntk-python-1 deleted" in deleted.stderr
     wait_for(
         lambda: (
             not client.CoreV1Api()
@@ -244,7 +260,7 @@ def test_terminate_then_wait_never_exits_0(operator: object, namespace: str, azu
     create_cluster(namespace)
     create_seed_job(namespace, "long", azurite, "sim.batchai.io/run-for=300s")
     wait_state(namespace, "long", "running", timeout=60)
-    term = cli("job", "terminate", "-n", "long", "-w", namespace)
+    term = cli("job", "terminate", "-n", "long", "-w", namespace, "-y")
     assert term.returncode == 0, term.stderr
     assert "Job long terminated: failed" in term.stderr
     status = get_trainingjob(namespace, "long")["status"]
@@ -349,7 +365,8 @@ def test_cluster_resize_and_auto_scale(operator: object, namespace: str) -> None
     bad = cli("cluster", "auto-scale", "-n", "nc6", "--min", "5", "--max", "2", "-w", namespace)
     assert (bad.returncode, bad.stderr.strip()) == (1, "error: --min 5 is larger than --max 2")
     missing = cli("cluster", "resize", "-n", "nope", "-t", "1", "-w", namespace)
-    assert missing.stderr.strip() == f"error: BatchAICluster nope in namespace {namespace} not found"
+    assert missing.stderr.strip() == f"error: BatchAICluster nope not found in workspace {namespace}"
+    assert missing.returncode == 3  # az's exit code for a resource that does not exist
 
 
 # ---- errors users hit: one line each --------------------------------------------------------------
@@ -361,16 +378,19 @@ def test_errors_users_hit_are_one_clear_line(
     ns = namespace
     env = storage_env(azurite, files_double)
 
-    def error(*args: str, extra: dict[str, str] | None = None) -> str:
+    def error(*args: str, extra: dict[str, str] | None = None, code: int = 1) -> str:
         proc = cli(*args, "-w", ns, env={**env, **(extra or {})})
-        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert proc.returncode == code, proc.stdout + proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
         return lines[0]
 
-    assert error("job", "show", "-n", "nope") == f"error: TrainingJob nope in namespace {ns} not found"
     assert (
-        error("job", "file", "list", "-j", "nope") == f"error: TrainingJob nope in namespace {ns} not found"
+        error("job", "show", "-n", "nope", code=3) == f"error: TrainingJob nope not found in workspace {ns}"
+    )
+    assert (
+        error("job", "file", "list", "-j", "nope", code=3)
+        == f"error: TrainingJob nope not found in workspace {ns}"
     )
 
     create_cluster(ns)

@@ -1,6 +1,7 @@
 """The blob volumes the operator builds, pinned against the upstream Blob CSI driver's contract for inline
-volumes (docs: real-mounts.md, read from blob-csi-driver v1.26.4's node server): which attributes it reads,
-how it turns `mountOptions` into blobfuse2's command line, and the listing delay it adds by default.
+volumes (tests/k8s/README.md, "Real mounts"; read from blob-csi-driver v1.26.4's node server): which
+attributes it reads, how it turns `mountOptions` into blobfuse2's command line, and the listing delay it
+adds by default.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def test_seed_job_is_one_indexed_job_on_the_clusters_gpu_nodes() -> None:
         "requests": {"cpu": "500m", "memory": "1Gi"},  # not BestEffort
         "limits": {"nvidia.com/gpu": "1"},
     }
-    assert pod["containers"][0]["image"].startswith("microsoft/cntk")
+    assert pod["containers"][0]["image"].startswith("mcr.microsoft.com/cntk/release:")
     assert pod["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False}
     assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
     assert {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"} in pod["tolerations"]

@@ -70,7 +70,7 @@ def parse(*argv: str) -> Any:
             {"file": "job.json", "name": "j", "cluster": "nc6", "experiment": "quickstart"},
         ),
         (["job", "show", "-n", "j", "--query", "executionState"], {"query": "executionState"}),
-        (["job", "list", "-e", "quickstart"], {"experiment": "quickstart", "output": "table"}),
+        (["job", "list", "-e", "quickstart"], {"experiment": "quickstart", "output": None}),
         (["job", "wait", "-n", "j"], {"interval": 15}),
         (["job", "terminate", "-n", "j", "--no-wait"], {"no_wait": True}),
         (["job", "delete", "-n", "j", "-y"], {"yes": True}),
@@ -79,8 +79,8 @@ def parse(*argv: str) -> Any:
         (["job", "file", "stream", "-j", "j", "-f", "stderr.txt"], {"file_name": "stderr.txt"}),
         (["job", "node", "list", "-j", "j", "-o", "json"], {"job": "j", "output": "json"}),
         (["cluster", "create", "-f", "c.json", "-n", "nc6", "-s", "NC6", "-t", "1"], {"target": 1}),
-        (["cluster", "show", "-n", "nc6"], {"output": "json"}),
-        (["cluster", "list"], {"output": "table"}),
+        (["cluster", "show", "-n", "nc6", "-g", "rg"], {"output": None, "resource_group": "rg"}),
+        (["cluster", "list", "-o", "tsv"], {"output": "tsv"}),
         (["cluster", "resize", "-n", "nc6", "-t", "0"], {"target": 0}),
         (["cluster", "auto-scale", "-n", "nc6", "--min", "0", "--max", "4"], {"min": 0, "max": 4}),
         (["experiment", "list", "-w", "ws"], {"namespace": "ws"}),
@@ -179,6 +179,7 @@ def test_job_view_is_azs_flat_shape_with_resolved_outputs() -> None:
     )
     view = job_view(obj)
     assert view["name"] == "cntk-python-1" and view["workspace"] == "quickstart"
+    assert view["kubernetesName"] == "cntk-python-1"
     assert view["experiment"] == "quickstart" and view["cluster"] == "nc6"
     assert view["provisioningState"] == "succeeded" and view["creationTime"] == "2026-12-03T08:00:00Z"
     assert view["outputDirectories"] == [
@@ -195,9 +196,9 @@ def test_job_view_is_azs_flat_shape_with_resolved_outputs() -> None:
     assert query(view, "outputDirectories[5].id") is None
     text = table([view], JOB_COLUMNS)
     assert text.splitlines() == [
-        "Name           Cluster  Workspace   Experiment  Tool  Nodes  State   Exit code",
-        "-------------  -------  ----------  ----------  ----  -----  ------  ---------",
-        "cntk-python-1  nc6      quickstart  quickstart  cntk  1      failed  3",
+        "Name           Kubernetes Name  Cluster  Workspace   Experiment  Tool  Nodes  State   Exit code",
+        "-------------  ---------------  -------  ----------  ----------  ----  -----  ------  ---------",
+        "cntk-python-1  cntk-python-1    nc6      quickstart  quickstart  cntk  1      failed  3",
     ]
 
 
@@ -215,8 +216,8 @@ def test_render_formats() -> None:
     assert render(rows, "table", cols) == "Name  N\n----  -\na     1\nbb\n"
     assert json.loads(render(rows, "json")) == rows
     assert yaml.safe_load(render(rows, "yaml")) == rows
-    with pytest.raises(ValueError, match="no table columns"):
-        render(rows, "table")
+    # Without the verb's columns (or after --query), az's automatic table: scalar fields, capitalised.
+    assert render(rows, "table") == "Name  N\n----  -\na     1\nbb\n"
 
 
 # ---- job wait -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 from batchai_operator.api.cluster import BatchAIClusterSpec, BatchAIClusterStatus
 from batchai_operator.api.trainingjob import BatchAIError
-from batchai_operator.decide import cluster_status
+from batchai_operator.decide import cluster, cluster_status
 from batchai_operator.decide.cluster_status import setup_pods_to_mark, setup_state
 from batchai_operator.decide.common import Event, fmt_time, status_patch
 from batchai_operator.observe.cluster import selects
@@ -115,7 +115,7 @@ def compute_cluster_status(obs: cluster_status.ClusterStatusInput, now: datetime
 
 
 def spec(**extra: Any) -> BatchAIClusterSpec:
-    return BatchAIClusterSpec.model_validate({"vmSize": "Standard_NC6", **extra})
+    return BatchAIClusterSpec.model_validate({"vmSize": "Standard_NC4as_T4_v3", **extra})
 
 
 def status_of(
@@ -387,6 +387,30 @@ def test_leaving_nodes_count_in_current() -> None:
     r = status_of([node("a"), node("b", deleting=True)], spec=s)
     assert r.status["currentNodeCount"] == 2
     assert r.status["allocationState"] == "resizing"
+
+
+def test_a_resize_nothing_can_apply_is_steady_and_says_why() -> None:
+    """No spec.aks (or a pool the admin did not allow): not `resizing` forever, the reason in Ready."""
+    s = spec(scaleSettings={"manual": {"targetNodeCount": 3}})
+    r = status_of([node("a")], spec=s, scale_blocked="the cluster has no AKS agent pool binding")
+    assert r.status["allocationState"] == "steady"
+    cond = ready(r)
+    assert (cond["status"], cond["reason"]) == ("False", "ScaleNotApplied")
+    assert "1 node(s), scaleSettings ask for 3" in cond["message"]
+    assert "no AKS agent pool binding" in cond["message"]
+    # In range, the same cluster is simply ready.
+    assert ready(status_of([node("a"), node("b"), node("c")], spec=s, scale_blocked="x"))["status"] == "True"
+
+
+def test_decide_blocks_scaling_without_spec_aks() -> None:
+    s = spec(scaleSettings={"manual": {"targetNodeCount": 2}})
+    assert cluster._scale_blocked(s, None) is not None
+    assert cluster._scale_blocked(spec(), None) is None
+    aks = {"subscriptionId": "s", "resourceGroup": "g", "clusterName": "c", "agentPoolName": "p"}
+    bound = spec(scaleSettings={"manual": {"targetNodeCount": 2}}, aks=aks)
+    assert cluster._scale_blocked(bound, None) is None
+    refused = BatchAIError(code="AgentPoolNotAllowed", message="not mapped")
+    assert cluster._scale_blocked(bound, refused) == "not mapped"
 
 
 def test_scale_in_flight_is_resizing() -> None:

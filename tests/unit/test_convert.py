@@ -12,16 +12,9 @@ import pytest
 import yaml
 
 from batchai_operator.api import TrainingJobSpec
+from batchai_operator.cli.convert.document import Conversion, ConversionError, dns_label, load_job_file
+from batchai_operator.cli.convert.job import ConvertOptions, convert, convert_file
 from batchai_operator.cli.main import main
-from batchai_operator.convert import (
-    Conversion,
-    ConversionError,
-    ConvertOptions,
-    convert,
-    convert_file,
-    dns_label,
-    load_job_file,
-)
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = REPO / "examples" / "cntk-mnist" / "job.json"
@@ -41,7 +34,7 @@ def run(doc: dict[str, Any], environ: dict[str, str] | None = None, **options: A
 
 
 def dumped(result: Conversion) -> str:
-    return json.dumps(result.job) + "\n".join(result.warnings)
+    return json.dumps(result.obj) + "\n".join(result.warnings)
 
 
 def secret(result: Conversion, name: str) -> dict[str, Any]:
@@ -97,9 +90,9 @@ def test_seed_with_account_and_key() -> None:
     assert result.api_version == "2018-03-01"
     docs = result.documents()
     assert [d["kind"] for d in docs] == ["Secret", "TrainingJob"]
-    job = result.job
+    job = result.obj
     assert job["apiVersion"] == "batchai.io/v1alpha1"
-    assert job["metadata"] == {"name": "cntk-python-1"}
+    assert job["metadata"] == {"name": "cntk-python-1", "annotations": {"batchai.io/name": "cntk_python_1"}}
     spec = job["spec"]
     assert spec["cluster"] == "nc6" and spec["experiment"] == "quickstart"
     assert spec["schedulingPriority"] == "normal"  # the server-side default, written out
@@ -121,7 +114,7 @@ def test_seed_without_key_references_the_secret_and_says_so() -> None:
     result = run(seed(), placeholders={"YOUR_STORAGE_ACCOUNT": "myacct"})
     assert result.secrets == []
     refs = {
-        m["credentials"]["secretRef"]["name"] for g in result.job["spec"]["mountVolumes"].values() for m in g
+        m["credentials"]["secretRef"]["name"] for g in result.obj["spec"]["mountVolumes"].values() for m in g
     }
     assert refs == {"job1-storage-myacct"}
     (warning,) = [w for w in result.warnings if "no key known" in w]
@@ -141,7 +134,7 @@ def test_seed_without_cluster_asks_for_one() -> None:
 def test_seed_name_from_its_directory() -> None:
     opts = ConvertOptions(cluster="nc6", placeholders={"YOUR_STORAGE_ACCOUNT": "myacct"})
     result = convert_file(str(SEED), opts, NO_ENV)
-    assert result.job["metadata"]["name"] == "cntk-mnist"
+    assert result.obj["metadata"]["name"] == "cntk-mnist"
 
 
 # ---- az CLI placeholders ----------------------------------------------------------------------------
@@ -172,7 +165,7 @@ def cli_placeholders_job() -> dict[str, Any]:
 
 def test_az_placeholders_from_options() -> None:
     result = run(cli_placeholders_job(), storage_account_name="acct1", storage_account_key=KEY)
-    volumes = result.job["spec"]["mountVolumes"]
+    volumes = result.obj["spec"]["mountVolumes"]
     assert volumes["azureFileShares"][0]["azureFileUrl"] == "https://acct1.file.core.windows.net/share"
     assert volumes["azureBlobFileSystems"][0]["accountName"] == "acct1"
     assert decoded(secret(result, "job1-storage-acct1"))["azurestorageaccountkey"] == KEY
@@ -207,7 +200,7 @@ def test_other_placeholders_anywhere() -> None:
         customToolkitSettings={"commandLine": "python <SCRIPT>"},
     )
     result = run(doc, placeholders={"DATA_DIR": "/mnt/data", "SCRIPT": "train.py"})
-    spec = result.job["spec"]
+    spec = result.obj["spec"]
     assert spec["environmentVariables"][0]["value"] == "/mnt/data/mnist"
     assert spec["customToolkitSettings"]["commandLine"] == "python train.py"
 
@@ -248,11 +241,11 @@ def test_inline_account_keys_move_into_one_secret_per_account() -> None:
     ]
     assert decoded(secret(result, "job1-storage-acct2"))["azurestorageaccountkey"] == other
     names = [
-        m["credentials"]["secretRef"]["name"] for m in result.job["spec"]["mountVolumes"]["azureFileShares"]
+        m["credentials"]["secretRef"]["name"] for m in result.obj["spec"]["mountVolumes"]["azureFileShares"]
     ]
     assert names == ["job1-storage-acct1", "job1-storage-acct2", "job1-storage-acct1"]
     assert_no_key_material(result, KEY, other)
-    TrainingJobSpec.model_validate(result.job["spec"])
+    TrainingJobSpec.model_validate(result.obj["spec"])
 
 
 def test_conflicting_keys_for_one_account() -> None:
@@ -273,7 +266,7 @@ def test_user_given_storage_secret() -> None:
     doc = minimal(mountVolumes={"azureFileShares": [share("acct1", "a")]})
     result = run(doc, storage_secret="team-storage")
     assert result.secrets == []
-    assert result.job["spec"]["mountVolumes"]["azureFileShares"][0]["credentials"] == {
+    assert result.obj["spec"]["mountVolumes"]["azureFileShares"][0]["credentials"] == {
         "secretRef": {"name": "team-storage"}
     }
     assert any("team-storage" in w and "must already exist" in w for w in result.warnings)
@@ -287,7 +280,7 @@ def test_storage_secret_is_ambiguous_with_two_accounts() -> None:
         run(doc, storage_secret="s")
     result = run(doc, storage_secret="s", storage_account_name="acct2", storage_account_key=KEY)
     refs = [
-        m["credentials"]["secretRef"]["name"] for m in result.job["spec"]["mountVolumes"]["azureFileShares"]
+        m["credentials"]["secretRef"]["name"] for m in result.obj["spec"]["mountVolumes"]["azureFileShares"]
     ]
     assert refs == ["job1-storage-acct1", "s"]
 
@@ -301,7 +294,7 @@ def test_key_vault_account_key_is_referenced_with_a_warning() -> None:
         mountVolumes={"azureFileShares": [share("acct1", "a", credentials={"accountKeySecretReference": kv})]}
     )
     result = run(doc)
-    assert result.job["spec"]["mountVolumes"]["azureFileShares"][0]["credentials"] == {
+    assert result.obj["spec"]["mountVolumes"]["azureFileShares"][0]["credentials"] == {
         "secretRef": {"name": "job1-storage-acct1"}
     }
     assert any("Key Vault" in w for w in result.warnings)
@@ -313,7 +306,7 @@ def test_existing_secret_ref_kept() -> None:
     )
     result = run(doc, storage_account_key=KEY)
     assert result.secrets == []
-    assert result.job["spec"]["mountVolumes"]["azureFileShares"][0]["credentials"] == {
+    assert result.obj["spec"]["mountVolumes"]["azureFileShares"][0]["credentials"] == {
         "secretRef": {"name": "mine"}
     }
 
@@ -332,7 +325,7 @@ def test_secret_values_move_into_a_secret() -> None:
     )
     result = run(doc)
     assert decoded(secret(result, "job1-secrets")) == {"API_TOKEN": "hunter2-token", "OTHER": "s3cr3t"}
-    assert result.job["spec"]["secrets"] == [
+    assert result.obj["spec"]["secrets"] == [
         {"name": "API_TOKEN", "secretRef": {"name": "job1-secrets", "key": "API_TOKEN"}},
         {"name": "OTHER", "secretRef": {"name": "job1-secrets", "key": "OTHER"}},
     ]
@@ -345,7 +338,7 @@ def test_key_vault_secret_values_are_referenced_with_a_warning() -> None:
     )
     result = run(doc)
     assert result.secrets == []
-    assert result.job["spec"]["secrets"] == [
+    assert result.obj["spec"]["secrets"] == [
         {"name": "T", "secretRef": {"name": "job1-keyvault", "key": "T"}}
     ]
     assert any("job1-keyvault" in w for w in result.warnings)
@@ -368,7 +361,7 @@ def test_registry_password_moves_into_a_dockerconfigjson_secret(server: str | No
     entry = config["auths"][auth_key]
     assert (entry["username"], entry["password"]) == ("bob", "pw!")
     assert base64.b64decode(entry["auth"]).decode() == "bob:pw!"
-    creds = result.job["spec"]["containerSettings"]["imageSourceRegistry"]["credentials"]
+    creds = result.obj["spec"]["containerSettings"]["imageSourceRegistry"]["credentials"]
     assert creds == {"username": "bob", "secretRef": {"name": "job1-registry"}}
     assert_no_key_material(result, "pw!")
 
@@ -399,8 +392,8 @@ def test_2018_03_01_priority(priority: int, expected: str) -> None:
     doc["$schema"] = "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2018-03-01/job.json"
     result = run(doc)
     assert result.api_version == "2018-03-01"
-    assert result.job["spec"]["schedulingPriority"] == expected
-    assert "priority" not in result.job["spec"]
+    assert result.obj["spec"]["schedulingPriority"] == expected
+    assert "priority" not in result.obj["spec"]
 
 
 def test_2018_03_01_experiment_cluster_and_output_directories() -> None:
@@ -419,7 +412,7 @@ def test_2018_03_01_experiment_cluster_and_output_directories() -> None:
     }
     result = run(props, cluster=None)  # a bare properties object
     assert result.api_version == "2018-03-01"
-    spec = result.job["spec"]
+    spec = result.obj["spec"]
     assert spec["experiment"] == "my_experiment"
     assert spec["cluster"] == f"{ARM}/clusters/nc6"
     assert TrainingJobSpec.model_validate(spec).cluster_name == "nc6"
@@ -431,23 +424,23 @@ def test_2018_05_01_workspace_cluster_id() -> None:
     doc = minimal(cluster={"id": f"{ARM}/workspaces/ws/clusters/gpu-pool"})
     result = run(doc, cluster=None)
     assert result.api_version == "2018-05-01"
-    assert TrainingJobSpec.model_validate(result.job["spec"]).cluster_name == "gpu-pool"
+    assert TrainingJobSpec.model_validate(result.obj["spec"]).cluster_name == "gpu-pool"
 
 
 def test_cluster_option_wins_and_names_are_normalized() -> None:
     doc = minimal(cluster={"id": f"{ARM}/workspaces/ws/clusters/nc6"})
     result = run(doc, cluster="other")
-    assert result.job["spec"]["cluster"] == "other"
+    assert result.obj["spec"]["cluster"] == "other"
     result = run(minimal(cluster={"id": f"{ARM}/workspaces/ws/clusters/My_Cluster"}), cluster=None)
-    assert result.job["spec"]["cluster"] == "my-cluster"
+    assert result.obj["spec"]["cluster"] == "my-cluster"
     assert any("My_Cluster" in w for w in result.warnings)
 
 
 def test_experiment_option_and_normalization() -> None:
-    assert run(minimal(), experiment="exp1").job["spec"]["experiment"] == "exp1"
-    assert run(minimal()).job["spec"]["experiment"] == "default"
+    assert run(minimal(), experiment="exp1").obj["spec"]["experiment"] == "exp1"
+    assert run(minimal()).obj["spec"]["experiment"] == "default"
     result = run(minimal(), experiment="my exp!")
-    assert result.job["spec"]["experiment"] == "my-exp"
+    assert result.obj["spec"]["experiment"] == "my-exp"
 
 
 def test_read_only_fields_dropped() -> None:
@@ -458,7 +451,7 @@ def test_read_only_fields_dropped() -> None:
         creationTime="2018-06-01T00:00:00Z",
     )
     result = run(doc)
-    assert not {"toolType", "executionState", "executionInfo", "creationTime"} & set(result.job["spec"])
+    assert not {"toolType", "executionState", "executionInfo", "creationTime"} & set(result.obj["spec"])
     assert any("read-only" in w for w in result.warnings)
 
 
@@ -470,8 +463,8 @@ def test_case_normalization() -> None:
             cntkSettings={"languageType": "brainscript", "configFilePath": "c.cntk"},
         )
     )
-    assert result.job["spec"]["schedulingPriority"] == "high"
-    assert result.job["spec"]["cntkSettings"]["languageType"] == "BrainScript"
+    assert result.obj["spec"]["schedulingPriority"] == "high"
+    assert result.obj["spec"]["cntkSettings"]["languageType"] == "BrainScript"
 
 
 def test_brainscript_without_language_type_converts_unchanged() -> None:
@@ -488,8 +481,8 @@ def test_brainscript_without_language_type_converts_unchanged() -> None:
     )
     del doc["properties"]["customToolkitSettings"]
     result = run(doc)
-    assert result.job["spec"]["cntkSettings"] == cntk
-    settings = TrainingJobSpec.model_validate(result.job["spec"]).cntk_settings
+    assert result.obj["spec"]["cntkSettings"] == cntk
+    settings = TrainingJobSpec.model_validate(result.obj["spec"]).cntk_settings
     assert settings is not None and settings.is_brainscript
     assert result.warnings == []
 
@@ -505,7 +498,7 @@ def test_fields_batch_ai_does_not_have_are_dropped_with_a_warning() -> None:
     )
     del doc["properties"]["customToolkitSettings"]
     result = run(doc)
-    spec = result.job["spec"]
+    spec = result.obj["spec"]
     assert spec["chainerSettings"] == {"pythonScriptFilePath": "t.py"}
     assert spec["outputDirectories"] == [{"id": "MODEL", "pathPrefix": "/out"}]
     assert "location" not in spec
@@ -529,7 +522,7 @@ def test_preview_schema_converts_without_a_warning() -> None:
     result = run(doc)
     assert result.api_version == "2017-09-01"
     assert result.warnings == []
-    assert result.job["spec"]["experiment"] == "mnist_train"
+    assert result.obj["spec"]["experiment"] == "mnist_train"
 
 
 def test_trailing_commas_are_tolerated() -> None:
@@ -539,7 +532,7 @@ def test_trailing_commas_are_tolerated() -> None:
         ' "outputDirectories": [{"id": "MODEL", "pathPrefix": "/logs"},],'
         ' "customToolkitSettings": {"commandLine": "true"}}}'
     )
-    spec = run(load_job_file(text)).job["spec"]
+    spec = run(load_job_file(text)).obj["spec"]
     assert spec["outputDirectories"] == [{"id": "MODEL", "pathPrefix": "/logs"}]
 
 
@@ -561,7 +554,7 @@ def test_every_toolkit_converts(toolkit: str) -> None:
     props = minimal()["properties"]
     del props["customToolkitSettings"]
     props[toolkit] = copy.deepcopy(TOOLKITS[toolkit])
-    spec = run({"properties": props}).job["spec"]
+    spec = run({"properties": props}).obj["spec"]
     assert spec[toolkit] == TOOLKITS[toolkit]
 
 
@@ -621,7 +614,11 @@ def test_cli_convert_seed(capsys: pytest.CaptureFixture[str], monkeypatch: pytes
     assert code == 0
     docs = list(yaml.safe_load_all(out))
     assert [d["kind"] for d in docs] == ["Secret", "TrainingJob"]
-    assert docs[1]["metadata"] == {"name": "cntk-python-1", "namespace": "ml"}
+    assert docs[1]["metadata"] == {
+        "name": "cntk-python-1",
+        "namespace": "ml",
+        "annotations": {"batchai.io/name": "cntk_python_1"},
+    }
     assert "warning: job name 'cntk_python_1'" in err
     assert KEY not in err and KEY not in yaml.safe_dump(docs[1])
 

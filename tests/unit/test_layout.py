@@ -82,7 +82,7 @@ def calls(path: Path) -> list[str]:
 
 def callers(name: str) -> set[str]:
     """The operator's modules that call `name` (the CLI, its own client, aside)."""
-    cli = ("batchai_operator.cli", "batchai_operator.convert")
+    cli = ("batchai_operator.cli",)
     return {mod for mod, path in modules().items() if not mod.startswith(cli) and name in calls(path)}
 
 
@@ -150,6 +150,48 @@ def test_toolkit_facts_have_one_home() -> None:
             )
         }
         assert defined == {"batchai_operator.toolkit_facts"}, (fact, defined)
+
+
+def test_only_the_cli_imports_the_cli() -> None:
+    """The converters live under cli/convert/; storage/ and the operator import nothing of cli/."""
+    for name, path in modules().items():
+        if not name.startswith("batchai_operator.cli"):
+            cli = {i for i in imports(name, path) if i.startswith("batchai_operator.cli")}
+            assert not cli, f"{name} imports {cli}"
+
+
+DESIGN = PACKAGE.parents[1] / "docs" / "design.md"
+SHAPE = ("observe", "decide", "reconcile")  # the layers a newcomer traces a feature through
+
+
+def design_layout() -> dict[str, set[str]]:
+    """The package layout docs/design.md draws (its "Layers" block): directory -> the names it gives
+    there (modules as x.py, subdirectories as x/); "" is the package root."""
+    text = DESIGN.read_text()
+    block = text[text.index("## Layers") :].split("```")[1]
+    named: dict[str, set[str]] = {}
+    current = ""
+    for line in block.splitlines()[2:]:
+        head = re.match(r"  (\w+)(/|\.py)\s", line)
+        if head:
+            current = head.group(1) if head.group(2) == "/" else ""
+        for token in re.findall(r"\b(\w+(?:\.py\b|/(?!\w)))", line):
+            named.setdefault(current, set()).add(token)
+    return named
+
+
+def test_the_design_page_draws_the_package_as_it_is() -> None:
+    """Every module and directory docs/design.md names exists, and it names every module of observe/,
+    decide/ and reconcile/, so the page cannot drift from the shape it describes."""
+    named = design_layout()
+    for directory, names in named.items():
+        for token in names:
+            here = PACKAGE / directory / token
+            assert here.exists() or (PACKAGE / token).exists(), f"design.md names {directory}/{token}"
+    for layer in SHAPE:
+        present = {p.name for p in (PACKAGE / layer).glob("*.py")} - {"__init__.py"}
+        missing = present - named.get(layer, set())
+        assert not missing, f"docs/design.md's layout does not name {layer}/{sorted(missing)}"
 
 
 def test_no_import_cycles() -> None:

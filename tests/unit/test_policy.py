@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from batchai_operator.api.cluster import BatchAIClusterSpec
 from batchai_operator.api.common import AzureBlobFileSystemReference
+from batchai_operator.cli.convert.document import ConversionError, load_job_file
 from batchai_operator.config import MIGRATE_PRIVILEGED_MOUNTS, AllowPolicy, OperatorConfig, namespace_matches
-from batchai_operator.convert import ConversionError, load_job_file
 from batchai_operator.decide.policy import agent_pool_refusal, cluster_refusal
 from batchai_operator.scaling import DesiredScale
 

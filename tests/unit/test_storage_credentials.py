@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from batchai_operator.api.common import AzureBlobFileSystemReference
-from batchai_operator.convert import ClusterOptions, ConversionError, convert_cluster_file, scale_settings
+from batchai_operator.cli.convert.cluster import ClusterOptions, convert_cluster_file, scale_settings
+from batchai_operator.cli.convert.document import ConversionError
 from batchai_operator.storage.credentials import CredentialSources, SecretRead
 from batchai_operator.storage.errors import NoCredentials
 
@@ -163,8 +164,13 @@ def test_cluster_json_with_mounts_setup_task_and_flags(tmp_path: Path) -> None:
     opts = ClusterOptions(name="NC6", namespace="ws", min_nodes=0, max_nodes=4, target=1,
                           storage_account_name="acct", storage_account_key=KEY)  # fmt: skip
     result = convert_cluster_file(cluster_file(tmp_path, props), opts, environ={})
-    cluster = result.job
-    assert cluster["kind"] == "BatchAICluster" and cluster["metadata"] == {"name": "nc6", "namespace": "ws"}
+    cluster = result.obj
+    assert cluster["kind"] == "BatchAICluster"
+    assert cluster["metadata"] == {
+        "name": "nc6",
+        "namespace": "ws",
+        "annotations": {"batchai.io/name": "NC6"},
+    }
     spec = cluster["spec"]
     assert spec["scaleSettings"] == {
         "autoScale": {"minimumNodeCount": 0, "maximumNodeCount": 4, "initialNodeCount": 1}
@@ -190,7 +196,7 @@ def test_cluster_json_with_mounts_setup_task_and_flags(tmp_path: Path) -> None:
 
 def test_cluster_json_must_make_a_valid_cluster(tmp_path: Path) -> None:
     path = cluster_file(tmp_path, {"scaleSettings": {"manual": {"targetNodeCount": 1}}})
-    with pytest.raises(ConversionError, match=r"not a valid BatchAICluster:\n  spec.vmSize: Field required"):
+    with pytest.raises(ConversionError, match=r"the cluster needs a VM size: pass -s/--vm-size"):
         convert_cluster_file(path, ClusterOptions(name="c"), environ={})
 
 

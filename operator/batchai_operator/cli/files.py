@@ -21,8 +21,7 @@ from ..storage.follow import Follow
 from ..storage.locations import STDOUTERR, NotOnMount, StorageLocation, directory_location, storage_status
 from . import common
 from .errors import CliError
-from .k8s import Kube
-from .output import render
+from .k8s import CliKube
 from .views import FILE_COLUMNS, file_rows
 
 MIN_EXPIRY, MAX_EXPIRY = 5, 600  # minutes, as Batch AI's listOutputFiles accepted
@@ -38,7 +37,7 @@ def expiry_minutes(text: str) -> int:
     return value
 
 
-def _cluster_mounts(kube: Kube, ns: str, spec: TrainingJobSpec) -> MountVolumes | None:
+def _cluster_mounts(kube: CliKube, ns: str, spec: TrainingJobSpec) -> MountVolumes | None:
     cluster = kube.find_cluster(ns, spec.cluster_name)
     if cluster is None:
         return None
@@ -46,7 +45,7 @@ def _cluster_mounts(kube: Kube, ns: str, spec: TrainingJobSpec) -> MountVolumes 
     return node_setup.mount_volumes if node_setup else None
 
 
-def with_storage(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
+def with_storage(kube: CliKube, obj: dict[str, Any]) -> dict[str, Any]:
     """The job with the status fields that say where its directories are in storage, computed here
     when the operator has not put them in status (yet)."""
     status = obj.get("status") or {}
@@ -59,9 +58,10 @@ def with_storage(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
     return {**obj, "status": {**status, **fields}}
 
 
-def locate(kube: Kube, ns: str, job: str, directory: str, path: str) -> StorageLocation:
-    """The storage location of the job's directory (-d) and subpath (-p)."""
-    obj = kube.get_job(ns, job)
+def locate(kube: CliKube, ns: str, job: str, directory: str, path: str) -> StorageLocation:
+    """The storage location of the job's directory (-d) and subpath (-p); `job` by Batch AI or
+    Kubernetes name."""
+    obj = kube.resolve_trainingjob(ns, job)
     spec = TrainingJobSpec.model_validate(obj["spec"])
     ident = identity(obj, spec)
     cluster_mounts = _cluster_mounts(kube, ns, spec)
@@ -77,7 +77,7 @@ def _login() -> Any:
     return DefaultAzureCredential()
 
 
-def credentials(kube: Kube, args: argparse.Namespace) -> CredentialSources:
+def credentials(kube: CliKube, args: argparse.Namespace) -> CredentialSources:
     return CredentialSources(
         namespace=kube.namespace,
         read_secret=lambda name: kube.read_secret(kube.namespace, name),
@@ -118,7 +118,7 @@ def file_list(args: argparse.Namespace) -> int:
             else "the credentials are a SAS token, not a key"
         )
         print(f"note: no download URLs ({why}); `job file stream` reads files", file=sys.stderr)
-    sys.stdout.write(render(file_rows(entries), args.output, FILE_COLUMNS))
+    common.emit(args, file_rows(entries), FILE_COLUMNS)
     return 0
 
 
@@ -135,8 +135,10 @@ def file_stream(args: argparse.Namespace) -> int:
         out.write(data)
         out.flush()
 
+    k8s_name = kube.resolve_trainingjob(ns, args.job)["metadata"]["name"]
+
     def state() -> str | None:
-        status = kube.get_job(ns, args.job).get("status") or {}
+        status = kube.get_trainingjob(ns, k8s_name).get("status") or {}
         value = status.get("executionState")
         return str(value) if value is not None else None
 
@@ -155,7 +157,8 @@ def file_stream(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-j", "--job", required=True)
+    p.add_argument("-j", "--job", required=True, help="the job's Batch AI or Kubernetes name")
+    p.add_argument("-e", "--experiment", help="accepted as az required it (a job's name is unique here)")
     p.add_argument(
         "-d",
         "--output-directory-id",
@@ -173,8 +176,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+DIFF_FILES = (
+    "files are read from the Azure Files share or blob container the directory is on, with the key from "
+    "--storage-account-key-file, the environment, the job's Secret, your Azure login or a prompt."
+)
+
+
 def add_parsers(files: Any) -> None:
-    p = common.add(files, "list", "list a job's files with download URLs (az batchai job file list)", "json")
+    p = common.add(
+        files, "list", "list a job's files with download URLs", "az batchai job file list", DIFF_FILES
+    )
     _common(p)
     p.add_argument(
         "--expiry",
@@ -184,7 +195,14 @@ def add_parsers(files: Any) -> None:
     )
     p.set_defaults(func=file_list)
 
-    p = common.add(files, "stream", "follow a file the job writes (az batchai job file stream)", None)
+    p = common.add(
+        files,
+        "stream",
+        "follow a file the job writes until the job ends",
+        "az batchai job file stream",
+        DIFF_FILES,
+        output=False,
+    )
     _common(p)
     p.add_argument("-f", "--file-name", required=True, help="file in the directory, e.g. stdout.txt")
     p.set_defaults(func=file_stream)

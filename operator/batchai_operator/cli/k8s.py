@@ -1,4 +1,5 @@
-"""The CLI's Kubernetes access (kubeconfig, as kubectl): TrainingJobs, BatchAIClusters, Secrets, pods.
+"""The CLI's Kubernetes access (kubeconfig, as kubectl): TrainingJobs, BatchAIClusters, workspaces
+(namespaces), experiments (ConfigMaps), Secrets, pods, nodes and ResourceQuotas.
 
 Every API failure becomes a CliError with one line: what was not found, not allowed, invalid (the
 apiserver's own message, e.g. a CEL rule), or that the API server cannot be reached.
@@ -21,7 +22,8 @@ from ..names import CLUSTER_PLURAL as CLUSTERS
 from ..names import GROUP, VERSION
 from ..names import TRAININGJOB_PLURAL as JOBS
 from ..storage.credentials import SecretRead
-from .errors import CliError
+from .errors import CliError, NotFound
+from .naming import is_named, kubernetes_name
 
 FIELD_MANAGER = "kubectl-batchai"
 MERGE_PATCH = "application/merge-patch+json"
@@ -32,7 +34,7 @@ config: Any = _config
 watch: Any = _watch
 
 
-class Kube:
+class CliKube:
     """Typed calls for the CLI, with one-line errors."""
 
     def __init__(self, context: str | None = None, namespace: str | None = None) -> None:
@@ -64,7 +66,7 @@ class Kube:
             return fn()
         except client.ApiException as exc:
             if exc.status == 404:
-                raise CliError(f"{what} not found") from None
+                raise NotFound(f"{what} not found") from None
             if exc.status in (401, 403):
                 raise CliError(f"not allowed to {verb} {what}: {api_message(exc)}") from None
             if exc.status == 409:
@@ -127,28 +129,41 @@ class Kube:
             verb="update",
         )
 
-    def get_job(self, ns: str, name: str) -> dict[str, Any]:
+    def get_trainingjob(self, ns: str, name: str) -> dict[str, Any]:
         return self._get(JOBS, "TrainingJob", ns, name)
 
-    def list_jobs(self, ns: str | None, selector: str = "") -> list[dict[str, Any]]:
+    def list_trainingjobs(self, ns: str | None, selector: str = "") -> list[dict[str, Any]]:
         return self._list(JOBS, "TrainingJob", ns, selector)
 
-    def create_job(self, ns: str, body: dict[str, Any]) -> dict[str, Any]:
+    def experiment_trainingjobs(self, ns: str | None, experiment: str) -> list[dict[str, Any]]:
+        """The TrainingJobs of an experiment (spec.experiment; TrainingJobs carry no experiment label)."""
+        return [
+            j
+            for j in self.list_trainingjobs(ns)
+            if (j.get("spec") or {}).get("experiment", "default") == experiment
+        ]
+
+    def create_trainingjob(self, ns: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._create(JOBS, "TrainingJob", ns, body)
 
-    def patch_job(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def patch_trainingjob(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         return self._patch(JOBS, "TrainingJob", ns, name, patch)
 
-    def delete_job(self, ns: str, name: str) -> None:
+    def _delete(self, plural: str, kind: str, ns: str, name: str) -> None:
         self.call(
-            f"TrainingJob {name} in namespace {ns}",
+            f"{kind} {name} in namespace {ns}",
             lambda: self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, ns, JOBS, name, propagation_policy="Background"
+                GROUP, VERSION, ns, plural, name, propagation_policy="Background"
             ),
             verb="delete",
         )
 
-    def watch_job(self, ns: str, name: str, resource_version: str, seconds: int) -> Iterator[dict[str, Any]]:
+    def delete_trainingjob(self, ns: str, name: str) -> None:
+        self._delete(JOBS, "TrainingJob", ns, name)
+
+    def watch_trainingjob(
+        self, ns: str, name: str, resource_version: str, seconds: int
+    ) -> Iterator[dict[str, Any]]:
         """Watch events ({type, object}) of one TrainingJob for up to `seconds`. Ends early, without an
         error, when the watch expires (410): the caller reads the object again."""
         what = f"TrainingJob {name} in namespace {ns}"
@@ -175,6 +190,34 @@ class Kube:
 
     def get_cluster(self, ns: str, name: str) -> dict[str, Any]:
         return self._get(CLUSTERS, "BatchAICluster", ns, name)
+
+    def resolve(self, kind: str, ns: str, name: str) -> dict[str, Any]:
+        """The TrainingJob or BatchAICluster a Batch AI name (`cntk_python_1`) or Kubernetes name names:
+        the derived Kubernetes name first (one GET), else the one whose annotation holds the name."""
+        plural = JOBS if kind == "TrainingJob" else CLUSTERS
+        derived = kubernetes_name(kind, name)
+        try:
+            found: dict[str, Any] = self.call(
+                f"{kind} {name}",
+                lambda: self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, plural, derived),
+            )
+            if is_named(found, name):
+                return found
+        except NotFound:
+            pass
+        for obj in self._list(plural, kind, ns, ""):
+            if is_named(obj, name):
+                return obj
+        raise NotFound(f"{kind} {name} not found in workspace {ns}")
+
+    def resolve_trainingjob(self, ns: str, name: str) -> dict[str, Any]:
+        return self.resolve("TrainingJob", ns, name)
+
+    def resolve_cluster(self, ns: str, name: str) -> dict[str, Any]:
+        return self.resolve("BatchAICluster", ns, name)
+
+    def delete_cluster(self, ns: str, name: str) -> None:
+        self._delete(CLUSTERS, "BatchAICluster", ns, name)
 
     def find_cluster(self, ns: str, name: str) -> dict[str, Any] | None:
         """The cluster, or None when it does not exist (a job may name a cluster not created yet)."""
@@ -276,5 +319,86 @@ class Kube:
         )
         return list(out.items)
 
-    def list_namespaces(self) -> list[Any]:
-        return list(self.call("namespaces", self.core.list_namespace, verb="list").items)
+    def list_batch_jobs(self, ns: str, selector: str) -> list[dict[str, Any]]:
+        """batch/v1 Jobs (a TrainingJob's child), as the API's JSON."""
+        out = self.call(
+            f"Jobs in namespace {ns}",
+            lambda: client.BatchV1Api(self.api).list_namespaced_job(ns, label_selector=selector),
+            verb="list",
+        )
+        return [self.api.sanitize_for_serialization(j) for j in out.items]
+
+    def list_namespaces(self, selector: str = "") -> list[Any]:
+        return list(
+            self.call(
+                "namespaces", lambda: self.core.list_namespace(label_selector=selector), verb="list"
+            ).items
+        )
+
+    def read_namespace(self, name: str) -> dict[str, Any]:
+        ns = self.call(f"workspace (namespace) {name}", lambda: self.core.read_namespace(name))
+        return dict(self.api.sanitize_for_serialization(ns))
+
+    def create_namespace(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        ns = self.call(
+            f"workspace (namespace) {name}",
+            lambda: self.core.create_namespace(body, field_manager=FIELD_MANAGER),
+            verb="create",
+        )
+        return dict(self.api.sanitize_for_serialization(ns))
+
+    def delete_namespace(self, name: str) -> None:
+        self.call(f"workspace (namespace) {name}", lambda: self.core.delete_namespace(name), verb="delete")
+
+    def config_maps(self, ns: str, selector: str) -> list[dict[str, Any]]:
+        out = self.call(
+            f"ConfigMaps in namespace {ns}",
+            lambda: self.core.list_namespaced_config_map(ns, label_selector=selector),
+            verb="list",
+        )
+        return [dict(self.api.sanitize_for_serialization(c)) for c in out.items]
+
+    def create_config_map(self, ns: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        created = self.call(
+            f"ConfigMap {name} in namespace {ns}",
+            lambda: self.core.create_namespaced_config_map(ns, body, field_manager=FIELD_MANAGER),
+            verb="create",
+        )
+        return dict(self.api.sanitize_for_serialization(created))
+
+    def delete_config_map(self, ns: str, name: str) -> None:
+        self.call(
+            f"ConfigMap {name} in namespace {ns}",
+            lambda: self.core.delete_namespaced_config_map(name, ns),
+            verb="delete",
+        )
+
+    def list_nodes(self, selector: str = "") -> list[dict[str, Any]]:
+        out = self.call("nodes", lambda: self.core.list_node(label_selector=selector), verb="list")
+        return [dict(self.api.sanitize_for_serialization(n)) for n in out.items]
+
+    def list_pods_dicts(self, ns: str | None, selector: str = "", field: str = "") -> list[dict[str, Any]]:
+        """Pods as plain dicts: of one namespace, or of all (ns None)."""
+        if ns:
+            out = self.call(
+                f"pods in namespace {ns}",
+                lambda: self.core.list_namespaced_pod(ns, label_selector=selector, field_selector=field),
+                verb="list",
+            )
+        else:
+            out = self.call(
+                "pods in all namespaces",
+                lambda: self.core.list_pod_for_all_namespaces(label_selector=selector, field_selector=field),
+                verb="list",
+            )
+        return [dict(self.api.sanitize_for_serialization(p)) for p in out.items]
+
+    def resource_quotas(self, ns: str) -> list[dict[str, Any]]:
+        out = self.call(
+            f"ResourceQuotas in namespace {ns}",
+            lambda: self.core.list_namespaced_resource_quota(ns),
+            verb="list",
+        )
+        return [dict(self.api.sanitize_for_serialization(q)) for q in out.items]

@@ -1,14 +1,19 @@
-"""kubectl-batchai: `az batchai` for TrainingJobs and BatchAIClusters (a kubectl plugin).
+"""kubectl-batchai: `az batchai` (API 2018-05-01) for TrainingJobs and BatchAIClusters (a kubectl plugin).
+The seed quickstart's commands run as they are, with `kubectl batchai` for `az batchai`:
 
-    kubectl batchai cluster create -f cluster.json -n nc6
-    kubectl batchai job create -f job.json -n cntk-python-1 -c nc6 -e quickstart
-    kubectl batchai job file stream -j cntk-python-1 -f stdout.txt
-    kubectl batchai job wait -n cntk-python-1
-    kubectl batchai job file list -j cntk-python-1 -d MODEL
+    kubectl batchai workspace create -g batchai.quickstart -n quickstart
+    kubectl batchai cluster create -n nc6 -g batchai.quickstart -w quickstart -s Standard_NC6 \\
+        -i UbuntuDSVM -t 1 --generate-ssh-keys
+    kubectl batchai experiment create -g batchai.quickstart -w quickstart -n quickstart
+    kubectl batchai job create -n cntk_python_1 -c nc6 -g batchai.quickstart -w quickstart \\
+        -e quickstart -f job.json --storage-account-name ACCOUNT
+    kubectl batchai job file stream -j cntk_python_1 -g batchai.quickstart -w quickstart -e quickstart \\
+        -f stderr.txt
 
-Commands are grouped as `az batchai`'s: workspace (a namespace), cluster, experiment, job, job file,
-job node. Storage keys are never taken on the command line: --storage-account-key-file, the
-environment (AZURE_BATCHAI_STORAGE_KEY), the job's Secret, an Azure login, or a prompt.
+A workspace is a namespace; -g is accepted and only recorded. Output: -o json|jsonc|table|tsv|yaml|none and
+--query (JMESPath), as az. Storage keys are never taken on the command line: --storage-account-key-file,
+the environment (AZURE_BATCHAI_STORAGE_KEY), the job's Secret, an Azure login, or a prompt. docs/cli.md
+maps every az batchai command.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .. import __doc__ as package_doc
-from ..convert import ConvertOptions, convert_file
-from . import clusters, common, files, jobs
-from .errors import CliError
+from . import clusters, common, files, jobs, workspaces
+from .convert.job import ConvertOptions, convert_file
+from .errors import EXIT_USAGE, CliError
+from .output import QueryError, render
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -28,44 +35,44 @@ Handler = Callable[[argparse.Namespace], int]
 def _job_convert(args: argparse.Namespace) -> int:
     options = ConvertOptions(
         name=args.name,
-        namespace=args.namespace,
+        namespace=common.namespace(args) if args.namespace else None,
         cluster=args.cluster,
         experiment=args.experiment,
         **common.storage_options(args),
     )
     result = common.converted(lambda: convert_file(args.file, options), args.file)
     common.print_warnings(result.warnings)
-    sys.stdout.write(result.to_json() if args.output == "json" else result.to_yaml())
+    fmt = args.output or "yaml"
+    if fmt in ("table", "tsv"):
+        raise CliError("job convert prints manifests: -o yaml (default), json, jsonc or none", EXIT_USAGE)
+    if fmt == "yaml" and not args.query:
+        sys.stdout.write(result.to_yaml())
+    else:
+        listed = {"apiVersion": "v1", "kind": "List", "items": result.documents()}
+        sys.stdout.write(render(listed, fmt, None, args.query, sys.stdout.isatty()))
     return 0
 
 
 def _add_job_convert(jobs_group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = jobs_group.add_parser(
+    p = common.add(
+        jobs_group,
         "convert",
-        allow_abbrev=False,
-        help="convert a Batch AI job.json into a TrainingJob and the Secrets it needs",
-        description=(
-            "Convert a Batch AI job.json (the whole file with $schema and properties, API 2018-05-01 or "
-            "2018-03-01, or a bare properties object) into a TrainingJob plus the Secrets holding its "
-            "storage keys, secret values and registry password, as multi-document YAML (Secrets first). "
-            "Pipe it to `kubectl apply -f -` rather than into a file: the Secrets carry the keys. "
-            "`job create` does both in one step. Warnings go to stderr and never contain secret values."
-        ),
+        "convert a Batch AI job.json into a TrainingJob and the Secrets it needs, without creating them",
+        None,
+        "Reads the whole file ($schema and properties, API 2018-05-01 or 2018-03-01) or a bare properties "
+        "object and prints the TrainingJob plus the Secrets holding its storage keys, secret values and "
+        "registry password as multi-document YAML (Secrets first; -o json for a List). Pipe it to `kubectl "
+        "apply -f -` rather than into a file: the Secrets carry the keys. `job create` does both in one "
+        "step. Warnings go to stderr and never contain secret values; they name what differs from Batch AI "
+        "(e.g. a fileServers mount's host and dropped mount options).",
     )
-    p.add_argument("-f", "--file", required=True, help="job.json file ('-' for standard input)")
-    p.add_argument("-n", "--name", help="TrainingJob name (default: from the file name)")
-    p.add_argument("--namespace", help="namespace for the TrainingJob and its Secrets")
-    p.add_argument("-c", "--cluster", help="BatchAICluster name (or Batch AI cluster ARM id)")
-    p.add_argument("-e", "--experiment", help="experiment (default: the file's, else 'default')")
-    common.add_storage_key_arguments(p)
-    p.add_argument(
-        "--storage-secret",
-        help="existing Secret (azurestorageaccountname/azurestorageaccountkey) for the storage account, "
-        "instead of a generated <name>-storage-<account>",
-    )
-    common.add_placeholder_argument(p)
-    p.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format")
+    jobs.add_job_file_arguments(p)
     p.set_defaults(func=_job_convert)
+
+
+def _group(groups: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str) -> Any:
+    parser = groups.add_parser(name, help=help_text, description=help_text)
+    return parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,12 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=(package_doc or "").strip() + " Batch AI's az batchai commands for the batchai.io API.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
-        epilog="\n".join((__doc__ or "").splitlines()[2:8]),
+        epilog="\n".join((__doc__ or "").splitlines()[2:13]),
     )
     groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
 
-    job = groups.add_parser("job", help="TrainingJobs (az batchai job)")
-    job_cmds = job.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    job_cmds = _group(groups, "job", "TrainingJobs (az batchai job)")
     _add_job_convert(job_cmds)
     jobs.add_parsers(job_cmds)
     file_group = job_cmds.add_parser("file", help="a job's output files (az batchai job file)")
@@ -87,25 +93,41 @@ def build_parser() -> argparse.ArgumentParser:
     node_group = job_cmds.add_parser("node", help="a job's nodes (az batchai job node)")
     jobs.add_node_parsers(node_group.add_subparsers(dest="node_command", metavar="COMMAND", required=True))
 
-    cluster = groups.add_parser("cluster", help="BatchAIClusters (az batchai cluster)")
-    clusters.add_parsers(cluster.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    experiment = groups.add_parser("experiment", help="experiments (az batchai experiment)")
-    clusters.add_experiment_parsers(
-        experiment.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    cluster_cmds = _group(groups, "cluster", "BatchAIClusters (az batchai cluster)")
+    clusters.add_parsers(cluster_cmds)
+    node_group = cluster_cmds.add_parser("node", help="a cluster's nodes (az batchai cluster node)")
+    clusters.add_node_parsers(
+        node_group.add_subparsers(dest="node_command", metavar="COMMAND", required=True)
     )
-    workspace = groups.add_parser(
-        "workspace", help="namespaces holding Batch AI resources (az batchai workspace)"
+    file_group = cluster_cmds.add_parser("file", help="setup-task output (az batchai cluster file)")
+    clusters.add_file_parsers(
+        file_group.add_subparsers(dest="file_command", metavar="COMMAND", required=True)
     )
-    clusters.add_workspace_parsers(workspace.add_subparsers(dest="command", metavar="COMMAND", required=True))
+
+    workspaces.add_experiment_parsers(_group(groups, "experiment", "experiments (az batchai experiment)"))
+    workspaces.add_workspace_parsers(
+        _group(
+            groups, "workspace", "workspaces: namespaces holding Batch AI resources (az batchai workspace)"
+        )
+    )
+    workspaces.add_file_server_parsers(
+        _group(groups, "file-server", "Batch AI file servers: not available on AKS (az batchai file-server)")
+    )
+    workspaces.add_usage_parser(groups)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "argv_rest", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     func: Handler = args.func
     try:
         return func(args)
+    except QueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code

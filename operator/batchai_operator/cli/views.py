@@ -13,12 +13,15 @@ from typing import Any
 from pydantic.alias_generators import to_camel
 
 from ..api.toolkits import TOOLKIT_FIELDS
+from ..config import IMAGE_CONTENTS
+from ..names import ANNOTATION_LOCATION, ANNOTATION_RESOURCE_GROUP, MAIN_CONTAINER
 from ..names import LABEL_COMPLETION_INDEX as INDEX_LABEL
-from ..names import MAIN_CONTAINER
+from .naming import batchai_name
 from .output import Column
 
 JOB_COLUMNS: list[Column] = [
     ("Name", lambda r: r["name"]),
+    ("Kubernetes Name", lambda r: r["kubernetesName"]),
     ("Cluster", lambda r: r.get("cluster")),
     ("Workspace", lambda r: r["workspace"]),
     ("Experiment", lambda r: r.get("experiment")),
@@ -80,7 +83,8 @@ def _count(row: dict[str, Any], key: str) -> int:
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
     return {
-        "name": meta.get("name"),
+        "name": batchai_name(obj),
+        "kubernetesName": meta.get("name"),
         "workspace": meta.get("namespace"),
         "creationTime": meta.get("creationTimestamp"),
         # Batch AI's provisioningState: the object exists (succeeded) or is going away (deleting).
@@ -107,6 +111,32 @@ def job_view(obj: dict[str, Any]) -> dict[str, Any]:
     out.update(status)
     state = status.get("executionState") or "queued"
     out["state"] = "deleting" if out["provisioningState"] == "deleting" else state
+    return out
+
+
+def image_view(job: dict[str, Any], batch_jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The image the job runs (its Job's main container, else containerSettings') and, for a default
+    image, what it holds; before the Job exists a job without containerSettings names the chart value."""
+    image = None
+    for batch_job in batch_jobs:
+        pod_spec = ((batch_job.get("spec") or {}).get("template") or {}).get("spec") or {}
+        image = next(
+            (c.get("image") for c in pod_spec.get("containers") or [] if c.get("name") == MAIN_CONTAINER),
+            None,
+        )
+    if image is None:
+        registry = ((job.get("spec") or {}).get("containerSettings") or {}).get("imageSourceRegistry") or {}
+        image = registry.get("image")
+    if image is None:
+        tool = job_view(job).get("toolType")
+        return {
+            "image": None,
+            "imageContents": f"the default image for {tool} (chart value jobs.images.{tool}); "
+            "named here once the job's pods are created",
+        }
+    out: dict[str, Any] = {"image": image}
+    if image in IMAGE_CONTENTS:
+        out["imageContents"] = IMAGE_CONTENTS[image]
     return out
 
 
@@ -147,9 +177,12 @@ def node_rows(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["nodeIndex"] is None, r["nodeIndex"] or 0, r["podName"] or ""))
 
 
-def experiment_rows(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`experiment list`: the experiments jobs belong to, per workspace, with job counts by state."""
-    groups: dict[tuple[str, str], Counter[str]] = {}
+def experiment_rows(
+    jobs: list[dict[str, Any]], created: list[tuple[str, str]] | None = None
+) -> list[dict[str, Any]]:
+    """`experiment list`: the experiments `experiment create` made and those jobs belong to, per
+    workspace ((workspace, experiment) pairs in `created`), with job counts by state."""
+    groups: dict[tuple[str, str], Counter[str]] = {key: Counter() for key in created or []}
     for job in jobs:
         view = job_view(job)
         key = (str(view["workspace"]), str(view["experiment"]))
@@ -200,4 +233,138 @@ def file_rows(entries: list[Any]) -> list[dict[str, Any]]:
             if e.download_url is not None:
                 row["downloadUrl"] = e.download_url
         rows.append(row)
+    return rows
+
+
+# ---- cluster nodes, workspaces, experiments, usages ---------------------------------------------------
+
+CLUSTER_NODE_COLUMNS: list[Column] = [
+    ("Node Id", lambda r: r["nodeId"]),
+    ("IP", lambda r: r.get("ipAddress")),
+    ("State", lambda r: r.get("state")),
+    ("Job Pods", lambda r: r.get("jobPods")),
+]
+
+
+def _ready(node: dict[str, Any]) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _internal_ip(node: dict[str, Any]) -> str | None:
+    for address in (node.get("status") or {}).get("addresses") or []:
+        if address.get("type") == "InternalIP":
+            return str(address.get("address"))
+    return None
+
+
+def cluster_node_rows(nodes: list[dict[str, Any]], job_pods: dict[str, int]) -> list[dict[str, Any]]:
+    """`cluster node list`: az's {nodeId, ipAddress, port} per node, with its state (leaving, unusable
+    when NotReady, running when job pods are on it, else idle) and how many job pods it runs. `port` is
+    None: nodes are reached through the API server (`cluster node exec`), not over SSH."""
+    rows = []
+    for node in nodes:
+        meta = node.get("metadata") or {}
+        name = str(meta.get("name"))
+        if meta.get("deletionTimestamp") or (node.get("spec") or {}).get("unschedulable"):
+            state = "leaving"
+        elif not _ready(node):
+            state = "unusable"
+        elif job_pods.get(name):
+            state = "running"
+        else:
+            state = "idle"
+        rows.append(
+            {
+                "nodeId": name,
+                "ipAddress": _internal_ip(node),
+                "port": None,
+                "state": state,
+                "jobPods": job_pods.get(name, 0),
+            }
+        )
+    return sorted(rows, key=lambda r: str(r["nodeId"]))
+
+
+def workspace_view(ns: dict[str, Any], managed: bool) -> dict[str, Any]:
+    """A namespace as `az batchai workspace show` printed a workspace."""
+    meta = ns.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    phase = (ns.get("status") or {}).get("phase")
+    return {
+        "name": batchai_name(ns),
+        "kubernetesName": meta.get("name"),
+        "resourceGroup": annotations.get(ANNOTATION_RESOURCE_GROUP),
+        "location": annotations.get(ANNOTATION_LOCATION),
+        "creationTime": meta.get("creationTimestamp"),
+        "provisioningState": "deleting" if phase == "Terminating" else "succeeded",
+        "createdByKubectlBatchai": managed,
+        "type": "Microsoft.BatchAI/workspaces",
+    }
+
+
+def experiment_view(
+    name: str, workspace: str, config_map: dict[str, Any] | None, jobs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """`experiment show`: the experiment, its creation time (from its ConfigMap, else its first job)
+    and its jobs by state."""
+    states = Counter(str(job_view(j)["state"]) for j in jobs)
+    created = ((config_map or {}).get("metadata") or {}).get("creationTimestamp")
+    if created is None and jobs:
+        created = min(str((j.get("metadata") or {}).get("creationTimestamp") or "") for j in jobs) or None
+    return {
+        "name": name,
+        "workspace": workspace,
+        "creationTime": created,
+        "provisioningState": "succeeded",
+        "jobs": len(jobs),
+        "running": states["running"] + states["terminating"],
+        "succeeded": states["succeeded"],
+        "failed": states["failed"],
+        "type": "Microsoft.BatchAI/workspaces/experiments",
+    }
+
+
+USAGE_COLUMNS: list[Column] = [
+    ("Name", lambda r: r["name"]["localizedValue"]),
+    ("Usage", lambda r: r["currentValue"]),
+    ("Limit", lambda r: r["limit"]),
+]
+
+
+def vm_family(vm_size: str) -> str:
+    """Batch AI's quota family of a VM size: Standard_NC6s_v3 -> standardNCSv3Family."""
+    parts = vm_size.split("_")
+    series = "".join(c for c in (parts[1] if len(parts) > 1 else parts[0]) if c.isalpha())
+    suffix = "".join(p.capitalize() for p in parts[2:])
+    return f"standard{series.upper()}{suffix}Family"
+
+
+def usage_rows(
+    clusters: list[dict[str, Any]],
+    gpus_by_cluster: dict[tuple[str, str], tuple[int, int]],
+    quota: int | None,
+) -> list[dict[str, Any]]:
+    """`list-usages`: GPUs per VM family, in use (job pods' requests) and allowed (the GPUs of the
+    clusters' nodes, capped by a ResourceQuota on requests.nvidia.com/gpu), as az's Usage objects."""
+    totals: dict[str, list[int]] = {}
+    for c in clusters:
+        meta = c.get("metadata") or {}
+        family = vm_family(str((c.get("spec") or {}).get("vmSize") or "unknown"))
+        used, capacity = gpus_by_cluster.get((str(meta.get("namespace")), str(meta.get("name"))), (0, 0))
+        entry = totals.setdefault(family, [0, 0])
+        entry[0] += used
+        entry[1] += capacity
+    rows = []
+    for family, (used, capacity) in sorted(totals.items()):
+        limit = capacity if quota is None else min(capacity, quota)
+        label = f"{family.removeprefix('standard').removesuffix('Family')} Family GPUs"
+        rows.append(
+            {
+                "currentValue": used,
+                "limit": limit,
+                "name": {"localizedValue": f"Standard {label}", "value": family},
+                "unit": "Count",
+            }
+        )
     return rows

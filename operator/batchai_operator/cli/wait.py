@@ -1,5 +1,5 @@
 """`job wait`: what to say as a job changes, and the exit code (pure). As `az batchai job wait`
-(batchai-fidelity.md F4): state changes are logged, a failed job prints each error and exits with the
+(docs/cli.md): state changes are logged, a failed job prints each error and exits with the
 job's exit code, except that a failed job never exits 0 (az did when the exit code was missing).
 """
 

@@ -103,6 +103,7 @@ def decide(world: ClusterWorld, desired: Desired[dict[str, Any]], now: datetime)
     revision: str | None = None
     stdouterr: str | None = None
     scale_error: BatchAIError | None = None
+    scale_blocked: str | None = None
     retry_after: float | None = None
     refusal = cluster_refusal(namespace, spec, world.config) if spec is not None else None
     if refusal is not None:
@@ -123,6 +124,7 @@ def decide(world: ClusterWorld, desired: Desired[dict[str, Any]], now: datetime)
             stdouterr = setup_stdouterr_dir(spec.node_setup.setup_task, namespace, name, uid)
         scale_action, scale_error, retry_after = _scale(world, spec, now)
         actions += scale_action
+        scale_blocked = _scale_blocked(spec, scale_error)
 
     setup_pods = list(world.setup_pods) if revision else []
     to_mark = setup_pods_to_mark(setup_pods, revision)
@@ -141,10 +143,25 @@ def decide(world: ClusterWorld, desired: Desired[dict[str, Any]], now: datetime)
         scaling=world.scaling or any(isinstance(a, StartScale) for a in actions),
         problem=problem,
         grace_seconds=world.config.unusable_grace_seconds,
+        scale_blocked=scale_blocked,
     )
     result = compute_cluster_status(status_input, now)
     requeue = [t for t in (result.recheck_after, retry_after) if t is not None]
     return Decision(result.status, result.events, actions, min(requeue) + 0.5 if requeue else None)
+
+
+def _scale_blocked(spec: BatchAIClusterSpec, scale_error: BatchAIError | None) -> str | None:
+    """Why scaleSettings cannot be applied to any node pool, or None."""
+    if spec.scale_settings is None:
+        return None
+    if spec.aks is None:
+        return (
+            "the cluster has no AKS agent pool binding (spec.aks; kubectl batchai cluster resize "
+            "--aks-pool), so its node count is only observed"
+        )
+    if scale_error is not None and scale_error.code == ERR_AGENT_POOL_NOT_ALLOWED:
+        return scale_error.message
+    return None
 
 
 def _daemonset_actions(

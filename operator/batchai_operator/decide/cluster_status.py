@@ -23,15 +23,18 @@ from ..api.trainingjob import BatchAIError, NameValuePair
 from ..names import (
     CONDITION_READY,
     ERR_SETUP_TASK_FAILED,
+    EVENT_RETIRED_VM_SIZE,
     PULL_FAILURES,
     READY_NO_NODES,
     READY_NODES_PREPARING,
     READY_NODES_UNUSABLE,
     READY_RESIZING,
+    READY_SCALE_NOT_APPLIED,
     READY_STEADY,
     START_FAILURES,
     TAINT_AUTOSCALER_DELETE,
 )
+from ..vmsizes import retirement_warning
 from .common import Event, fmt_time, parse_time, set_condition
 
 STATES = ("idle", "running", "preparing", "unusable", "leaving")
@@ -141,6 +144,9 @@ class ClusterStatusInput:
     scaling: bool = False  # an agent-pool update is in flight
     problem: tuple[str, str] | None = None  # (code, message): the spec or its setup task cannot be used
     grace_seconds: int = 300
+    # Why nothing moves the node count to scaleSettings (no spec.aks, or the pool is not allowed): the
+    # cluster is then steady with a ScaleNotApplied reason, not resizing forever. None: it can act.
+    scale_blocked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -234,7 +240,8 @@ def compute_cluster_status(obs: ClusterStatusInput, now: datetime) -> ClusterSta
 
     current = len(obs.nodes)
     rng = target_range(obs.spec)
-    resizing = obs.scaling or (rng is not None and not rng[0] <= current <= rng[1])
+    out_of_range = rng is not None and not rng[0] <= current <= rng[1]
+    resizing = obs.scaling or (out_of_range and obs.scale_blocked is None)
     allocation = "resizing" if resizing else "steady"
     transition = old.allocation_state_transition_time
     if allocation != old.allocation_state or not transition:
@@ -245,6 +252,11 @@ def compute_cluster_status(obs: ClusterStatusInput, now: datetime) -> ClusterSta
             )
 
     ready, reason, message = _readiness(obs, counts, errors, not_ready_long, current, rng, resizing)
+    # Once per spec generation: the status written below records this generation as seen.
+    if obs.spec is not None and old.observed_generation != obs.generation:
+        retired = retirement_warning(obs.spec.vm_size)
+        if retired:
+            events.append(Event("Warning", EVENT_RETIRED_VM_SIZE, retired))
     status = BatchAIClusterStatus(
         allocation_state=allocation,
         allocation_state_transition_time=transition,
@@ -305,6 +317,9 @@ def _readiness(
         return False, READY_NODES_UNUSABLE, message
     if resizing:
         return False, READY_RESIZING, _allocation_message("resizing", current, rng)
+    if obs.scale_blocked and rng is not None and not rng[0] <= current <= rng[1]:
+        want = _allocation_message("steady", current, rng).removeprefix("Steady: ")
+        return False, READY_SCALE_NOT_APPLIED, f"{want}; nothing resizes the nodes: {obs.scale_blocked}"
     if counts["preparing"]:
         return False, READY_NODES_PREPARING, f"{counts['preparing']} of {current} node(s) preparing"
     if current == 0 and rng is None:

@@ -30,8 +30,8 @@ from ..names import (
 from ..observe.memory import MountFailure
 from . import pods as pod_readers
 
-# Batch AI's error texts: the code per file system, the message Batch AI wrote, and the exit code it
-# reported. NFS and unmanaged mounts had no published code.
+# Batch AI's error texts (docs/migration.md, "Status and errors"): the code per file system, the message
+# Batch AI wrote, and the exit code it reported. NFS and unmanaged mounts had no published code.
 JOB_FAILED_TEXT = "Job failed with non-zero exit code"
 UNMANAGED_MOUNT_TEXT = "Unable to mount unmanaged file system"
 MOUNT_ERRORS: dict[str, tuple[str, str, int]] = {

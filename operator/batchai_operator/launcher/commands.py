@@ -1,4 +1,4 @@
-"""Toolkit command lines and per-node task lists, as Batch AI ran them (batchai-reference.md §3).
+"""Toolkit command lines and per-node task lists, as Batch AI ran them (docs/migration.md).
 
 `render_config` gives the job's ConfigMap data: `launcher.sh`, `lib.sh` and `user-shell.bashrc` (the
 same for every job), `hostfile` and one `tasks-<index>.sh` per node. The pod runs

@@ -41,6 +41,9 @@
 # Exit codes pass through unchanged; a process killed by signal S gives 128+S.
 #
 # Written for bash >= 4.3 (old toolkit images): no wait -n -p, no ${var@Q}, no EPOCHSECONDS.
+#
+# shellcheck disable=SC2317  # functions called from tasks-<index>.sh, traps and the user shells (export -f)
+# shellcheck disable=SC2015  # "A && B || fail ...": fail when either step fails, which is what is meant
 
 LAUNCHER_ERROR=1
 
@@ -185,6 +188,7 @@ start_logged() {
     set -m
     (
         trap 'exit 143' TERM
+        # shellcheck disable=SC2163  # each kv is NAME=VALUE
         for kv in "$@"; do export "$kv"; done
         { { (user_shell "$cmd") </dev/null 3>&- | tee -a "$out"; exit "${PIPESTATUS[0]}"; } 2>&1 1>&3 |
             tee -a "$err" 1>&2; exit "${PIPESTATUS[0]}"; } 3>&1
@@ -232,7 +236,7 @@ stop_tasks() {
 on_signal() {
     trap - TERM INT
     log "received SIG$1: stopping tasks"
-    stop_tasks "${PRIMARY_PIDS[@]}" "${BACKGROUND_PIDS[@]}" ${SSHD_PID:-}
+    stop_tasks "${PRIMARY_PIDS[@]}" "${BACKGROUND_PIDS[@]}" ${SSHD_PID:+"$SSHD_PID"}
     exit $((128 + $2))
 }
 
@@ -351,6 +355,7 @@ serve_ssh() {
 
 tcp_open() {
     if command -v timeout >/dev/null; then
+        # shellcheck disable=SC2016  # expanded by the inner bash
         timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
     else
         (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null

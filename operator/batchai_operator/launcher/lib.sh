@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # batchai shell library: functions shared by launcher.sh (job pods) and setup.sh (setup-task pods).
 # launcher.sh sources this file from its own folder; setup.sh runs with this file prepended to it.
 # The including script defines log MESSAGE and finish CODE MESSAGE before calling these functions.
@@ -16,6 +17,7 @@ write_termination_message() {
 # Batch AI expanded spec values with a shell on the node. Only $NAME and ${NAME} are expanded here
 # (unset names become empty, other '$' stay literal): no command substitution from env values.
 _RE_BRACED='^\$\{([A-Za-z_][A-Za-z0-9_]*)\}(.*)$'
+# shellcheck disable=SC2016  # regular expressions, not expansions
 _RE_PLAIN='^\$([A-Za-z_][A-Za-z0-9_]*)(.*)$'
 
 # expand_value VALUE: sets REPLY to VALUE with $NAME / ${NAME} replaced.

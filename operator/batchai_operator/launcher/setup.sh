@@ -1,5 +1,6 @@
+# shellcheck shell=bash
 # batchai setup task: runs as the init container of a BatchAICluster's setup DaemonSet, on every node,
-# as Batch AI ran nodeSetup.setupTask (batchai-reference.md §4). lib.sh is prepended to this file.
+# as Batch AI ran nodeSetup.setupTask (docs/migration.md, "cluster.json"). lib.sh is prepended to this file.
 #
 # Reads only environment variables: AZ_BATCHAI_MOUNT_ROOT, AZ_BATCHAI_STDOUTERR_DIR ($NAME and ${NAME}
 # expanded like the job launcher does, no command substitution), BATCHAI_NODE_NAME,

@@ -1,4 +1,4 @@
-"""The Indexed batch/v1 Job of a TrainingJob: completions = parallelism = nodeCount (design.md §1)."""
+"""The Indexed batch/v1 Job of a TrainingJob: completions = parallelism = nodeCount (docs/design.md)."""
 
 from __future__ import annotations
 

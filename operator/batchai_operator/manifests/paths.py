@@ -1,4 +1,5 @@
-"""Batch AI's paths and the AZ_BATCHAI_* environment (batchai-reference.md §2, design.md §2)."""
+"""Batch AI's paths and the AZ_BATCHAI_* environment
+(docs/migration.md, "Paths, hosts and temp directories")."""
 
 from __future__ import annotations
 

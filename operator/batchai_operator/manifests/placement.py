@@ -1,4 +1,4 @@
-"""Where a cluster's pods run: node selector, tolerations, GPUs per node and affinities (design.md §2)."""
+"""Where a cluster's pods run: node selector, tolerations, GPUs per node and affinities (docs/design.md)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from ..names import (
 from ..vmsizes import vm_size_info
 from .errors import BuildError
 
-# Taints AKS users put on GPU pools (design.md §2), tolerated by every pod of a cluster.
+# Taints AKS users put on GPU pools (docs/aks.md), tolerated by every pod of a cluster.
 GPU_TOLERATIONS: list[dict[str, Any]] = [
     {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},
     {"key": RESOURCE_GPU, "operator": "Exists", "effect": "NoSchedule"},

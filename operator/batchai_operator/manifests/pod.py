@@ -1,4 +1,5 @@
-"""The pod template of a TrainingJob's Job: one pod per Batch AI node, running the launcher (design.md §2)."""
+"""The pod template of a TrainingJob's Job: one pod per Batch AI node, running the launcher
+(docs/design.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """BatchAICluster -> its setup-task DaemonSet. Pure functions.
 
 Batch AI ran `nodeSetup.setupTask.commandLine` with bash, as root, on every node of the cluster when the
-node was allocated or rebooted, after the cluster's mountVolumes were mounted (batchai-reference.md §4).
+node was allocated or rebooted, after the cluster's mountVolumes were mounted
+(docs/migration.md, "cluster.json").
 Here that is a DaemonSet pinned to the cluster's nodes (the same nodeSelector and tolerations as the
 cluster's jobs): an init container runs the command, then a tiny container idles so the pod, and so
 the setup state of the node, stays visible. The pods' init container status feeds the node counts.

@@ -13,12 +13,13 @@ from ..api.common import MountVolumes, StorageCredentials
 from ..names import ERR_INVALID_CREDENTIALS, ERR_UNMANAGED_FS_NOT_ALLOWED
 from .errors import BuildError
 
-# Batch AI's blobfuse defaults (batchai-reference.md §1), written as users write blobfuse options.
+# Batch AI's blobfuse defaults, written as users write blobfuse options.
 DEFAULT_BLOB_MOUNT_OPTIONS = (
     "-o allow_other --use-https=true -o attr_timeout=240 -o entry_timeout=240 -o negative_timeout=120"
 )
 # The Blob CSI driver adds --cancel-list-on-mount-seconds=10 unless given: every directory listing would be
-# empty for the first 10 s after the mount (real-mounts.md), which Batch AI's blobfuse never did.
+# empty for the first 10 s after the mount (tests/k8s/README.md, "Real mounts"), which Batch AI's
+# blobfuse never did.
 CANCEL_LIST_FLAG = "--cancel-list-on-mount-seconds"
 NO_LISTING_DELAY = f"{CANCEL_LIST_FLAG}=0"
 

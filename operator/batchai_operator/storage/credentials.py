@@ -20,7 +20,7 @@ from typing import Literal
 
 from azure.core.credentials import TokenCredential
 
-from ..convert import ENV_STORAGE_ACCOUNT, ENV_STORAGE_KEY, SECRET_ACCOUNT_KEY, SECRET_ACCOUNT_NAME
+from ..names import ENV_STORAGE_ACCOUNT, ENV_STORAGE_KEY, SECRET_ACCOUNT_KEY, SECRET_ACCOUNT_NAME
 from .access import Credential
 from .errors import NoCredentials
 from .locations import MountRef

@@ -1,5 +1,5 @@
 """`job file stream`: follow a file the job writes, as `az batchai job file stream` did, without its two
-bugs (batchai-fidelity.md F3): the tail written between the last read and the job's end is read after
+bugs (docs/cli.md): the tail written between the last read and the job's end is read after
 the job ended, and refused credentials are renewed (az's SAS URL died after 60 minutes).
 
 Each round: look at the job's state, then read what the file gained since the last round (ranged

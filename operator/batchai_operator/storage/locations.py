@@ -83,27 +83,30 @@ def mount_points(
     spec: TrainingJobSpec, cluster_mounts: MountVolumes | None, ident: TrainingJobIdentity
 ) -> list[MountPoint]:
     """Every volume of the job's pods: job mounts and the cluster's mounts."""
-    out: list[MountPoint] = []
-    scopes: list[tuple[Literal["job", "cluster"], str, MountVolumes | None]] = [
-        ("job", ident.job_mount_root, spec.mount_volumes),
-        ("cluster", MOUNT_ROOT, cluster_mounts),
+    return [
+        *scope_mount_points("job", ident.job_mount_root, spec.mount_volumes),
+        *scope_mount_points("cluster", MOUNT_ROOT, cluster_mounts),
     ]
-    for scope, root, mv in scopes:
-        if mv is None:
-            continue
-        for afs in mv.azure_file_shares or []:
-            desc = f"Azure Files share {afs.share_name} of {afs.account_name}"
-            out.append(MountPoint(_join(root, afs.relative_mount_path), scope, desc, afs))
-        for bfs in mv.azure_blob_file_systems or []:
-            desc = f"blob container {bfs.container_name} of {bfs.account_name}"
-            out.append(MountPoint(_join(root, bfs.relative_mount_path), scope, desc, bfs))
-        for nfs in mv.file_servers or []:
-            desc = f"NFS file server {nfs.host}"
-            out.append(MountPoint(_join(root, nfs.relative_mount_path), scope, desc, None))
-        for ufs in mv.unmanaged_file_systems or []:
-            out.append(
-                MountPoint(_join(root, ufs.relative_mount_path), scope, "an unmanaged file system", None)
-            )
+
+
+def scope_mount_points(
+    scope: Literal["job", "cluster"], root: str, mv: MountVolumes | None
+) -> list[MountPoint]:
+    """The volumes of one MountVolumes under `root` (a job's mount root, or the cluster's)."""
+    out: list[MountPoint] = []
+    if mv is None:
+        return out
+    for afs in mv.azure_file_shares or []:
+        desc = f"Azure Files share {afs.share_name} of {afs.account_name}"
+        out.append(MountPoint(_join(root, afs.relative_mount_path), scope, desc, afs))
+    for bfs in mv.azure_blob_file_systems or []:
+        desc = f"blob container {bfs.container_name} of {bfs.account_name}"
+        out.append(MountPoint(_join(root, bfs.relative_mount_path), scope, desc, bfs))
+    for nfs in mv.file_servers or []:
+        desc = f"NFS file server {nfs.host}"
+        out.append(MountPoint(_join(root, nfs.relative_mount_path), scope, desc, None))
+    for ufs in mv.unmanaged_file_systems or []:
+        out.append(MountPoint(_join(root, ufs.relative_mount_path), scope, "an unmanaged file system", None))
     return out
 
 

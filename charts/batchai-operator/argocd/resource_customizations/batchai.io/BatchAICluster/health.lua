@@ -1,4 +1,4 @@
--- Argo CD health check for batchai.io/BatchAICluster (batchai-operator; see the README, "GitOps with Argo CD").
+-- Argo CD health check for batchai.io/BatchAICluster (batchai-operator; see docs/operations.md, "Argo CD").
 -- Argo CD runs it with only the base, table, package and a safe os library: no string or math functions.
 --   status not yet written for this generation -> Progressing, errors -> Degraded,
 --   resizing or nodes still preparing -> Progressing, nodes NotReady past the grace period -> Degraded,

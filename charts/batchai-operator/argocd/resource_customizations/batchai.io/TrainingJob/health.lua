@@ -1,4 +1,4 @@
--- Argo CD health check for batchai.io/TrainingJob (batchai-operator; see the README, "GitOps with Argo CD").
+-- Argo CD health check for batchai.io/TrainingJob (batchai-operator; see docs/operations.md, "Argo CD").
 -- Argo CD runs it with only the base, table, package and a safe os library: no string or math functions.
 --   succeeded -> Healthy, failed -> Degraded (both final: later spec edits do not change them),
 --   status not yet written for this generation -> Progressing, Suspended condition -> Suspended,
