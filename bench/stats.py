@@ -54,24 +54,22 @@ def parse_sizes(text: str) -> list[Size]:
 
 def parse_systems(text: str) -> list[str]:
     """`raw,operator,training-operator` (any subset, in the canonical order; raw is the baseline)."""
-    wanted = {s.strip() for s in text.split(",") if s.strip()}
-    unknown = wanted - set(SYSTEMS)
-    if unknown:
-        raise ValueError(f"BENCH_SYSTEMS: unknown {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
-    if not wanted:
-        raise ValueError("BENCH_SYSTEMS is empty")
-    return [s for s in SYSTEMS if s in wanted]
+    return _subset("BENCH_SYSTEMS", text, SYSTEMS)
 
 
 def parse_scenarios(text: str) -> list[str]:
     """`burst,history,restart` (any subset, in the canonical order)."""
+    return _subset("BENCH_SCENARIOS", text, SCENARIOS)
+
+
+def _subset(name: str, text: str, choices: Sequence[str]) -> list[str]:
     wanted = {s.strip() for s in text.split(",") if s.strip()}
-    unknown = wanted - set(SCENARIOS)
+    unknown = wanted - set(choices)
     if unknown:
-        raise ValueError(f"BENCH_SCENARIOS: unknown {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
+        raise ValueError(f"{name}: unknown {sorted(unknown)}; choose from {', '.join(choices)}")
     if not wanted:
-        raise ValueError("BENCH_SCENARIOS is empty")
-    return [s for s in SCENARIOS if s in wanted]
+        raise ValueError(f"{name} is empty")
+    return [s for s in choices if s in wanted]
 
 
 def parse_count(name: str, text: str | None, default: int) -> int:
