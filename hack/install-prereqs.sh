@@ -127,7 +127,8 @@ fill() {
     images) command="hack/images build" ;;
     *) command="make $2" ;;
   esac
-  fix=${fix//\$GO_VERSION/$GO_VERSION}; fix=${fix//\$GO_ARCH/$GO_ARCH}; fix=${fix//\$PYTHON/$PYTHON}
+  fix=${fix//\$GO_VERSION/$GO_VERSION}; fix=${fix//\$GO_ARCH/$GO_ARCH}
+  fix=${fix//\$CNTK_PYTHON_VERSION/$CNTK_PYTHON_VERSION}; fix=${fix//\$PYTHON/$PYTHON}
   fix=${fix//\$\{SUDO\}/$sudo}; fix=${fix//\$COMMAND/$command}
   echo "$fix"
 }

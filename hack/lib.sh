@@ -12,6 +12,9 @@ if ! command -v go >/dev/null && [ -x "${GOROOT:-/usr/local/go}/bin/go" ]; then 
 source "$HACK_DIR/versions.env"
 # shellcheck source=toolchain-dirs.sh
 source "$HACK_DIR/toolchain-dirs.sh"
+# The prefix of the CPython that the cntk-cpu image copies in (hack/images; CNTK 2.7 has wheels for 3.5-3.7
+# only): pyenv's $CNTK_PYTHON_VERSION of this machine unless given.
+CNTK_PYTHON=${CNTK_PYTHON:-$HOME/.pyenv/versions/$CNTK_PYTHON_VERSION}
 
 log() { echo "[${LOG_TAG:-hack}] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

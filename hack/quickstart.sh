@@ -3,12 +3,14 @@
 # with `kubectl batchai` only, on a real node of the local dev cluster (`make demo`, `make quickstart`).
 # docs/dev-cluster.md ("make demo") says what it runs.
 #
-# Real: the control plane, the kubelet and containerd of node real-0/1, the job's container (PyTorch image
-# built here), the blob container (Azurite, mounted in the pod with FUSE by rclone through the kubelet's
-# CSI calls to the blob.csi.azure.com stand-in), the training. Doubles: Azure Files (this kernel has no SMB
-# client: file.csi.azure.com bind-mounts the Files double's directories, which its REST double serves to
-# `job file list/stream`), the GPU (a device-plugin double). CNTK has no build for this Python: the
-# seed's ConvNet_MNIST.py is a PyTorch stand-in with its command line (examples/cntk-mnist).
+# Real: the control plane, the kubelet and containerd of node real-0/1, the job's container (the CNTK image
+# built here: CNTK 2.7 from PyPI), the blob container (Azurite, mounted in the pod with FUSE by rclone
+# through the kubelet's CSI calls to the blob.csi.azure.com stand-in), the training: CNTK's, on the CPU
+# (examples/cntk-mnist/ConvNet_MNIST.py, the project's CNTK script for the seed's command line). Small:
+# the data set, generated MNIST-like digits in the seed's CNTK text format (make_mnist_like.py), so it
+# trains in seconds. Doubles: Azure Files (this kernel has no SMB client: file.csi.azure.com bind-mounts
+# the Files double's directories, which its REST double serves to `job file list/stream`), the GPU (a
+# device-plugin double). Shims in the CNTK image: docs/frameworks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -27,8 +29,8 @@ mkdir -p "$shares"
 
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
 kubectl wait --for=condition=Established crd/trainingjobs.batchai.io crd/batchaiclusters.batchai.io >/dev/null
-# The operator, for this namespace only, with the dev cluster's toolkit images (cntk: the one with
-# PyTorch; tests/k8s/toolkit-images.json) and Azurite as the blob volumes' endpoint (from hack/azurite env).
+# The operator, for this namespace only, with the dev cluster's toolkit images (cntk: CNTK's, cntk-cpu;
+# tests/k8s/toolkit-images.json) and Azurite as the blob volumes' endpoint (from hack/azurite env).
 BATCHAI_IMAGES=$(cat tests/k8s/toolkit-images.json) "$PY" -m kopf run --standalone --namespace="$NS" \
   -m batchai_operator.main >"$run_dir/quickstart-operator.log" 2>&1 &
 op_pid=$!
@@ -87,8 +89,8 @@ step kubectl batchai job create -n cntk_python_1 -c nc6 -g batchai.quickstart -w
 unset AZURE_BATCHAI_STORAGE_KEY   # from here on the CLI reads the key from the job's Secret
 
 echo; echo "## Monitor job execution (the stream ends when the job does)"
+# The script reports to stderr.txt, as the seed's did (CNTK's own messages are there too).
 step kubectl batchai job file stream -j cntk_python_1 -g batchai.quickstart -w quickstart -e quickstart -f stderr.txt
-step kubectl batchai job file stream -j cntk_python_1 -g batchai.quickstart -w quickstart -e quickstart -f stdout.txt
 step kubectl batchai job list -g batchai.quickstart -w quickstart -e quickstart -o table
 
 echo; echo "## Inspect generated model files"

@@ -27,14 +27,11 @@ REAL_NODES = ("real-0", "real-1")
 # The BatchAICluster of the real pool: Standard_NC6s_v3 has 1 GPU, which gpu-device-plugin-double
 # advertises on each real node.
 REAL_POOL = "real"
-# CNTK has no build for this Python: the seed's CNTK job runs a PyTorch stand-in of its script, so the
-# cntk toolkit's image is the one with PyTorch.
-LOCAL_IMAGES = {
-    tool: "localhost/batchai/pytorch-cpu:dev"
-    if tool in ("pytorch", "cntk")
-    else "localhost/batchai/job-base:dev"
-    for tool in ("cntk", "tensorflow", "pytorch", "caffe", "caffe2", "chainer", "horovod", "mpi", "custom")
-}
+# Every toolkit's default image on the dev cluster (cntk: CNTK's image, pytorch: PyTorch's, the others
+# job-base), the same file hack/quickstart.sh gives its operator.
+LOCAL_IMAGES: dict[str, str] = json.loads(
+    (Path(__file__).resolve().parents[1] / "k8s" / "toolkit-images.json").read_text()
+)
 JOB_ROOT = "$AZ_BATCHAI_JOB_MOUNT_ROOT"
 SCRIPTS = Path(__file__).parent / "jobs"
 

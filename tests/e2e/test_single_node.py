@@ -16,6 +16,7 @@ from kubernetes import client
 
 from .realnodes import (
     JOB_ROOT,
+    LOCAL_IMAGES,
     REAL_NODES,
     cluster_body,
     files_under,
@@ -121,6 +122,7 @@ def test_cntk_settings_job_runs_its_python_script(submitted: str) -> None:
     assert tj["status"]["executionInfo"]["exitCode"] == 0
     assert tj["status"]["toolType"] == "cntk"
     pod = finished_pod(submitted, CNTK)
+    assert pod.spec.containers[0].image == LOCAL_IMAGES["cntk"] == "localhost/batchai/cntk-cpu:dev"
     logs = stdouterr(tj, pod)
     stdout = (logs / "stdout.txt").read_text()
     assert "secret API_TOKEN: set, learning rate 0.05" in stdout

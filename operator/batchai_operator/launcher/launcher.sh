@@ -236,7 +236,10 @@ stop_tasks() {
 on_signal() {
     trap - TERM INT
     log "received SIG$1: stopping tasks"
-    stop_tasks "${PRIMARY_PIDS[@]}" "${BACKGROUND_PIDS[@]}" ${SSHD_PID:+"$SSHD_PID"}
+    # jobs -p too: a task started just before the signal may not be in PRIMARY_PIDS yet (run_task adds it
+    # after start_logged returns), and it must not outlive the launcher.
+    # shellcheck disable=SC2046  # one word per pid
+    stop_tasks "${PRIMARY_PIDS[@]}" "${BACKGROUND_PIDS[@]}" ${SSHD_PID:+"$SSHD_PID"} $(jobs -p)
     exit $((128 + $2))
 }
 
