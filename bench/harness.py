@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,15 @@ from kubernetes import client  # noqa: E402
 from kubernetes.watch.watch import iter_resp_lines  # noqa: E402
 from operator_process import OperatorProcess  # noqa: E402
 
-from manifests import HISTORY_LABEL, POOL, batchai_cluster, pytorch_job, raw_job, training_job  # noqa: E402
+from manifests import (  # noqa: E402
+    HISTORY_LABEL,
+    POOL,
+    RUN_FOR,
+    batchai_cluster,
+    pytorch_job,
+    raw_job,
+    training_job,
+)
 from observe import Observation  # noqa: E402
 from peer import PeerProcess  # noqa: E402
 from stats import (  # noqa: E402
@@ -36,6 +44,7 @@ from stats import (  # noqa: E402
     Size,
     by_client_verb,
     count_requests,
+    interleave,
     lag_stats,
     parse_time,
     slow_jobs,
@@ -242,10 +251,14 @@ class Bench:
         nodes: int,
         scenario: str = "burst",
         history: Callable[[str], int] | None = None,
+        workload: Sequence[Size] = (),
+        run_for: str = RUN_FOR,
     ) -> Row:
         """N new jobs of one system; `history` first fills the namespace with finished jobs (returning
-        how many), and the controller then starts on them."""
+        how many), and the controller then starts on them. A `workload` (scenario mixed) submits its
+        sizes' jobs interleaved instead, `size` being their total jobs and largest node count."""
         name = f"{size}" if scenario == "burst" else f"{size}-{scenario}{'-h' if history else ''}"
+        jobs = list(interleave(workload or [size]))
         ns = self.namespace(system, name)
         history_jobs = history(ns) if history else 0
         controller = self._start_controller(system, name)
@@ -266,14 +279,15 @@ class Bench:
             obs = Observation(system)
             with watching(self.api, system, ns, obs):
                 t0 = time.time()
-                self._submit(system, ns, size)
-                expected = size.jobs * size.nodes_per_job
+                self._submit(system, ns, jobs, run_for)
+                expected = sum(jobs)
                 wait_for(
                     lambda: obs.terminal_count() >= size.jobs and obs.all_running_at(expected) is not None,
                     timeout=600 + 2 * expected,
                     interval=0.5,
                     what=f"{size.jobs} {system} jobs terminal",
                 )
+                held = obs.held_gpu_seconds(time.time())
                 cpu = cpu_seconds(pid) - cpu0 if pid and cpu0 is not None else None
                 peak = memory_mb(pid, "VmHWM") if pid else None
                 cp = {c: round(cpu_seconds(p) - cp0[c], 1) for c, p in cp_pids.items()}
@@ -326,6 +340,8 @@ class Bench:
             profiled=bool(self.profile) and system == "operator",
             scenario=scenario,
             history_jobs=history_jobs,
+            workload=",".join(map(str, workload)) if workload else None,
+            held_gpu_s=round(held, 1),
         )
         print(f"[bench] {system} {name}: {json.dumps(row.as_json())}", flush=True)
         return row
@@ -345,18 +361,22 @@ class Bench:
             return peer.stop, peer.proc.pid
         return (lambda: None), None
 
-    def _submit(self, system: str, ns: str, size: Size) -> None:
+    def _submit(self, system: str, ns: str, jobs: Sequence[int], run_for: str) -> None:
+        """One job per entry of `jobs` (its node count), j0, j1, ... in that order."""
+
         def create(i: int) -> None:
-            name = f"j{i}"
+            name, nodes = f"j{i}", jobs[i]
             if system == "raw":
-                self.batch.create_namespaced_job(ns, raw_job(ns, name, size.nodes_per_job))
+                self.batch.create_namespaced_job(ns, raw_job(ns, name, nodes, run_for=run_for))
             else:
                 group, version, plural = KIND[system]
-                body = (training_job if system == "operator" else pytorch_job)(ns, name, size.nodes_per_job)
+                make = training_job if system == "operator" else pytorch_job
+                body = make(ns, name, nodes, run_for=run_for)
                 self.custom.create_namespaced_custom_object(group, version, ns, plural, body)
 
-        with ThreadPoolExecutor(SUBMIT_THREADS) as pool:
-            list(pool.map(create, range(size.jobs)))
+        # Few jobs (scenario mixed) one at a time, so that they are created in the order given.
+        with ThreadPoolExecutor(SUBMIT_THREADS if len(jobs) > 100 else 1) as pool:
+            list(pool.map(create, range(len(jobs))))
 
     def _audit_files(self) -> list[Path]:
         """The log and the backups the apiserver rotated it into (every 100 MB, --audit-log-maxsize's
@@ -430,13 +450,13 @@ def node_count(size: Size) -> int:
     return max(size.nodes_per_job, math.ceil(size.jobs * size.nodes_per_job / GPUS_PER_NODE))
 
 
-def add_nodes(core: client.CoreV1Api, names: list[str]) -> None:
+def add_nodes(core: client.CoreV1Api, names: list[str], gpus: int = GPUS_PER_NODE) -> None:
     def make(name: str) -> None:
         create_fake_node(
             core,
             name,
             wait_ready=False,
-            gpus=GPUS_PER_NODE,
+            gpus=gpus,
             cpu="48",
             memory="448Gi",
             instance_type="Standard_NC6",

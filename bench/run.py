@@ -2,11 +2,13 @@
 training-operator's PyTorchJobs, side by side on the local control plane, in one run; and what a long-lived
 installation meets (bench/longlived.py): finished jobs kept, and a restart among them.
 
-    make bench                                   # every scenario: burst (BENCH_SIZES), history, restart
+    make bench                                   # every scenario: burst, history, restart, mixed
     BENCH_SIZES=500 BENCH_SCENARIOS=burst make bench           # one size, new jobs only
     BENCH_SYSTEMS=raw,operator make bench        # leave the peer out
     BENCH_SCENARIOS=history,restart BENCH_HISTORY=10000 make bench   # finished jobs; restart among them
     BENCH_PROFILE=py-spy BENCH_SIZES=500 BENCH_SYSTEMS=operator make bench   # + operator profile
+
+    BENCH_SCENARIOS=mixed BENCH_MIXED=6x3,6x1 BENCH_MIXED_NODES=4 make bench   # gang scheduling
 
 Scenarios (BENCH_SCENARIOS, default all):
   burst    BENCH_SIZES new jobs per system, each size in a fresh namespace.
@@ -16,6 +18,9 @@ Scenarios (BENCH_SCENARIOS, default all):
   restart  BENCH_HISTORY finished + BENCH_HISTORY_NEW running TrainingJobs; the operator SIGKILLed, half
            the running jobs' pods end while it is down, the operator started again and one job submitted
            at once: time until caught up, its writes (by verb and resource), peak RSS and CPU.
+  mixed    BENCH_MIXED (6x3,6x1) jobs, submitted interleaved, per system, on BENCH_MIXED_NODES (4) nodes of
+           one GPU: the multi-node jobs cannot all fit at once. held_gpu_s: GPU-seconds held by pods bound
+           while their job's other pods could not be (observe.py: held_gpu_seconds); zero with gangs.
 
 Every system gets the pod template this operator builds; kwok completes each pod 2 s after it runs
 (tests/k8s/kwok-stages.yaml). Per size, the bench adds fake GPU nodes for all pods at once (8 GPUs each)
@@ -43,6 +48,7 @@ from devcluster import export_env, up
 from kubernetes import client, config
 
 from harness import (
+    GPUS_PER_NODE,
     REPO,
     RESULTS,
     SUBMIT_THREADS,
@@ -53,11 +59,14 @@ from harness import (
     remove_nodes,
 )
 from longlived import fill_history, restart
+from manifests import MIXED_RUN_FOR
 from peer import cleanup as peer_cleanup
 from stats import (
     BENCH_USER_AGENT,
     DEFAULT_HISTORY,
     DEFAULT_HISTORY_NEW,
+    DEFAULT_MIXED,
+    DEFAULT_MIXED_NODES,
     DEFAULT_SIZES,
     SCENARIOS,
     SYSTEMS,
@@ -76,12 +85,14 @@ from stats import (
 
 
 @contextmanager
-def nodes_for(bench: Bench, size: Size, scenario: str) -> Iterator[int]:
-    """Fake GPU nodes for every pod of a size, removed afterwards."""
-    names = [f"bench-{bench.tag}-{scenario}-{size}-{i}" for i in range(node_count(size))]
+def nodes_for(
+    bench: Bench, size: Size, scenario: str, count: int | None = None, gpus: int = GPUS_PER_NODE
+) -> Iterator[int]:
+    """Fake GPU nodes (for every pod of a size unless `count` says), removed afterwards."""
+    names = [f"bench-{bench.tag}-{scenario}-{size}-{i}" for i in range(count or node_count(size))]
     core = client.CoreV1Api(bench.api)
     try:
-        add_nodes(core, names)
+        add_nodes(core, names, gpus)
         yield len(names)
     finally:
         remove_nodes(core, names)
@@ -95,6 +106,8 @@ def main() -> None:
     history_new = Size(
         parse_count("BENCH_HISTORY_NEW", os.environ.get("BENCH_HISTORY_NEW"), DEFAULT_HISTORY_NEW)
     )
+    mixed = parse_sizes(os.environ.get("BENCH_MIXED") or DEFAULT_MIXED, "BENCH_MIXED")
+    mixed_nodes = parse_count("BENCH_MIXED_NODES", os.environ.get("BENCH_MIXED_NODES"), DEFAULT_MIXED_NODES)
     profile = os.environ.get("BENCH_PROFILE", "")
     if profile not in ("", "py-spy"):
         raise SystemExit("BENCH_PROFILE: only py-spy is supported")
@@ -109,7 +122,7 @@ def main() -> None:
     api.user_agent = BENCH_USER_AGENT
     bench = Bench(api, cluster.kubeconfig, run_dir, uuid.uuid4().hex[:5], profile)
     apply(REPO / "crds")
-    if "training-operator" in systems and "burst" in scenarios:
+    if "training-operator" in systems and {"burst", "mixed"} & set(scenarios):
         out = subprocess.run(
             [str(REPO / "hack" / "build-peer.sh")], check=True, capture_output=True, text=True
         )
@@ -151,6 +164,14 @@ def main() -> None:
             with nodes_for(bench, history_new, "restart"):
                 restarts.append(restart(bench, history, history_new.jobs))
                 save()
+        if "mixed" in scenarios:
+            # One GPU per node: the multi-node jobs cannot all fit at once.
+            total = Size(sum(s.jobs for s in mixed), max(s.nodes_per_job for s in mixed))
+            with nodes_for(bench, total, "mixed", mixed_nodes, gpus=1) as nodes:
+                for system in systems:
+                    row = bench.run(system, total, nodes, "mixed", workload=mixed, run_for=MIXED_RUN_FOR)
+                    rows.append(row)
+                    save()
     finally:
         if "training-operator" in systems:
             peer_cleanup(api)

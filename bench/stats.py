@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,9 +15,12 @@ SYSTEMS = ("raw", "operator", "training-operator")
 DEFAULT_SIZES = "100,500,2000,200x4"
 # burst: N new jobs on an empty namespace; history: the same after BENCH_HISTORY finished jobs; restart:
 # the operator SIGKILLed and started again with BENCH_HISTORY finished and BENCH_HISTORY_NEW running jobs.
-SCENARIOS = ("burst", "history", "restart")
+# mixed: multi-node and single-node jobs that cannot all fit at once on a few one-GPU nodes (gang scheduling).
+SCENARIOS = ("burst", "history", "restart", "mixed")
 DEFAULT_HISTORY = 10_000
 DEFAULT_HISTORY_NEW = 500
+DEFAULT_MIXED = "6x3,6x1"  # BENCH_MIXED: the jobs, submitted interleaved
+DEFAULT_MIXED_NODES = 4  # BENCH_MIXED_NODES: one GPU each, so two 3-node jobs never fit together
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 # Clients that are this operator (kopf's own aiohttp session, and the kubernetes client of kube.py).
 OPERATOR_CLIENTS = frozenset({"operator/kopf", "operator/client"})
@@ -33,8 +36,8 @@ class Size:
         return f"{self.jobs}" if self.nodes_per_job == 1 else f"{self.jobs}x{self.nodes_per_job}"
 
 
-def parse_sizes(text: str) -> list[Size]:
-    """`100,500,2000,200x4` -> sizes; `NxK` is N jobs of K nodes (pods) each."""
+def parse_sizes(text: str, name: str = "BENCH_SIZES") -> list[Size]:
+    """`100,500,2000,200x4` -> sizes; `NxK` is N jobs of K nodes (pods) each (BENCH_SIZES, BENCH_MIXED)."""
     sizes = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
@@ -43,13 +46,23 @@ def parse_sizes(text: str) -> list[Size]:
         try:
             size = Size(int(jobs), int(nodes) if x else 1)
         except ValueError:
-            raise ValueError(f"BENCH_SIZES: {part!r} is not N or NxK (e.g. 500 or 200x4)") from None
+            raise ValueError(f"{name}: {part!r} is not N or NxK (e.g. 500 or 200x4)") from None
         if size.jobs < 1 or size.nodes_per_job < 1:
-            raise ValueError(f"BENCH_SIZES: {part!r} must be positive")
+            raise ValueError(f"{name}: {part!r} must be positive")
         sizes.append(size)
     if not sizes:
-        raise ValueError("BENCH_SIZES is empty")
+        raise ValueError(f"{name} is empty")
     return sizes
+
+
+def interleave(sizes: Sequence[Size]) -> Iterator[int]:
+    """The node count of each job of these sizes, taking one job of each size in turn: 2x3,2x1 -> 3,1,3,1."""
+    left = [s.jobs for s in sizes]
+    while any(left):
+        for i, s in enumerate(sizes):
+            if left[i]:
+                left[i] -= 1
+                yield s.nodes_per_job
 
 
 def parse_systems(text: str) -> list[str]:
@@ -58,7 +71,7 @@ def parse_systems(text: str) -> list[str]:
 
 
 def parse_scenarios(text: str) -> list[str]:
-    """`burst,history,restart` (any subset, in the canonical order)."""
+    """`burst,history,restart,mixed` (any subset, in the canonical order)."""
     return _subset("BENCH_SCENARIOS", text, SCENARIOS)
 
 
@@ -292,6 +305,8 @@ class Row:
     scenario: str = "burst"
     history_jobs: int = 0  # finished TrainingJobs in the namespace before the run (scenario history)
     wall_ratio_to_no_history: float | None = None  # wall_s / the same run's row without history
+    workload: str | None = None  # scenario mixed: its sizes, e.g. 6x3,6x1
+    held_gpu_s: float | None = None  # GPU-seconds held by pods that waited for peers (observe.py)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -299,20 +314,26 @@ class Row:
 
 def with_ratios(rows: Sequence[Row]) -> list[Row]:
     """ratio_to_raw = wall_s / the raw row's wall_s of the same size in the same run (None without one);
-    wall_ratio_to_no_history = wall_s / the same system's and size's history row without history."""
-    raw = {(r.jobs, r.nodes_per_job): r.wall_s for r in rows if r.system == "raw"}
+    wall_ratio_to_no_history = wall_s / the same system's and size's history row without history; a mixed
+    row's baseline is the raw row of the same workload."""
+    raw = {_baseline_key(r): r.wall_s for r in rows if r.system == "raw"}
     bare = {
         (r.system, r.jobs, r.nodes_per_job): r.wall_s
         for r in rows
         if r.scenario == "history" and not r.history_jobs
     }
     for r in rows:
-        base = raw.get((r.jobs, r.nodes_per_job))
+        base = raw.get(_baseline_key(r))
         r.ratio_to_raw = round(r.wall_s / base, 3) if base else None
         if r.scenario == "history" and r.history_jobs:
             no_history = bare.get((r.system, r.jobs, r.nodes_per_job))
             r.wall_ratio_to_no_history = round(r.wall_s / no_history, 3) if no_history else None
     return list(rows)
+
+
+def _baseline_key(r: Row) -> tuple[Any, ...]:
+    """A row's raw baseline: the same size (a history row: the burst's), or the same mixed workload."""
+    return ("mixed", r.workload) if r.scenario == "mixed" else (r.jobs, r.nodes_per_job)
 
 
 @dataclass
@@ -362,7 +383,8 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
 
 TABLE_HEADER = (
     "| scenario | system | jobs x nodes | wall s | ratio to raw | all running s | lag p50 / p99 s | "
-    "peak RSS MB | RSS after delete MB | CPU s | writes/job (controller's own) | other load (cores) |"
+    "peak RSS MB | RSS after delete MB | CPU s | writes/job (controller's own) | GPU s held waiting | "
+    "other load (cores) |"
 )
 
 
@@ -374,7 +396,7 @@ def format_table(rows: Sequence[Row]) -> str:
         cells = [
             r.scenario if not r.history_jobs else f"{r.scenario} ({r.history_jobs} finished)",
             r.system,
-            f"{r.jobs} x {r.nodes_per_job}",
+            r.workload.replace("x", " x ") if r.workload else f"{r.jobs} x {r.nodes_per_job}",
             f"{r.wall_s:.1f}",
             _fmt(r.ratio_to_raw, ".2f"),
             _fmt(r.running_s),
@@ -383,6 +405,7 @@ def format_table(rows: Sequence[Row]) -> str:
             _fmt(r.rss_after_delete_mb, ".0f"),
             _fmt(r.cpu_s),
             f"{r.writes_per_job:.1f}{own}",
+            _fmt(r.held_gpu_s),
             # Busy cores spent outside this run meanwhile: a shared machine makes the figures noisier.
             _fmt(r.other_cpu_s / r.wall_s if r.other_cpu_s is not None and r.wall_s else None),
         ]

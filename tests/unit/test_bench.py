@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from manifests import HISTORY_LABEL, PEER_CONTAINER, history_status, pytorch_job, raw_job, training_job
-from observe import JOB_KEY_LABEL, Observation, StateLog, job_key, terminal
+from observe import JOB_KEY_LABEL, Observation, StateLog, all_bound_at, job_key, job_nodes, terminal
 from stats import (
     JobTiming,
     RestartRow,
@@ -24,6 +24,7 @@ from stats import (
     count_requests,
     format_restart,
     format_table,
+    interleave,
     lag_stats,
     parse_count,
     parse_scenarios,
@@ -384,3 +385,65 @@ def test_history_jobs_get_the_template_status_with_their_own_names() -> None:
     job = training_job("ns", "history-00007", 1, history=True)
     assert job["metadata"]["labels"] == {HISTORY_LABEL: "true"}
     assert "labels" not in training_job("ns", "j1", 1)["metadata"]
+
+
+# ---- scenario mixed: GPUs held by pods waiting for their peers ------------------------------------------
+
+
+def _bound_pod(uid: str, key: str, node: str | None, phase: str = "Running") -> dict[str, Any]:
+    return {
+        "metadata": {"uid": uid, "labels": {JOB_KEY_LABEL: key}},
+        "spec": {"nodeName": node, "containers": [{"resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+        "status": {"phase": phase},
+    }
+
+
+def test_gang_bound_together_holds_nothing_and_a_partial_job_holds_until_its_last_peer() -> None:
+    obs = Observation("operator")
+    obs.job({"metadata": {"uid": "gang"}, "spec": {"nodeCount": 2}}, 0.0)
+    obs.job({"metadata": {"uid": "part"}, "spec": {"nodeCount": 3}}, 0.0)
+    # The gang's two pods bound 0.2 s apart (within the grace): nothing held.
+    obs.pod(_bound_pod("g0", "gang", "n0"), 10.0)
+    obs.pod(_bound_pod("g1", "gang", "n1"), 10.2)
+    # Two of three bound at 10 and 12; the third only at 30, when the first two still hold their nodes.
+    obs.pod(_bound_pod("p0", "part", None, "Pending"), 9.0)
+    obs.pod(_bound_pod("p0", "part", "n2"), 10.0)
+    obs.pod(_bound_pod("p1", "part", "n3"), 12.0)
+    obs.pod(_bound_pod("p2", "part", "n0"), 30.0)
+    assert obs.held_gpu_seconds(end=40.0) == pytest.approx(20.0 + 18.0)
+
+
+def test_a_job_never_bound_whole_holds_until_each_pod_ended() -> None:
+    obs = Observation("raw")
+    raw = {"spec": {"parallelism": 3, "template": {"metadata": {"labels": {JOB_KEY_LABEL: "k"}}}}}
+    obs.job(raw, 0.0)
+    obs.pod(_bound_pod("a", "k", "n0"), 0.0)
+    obs.pod(_bound_pod("b", "k", "n1"), 0.0)
+    obs.pod(_bound_pod("a", "k", "n0", "Succeeded"), 10.0)  # ended before the third was bound
+    obs.pod(_bound_pod("c", "k", "n2"), 12.0)
+    # a: 10 s; b: until the end (50); c: 38 s, its peers never all on their nodes with it.
+    assert obs.held_gpu_seconds(end=50.0) == pytest.approx(10.0 + 50.0 + 38.0)
+    assert all_bound_at([(0.0, 10.0, 1), (0.0, 50.0, 1), (12.0, 50.0, 1)], 3) is None
+    assert all_bound_at([(0.0, 10.0, 1), (5.0, 50.0, 1), (6.0, 50.0, 1)], 3) == 6.0
+
+
+def test_node_counts_of_each_systems_job_and_interleaved_workloads() -> None:
+    assert job_nodes("operator", {"spec": {"nodeCount": 3}}) == 3
+    assert job_nodes("raw", raw_job("ns", "a", 3)) == 3
+    assert job_nodes("training-operator", pytorch_job("ns", "a", 3)) == 3
+    assert job_nodes("training-operator", pytorch_job("ns", "a", 1)) == 1
+    assert list(interleave(parse_sizes("2x3,3x1", "BENCH_MIXED"))) == [3, 1, 3, 1, 1]
+    with pytest.raises(ValueError, match="BENCH_MIXED"):
+        parse_sizes("3y", "BENCH_MIXED")
+
+
+def test_mixed_rows_compare_to_raw_of_the_same_workload_and_show_it() -> None:
+    mixed = [
+        Row(s, 12, 3, w, None, 1.0, 2.0, None, None, 6.0, scenario="mixed", workload="6x3,6x1", held_gpu_s=h)
+        for s, w, h in (("raw", 80.0, 120.0), ("operator", 60.0, 0.0))
+    ]
+    rows = with_ratios([_row("raw", 12, 200.0, nodes=3), *mixed])
+    assert [r.ratio_to_raw for r in rows] == [1.0, 1.0, 0.75]
+    table = format_table(rows).splitlines()
+    assert "| mixed | operator | 6 x 3,6 x 1 | 60.0 | 0.75 |" in table[4]
+    assert "| 0.0 |" in table[4] and "| 120.0 |" in table[3]
