@@ -37,8 +37,9 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -138,40 +139,55 @@ def main() -> None:
         RESULTS.write_text(json.dumps(out, indent=1) + "\n")
 
     started = time.monotonic()
-    try:
-        if "burst" in scenarios:
-            for size in sizes:
-                with nodes_for(bench, size, "burst") as nodes:
-                    for system in systems:
-                        rows.append(bench.run(system, size, nodes))
-                        save()
-        if "history" in scenarios:
-            with nodes_for(bench, history_new, "history") as nodes:
-                # The raw-Jobs baseline of the size, unless the burst scenario measured it in this run.
-                if "raw" in systems and not any(
-                    r.system == "raw" and r.jobs == history_new.jobs for r in rows
-                ):
-                    rows.append(bench.run("raw", history_new, nodes, "history"))
-                rows.append(bench.run("operator", history_new, nodes, "history"))
-                save()
-                rows.append(
-                    bench.run(
-                        "operator", history_new, nodes, "history", lambda ns: fill_history(bench, ns, history)
-                    )
-                )
-                save()
-        if "restart" in scenarios:
-            with nodes_for(bench, history_new, "restart"):
-                restarts.append(restart(bench, history, history_new.jobs))
-                save()
-        if "mixed" in scenarios:
-            # One GPU per node: the multi-node jobs cannot all fit at once.
-            total = Size(sum(s.jobs for s in mixed), max(s.nodes_per_job for s in mixed))
-            with nodes_for(bench, total, "mixed", mixed_nodes, gpus=1) as nodes:
+    failed: list[str] = []
+
+    def attempt(scenario: str, fn: Callable[[], None]) -> None:
+        """One scenario; a failure is reported at the end and the other scenarios still run."""
+        try:
+            fn()
+        except Exception:
+            traceback.print_exc()
+            print(f"[bench] scenario {scenario} failed; going on with the others", flush=True)
+            failed.append(scenario)
+
+    def burst() -> None:
+        for size in sizes:
+            with nodes_for(bench, size, "burst") as nodes:
                 for system in systems:
-                    row = bench.run(system, total, nodes, "mixed", workload=mixed, run_for=MIXED_RUN_FOR)
-                    rows.append(row)
+                    rows.append(bench.run(system, size, nodes))
                     save()
+
+    def history_runs() -> None:
+        with nodes_for(bench, history_new, "history") as nodes:
+            # The raw-Jobs baseline of the size, unless the burst scenario measured it in this run.
+            if "raw" in systems and not any(r.system == "raw" and r.jobs == history_new.jobs for r in rows):
+                rows.append(bench.run("raw", history_new, nodes, "history"))
+            rows.append(bench.run("operator", history_new, nodes, "history"))
+            save()
+            rows.append(
+                bench.run(
+                    "operator", history_new, nodes, "history", lambda ns: fill_history(bench, ns, history)
+                )
+            )
+            save()
+
+    def restart_run() -> None:
+        with nodes_for(bench, history_new, "restart"):
+            restarts.append(restart(bench, history, history_new.jobs))
+            save()
+
+    def mixed_runs() -> None:
+        # One GPU per node: the multi-node jobs cannot all fit at once.
+        total = Size(sum(s.jobs for s in mixed), max(s.nodes_per_job for s in mixed))
+        with nodes_for(bench, total, "mixed", mixed_nodes, gpus=1) as nodes:
+            for system in systems:
+                rows.append(bench.run(system, total, nodes, "mixed", workload=mixed, run_for=MIXED_RUN_FOR))
+                save()
+
+    runs = {"burst": burst, "history": history_runs, "restart": restart_run, "mixed": mixed_runs}
+    try:
+        for scenario in scenarios:
+            attempt(scenario, runs[scenario])
     finally:
         if "training-operator" in systems:
             peer_cleanup(api)
@@ -185,6 +201,8 @@ def main() -> None:
     print(
         f"\n[bench] {len(rows) + len(restarts)} runs in {time.monotonic() - started:.0f} s; rows in {RESULTS}"
     )
+    if failed:
+        raise SystemExit(f"[bench] failed scenarios: {', '.join(failed)} (tracebacks above)")
 
 
 if __name__ == "__main__":
