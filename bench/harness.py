@@ -9,6 +9,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 from devcluster import create_fake_node, delete_node, wait_for  # noqa: E402
 from kubernetes import client  # noqa: E402
 from kubernetes.watch.watch import iter_resp_lines  # noqa: E402
-from operator_process import OperatorProcess  # noqa: E402
+from operator_process import LIVENESS_PORT, METRICS_PORT, OperatorProcess  # noqa: E402
 
 from manifests import (  # noqa: E402
     HISTORY_LABEL,
@@ -118,9 +119,24 @@ def control_plane_pids(run_dir: Path) -> dict[str, int]:
     return {c: int((run_dir / f"{c}.pid").read_text()) for c in CONTROL_PLANE}
 
 
+def ports_free(ports: Sequence[int]) -> None:
+    """Refuse to start when another process holds the operator's liveness or metrics port: its liveness
+    answer would pass for the bench's operator (another session's, on a shared machine; set
+    BATCHAI_TEST_LIVENESS_PORT apart)."""
+    for port in ports:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a listener refuses; TIME_WAIT does not
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                taken = f"[bench] port {port} is taken: set BATCHAI_TEST_LIVENESS_PORT apart"
+                raise SystemExit(taken) from None
+
+
 def start_operator(log: Path, profile: str, name: str) -> tuple[OperatorProcess, int]:
     """The operator (under `py-spy record` into bench/out/profile-operator-<name>.txt when profiled)
     and its pid."""
+    ports_free((LIVENESS_PORT, METRICS_PORT))
     prefix = None
     if profile == "py-spy":
         py_spy = str(Path(sys.executable).with_name("py-spy"))
