@@ -17,6 +17,7 @@ class RecordingKube(KubeClient):
         self.calls: list[tuple[str, Any]] = []
         self.existing: dict[tuple[str, str], str | None] = {}  # (kind, name) -> controller uid: create -> 409
         self.secrets: set[str] = set()
+        self.pod_groups: dict[str, dict[str, Any]] = {}  # name -> PodGroup (its status)
 
     async def create(self, manifest: dict[str, Any]) -> bool:
         self.calls.append(("create", manifest))
@@ -52,6 +53,10 @@ class RecordingKube(KubeClient):
 
     async def secret_exists(self, namespace: str, name: str) -> bool:
         return name in self.secrets
+
+    async def read_pod_group(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append(("read-pod-group", name))
+        return self.pod_groups.get(name)
 
     def of(self, what: str) -> list[Any]:
         return [c[1] for c in self.calls if c[0] == what]

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+from typing import cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from .decide.gang import GANG_SETTINGS, GangSetting
 
 # The image a job without containerSettings runs in, per toolkit (Batch AI ran such jobs on the VM image).
 # The chart's values.yaml carries the same map (jobs.images, a unit test keeps them equal) and passes it as
@@ -169,6 +172,14 @@ class OperatorConfig(BaseModel):
         default=3,
         description="FailedMount attempts (Event count) after which a job fails with AZFMountError.",
     )
+    gang: GangSetting = Field(
+        default="auto",
+        description=(
+            "How multi-node jobs get all their nodes or none: auto (Kueue for jobs with a queue name, else "
+            "the Workload API when served, else the operator's own admission), kueue, workload, admission, "
+            "or off (docs/gang-scheduling.md)."
+        ),
+    )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -198,6 +209,16 @@ class OperatorConfig(BaseModel):
         cfg.blob_endpoint = env.get("BATCHAI_STORAGE_BLOB_ENDPOINT") or None
         if env.get("BATCHAI_MOUNT_FAILURE_THRESHOLD"):
             cfg.mount_failure_threshold = int(env["BATCHAI_MOUNT_FAILURE_THRESHOLD"])
+        if env.get("BATCHAI_GANG"):
+            cfg.gang = _gang_setting(env["BATCHAI_GANG"])
         if env.get("BATCHAI_UNUSABLE_GRACE_SECONDS"):
             cfg.unusable_grace_seconds = int(env["BATCHAI_UNUSABLE_GRACE_SECONDS"])
         return cfg
+
+
+def _gang_setting(value: str) -> GangSetting:
+    if value not in GANG_SETTINGS:
+        raise ValueError(
+            f"BATCHAI_GANG (chart value gang) is {value!r}, not one of {', '.join(GANG_SETTINGS)}"
+        )
+    return cast(GangSetting, value)  # checked against the Literal's values just above

@@ -19,6 +19,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from .decide.gang import ServedApis, workload_api_served
 from .kube_errors import api_message
 from .metrics import API_ERRORS
 from .names import GROUP, VERSION
@@ -40,8 +41,13 @@ COLLECTIONS: dict[str, tuple[str, str]] = {
     "Service": ("/api/v1", "services"),
     "DaemonSet": ("/apis/apps/v1", "daemonsets"),
     "Pod": ("/api/v1", "pods"),
+    "Workload": ("/apis/scheduling.k8s.io/v1beta1", "workloads"),
+    "PodGroup": ("/apis/scheduling.k8s.io/v1beta1", "podgroups"),
 }
 JSON = "application/json"
+# Discovery of the gang mechanisms (decide/gang.py): the Workload API's group version, and Kueue's group.
+WORKLOAD_API = "/apis/scheduling.k8s.io/v1beta1"
+KUEUE_API = "/apis/kueue.x-k8s.io"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
@@ -61,6 +67,7 @@ class KubeClient(Protocol):
     async def patch_batch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None: ...
     async def controller_uid(self, kind: str, namespace: str, name: str) -> str | None: ...
     async def secret_exists(self, namespace: str, name: str) -> bool: ...
+    async def read_pod_group(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
 
 class Kube(KubeClient):
@@ -215,6 +222,40 @@ class Kube(KubeClient):
                 log.warning("cannot tell whether Secret %s/%s exists: %s", namespace, name, api_message(e))
                 return True
             raise
+
+    async def read_pod_group(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A PodGroup as the apiserver sends it (its status says why its gang waits); None when gone."""
+        try:
+            data = await asyncio.to_thread(self._request, "GET", _path("PodGroup", namespace, name))
+            result: dict[str, Any] = json.loads(data)
+            return result
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            API_ERRORS.labels(str(e.status)).inc()
+            raise
+
+    async def served_apis(self) -> ServedApis:
+        """What the cluster serves of the gang mechanisms (API discovery, which needs no RBAC grant)."""
+        workload, kueue = await asyncio.gather(
+            asyncio.to_thread(self._discover, WORKLOAD_API), asyncio.to_thread(self._discover, KUEUE_API)
+        )
+        names = [r.get("name", "") for r in workload.get("resources") or []] if workload is not None else None
+        return ServedApis(workload=workload_api_served(names), kueue=kueue is not None)
+
+    def _discover(self, path: str) -> dict[str, Any] | None:
+        """A discovery document, or None when the group or version is not served (404)."""
+        request = self.api.param_serialize(
+            method="GET", resource_path=path, header_params={"Accept": JSON}, auth_settings=["BearerToken"]
+        )
+        response = self.api.call_api(*request, _request_timeout=REQUEST_TIMEOUT)
+        body = response.read()  # type: ignore[no-untyped-call]
+        if response.status == 404:
+            return None
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        document: dict[str, Any] = json.loads(body)
+        return document
 
     def watch_events(
         self,

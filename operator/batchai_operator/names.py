@@ -138,6 +138,7 @@ WAIT_SECRET_NOT_FOUND = "SecretNotFound"
 WAIT_CREATION_REJECTED = "JobCreationRejected"
 WAIT_SUSPENDED = "Suspended"
 WAIT_FOR_NODES = "WaitingForNodes"
+WAIT_CLUSTER_TOO_SMALL = "ClusterTooSmall"  # a multi-node job needs more nodes than its cluster can have
 WAIT_PODS_REJECTED = "PodCreationRejected"
 WAIT_KUEUE_HELD = "QueuedByKueue"  # Kueue keeps the Job suspended: no quota yet (decide/kueue.py)
 WAIT_KUEUE_EVICTED = "EvictedByKueue"  # admitted once, then evicted or preempted by Kueue

@@ -23,18 +23,23 @@ import socket
 import subprocess
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from devcluster import wait_for
+from kubernetes import client
 
 REPO = Path(__file__).resolve().parents[2]
 KUEUE_NAMESPACE_LABEL = "batchai.io/kueue-test"
 METRICS_CERTS = Path("/etc/kueue/metrics/certs")
 WEBHOOK_NAMES = ("batchai-test-kueue-mutating", "batchai-test-kueue-validating")
 KUEUE_GROUP = "kueue.x-k8s.io"
+KUEUE_VERSION_API = "v1beta2"
 
 
 def free_port() -> int:
@@ -208,3 +213,75 @@ def kueue(devcluster: object, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield proc
     finally:
         proc.stop()
+
+
+def kueue_object(plural: str, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+    body = {"apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION_API}", **body}
+    api = client.CustomObjectsApi()
+    if namespace:
+        return dict(
+            api.create_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION_API, namespace, plural, body)
+        )
+    return dict(api.create_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION_API, plural, body))
+
+
+@contextmanager
+def gpu_cluster_queue(namespace: str, gpus: int) -> Iterator[str]:
+    """A ResourceFlavor, a ClusterQueue with `gpus` GPUs for the namespace (labelled for Kueue's
+    webhooks), and LocalQueue `gpu` in it; the cluster-scoped ones are deleted afterwards."""
+    client.CoreV1Api().patch_namespace(namespace, {"metadata": {"labels": {KUEUE_NAMESPACE_LABEL: "true"}}})
+    suffix = uuid.uuid4().hex[:6]
+    flavor, cq = f"gpu-{suffix}", f"batchai-gpu-{suffix}"
+    kueue_object("resourceflavors", {"kind": "ResourceFlavor", "metadata": {"name": flavor}})
+    kueue_object(
+        "clusterqueues",
+        {
+            "kind": "ClusterQueue",
+            "metadata": {"name": cq},
+            "spec": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                # Every resource job pods request must be covered, or Kueue never admits them: the
+                # GPUs, and the cpu and memory requests every job pod carries (chart value jobs.resources).
+                "resourceGroups": [
+                    {
+                        "coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
+                        "flavors": [
+                            {
+                                "name": flavor,
+                                "resources": [
+                                    {"name": "cpu", "nominalQuota": 64},
+                                    {"name": "memory", "nominalQuota": "256Gi"},
+                                    {"name": "nvidia.com/gpu", "nominalQuota": gpus},
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+        },
+    )
+    kueue_object(
+        "localqueues",
+        {"kind": "LocalQueue", "metadata": {"name": "gpu"}, "spec": {"clusterQueue": cq}},
+        namespace,
+    )
+
+    def active() -> bool:
+        obj = client.CustomObjectsApi().get_cluster_custom_object(
+            KUEUE_GROUP, KUEUE_VERSION_API, "clusterqueues", cq
+        )
+        return any(
+            c["type"] == "Active" and c["status"] == "True"
+            for c in obj.get("status", {}).get("conditions", [])
+        )
+
+    wait_for(active, timeout=30, what=f"ClusterQueue {cq} Active")
+    yield cq
+    for plural, name in (("clusterqueues", cq), ("resourceflavors", flavor)):
+        try:
+            client.CustomObjectsApi().delete_cluster_custom_object(
+                KUEUE_GROUP, KUEUE_VERSION_API, plural, name
+            )
+        except client.ApiException as e:
+            if e.status != 404:
+                raise

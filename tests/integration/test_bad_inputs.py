@@ -289,7 +289,7 @@ CORPUS: list[Bad] = [
     Bad(
         "service-account-missing", {"serviceAccountName": "nobody"}, waits="PodCreationRejected", review="#45"
     ),
-    Bad("more-nodes-than-exist", {"nodeCount": 40}, waits="WaitingForNodes"),
+    Bad("more-nodes-than-exist", {"nodeCount": 40}, waits="ClusterTooSmall"),
     # ---- accepted and harmless: Batch AI semantics ($NAME expansion only, no command substitution)
     Bad(
         "env-value-substitution",

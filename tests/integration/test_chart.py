@@ -282,6 +282,7 @@ def test_cluster_role_is_least_privilege() -> None:
     }
     expected |= {("", "secrets", "create")}  # no get: existence is a dry-run create
     expected |= {("", "persistentvolumeclaims", v) for v in ("get", "create")}
+    expected |= {("scheduling.k8s.io", r, v) for r in ("workloads", "podgroups") for v in ("get", "create")}
     expected |= {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
     assert grants == expected
 
@@ -745,8 +746,9 @@ def exercise_every_grant(
     is used, except these: batchaiclusters patch (the annotation written after an ARM agent-pool update:
     no spec.aks here), */finalizers update (checked only by the OwnerReferencesPermissionEnforcement
     admission plugin, which is off), persistentvolumeclaims (the shared temp of multi-node jobs: off in this
-    release), and `get` on jobs, services and daemonsets (the same metadata read
-    as on configmaps, exercised below, when a create finds a child's name taken)."""
+    release), and `get` on jobs, services, daemonsets, workloads and podgroups (the same metadata read
+    as on configmaps, exercised below, when a create finds a child's name taken; a PodGroup is also read
+    while its gang waits, which no job here does)."""
     custom = client.CustomObjectsApi()
     apps = client.AppsV1Api()
 

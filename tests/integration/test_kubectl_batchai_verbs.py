@@ -71,9 +71,11 @@ def test_experiment_create_show_list_delete(operator: object, namespace: str, az
     assert job.returncode == 0, job.stderr
     listed = json.loads(cli("experiment", "list", "-w", ns, check=True).stdout)
     assert [(e["name"], e["jobs"]) for e in listed] == [("exp1", 1)]
+    exp_id = f"{ARM}/{ns}/experiments/exp1"
+    assert cli("experiment", "show", "--ids", exp_id, "--query", "jobs", check=True).stdout == "1\n"
     refused = cli("experiment", "delete", "-w", ns, "-n", "exp1")
     assert refused.returncode == 1 and "pass -y/--yes" in refused.stderr
-    cli("experiment", "delete", "-w", ns, "-n", "exp1", "-y", timeout=120, check=True)
+    cli("experiment", "delete", "--ids", exp_id, "-y", timeout=120, check=True)
     assert cli("job", "list", "-w", ns, check=True).stdout == "[]\n"
     gone = cli("experiment", "show", "-w", ns, "-n", "exp1")
     assert gone.returncode == 3

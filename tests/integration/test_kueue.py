@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,12 +25,11 @@ from devcluster import SIM_RUN_FOR, wait_for
 from health_fixtures import record
 from jobs import GROUP, VERSION, create_cluster, create_trainingjob, custom, get_trainingjob, wait_state
 from kubernetes import client, watch
-from kueue_process import KUEUE_GROUP, KUEUE_NAMESPACE_LABEL, KueueProcess
+from kueue_process import KUEUE_GROUP, KUEUE_VERSION_API, KueueProcess, gpu_cluster_queue
 from kueue_process import kueue as kueue
 from operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
-KUEUE_VERSION_API = "v1beta2"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 
@@ -119,71 +117,11 @@ class Recorder:
         return next(t for t, n, s, _ in self.tjs if n == name and s == state)
 
 
-def kueue_object(plural: str, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
-    body = {"apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION_API}", **body}
-    api = custom()
-    if namespace:
-        return dict(
-            api.create_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION_API, namespace, plural, body)
-        )
-    return dict(api.create_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION_API, plural, body))
-
-
 @pytest.fixture
-def gpu_queue(kueue: KueueProcess, namespace: str, core_v1: client.CoreV1Api) -> Iterator[str]:
-    """A ResourceFlavor, a ClusterQueue with 2 GPUs for this namespace, and LocalQueue `gpu` in it."""
-    core_v1.patch_namespace(namespace, {"metadata": {"labels": {KUEUE_NAMESPACE_LABEL: "true"}}})
-    suffix = uuid.uuid4().hex[:6]
-    flavor, cq = f"gpu-{suffix}", f"batchai-gpu-{suffix}"
-    kueue_object("resourceflavors", {"kind": "ResourceFlavor", "metadata": {"name": flavor}})
-    kueue_object(
-        "clusterqueues",
-        {
-            "kind": "ClusterQueue",
-            "metadata": {"name": cq},
-            "spec": {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-                # Every resource job pods request must be covered, or Kueue never admits them: the
-                # GPUs, and the cpu and memory requests every job pod carries (chart value jobs.resources).
-                "resourceGroups": [
-                    {
-                        "coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
-                        "flavors": [
-                            {
-                                "name": flavor,
-                                "resources": [
-                                    {"name": "cpu", "nominalQuota": 64},
-                                    {"name": "memory", "nominalQuota": "256Gi"},
-                                    {"name": "nvidia.com/gpu", "nominalQuota": 2},
-                                ],
-                            }
-                        ],
-                    }
-                ],
-            },
-        },
-    )
-    kueue_object(
-        "localqueues",
-        {"kind": "LocalQueue", "metadata": {"name": "gpu"}, "spec": {"clusterQueue": cq}},
-        namespace,
-    )
-
-    def active() -> bool:
-        obj = custom().get_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION_API, "clusterqueues", cq)
-        return any(
-            c["type"] == "Active" and c["status"] == "True"
-            for c in obj.get("status", {}).get("conditions", [])
-        )
-
-    wait_for(active, timeout=30, what=f"ClusterQueue {cq} Active")
-    yield cq
-    for plural, name in (("clusterqueues", cq), ("resourceflavors", flavor)):
-        try:
-            custom().delete_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION_API, plural, name)
-        except client.ApiException as e:
-            if e.status != 404:
-                raise
+def gpu_queue(kueue: KueueProcess, namespace: str) -> Iterator[str]:
+    """A ClusterQueue with 2 GPUs for this namespace, and LocalQueue `gpu` in it."""
+    with gpu_cluster_queue(namespace, gpus=2) as cq:
+        yield cq
 
 
 def two_gpu_job(name: str) -> dict[str, Any]:

@@ -65,3 +65,14 @@ def test_every_example_cluster_names_a_current_vm_size() -> None:
         name, gpus = vm_size_info(spec["vmSize"])
         assert gpus, f"{path.relative_to(REPO)}: {spec['vmSize']} is no GPU size the operator knows"
         assert retirement_warning(name) is None, f"{path.relative_to(REPO)}: {retirement_warning(name)}"
+
+
+def test_the_cntk_script_is_python_3_5() -> None:
+    """The CNTK example runs on the default cntk image's Python 3.5 (docs/migration.md) as well as the dev
+    image's 3.6: its syntax is checked at 3.5 (an f-string or a variable annotation fails here)."""
+    import ast
+
+    script = EXAMPLES / "cntk-mnist" / "ConvNet_MNIST.py"
+    ast.parse(script.read_text(), filename=str(script), feature_version=(3, 5))
+    with pytest.raises(SyntaxError):
+        ast.parse('x = f"{1}"', feature_version=(3, 5))

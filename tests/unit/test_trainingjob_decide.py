@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
+from batchai_operator.decide.admission import Verdict
 from batchai_operator.decide.common import parse_time
+from batchai_operator.decide.gang import GangFacts, Mechanism
 from batchai_operator.decide.pods import EXIT_CODE_GRACE_SECONDS
 from batchai_operator.decide.trainingjob import (
+    ADMISSION_RECHECK_SECONDS,
     CREATE_RETRY_SECONDS,
     EXIT_CODE_RECHECK_SECONDS,
     SECRET_RETRY_SECONDS,
@@ -369,3 +372,107 @@ def test_at_rest_only_when_decide_would_write_and_do_nothing() -> None:
     failed = {**done, "executionState": "failed"}
     assert not at_rest(failed, 1, spec(), batch_job(), pods)
     assert at_rest(failed, 1, spec(), batch_job(("Failed", "BackoffLimitExceeded")), pods)
+
+
+# ---- gang scheduling (decide/gang.py, decide/admission.py) -------------------------------------------
+
+
+def gang(
+    mechanism: Mechanism,
+    start: bool = False,
+    free: int = 1,
+    words: str | None = None,
+    never: str | None = None,
+) -> GangFacts:
+    return GangFacts(mechanism, Verdict(start=start, needed=3, free=free, never=never), words)
+
+
+MULTI = {"nodeCount": 3}
+
+
+def test_admission_creates_the_batch_job_suspended_and_says_why_it_waits_once() -> None:
+    d = decided(s=spec(**MULTI), gang=gang(Mechanism.ADMISSION))
+    expect_actions(d, CreateChildren)
+    create = d.actions[0]
+    assert isinstance(create, CreateChildren) and create.children.batch_job["spec"]["suspend"] is True
+    assert create.children.pod_group is None
+    assert reason(d) == ("queued", "WaitingForNodes") and d.requeue_after == ADMISSION_RECHECK_SECONDS
+    assert d.status.gang is not None and (
+        d.status.gang.mechanism,
+        d.status.gang.needed,
+        d.status.gang.free,
+    ) == (
+        "admission",
+        3,
+        1,
+    )
+    assert [e.reason for e in d.events] == ["WaitingForNodes"]
+    again = decided(
+        s=spec(**MULTI), status=d.status, batch_job=batch_job(suspend=True), gang=gang(Mechanism.ADMISSION)
+    )
+    expect_actions(again)
+    assert reason(again) == ("queued", "WaitingForNodes") and not again.events  # said once
+
+
+def test_admission_unsuspends_the_batch_job_when_its_nodes_are_free() -> None:
+    d = decided(
+        s=spec(**MULTI), batch_job=batch_job(suspend=True), gang=gang(Mechanism.ADMISSION, start=True, free=4)
+    )
+    expect_actions(d, SetBatchJobSuspend("j", False))
+    assert d.status.gang is not None and d.status.gang.message is None
+
+
+def test_a_job_the_operator_unsuspended_is_not_held_again_while_the_index_lags() -> None:
+    d = decided(
+        s=spec(**MULTI), batch_job=batch_job(suspend=True), unsuspended=True, gang=gang(Mechanism.ADMISSION)
+    )
+    expect_actions(d)
+    assert d.status.gang is not None and d.status.gang.message is None
+
+
+def test_the_users_suspend_wins_over_an_admitted_gang() -> None:
+    d = decided(
+        s=spec(suspend=True, **MULTI),
+        batch_job=batch_job(suspend=True),
+        gang=gang(Mechanism.ADMISSION, start=True),
+    )
+    expect_actions(d)
+    assert reason(d) == ("queued", "Suspended")
+
+
+def test_workload_children_are_a_workload_a_pod_group_and_pods_that_join_it() -> None:
+    d = decided(s=spec(**MULTI), gang=gang(Mechanism.WORKLOAD))
+    create = d.actions[0]
+    assert isinstance(create, CreateChildren)
+    children = create.children
+    assert children.workload is not None and children.pod_group is not None
+    assert children.batch_job["spec"]["suspend"] is False
+    assert children.batch_job["spec"]["template"]["spec"]["schedulingGroup"] == {"podGroupName": "j"}
+    kinds = [m["kind"] for m in children.owned(lambda: ("k", "k.pub"))]
+    assert kinds.index("Workload") < kinds.index("PodGroup") < kinds.index("Job")
+
+
+def test_workload_waiting_says_the_scheduler_s_words_once() -> None:
+    words = "minCount (3) cannot be satisfied: 1 scheduled, 1 remaining"
+    pending = [pod(i, phase="Pending", node=None) for i in range(3)]
+    d = decided(
+        s=spec(**MULTI), batch_job=batch_job(), pods=pending, gang=gang(Mechanism.WORKLOAD, words=words)
+    )
+    assert reason(d)[1] == "WaitingForNodes"
+    assert d.status.gang is not None and (d.status.gang.message or "").endswith(words)
+    assert [e.reason for e in d.events].count("WaitingForNodes") == 1
+
+
+def test_a_job_its_pool_can_never_hold_says_so() -> None:
+    never = "the job needs 3 nodes with 1 GPU(s) free each, and its cluster has 2 nodes of its placement"
+    d = decided(s=spec(**MULTI), gang=gang(Mechanism.WORKLOAD, never=never))
+    assert reason(d) == ("queued", "ClusterTooSmall")
+    assert d.status.gang is not None and never in (d.status.gang.message or "")
+
+
+def test_kueue_held_gang_says_kueue_s_words() -> None:
+    d = decided(s=spec(**MULTI), labels=KUEUE, batch_job=batch_job(suspend=True), gang=gang(Mechanism.KUEUE))
+    expect_actions(d)  # the operator never touches suspend on a Job Kueue holds
+    assert reason(d)[1] == "QueuedByKueue"
+    assert d.status.gang is not None and d.status.gang.mechanism == "kueue"
+    assert (d.status.gang.message or "").startswith("Kueue holds the job")

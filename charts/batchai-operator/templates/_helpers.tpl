@@ -43,6 +43,12 @@ watchNamespaces; a Role's in each watched namespace with them. */}}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, patch, delete]
+# a multi-node job's gang (gang: auto or workload; docs/gang-scheduling.md): its Workload and PodGroup,
+# owned by the TrainingJob (garbage-collected); get: on a create that finds the name taken, whose it is
+# (metadata only), and a waiting job's PodGroup (its condition says why the gang waits).
+- apiGroups: [scheduling.k8s.io]
+  resources: [workloads, podgroups]
+  verbs: [get, create]
 # the setup-task DaemonSet per cluster: created, replaced by a guarded JSON patch, deleted; get: on a
 # create that finds the name taken, whose DaemonSet it is (metadata only).
 - apiGroups: [apps]

@@ -284,7 +284,12 @@ class TrainingJobSpec(ApiModel):
         max_length=1024,
         pattern=CLUSTER_PATTERN,
     )
-    node_count: int = Field(description="Number of nodes (pods) the job is gang-scheduled on.", ge=1, le=1000)
+    node_count: int = Field(
+        description="Number of nodes (pods) the job runs on, one pod per node. Unless the operator's gang "
+        "setting is off, a multi-node job gets all of them at once or none (docs/gang-scheduling.md).",
+        ge=1,
+        le=1000,
+    )
     std_out_err_path_prefix: str = Field(
         description="Prefix of the stdout/stderr directory, e.g. $AZ_BATCHAI_JOB_MOUNT_ROOT/logs.",
         min_length=1,
@@ -515,6 +520,23 @@ class NodeCounts(StatusModel):
     failed: int = Field(default=0, description="Pods failed.")
 
 
+class GangStatus(StatusModel):
+    """How a multi-node job gets all its nodes or none (docs/gang-scheduling.md), and while it waits for
+    them, how many are free and why it waits."""
+
+    mechanism: Literal["kueue", "workload", "admission"] = Field(
+        description="kueue (Kueue admits the whole job), workload (a PodGroup the scheduler binds all or "
+        "nothing) or admission (the operator starts the job when all its nodes are free)."
+    )
+    needed: int = Field(description="Nodes the job needs at once (nodeCount).")
+    free: int | None = Field(
+        default=None, description="While it waits: nodes of its placement with its GPUs free."
+    )
+    message: str | None = Field(
+        default=None, description="While it waits: why, in the words of the mechanism that holds it."
+    )
+
+
 class Condition(StatusModel):
     """A Kubernetes-style condition."""
 
@@ -555,6 +577,9 @@ class TrainingJobStatus(StatusModel):
     nodes: NodeCounts | None = Field(default=None, description="Job pods by state.")
     nodes_summary: str | None = Field(
         default=None, description="'<running+succeeded+failed>/<nodeCount>': nodes started, for printing."
+    )
+    gang: GangStatus | None = Field(
+        default=None, description="Multi-node jobs: what keeps their nodes together, and what they wait for."
     )
     conditions: list[Condition] | None = Field(
         default=None, description="Queued, Running, Succeeded, Failed, Suspended."

@@ -170,8 +170,7 @@ def experiment_body(name: str) -> dict[str, Any]:
     }
 
 
-def _experiment(args: argparse.Namespace) -> str:
-    name = str(args.name)
+def _experiment(name: str) -> str:
     if experiment_name(name) != name:
         raise CliError(
             f"experiment {name!r}: letters, digits, '-' and '_', at most 63, starting and ending with a "
@@ -188,7 +187,7 @@ def _experiment_map(kube: CliKube, name: str) -> dict[str, Any] | None:
 
 def experiment_create(args: argparse.Namespace) -> int:
     kube = common.kube(args)
-    name = _experiment(args)
+    name = _experiment(str(args.name))
     cm = _experiment_map(kube, name) or kube.create_config_map(kube.namespace, experiment_body(name))
     jobs = kube.experiment_trainingjobs(kube.namespace, name)
     common.emit(args, experiment_view(name, kube.namespace, cm, jobs), EXPERIMENT_COLUMNS)
@@ -196,13 +195,16 @@ def experiment_create(args: argparse.Namespace) -> int:
 
 
 def experiment_show(args: argparse.Namespace) -> int:
-    kube = common.kube(args)
-    name = _experiment(args)
-    cm = _experiment_map(kube, name)
-    jobs = kube.experiment_trainingjobs(kube.namespace, name)
-    if cm is None and not jobs:
-        raise NotFound(f"experiment {name} not found in workspace {kube.namespace}")
-    common.emit(args, experiment_view(name, kube.namespace, cm, jobs), EXPERIMENT_COLUMNS)
+    views = []
+    for workspace, name in common.targets(args, "experiments"):
+        kube = common.for_target(args, workspace)
+        name = _experiment(name)
+        cm = _experiment_map(kube, name)
+        jobs = kube.experiment_trainingjobs(kube.namespace, name)
+        if cm is None and not jobs:
+            raise NotFound(f"experiment {name} not found in workspace {kube.namespace}")
+        views.append(experiment_view(name, kube.namespace, cm, jobs))
+    common.emit(args, views[0] if len(views) == 1 else views, EXPERIMENT_COLUMNS)
     return 0
 
 
@@ -229,10 +231,15 @@ def _all_config_maps(kube: CliKube, selector: str) -> list[dict[str, Any]]:
 
 
 def experiment_delete(args: argparse.Namespace) -> int:
+    for workspace, name in common.targets(args, "experiments"):
+        _delete_experiment(args, common.for_target(args, workspace), _experiment(name))
+    return 0
+
+
+def _delete_experiment(args: argparse.Namespace, kube: CliKube, name: str) -> None:
     from .jobs import wait_gone
 
-    kube = common.kube(args)
-    ns, name = kube.namespace, _experiment(args)
+    ns = kube.namespace
     cm = _experiment_map(kube, name)
     jobs = kube.experiment_trainingjobs(ns, name)
     if cm is None and not jobs:
@@ -250,7 +257,6 @@ def experiment_delete(args: argparse.Namespace) -> int:
             lambda: _raise_if_any(kube.experiment_trainingjobs(ns, name)),
             f"experiment {name}",
         )
-    return 0
 
 
 def _raise_if_any(items: list[Any]) -> None:
@@ -357,9 +363,14 @@ def add_experiment_parsers(experiments: Any) -> None:
     p.set_defaults(func=experiment_create)
 
     p = common.add(
-        experiments, "show", "show an experiment and its jobs by state", "az batchai experiment show", diff
+        experiments,
+        "show",
+        "show an experiment and its jobs by state",
+        "az batchai experiment show",
+        diff,
+        ids=True,
     )
-    p.add_argument("-n", "--name", required=True)
+    p.add_argument("-n", "--name")
     p.set_defaults(func=experiment_show)
 
     p = common.add(
@@ -374,9 +385,10 @@ def add_experiment_parsers(experiments: Any) -> None:
         "delete an experiment and its jobs",
         "az batchai experiment delete",
         diff,
+        ids=True,
         output=False,
     )
-    p.add_argument("-n", "--name", required=True)
+    p.add_argument("-n", "--name")
     common.add_confirm_flags(p, "until its jobs are gone")
     p.set_defaults(func=experiment_delete)
 

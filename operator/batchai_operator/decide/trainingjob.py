@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..api.trainingjob import TrainingJobSpec, TrainingJobStatus
+from ..api.trainingjob import GangStatus, TrainingJobSpec, TrainingJobStatus
 from ..manifests.children import TrainingJobChildren
 from ..names import (
     ERR_INVALID_SPEC,
@@ -38,6 +38,7 @@ from ..names import (
     TERMINATING,
     WAIT_CLUSTER_INVALID,
     WAIT_CLUSTER_NOT_FOUND,
+    WAIT_CLUSTER_TOO_SMALL,
     WAIT_CREATION_REJECTED,
     WAIT_FOR_NODES,
     WAIT_PODS_REJECTED,
@@ -48,6 +49,7 @@ from ..observe.trainingjob import TrainingJobWorld
 from . import failures
 from . import pods as pod_readers
 from .common import Decision, Desired, parse_time
+from .gang import GangFacts, Mechanism, waiting_message
 from .kueue import kueue_hold
 from .policy import cluster_problem
 from .trainingjob_status import Outcome, events, finished_status, new_status
@@ -58,6 +60,9 @@ CREATE_RETRY_SECONDS = 10.0
 SECRET_RETRY_SECONDS = 10.0
 # While the failed pod's exit code is on its way (decide/pods.py: EXIT_CODE_GRACE_SECONDS), look this often.
 EXIT_CODE_RECHECK_SECONDS = 2.0
+# A job the operator's own gang admission holds looks again this often: nodes are freed by other jobs,
+# whose changes do not sync it.
+ADMISSION_RECHECK_SECONDS = 3.0
 
 
 # ---- what decide returns ---------------------------------------------------------------------------------
@@ -176,13 +181,20 @@ def _outcome(
     if batch_job is None:
         return _start(world, spec, desired, now)
     # 5. The batch Job and its pods say how the job runs.
-    suspend = pod_readers.suspended(batch_job)
+    # The operator unsuspended it and the index does not show that yet: it is not suspended.
+    suspend = pod_readers.suspended(batch_job) and not world.unsuspended
     actions: list[TrainingJobAction] = []
-    # Kueue owns suspend on the Jobs it queues; without Kueue, the TrainingJob's suspend is passed through.
-    if LABEL_KUEUE_QUEUE not in world.view["metadata"]["labels"] and suspend != bool(spec.suspend):
-        suspend = bool(spec.suspend)
+    # The operator's own gang admission holds a suspended multi-node job until its nodes are free.
+    gang = world.gang
+    held = gang is not None and gang.mechanism is Mechanism.ADMISSION and suspend and not gang.verdict.start
+    # Kueue owns suspend on the Jobs it queues; otherwise the TrainingJob's suspend is passed through.
+    kueue_owns = LABEL_KUEUE_QUEUE in world.view["metadata"]["labels"] and (
+        gang is None or gang.mechanism is Mechanism.KUEUE
+    )
+    if not kueue_owns and suspend != (bool(spec.suspend) or held):
+        suspend = bool(spec.suspend) or held
         actions.append(SetBatchJobSuspend(pod_readers.name(batch_job), suspend))
-    out = _running_outcome(world, spec, batch_job, suspend, now)
+    out = _running_outcome(world, spec, batch_job, suspend, now, held)
     if out.state == FAILED and out.reason not in failures.DECIDED_BY_THE_PODS:
         actions += _stop_if_running(batch_job)
     return out, actions
@@ -195,8 +207,13 @@ def _start(
     children are being created already waits for its nodes: saying so at once spares a status write."""
     # A new job being created is not news; one whose batch Job is gone again is.
     news = world.status.execution_state is not None
+    held = (
+        world.gang is not None
+        and world.gang.mechanism is Mechanism.ADMISSION
+        and not world.gang.verdict.start
+    )
     if world.creating:
-        return Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(world, spec), news=news), []
+        return _waiting(world, spec, news=news, admission=held), []
     if world.missing_secrets:
         names = ", ".join(sorted(world.missing_secrets))
         message = f"Waiting for Secret(s) {names} in namespace {world.ident.namespace}"
@@ -218,11 +235,16 @@ def _start(
             out.requeue_after = wait
             return out, []
         return out, create
-    return Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(world, spec), news=news), create
+    return _waiting(world, spec, news=news, admission=held), create
 
 
 def _running_outcome(
-    world: TrainingJobWorld, spec: TrainingJobSpec, batch_job: Mapping[str, Any], suspend: bool, now: datetime
+    world: TrainingJobWorld,
+    spec: TrainingJobSpec,
+    batch_job: Mapping[str, Any],
+    suspend: bool,
+    now: datetime,
+    held: bool = False,
 ) -> Outcome:
     """The job's children exist: what they say."""
     pods = world.pods
@@ -251,10 +273,15 @@ def _running_outcome(
     mount_failure = failures.mount_failure(world.mount_failure, threshold, spec, world.cluster_spec)
     if mount_failure is not None:
         return Outcome.failed(mount_failure)
+    if held:  # the operator's gang admission: its nodes are not all free
+        return _waiting(world, spec, admission=True)
     if suspend:
-        held = kueue_hold(world.view["metadata"]["labels"], batch_job)
-        if held is not None:
-            return Outcome(QUEUED, *held)
+        kueue = kueue_hold(world.view["metadata"]["labels"], batch_job)
+        if kueue is not None:
+            out = Outcome(QUEUED, *kueue)
+            if world.gang is not None:
+                out.gang = _gang_status(world.gang, kueue[1])
+            return out
         return Outcome(QUEUED, WAIT_SUSPENDED, "The job is suspended", suspended=True)
     if world.pods_refused and len(pods) < spec.node_count:
         return Outcome(
@@ -263,7 +290,7 @@ def _running_outcome(
     if pod_readers.scheduled(pods) >= spec.node_count:
         message = f"All {spec.node_count} node(s) allocated; the job is running"
         return Outcome(RUNNING, "Running", message, news=False)
-    return Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(world, spec))
+    return _waiting(world, spec)
 
 
 def _stop_if_running(batch_job: Mapping[str, Any] | None) -> list[TrainingJobAction]:
@@ -292,6 +319,38 @@ def _with_ttl(world: TrainingJobWorld, decision: TrainingJobDecision, now: datet
         )
     requeue = remaining if decision.requeue_after is None else min(decision.requeue_after, remaining)
     return Decision(status, decision.events, decision.actions, requeue)
+
+
+def _waiting(
+    world: TrainingJobWorld, spec: TrainingJobSpec, news: bool = True, admission: bool = False
+) -> Outcome:
+    """Queued for nodes. A multi-node job's status says how many it needs and are free, its mechanism and
+    the mechanism's words; one that can never fit on its cluster says so. `admission`: the operator's
+    own gang admission holds it."""
+    gang = world.gang
+    if gang is None:
+        return Outcome(QUEUED, WAIT_FOR_NODES, _waiting_message(world, spec), news=news)
+    verdict = gang.verdict
+    if verdict.never is not None:
+        message = f"The job cannot start on cluster {world.view['cluster']}: {verdict.never}"
+        return Outcome(QUEUED, WAIT_CLUSTER_TOO_SMALL, message, news=news, gang=_gang_status(gang, message))
+    message = waiting_message(gang.mechanism, verdict.needed, verdict.free, gang.words)
+    # Held: the admission keeps it back, or the scheduler said why the gang does not fit (not merely a
+    # job whose pods are on their way).
+    held = admission or gang.words is not None
+    out = Outcome(
+        QUEUED, WAIT_FOR_NODES, message, news=news, gang=_gang_status(gang, message if held else None)
+    )
+    if admission:
+        out.requeue_after = ADMISSION_RECHECK_SECONDS
+    return out
+
+
+def _gang_status(gang: GangFacts, message: str | None) -> GangStatus:
+    verdict = gang.verdict
+    return GangStatus(
+        mechanism=gang.mechanism.value, needed=verdict.needed, free=verdict.free, message=message
+    )
 
 
 def _waiting_message(world: TrainingJobWorld, spec: TrainingJobSpec) -> str:

@@ -11,6 +11,7 @@ from ..api.trainingjob import (
     Condition,
     DirectoryPath,
     ExecutionInfo,
+    GangStatus,
     StoragePath,
     TrainingJobSpec,
     TrainingJobStatus,
@@ -27,6 +28,7 @@ from ..names import (
     TERMINAL_STATES,
     TERMINATING,
     TRAININGJOB_CONDITION_TYPES,
+    WAIT_FOR_NODES,
 )
 from ..observe.trainingjob import TrainingJobWorld
 from ..storage.locations import storage_status
@@ -49,6 +51,7 @@ class Outcome:
     # Worth an Event when the state changes. Not news: a job being created, and a job that starts running
     # (its status and Running condition say so; Events mark ends and setbacks), one write fewer per job each.
     news: bool = True
+    gang: GangStatus | None = None  # a multi-node job's gang, when this outcome says more than its mechanism
 
     @staticmethod
     def failed(f: Failure) -> Outcome:
@@ -102,6 +105,9 @@ def new_status(world: TrainingJobWorld, out: Outcome, now: datetime) -> Training
             status.std_out_err_storage = StoragePath.model_validate(storage["stdOutErrStorage"])
         status.tool_type = spec.tool_type
         status.nodes_summary = f"{counts.running + counts.succeeded + counts.failed}/{spec.node_count}"
+    if world.gang is not None:
+        gang = world.gang
+        status.gang = out.gang or GangStatus(mechanism=gang.mechanism.value, needed=gang.verdict.needed)
     return status
 
 
@@ -143,7 +149,13 @@ def _spec_applied(
 
 
 def events(old: TrainingJobStatus, out: Outcome) -> list[Event]:
-    """An Event per change of state that is news (see Outcome.news)."""
-    if out.state == old.execution_state or not out.news:
-        return []
-    return [Event("Warning" if out.state == FAILED else "Normal", out.state.capitalize(), out.message)]
+    """An Event per change of state that is news (see Outcome.news); and one when a multi-node job starts
+    waiting for its gang (its status.gang.message says why), once until it stops waiting."""
+    out_events: list[Event] = []
+    if out.state != old.execution_state and out.news:
+        out_events.append(
+            Event("Warning" if out.state == FAILED else "Normal", out.state.capitalize(), out.message)
+        )
+    if out.gang is not None and out.gang.message and not (old.gang is not None and old.gang.message):
+        out_events.append(Event("Normal", WAIT_FOR_NODES, out.gang.message))
+    return out_events

@@ -8,8 +8,10 @@ from typing import Any
 
 from .. import toolkit_facts
 from ..api.trainingjob import TrainingJobSpec
+from ..decide.gang import Mechanism
 from ..names import ANNOTATION_SPEC_HASH
 from .context import TrainingJobContext
+from .gang import join_pod_group
 from .pod import build_pod_template
 
 # Fields that may change on a running job: they steer the Job instead of rebuilding it.
@@ -31,9 +33,12 @@ def build_batch_job(ctx: TrainingJobContext) -> dict[str, Any]:
         "parallelism": spec.node_count,
         "backoffLimit": constraints.max_retry_count or 0,
         "activeDeadlineSeconds": constraints.max_wall_clock_seconds,
-        "suspend": bool(spec.suspend),
+        # Under the operator's own admission the Job waits suspended until the job's nodes are free.
+        "suspend": bool(spec.suspend) or ctx.gang is Mechanism.ADMISSION,
         "template": build_pod_template(ctx),
     }
+    if ctx.gang is Mechanism.WORKLOAD:  # its pods join the job's PodGroup (manifests/gang.py)
+        job_spec["template"]["spec"] = join_pod_group(job_spec["template"]["spec"], ctx.child)
     if toolkit_facts.decided_by_node_zero(spec) and ctx.multi_node:
         # Batch AI: where only node 0 runs the toolkit, node 0's exit decides the job.
         job_spec["successPolicy"] = {"rules": [{"succeededIndexes": "0"}]}

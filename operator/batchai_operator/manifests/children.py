@@ -11,12 +11,14 @@ from ..api.cluster import BatchAIClusterSpec
 from ..api.cluster_checks import check_against_cluster
 from ..api.trainingjob import TrainingJobSpec
 from ..config import OperatorConfig
+from ..decide.gang import Mechanism
 from ..launcher import commands
 from ..names import LABEL_CLUSTER, TRAININGJOB_KIND
 from .batch_job import build_batch_job
 from .configmap import build_config_map, build_launcher_config_map
 from .context import TrainingJobContext, hosts
 from .errors import BuildError
+from .gang import build_pod_group, build_workload
 from .limits import check_config_estimate, check_config_size
 from .naming import child_labels, child_name, label_value, owner_reference, user_labels
 from .paths import identity
@@ -40,11 +42,13 @@ class TrainingJobChildren:
     ssh_secret_metadata: dict[str, Any] | None
     shared_temp_claim: dict[str, Any] | None = None  # multi-node jobs: the volume of their shared temp
     launcher_config_map: dict[str, Any] | None = None  # single-node jobs: the namespace's shared one
+    workload: dict[str, Any] | None = None  # gang: workload (decide/gang.py): its Workload and PodGroup
+    pod_group: dict[str, Any] | None = None
 
     def owned(self, keypair: Callable[[], tuple[str, str]]) -> list[dict[str, Any]]:
         """The children the TrainingJob owns, in creation order, the batch Job last (its pods mount the
         others). `keypair` makes the SSH Secret's (private, public) keys, when the job has one."""
-        out = [m for m in (self.config_map, self.shared_temp_claim) if m is not None]
+        out = [m for m in (self.config_map, self.shared_temp_claim, self.workload, self.pod_group) if m]
         if self.ssh_secret_metadata is not None:
             out.append(build_ssh_secret(dict(self.ssh_secret_metadata), *keypair()))
         if self.service is not None:
@@ -59,6 +63,7 @@ def build_children(
     cluster: BatchAIClusterSpec,
     config: OperatorConfig,
     cluster_uid: str | None = None,
+    gang: Mechanism | None = None,
 ) -> TrainingJobChildren:
     """The manifests for a TrainingJob object (as read from the API) on a given cluster.
 
@@ -81,6 +86,7 @@ def build_children(
         owner=owner_reference(obj, TRAININGJOB_KIND),
         gpus=gpus_per_node(cluster),
         hosts=hosts(child, spec.node_count),
+        gang=gang,
     )
     misfit = check_against_cluster(spec, ctx.gpus)  # Batch AI's checks that need the cluster's GPUs
     if misfit is not None:
@@ -88,11 +94,19 @@ def build_children(
     check_config_estimate(spec, ctx.hosts)  # before rendering: a job too large costs no time here
     config_map = build_config_map(ctx) if ctx.multi_node else None
     check_config_size(config_map["data"] if config_map else commands.render_config(spec, ctx.hosts, ctx.gpus))
+    batch_job = build_batch_job(ctx)
+    priority_class = batch_job["spec"]["template"]["spec"].get("priorityClassName")
+    workload = pod_group = None
+    if gang is Mechanism.WORKLOAD:
+        workload = build_workload(ctx.metadata(), spec.node_count, priority_class)
+        pod_group = build_pod_group(ctx.metadata(), spec.node_count, priority_class)
     return TrainingJobChildren(
-        batch_job=build_batch_job(ctx),
+        batch_job=batch_job,
         config_map=config_map,
         service=build_service(ctx) if ctx.multi_node else None,
         ssh_secret_metadata=ctx.metadata(ctx.ssh_secret_name) if toolkit_facts.needs_ssh(ctx.spec) else None,
         shared_temp_claim=build_shared_temp_claim(ctx),
         launcher_config_map=None if ctx.multi_node else build_launcher_config_map(ctx.namespace),
+        workload=workload,
+        pod_group=pod_group,
     )

@@ -9,6 +9,7 @@ from typing import Any
 from ..api.cluster import BatchAIClusterSpec
 from ..api.trainingjob import TrainingJobSpec
 from ..config import OperatorConfig
+from ..decide.gang import Mechanism
 from .paths import TrainingJobIdentity
 
 
@@ -28,6 +29,7 @@ class TrainingJobContext:
     owner: dict[str, Any]
     gpus: int
     hosts: list[str]  # the nodes' DNS names in index order
+    gang: Mechanism | None = None  # what keeps a multi-node job's nodes together (decide/gang.py)
 
     @property
     def namespace(self) -> str:

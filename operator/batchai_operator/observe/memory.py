@@ -45,6 +45,7 @@ class TrainingJobMemory:
     created_at: float | None = None  # monotonic time the children were created; None once the Job is seen
     mount_failure: MountFailure | None = None
     pods_refused: str | None = None  # the Job controller's message when it could not create a pod
+    unsuspended: bool = False  # the operator unsuspended the batch Job; False once the index shows it
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from ..api.cluster import BatchAIClusterSpec
 from ..api.trainingjob import TrainingJobSpec, TrainingJobStatus
 from ..config import OperatorConfig
+from ..decide.gang import GangFacts
 from ..manifests.naming import child_name
 from ..manifests.paths import TrainingJobIdentity
 from ..manifests.secrets import referenced_secrets
@@ -48,6 +49,8 @@ class TrainingJobWorld:
     create_refused: Refusal | None = None  # the apiserver's answer to the last create of the children
     mount_failure: MountFailure | None = None  # the last FailedMount Event that counts (not yet judged)
     pods_refused: str | None = None  # the Job controller's message: it cannot create the pods
+    gang: GangFacts | None = None  # a multi-node job's gang (observe/gang.py); None: single-node or none
+    unsuspended: bool = False  # the operator unsuspended its batch Job (the index may still say suspended)
 
     @property
     def spec(self) -> TrainingJobSpec | None:
@@ -111,6 +114,7 @@ async def observe(
         create_refused=memory.create_refused,
         mount_failure=memory.mount_failure,
         pods_refused=memory.pods_refused if batch_job is not None else None,
+        unsuspended=memory.unsuspended,
     )
     if not world.starting:
         return world

@@ -27,6 +27,7 @@ from ..names import (
     LABEL_COMPLETION_INDEX,
     LABEL_SETUP_REVISION,
     LABEL_SETUP_STATE,
+    RESOURCE_GPU,
     SETUP_CONTAINER,
     SETUP_SUCCEEDED,
     TERMINAL_STATES,
@@ -248,7 +249,22 @@ def slim_node(body: Mapping[str, Any]) -> dict[str, Any]:
         "taints": sorted({t.get("key", "") for t in spec.get("taints") or []}),
         "ready": ready.get("status") if ready else None,
         "readySince": ready.get("lastTransitionTime") if ready else None,
+        # what the operator's own gang admission needs (decide/admission.py)
+        "gpus": gpu_count((status.get("allocatable") or {}).get(RESOURCE_GPU)),
+        "hardTaints": [
+            {k: t[k] for k in ("key", "value", "effect") if k in t}
+            for t in spec.get("taints") or []
+            if t.get("effect") in ("NoSchedule", "NoExecute")
+        ],
     }
+
+
+def gpu_count(quantity: Any) -> int:
+    """`nvidia.com/gpu` of a node or container (whole numbers; absent or unreadable: 0)."""
+    try:
+        return int(str(quantity)) if quantity is not None else 0
+    except ValueError:
+        return 0
 
 
 def pod_on_node(body: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -258,7 +274,28 @@ def pod_on_node(body: Mapping[str, Any]) -> dict[str, Any] | None:
     phase = (body.get("status") or {}).get("phase")
     if not node or phase not in ("Pending", "Running", None):
         return None
-    return {"namespace": meta.get("namespace"), "name": meta.get("name"), "nodeName": node, "phase": phase}
+    return {
+        "namespace": meta.get("namespace"),
+        "name": meta.get("name"),
+        "nodeName": node,
+        "phase": phase,
+        "gpus": pod_gpus(body),
+    }
+
+
+def pod_gpus(body: Mapping[str, Any]) -> int:
+    """GPUs a pod takes on its node, as the scheduler counts them: its containers' requests (the limit
+    when no request) summed, or its largest init container's, whichever is more."""
+    spec = body.get("spec") or {}
+
+    def one(c: Mapping[str, Any]) -> int:
+        res = c.get("resources") or {}
+        return gpu_count(
+            (res.get("requests") or {}).get(RESOURCE_GPU) or (res.get("limits") or {}).get(RESOURCE_GPU)
+        )
+
+    main = sum(one(c) for c in spec.get("containers") or [])
+    return max(main, max((one(c) for c in spec.get("initContainers") or []), default=0))
 
 
 def _container_state(statuses: Iterable[Mapping[str, Any]], name: str) -> dict[str, Any] | None:

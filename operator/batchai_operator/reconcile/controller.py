@@ -104,6 +104,7 @@ async def sync(rt: Runtime, kind: Kind[KeyT, ViewT, WorldT, ChildrenT, ActionT],
                 decision.status,
                 kind.state_field,
                 resync,
+                news=bool(decision.events),
             )
             rt.post(view, decision.events)
             rt.after(key, "requeue", decision.requeue_after, resync)

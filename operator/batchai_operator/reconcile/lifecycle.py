@@ -14,6 +14,7 @@ import kopf
 
 from .. import metrics
 from ..config import OperatorConfig
+from ..decide.gang import setting_error
 from ..kube import Kube
 from ..names import CLUSTER_PLURAL, DOMAIN, FINALIZER, LABEL_MANAGED_BY, MANAGED_BY, TRAININGJOB_PLURAL
 from ..observe import indexes as idx
@@ -26,6 +27,8 @@ from .malloc import (
     release_freed_memory_periodically,
 )
 from .runtime import Runtime, current, install
+
+log = logging.getLogger("batchai_operator")
 
 # Status writes that change no state come at most this often per object (a state change is written at
 # once): a job's node counts within a second; a cluster's node counts, which move with every job that
@@ -109,6 +112,16 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
         status_intervals=STATUS_INTERVALS_SECONDS,
         coalesce_seconds=COALESCE_SECONDS,
         start_slots=START_SLOTS,
+    )
+    rt.served = await kube.served_apis()
+    problem = setting_error(rt.config.gang, rt.served)
+    if problem is not None:
+        raise kopf.PermanentError(problem)
+    log.info(
+        "gang scheduling of multi-node jobs: %s (the cluster serves the Workload API: %s; Kueue: %s)",
+        rt.config.gang,
+        "yes" if rt.served.workload else "no",
+        "yes" if rt.served.kueue else "no",
     )
     install(rt)
     rt.spawn(release_freed_memory_periodically(rt.stopping, TRIM_INTERVAL_SECONDS, lambda: rt.last_sync))

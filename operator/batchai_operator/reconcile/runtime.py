@@ -21,6 +21,7 @@ import kopf
 from ..api.base import StatusModel
 from ..config import OperatorConfig
 from ..decide.common import Event, status_patch
+from ..decide.gang import ServedApis
 from ..kube import KubeClient
 from ..metrics import RECONCILE_ERRORS, RECONCILE_SECONDS
 from ..observe.indexes import Index, Indexes
@@ -59,6 +60,8 @@ class Runtime:
         self.start_slots = asyncio.Semaphore(start_slots)
         self._last_write: dict[Key, float] = {}
         self.config = config
+        # What the cluster serves (discovery at start: reconcile/lifecycle.py): the gang mechanisms there.
+        self.served = ServedApis(workload=False, kueue=False)
         self.indexes = Indexes(indexes)
         self.scaler = scaler
         # What each kind's sync remembers about an object between syncs, by memory type (observe/memory.py).
@@ -189,12 +192,13 @@ class Runtime:
         new: StatusModel,
         state_field: str,
         resync: Callable[[], Coroutine[Any, Any, None]],
+        news: bool = False,
     ) -> None:
         """Merge-patch the object's status to `new` when it differs from the status last written (or, after
         a restart, `indexed`, the one in the index): at most one patch per pass of a sync, none when
-        nothing changed. A change that keeps `state_field` as it was comes at most every
-        `status_intervals[plural]` seconds: `resync` then runs when the interval is over, and writes
-        whatever is true by then."""
+        nothing changed. A change that keeps `state_field` as it was, and is not `news` (it comes with an
+        Event, which the next pass must see was said), comes at most every `status_intervals[plural]`
+        seconds: `resync` then runs when the interval is over, and writes whatever is true by then."""
         old = self.written.get(key) or indexed
         wire = new.wire()
         patch = status_patch(old, wire)
@@ -202,7 +206,7 @@ class Runtime:
             return
         now = asyncio.get_running_loop().time()
         wait = self._last_write.get(key, -1e9) + self.status_intervals.get(plural, 0.0) - now
-        if state_field not in patch and old and wait > 0:
+        if state_field not in patch and not news and old and wait > 0:
             self.soon(key, "status", wait, resync)
             return
         await self.kube.patch_status(plural, namespace, name, patch)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from ..metrics import observe_transition
 from ..names import (
     CONDITION_FOR_STATE,
     QUEUED,
+    TERMINAL_STATES,
     TRAININGJOB_KIND,
     TRAININGJOB_PLURAL,
     WAIT_CLUSTER_INVALID,
@@ -36,6 +38,7 @@ from ..names import (
 )
 from ..observe import indexes as idx
 from ..observe import trainingjob as observe_trainingjob
+from ..observe.gang import observe_gang
 from ..observe.memory import TrainingJobMemory
 from ..observe.trainingjob import (
     TrainingJobWorld,
@@ -64,15 +67,32 @@ class TrainingJobs(
     async def observe(self, rt: Runtime, view: TrainingJobView) -> TrainingJobWorld:
         uid = view["metadata"]["uid"]
         memory = rt.memory(TrainingJobMemory).get(uid)
-        return await observe_trainingjob.observe(
+        world = await observe_trainingjob.observe(
             rt.indexes, view, rt.written.get(uid), memory, rt.config, rt.kube
         )
+        if world.status.execution_state in TERMINAL_STATES:
+            return world
+        gang = await observe_gang(
+            rt.indexes,
+            view,
+            world.cluster_spec,
+            rt.config,
+            rt.served,
+            world.batch_job,
+            list(world.pods),
+            rt.kube,
+            world.unsuspended,
+        )
+        return replace(world, gang=gang)
 
     def desired(self, world: TrainingJobWorld) -> TrainingJobChildren:
         spec, cluster = world.spec, world.cluster
         assert spec is not None and cluster is not None and cluster["spec"] is not None  # world.starting
         uid = cluster["metadata"]["uid"]
-        return build_children(world.view, spec, world.view["cluster"], cluster["spec"], world.config, uid)
+        gang = world.gang.mechanism if world.gang else None
+        return build_children(
+            world.view, spec, world.view["cluster"], cluster["spec"], world.config, uid, gang=gang
+        )
 
     def decide(
         self, world: TrainingJobWorld, desired: Desired[TrainingJobChildren], now: datetime
@@ -104,6 +124,12 @@ class TrainingJobs(
             elif isinstance(action, SetBatchJobSuspend):
                 patch = {"spec": {"suspend": action.suspend}}
                 await rt.kube.patch_batch_job(meta["namespace"], action.name, patch)
+                # Until the index shows the Job unsuspended, the job is started (the gang admission's
+                # passes in between must not hold it again, nor count its nodes free).
+                memory = memories.setdefault(key, TrainingJobMemory())
+                memory.unsuspended = not action.suspend
+                if not memory.unsuspended and memory == TrainingJobMemory():
+                    del memories[key]
             elif isinstance(action, DeleteTrainingJob):
                 await rt.kube.delete_custom(TRAININGJOB_PLURAL, meta["namespace"], meta["name"])
         return changed
@@ -194,6 +220,8 @@ def _settle(memory: TrainingJobMemory, world: TrainingJobWorld) -> None:
     if world.batch_job is None:
         return
     memory.created_at = memory.create_refused = None
+    if not world.batch_job["spec"]["suspend"]:
+        memory.unsuspended = False
     spec = world.spec
     if spec is not None and len(world.pods) >= spec.node_count:
         memory.pods_refused = None
