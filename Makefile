@@ -83,9 +83,10 @@ crds: venv
 	$(PY) -m batchai_operator.crdgen
 
 ## Benchmark (not a test): raw Jobs, TrainingJobs and Kubeflow training-operator PyTorchJobs side by side
-## on the local control plane (bench/run.py). BENCH_SIZES=500, BENCH_SYSTEMS=raw,operator, BENCH_PROFILE=py-spy.
+## on the local control plane (bench/run.py), and the operator among finished jobs and across a restart.
+## BENCH_SCENARIOS=burst,history,restart, BENCH_SIZES=500, BENCH_SYSTEMS=raw,operator, BENCH_HISTORY=10000,
+## BENCH_PROFILE=py-spy.
 bench: prereqs-bench venv
-	@if [ "$$BENCH_PROFILE" = py-spy ]; then .venv/bin/pip install -q 'py-spy>=0.4,<1'; fi
 	$(PY) bench/run.py
 
 ## Chaos (not a test): 200 TrainingJobs while the operator is SIGKILLed every 5 s ten times and kube-apiserver

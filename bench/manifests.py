@@ -5,6 +5,7 @@ builder, `build_children`), so the pods are the same; only who creates them diff
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from typing import Any
 
@@ -18,8 +19,12 @@ POOL = "benchpool"
 CLUSTER_NAME = "bench"
 CLUSTER: dict[str, Any] = {"vmSize": "Standard_NC6", "agentPool": POOL}
 RUN_FOR = "2s"  # kwok completes each pod this long after it started running
+MIXED_RUN_FOR = "10s"  # scenario mixed: long enough that a pod bound without its peers holds its GPU
 RUN_FOR_ANNOTATION = "sim.batchai.io/run-for"
 BENCH_LABEL = "bench"
+# Finished TrainingJobs the bench creates with a terminal status (scenarios history and restart); the
+# run's own watch leaves them out.
+HISTORY_LABEL = "bench-history"
 PEER_CONTAINER = "pytorch"  # the training-operator requires this container name
 
 
@@ -32,14 +37,16 @@ def trainingjob_spec(nodes_per_job: int) -> dict[str, Any]:
     }
 
 
-def operator_job(namespace: str, name: str, nodes_per_job: int, uid: str | None = None) -> dict[str, Any]:
+def operator_job(
+    namespace: str, name: str, nodes_per_job: int, uid: str | None = None, run_for: str = RUN_FOR
+) -> dict[str, Any]:
     """The batch/v1 Job the operator builds for a TrainingJob `name` (with a fresh uid unless given)."""
     obj = {
         "metadata": {
             "name": name,
             "namespace": namespace,
             "uid": uid or str(uuid.uuid4()),
-            "annotations": {RUN_FOR_ANNOTATION: RUN_FOR},
+            "annotations": {RUN_FOR_ANNOTATION: run_for},
         }
     }
     children = build_children(
@@ -52,30 +59,34 @@ def operator_job(namespace: str, name: str, nodes_per_job: int, uid: str | None 
     return copy.deepcopy(children.batch_job)
 
 
-def _own_template(job: dict[str, Any], system: str) -> tuple[str, dict[str, Any]]:
+def _own_template(job: dict[str, Any], system: str, run_for: str) -> tuple[str, dict[str, Any]]:
     """The operator's pod template, labelled for the bench instead of the operator (whose watches select
     its managed-by label), with the same job-key label the anti-affinity term uses."""
     template = copy.deepcopy(job["spec"]["template"])
     key = template["metadata"]["labels"][JOB_KEY_LABEL]
     template["metadata"]["labels"] = {BENCH_LABEL: system, JOB_KEY_LABEL: key}
-    template["metadata"]["annotations"] = {RUN_FOR_ANNOTATION: RUN_FOR}
+    template["metadata"]["annotations"] = {RUN_FOR_ANNOTATION: run_for}
     return key, template
 
 
-def raw_job(namespace: str, name: str, nodes_per_job: int, uid: str | None = None) -> dict[str, Any]:
+def raw_job(
+    namespace: str, name: str, nodes_per_job: int, uid: str | None = None, run_for: str = RUN_FOR
+) -> dict[str, Any]:
     """The floor: the same Indexed Job, created directly (no owner, no ConfigMap: kwok mounts nothing)."""
-    job = operator_job(namespace, name, nodes_per_job, uid)
-    _, template = _own_template(job, "raw")
+    job = operator_job(namespace, name, nodes_per_job, uid, run_for)
+    _, template = _own_template(job, "raw", run_for)
     job["metadata"] = {"name": name, "namespace": namespace, "labels": {BENCH_LABEL: "raw"}}
     job["spec"]["template"] = template
     return job
 
 
-def pytorch_job(namespace: str, name: str, nodes_per_job: int, uid: str | None = None) -> dict[str, Any]:
+def pytorch_job(
+    namespace: str, name: str, nodes_per_job: int, uid: str | None = None, run_for: str = RUN_FOR
+) -> dict[str, Any]:
     """The peer's equivalent: a PyTorchJob, Master (+ Workers for multi-node) on the same pod template,
     the container renamed as the training-operator requires, no retries (the Job's backoffLimit is 0)."""
-    job = operator_job(namespace, name, nodes_per_job, uid)
-    _, template = _own_template(job, "training-operator")
+    job = operator_job(namespace, name, nodes_per_job, uid, run_for)
+    _, template = _own_template(job, "training-operator", run_for)
     template["metadata"]["labels"][BENCH_LABEL] = "training-operator"
     template["spec"]["containers"][0]["name"] = PEER_CONTAINER
     replicas = {"Master": {"replicas": 1, "restartPolicy": "Never", "template": template}}
@@ -96,17 +107,32 @@ def pytorch_job(namespace: str, name: str, nodes_per_job: int, uid: str | None =
     }
 
 
-def training_job(namespace: str, name: str, nodes_per_job: int) -> dict[str, Any]:
-    return {
+def training_job(
+    namespace: str, name: str, nodes_per_job: int, run_for: str = RUN_FOR, history: bool = False
+) -> dict[str, Any]:
+    job: dict[str, Any] = {
         "apiVersion": "batchai.io/v1alpha1",
         "kind": "TrainingJob",
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "annotations": {RUN_FOR_ANNOTATION: RUN_FOR},
+            "annotations": {RUN_FOR_ANNOTATION: run_for},
         },
         "spec": trainingjob_spec(nodes_per_job),
     }
+    if history:
+        job["metadata"]["labels"] = {HISTORY_LABEL: "true"}
+    return job
+
+
+def history_status(
+    template: dict[str, Any], template_name: str, template_uid: str, name: str, uid: str
+) -> dict[str, Any]:
+    """The status the operator wrote for the finished job `template_name`, as it would have written it
+    for the job `name`: the same spec, so the same status but for the names and uid in paths."""
+    text = json.dumps(template).replace(template_uid, uid).replace(template_name, name)
+    out: dict[str, Any] = json.loads(text)
+    return out
 
 
 def batchai_cluster(namespace: str) -> dict[str, Any]:

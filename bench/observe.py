@@ -10,12 +10,17 @@ grouped by it whatever made them. Terminal status, per system:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from stats import JobTiming, parse_time
 
 JOB_KEY_LABEL = "batchai.io/trainingjob-uid"
+GPU = "nvidia.com/gpu"
+# A gang's pods are bound one API call each: the bench's watch sees them some milliseconds apart (more
+# on a busy machine). A pod that waited less than this for its last peer held nothing for the count.
+BIND_GRACE_S = 1.0
 _TERMINAL_CONDITIONS = {
     "raw": {"Complete": True, "Failed": False},
     "training-operator": {"Succeeded": True, "Failed": False},
@@ -60,12 +65,31 @@ def pod_finished_at(pod: dict[str, Any]) -> float | None:
     return max(ends) if ends else None
 
 
+def job_nodes(system: str, obj: dict[str, Any]) -> int | None:
+    """How many pods (nodes) the job object asks for."""
+    spec = obj.get("spec") or {}
+    if system == "operator":
+        return spec.get("nodeCount")
+    if system == "raw":
+        return spec.get("parallelism")
+    replicas = spec.get("pytorchReplicaSpecs") or {}
+    return sum(int((r or {}).get("replicas") or 0) for r in replicas.values()) or None
+
+
+def pod_gpus(pod: dict[str, Any]) -> int:
+    """The GPUs a pod holds once bound: its containers' nvidia.com/gpu limits."""
+    containers = (pod.get("spec") or {}).get("containers") or []
+    return sum(int(((c.get("resources") or {}).get("limits") or {}).get(GPU, 0)) for c in containers)
+
+
 @dataclass
 class _Pod:
     key: str | None
     running_seen: float | None = None
     finished_seen: float | None = None
     finished_at: float | None = None
+    bound_seen: float | None = None  # first seen with a node (holding its GPUs from then on)
+    gpus: int = 0
 
 
 @dataclass
@@ -82,6 +106,7 @@ class Observation:
     system: str
     pods: dict[str, _Pod] = field(default_factory=dict)
     jobs: dict[str, _Job] = field(default_factory=dict)
+    nodes: dict[str, int] = field(default_factory=dict)  # job key -> the pods it asks for
 
     def pod(self, obj: dict[str, Any], seen: float) -> None:
         meta = obj.get("metadata") or {}
@@ -90,6 +115,9 @@ class Observation:
         if rec is None:
             rec = self.pods[uid] = _Pod(key=(meta.get("labels") or {}).get(JOB_KEY_LABEL))
         phase = (obj.get("status") or {}).get("phase")
+        if (obj.get("spec") or {}).get("nodeName") and rec.bound_seen is None:
+            rec.bound_seen = seen
+            rec.gpus = pod_gpus(obj)
         if phase in ("Running", "Succeeded", "Failed") and rec.running_seen is None:
             rec.running_seen = seen
         if phase in ("Succeeded", "Failed") and rec.finished_seen is None:
@@ -100,6 +128,9 @@ class Observation:
         key = job_key(self.system, obj)
         if key is None or key in self.jobs:
             return
+        nodes = job_nodes(self.system, obj)
+        if nodes:
+            self.nodes[key] = nodes
         end = terminal(self.system, obj)
         if end is not None:
             self.jobs[key] = _Job(succeeded=end[0], terminal_at=end[1], terminal_seen=seen)
@@ -140,3 +171,51 @@ class Observation:
 
     def failed(self) -> int:
         return sum(1 for j in self.jobs.values() if not j.succeeded)
+
+    def held_gpu_seconds(self, end: float) -> float:
+        """GPU-seconds held by pods that could not run: each pod's GPUs from its binding until every pod
+        of its job was bound at once (an MPI rank waits for its peers until then), or, when that never
+        happened, until the pod ended (`end` for a pod still on its node); waits within BIND_GRACE_S are
+        the binding of one gang. Zero with gang scheduling."""
+        by_key: dict[str, list[_Pod]] = {}
+        for p in self.pods.values():
+            if p.key and p.bound_seen is not None:
+                by_key.setdefault(p.key, []).append(p)
+        held = 0.0
+        for key, pods in by_key.items():
+            spans = [(p.bound_seen or 0.0, p.finished_seen or end, p.gpus) for p in pods]
+            together = all_bound_at(spans, self.nodes.get(key, len(pods)))
+            for bound, ended, gpus in spans:
+                waited = min(ended, together if together is not None else end) - bound
+                if waited > BIND_GRACE_S:
+                    held += gpus * waited
+        return held
+
+
+def all_bound_at(spans: Iterable[tuple[float, float, int]], needed: int) -> float | None:
+    """The first instant at which `needed` of these (bound, ended, gpus) pods were on their nodes at once."""
+    ordered = sorted(spans)
+    for i, (bound, _, _) in enumerate(ordered):
+        if sum(1 for b, e, _ in ordered[: i + 1] if b <= bound < e) >= needed:
+            return bound
+    return None
+
+
+@dataclass
+class StateLog:
+    """Fed with TrainingJob watch events: when each job was first seen in each executionState, and its uid
+    (the restart scenario's record)."""
+
+    first_seen: dict[str, dict[str, float]] = field(default_factory=dict)
+    uids: dict[str, str] = field(default_factory=dict)
+
+    def job(self, obj: dict[str, Any], seen: float) -> None:
+        meta = obj.get("metadata") or {}
+        name = str(meta.get("name"))
+        self.uids[name] = str(meta.get("uid"))
+        state = (obj.get("status") or {}).get("executionState")
+        if state:
+            self.first_seen.setdefault(name, {}).setdefault(state, seen)
+
+    def in_state(self, names: Iterable[str], state: str) -> int:
+        return sum(1 for n in names if state in self.first_seen.get(n, {}))

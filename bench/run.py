@@ -1,10 +1,26 @@
 """`make bench`: the same jobs through raw Indexed Jobs, this operator's TrainingJobs and Kubeflow
-training-operator's PyTorchJobs, side by side on the local control plane, in one run.
+training-operator's PyTorchJobs, side by side on the local control plane, in one run; and what a long-lived
+installation meets (bench/longlived.py): finished jobs kept, and a restart among them.
 
-    make bench                                   # BENCH_SIZES=100,500,2000,200x4, all three systems
-    BENCH_SIZES=500 make bench                   # one size
+    make bench                                   # every scenario: burst, history, restart, mixed
+    BENCH_SIZES=500 BENCH_SCENARIOS=burst make bench           # one size, new jobs only
     BENCH_SYSTEMS=raw,operator make bench        # leave the peer out
+    BENCH_SCENARIOS=history,restart BENCH_HISTORY=10000 make bench   # finished jobs; restart among them
     BENCH_PROFILE=py-spy BENCH_SIZES=500 BENCH_SYSTEMS=operator make bench   # + operator profile
+
+    BENCH_SCENARIOS=mixed BENCH_MIXED=6x3,6x1 BENCH_MIXED_NODES=4 make bench   # gang scheduling
+
+Scenarios (BENCH_SCENARIOS, default all):
+  burst    BENCH_SIZES new jobs per system, each size in a fresh namespace.
+  history  BENCH_HISTORY_NEW (500) new jobs through the operator without history, then the same after
+           BENCH_HISTORY (10000) finished TrainingJobs in the namespace (raw Jobs at the same size as the
+           baseline); rows carry history_jobs and wall_ratio_to_no_history.
+  restart  BENCH_HISTORY finished + BENCH_HISTORY_NEW running TrainingJobs; the operator SIGKILLed, half
+           the running jobs' pods end while it is down, the operator started again and one job submitted
+           at once: time until caught up, its writes (by verb and resource), peak RSS and CPU.
+  mixed    BENCH_MIXED (6x3,6x1) jobs, submitted interleaved, per system, on BENCH_MIXED_NODES (4) nodes of
+           one GPU: the multi-node jobs cannot all fit at once. held_gpu_s: GPU-seconds held by pods bound
+           while their job's other pods could not be (observe.py: held_gpu_seconds); zero with gangs.
 
 Every system gets the pod template this operator builds; kwok completes each pod 2 s after it runs
 (tests/k8s/kwok-stages.yaml). Per size, the bench adds fake GPU nodes for all pods at once (8 GPUs each)
@@ -16,445 +32,83 @@ Writes bench/results.json and prints the table (stats.format_table) and the requ
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO / "tests" / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 
-from devcluster import create_fake_node, delete_node, export_env, up, wait_for  # noqa: E402
-from kubernetes import client, config  # noqa: E402
-from kubernetes.watch.watch import iter_resp_lines  # noqa: E402
-from operator_process import OperatorProcess  # noqa: E402
+from devcluster import export_env, up
+from kubernetes import client, config
 
-from manifests import POOL, batchai_cluster, pytorch_job, raw_job, training_job  # noqa: E402
-from observe import Observation  # noqa: E402
-from peer import PeerProcess  # noqa: E402
-from peer import cleanup as peer_cleanup  # noqa: E402
-from stats import (  # noqa: E402
+from harness import (
+    GPUS_PER_NODE,
+    REPO,
+    RESULTS,
+    SUBMIT_THREADS,
+    Bench,
+    add_nodes,
+    apply,
+    node_count,
+    remove_nodes,
+)
+from longlived import fill_history, restart
+from manifests import MIXED_RUN_FOR
+from peer import cleanup as peer_cleanup
+from stats import (
     BENCH_USER_AGENT,
+    DEFAULT_HISTORY,
+    DEFAULT_HISTORY_NEW,
+    DEFAULT_MIXED,
+    DEFAULT_MIXED_NODES,
     DEFAULT_SIZES,
-    OPERATOR_CLIENTS,
+    SCENARIOS,
     SYSTEMS,
+    RestartRow,
     Row,
     Size,
-    by_client_verb,
-    count_requests,
     format_requests,
+    format_restart,
     format_table,
-    lag_stats,
+    parse_count,
+    parse_scenarios,
     parse_sizes,
     parse_systems,
-    parse_time,
-    slow_jobs,
     with_ratios,
-    writes,
 )
 
-GPUS_PER_NODE = 8
-SUBMIT_THREADS = 16
-SETTLE_S = 5.0  # after the last terminal status: writes that follow it (finalizers, counts) still count
-CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-RESULTS = HERE / "results.json"
-OUT = HERE / "out"  # logs and profiles (git-ignored)
-KIND = {  # system -> (group, version, plural) of its job objects; raw Jobs use BatchV1Api
-    "operator": ("batchai.io", "v1alpha1", "trainingjobs"),
-    "training-operator": ("kubeflow.org", "v1", "pytorchjobs"),
-}
-CONTROLLER_CLIENTS = {
-    "raw": frozenset[str](),
-    "operator": OPERATOR_CLIENTS,
-    "training-operator": frozenset({"training-operator"}),
-}
 
-
-# ---- processes --------------------------------------------------------------------------------------
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
-def memory_mb(pid: int, key: str) -> float:
-    """VmHWM (peak RSS) or VmRSS of a process, in MB."""
-    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith(key + ":"))
-    return int(line.split()[1]) / 1024
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine has been busy (all cores): /proc/stat's first line less idle, iowait."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (
-        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
-    )
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
-
-
-def child_pid(pid: int) -> int:
-    """The (single) child of a process: the operator under `py-spy record`."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
-        if children:
-            return int(children[0])
-    raise RuntimeError(f"process {pid} has no child")
-
-
-def control_plane_pids(run_dir: Path) -> dict[str, int]:
-    return {c: int((run_dir / f"{c}.pid").read_text()) for c in CONTROL_PLANE}
-
-
-# ---- watches ----------------------------------------------------------------------------------------
-
-
-def watch(
-    list_fn: Callable[..., Any], on_object: Callable[[dict[str, Any], float], None], stop: threading.Event
-) -> None:
-    """Stream one collection (from its current state on), calling on_object(obj, time seen) per event.
-    Raw JSON lines: no client models, so the bench spends as little CPU as it can next to the systems."""
-    version: str | None = None
-    while not stop.is_set():
-        try:
-            resp = list_fn(
-                watch=True,
-                resource_version=version,
-                allow_watch_bookmarks=True,
-                timeout_seconds=60,
-                _preload_content=False,
-            )
-            for line in iter_resp_lines(resp):
-                seen = time.time()
-                event = json.loads(line)
-                obj = event.get("object") or {}
-                if event.get("type") == "ERROR":
-                    version = None  # 410 Gone: start again from the current state
-                    break
-                version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                if event.get("type") in ("ADDED", "MODIFIED"):
-                    on_object(obj, seen)
-                if stop.is_set():
-                    break
-            resp.close()
-        except Exception as e:  # a dropped stream: resume from the last version seen
-            print(f"[bench] watch: {e}; resuming", file=sys.stderr)
-            time.sleep(0.5)
-
-
-@contextlib.contextmanager
-def watching(api: client.ApiClient, system: str, ns: str, obs: Observation) -> Iterator[None]:
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def on_pod(obj: dict[str, Any], seen: float) -> None:
-        with lock:
-            obs.pod(obj, seen)
-
-    def on_job(obj: dict[str, Any], seen: float) -> None:
-        with lock:
-            obs.job(obj, seen)
-
-    core = client.CoreV1Api(api)
-    if system == "raw":
-        jobs_fn: Callable[..., Any] = lambda **kw: client.BatchV1Api(api).list_namespaced_job(ns, **kw)  # noqa: E731
-    else:
-        group, version, plural = KIND[system]
-        custom = client.CustomObjectsApi(api)
-        jobs_fn = lambda **kw: custom.list_namespaced_custom_object(group, version, ns, plural, **kw)  # noqa: E731
-    threads = [
-        threading.Thread(
-            target=watch, args=(lambda **kw: core.list_namespaced_pod(ns, **kw), on_pod, stop), daemon=True
-        ),
-        threading.Thread(target=watch, args=(jobs_fn, on_job, stop), daemon=True),
-    ]
-    for t in threads:
-        t.start()
+@contextmanager
+def nodes_for(
+    bench: Bench, size: Size, scenario: str, count: int | None = None, gpus: int = GPUS_PER_NODE
+) -> Iterator[int]:
+    """Fake GPU nodes (for every pod of a size unless `count` says), removed afterwards."""
+    names = [f"bench-{bench.tag}-{scenario}-{size}-{i}" for i in range(count or node_count(size))]
+    core = client.CoreV1Api(bench.api)
     try:
-        yield
+        add_nodes(core, names, gpus)
+        yield len(names)
     finally:
-        stop.set()
-
-
-# ---- one system at one size -------------------------------------------------------------------------
-
-
-class Bench:
-    def __init__(self, api: client.ApiClient, kubeconfig: str, run_dir: Path, tag: str, profile: str) -> None:
-        self.api = api
-        self.core = client.CoreV1Api(api)
-        self.batch = client.BatchV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-        self.kubeconfig = kubeconfig
-        self.run_dir = run_dir
-        self.audit = run_dir / "logs" / "audit.log"
-        self.tag = tag
-        self.profile = profile
-        self.peer_binary: Path | None = None
-
-    def run(self, system: str, size: Size, nodes: int) -> Row:
-        ns = f"bench-{self.tag}-{size}-{system}"
-        self.core.create_namespace({"metadata": {"name": ns}})
-        wait_for(lambda: self.core.read_namespaced_service_account("default", ns), timeout=60)
-        if system == "operator":
-            self.custom.create_namespaced_custom_object(
-                "batchai.io", "v1alpha1", ns, "batchaiclusters", batchai_cluster(ns)
-            )
-        controller = self._start_controller(system, size)
-        pid = controller[1]
-        try:
-            time.sleep(3)  # the controller's initial lists are not part of the run
-            cp_pids = control_plane_pids(self.run_dir)
-            cpu0 = cpu_seconds(pid) if pid else None
-            cp0 = {c: cpu_seconds(p) for c, p in cp_pids.items()}
-            busy0, bench0 = machine_busy_seconds(), cpu_seconds(os.getpid())
-            self._reset_audit()
-            obs = Observation(system)
-            with watching(self.api, system, ns, obs):
-                t0 = time.time()
-                self._submit(system, ns, size)
-                expected = size.jobs * size.nodes_per_job
-                wait_for(
-                    lambda: obs.terminal_count() >= size.jobs and obs.all_running_at(expected) is not None,
-                    timeout=600 + 2 * expected,
-                    interval=0.5,
-                    what=f"{size.jobs} {system} jobs terminal",
-                )
-                cpu = cpu_seconds(pid) - cpu0 if pid and cpu0 is not None else None
-                peak = memory_mb(pid, "VmHWM") if pid else None
-                cp = {c: round(cpu_seconds(p) - cp0[c], 1) for c, p in cp_pids.items()}
-                busy = machine_busy_seconds() - busy0
-                own = cpu_seconds(os.getpid()) - bench0
-                time.sleep(SETTLE_S)
-                t_window = time.time()
-            time.sleep(2)  # the audit backend writes in batches (at most 1 s apart)
-            counts = count_requests(self._audit_events(t0, t_window), ns, CONTROLLER_CLIENTS[system])
-            after = self._delete_all(system, ns, pid)
-        finally:
-            controller[0]()
-        self._delete_namespace(ns)
-        timings = obs.timings()
-        all_running, all_terminal = obs.all_running_at(expected), obs.all_terminal_at()
-        assert all_terminal is not None
-        lags = lag_stats(timings)
-        print(f"[bench] {system} {size}: {slow_jobs(timings, t0)}", flush=True)
-        non_bench = {k: v for k, v in counts.in_namespace.items() if k[0] != "bench"}
-        row = Row(
-            system=system,
-            jobs=size.jobs,
-            nodes_per_job=size.nodes_per_job,
-            wall_s=round(all_terminal - t0, 2),
-            ratio_to_raw=None,
-            lag_p50_s=lags["lag_p50_s"],
-            lag_p99_s=lags["lag_p99_s"],
-            peak_rss_mb=None if peak is None else round(peak, 1),
-            cpu_s=None if cpu is None else round(cpu, 1),
-            writes_per_job=round(writes(non_bench) / size.jobs, 2),
-            running_s=None if all_running is None else round(all_running - t0, 2),
-            lag_max_s=lags["lag_max_s"],
-            lag_watch_p50_s=lags["lag_watch_p50_s"],
-            lag_watch_p99_s=lags["lag_watch_p99_s"],
-            rss_after_delete_mb=None if after is None else round(after, 1),
-            controller_writes_per_job=round(writes(counts.controller) / size.jobs, 2) if pid else None,
-            controller_requests_per_job=round(sum(counts.controller.values()) / size.jobs, 2)
-            if pid
-            else None,
-            requests_per_job=round(sum(non_bench.values()) / size.jobs, 2),
-            control_plane_cpu_s=cp,
-            bench_cpu_s=round(own, 1),
-            # CPU the machine spent on anything else meanwhile (other work on a shared machine).
-            other_cpu_s=round(busy - own - sum(cp.values()) - (cpu or 0), 1),
-            requests=by_client_verb(counts.in_namespace, size.jobs),
-            controller_requests=by_client_verb(counts.controller, size.jobs),
-            failed_jobs=obs.failed(),
-            nodes=nodes,
-            profiled=bool(self.profile) and system == "operator",
-        )
-        print(f"[bench] {system} {size}: {json.dumps(row.as_json())}", flush=True)
-        return row
-
-    def _start_controller(self, system: str, size: Size) -> tuple[Callable[[], None], int | None]:
-        OUT.mkdir(exist_ok=True)
-        if system == "operator":
-            prefix = None
-            if self.profile == "py-spy":
-                prefix = [
-                    str(Path(sys.executable).with_name("py-spy")),
-                    "record",
-                    "--format",
-                    "raw",
-                    "--rate",
-                    "20",
-                    "--nonblocking",
-                    "--threads",
-                    "--output",
-                    str(OUT / f"profile-operator-{size}.txt"),
-                    "--",
-                ]
-            op = OperatorProcess(OUT / f"operator-{self.tag}-{size}.log", command_prefix=prefix)
-            op.start()
-            assert op.proc is not None
-            if not prefix:
-                return op.stop, op.proc.pid
-            pid = child_pid(op.proc.pid)
-            spy = op.proc
-
-            def stop() -> None:
-                # The operator first: py-spy writes its profile when its child exits (a TERM would lose it).
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-                spy.wait(120)
-
-            return stop, pid
-        if system == "training-operator":
-            assert self.peer_binary is not None
-            peer = PeerProcess(
-                self.peer_binary, self.kubeconfig, OUT / f"training-operator-{self.tag}-{size}.log"
-            )
-            peer.start(self.api)
-            assert peer.proc is not None
-            return peer.stop, peer.proc.pid
-        return (lambda: None), None
-
-    def _submit(self, system: str, ns: str, size: Size) -> None:
-        def create(i: int) -> None:
-            name = f"j{i}"
-            if system == "raw":
-                self.batch.create_namespaced_job(ns, raw_job(ns, name, size.nodes_per_job))
-            else:
-                group, version, plural = KIND[system]
-                body = (training_job if system == "operator" else pytorch_job)(ns, name, size.nodes_per_job)
-                self.custom.create_namespaced_custom_object(group, version, ns, plural, body)
-
-        with ThreadPoolExecutor(SUBMIT_THREADS) as pool:
-            list(pool.map(create, range(size.jobs)))
-
-    def _audit_files(self) -> list[Path]:
-        """The log and the backups the apiserver rotated it into (every 100 MB, --audit-log-maxsize's
-        default), oldest first."""
-        return [*sorted(self.audit.parent.glob("audit-*.log")), self.audit]
-
-    def _reset_audit(self) -> None:
-        for f in self._audit_files()[:-1]:
-            f.unlink()
-        os.truncate(self.audit, 0)
-
-    def _audit_events(self, t0: float, t1: float) -> Iterator[dict[str, Any]]:
-        for path in self._audit_files():
-            with path.open(errors="replace") as f:
-                for line in f:
-                    # The apiserver writes on at its own offset after a truncation: the gap reads as NULs.
-                    line = line.lstrip("\0")
-                    try:
-                        ev = json.loads(line)
-                    except ValueError:
-                        continue
-                    if t0 - 0.5 <= parse_time(ev["requestReceivedTimestamp"]) <= t1:
-                        yield ev
-
-    def _delete_all(self, system: str, ns: str, pid: int | None) -> float | None:
-        """Delete every job object (children go by garbage collection); the controller's RSS once
-        everything in the namespace is gone and it had a few seconds to drop it."""
-
-        def delete() -> bool:
-            try:
-                if system == "raw":
-                    self.batch.delete_collection_namespaced_job(ns, propagation_policy="Background")
-                else:
-                    group, version, plural = KIND[system]
-                    self.custom.delete_collection_namespaced_custom_object(group, version, ns, plural)
-            except client.ApiException as e:
-                if e.status not in (500, 504):
-                    raise
-                return False  # a busy apiserver times out a large delete: it goes on; ask again
-            return True
-
-        wait_for(delete, timeout=1800, interval=2, what=f"job objects of {ns} deleted")
-
-        def empty() -> bool:
-            pods = self.core.list_namespaced_pod(ns, limit=1, _preload_content=False)
-            return not json.loads(pods.data)["items"]
-
-        wait_for(empty, timeout=1800, interval=1, what=f"pods of {ns} deleted")
-        if pid is None:
-            return None
-        time.sleep(10)
-        return memory_mb(pid, "VmRSS")
-
-    def _delete_namespace(self, ns: str) -> None:
-        self.core.delete_namespace(ns)
-
-        def gone() -> bool:
-            try:
-                self.core.read_namespace(ns)
-            except client.ApiException as e:
-                return e.status == 404
-            return False
-
-        wait_for(gone, timeout=1800, interval=1, what=f"namespace {ns} deleted")
-
-
-# ---- nodes, setup -----------------------------------------------------------------------------------
-
-
-def node_count(size: Size) -> int:
-    return max(size.nodes_per_job, math.ceil(size.jobs * size.nodes_per_job / GPUS_PER_NODE))
-
-
-def add_nodes(core: client.CoreV1Api, names: list[str]) -> None:
-    def make(name: str) -> None:
-        create_fake_node(
-            core,
-            name,
-            wait_ready=False,
-            gpus=GPUS_PER_NODE,
-            cpu="48",
-            memory="448Gi",
-            instance_type="Standard_NC6",
-            agent_pool=POOL,
-        )
-
-    with ThreadPoolExecutor(SUBMIT_THREADS) as pool:
-        list(pool.map(make, names))
-
-    def ready() -> bool:
-        nodes = core.list_node(label_selector=f"agentpool={POOL}").items
-        return sum(
-            any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or []) for n in nodes
-        ) >= len(names)
-
-    wait_for(ready, timeout=300, interval=1, what=f"{len(names)} bench nodes Ready")
-
-
-def remove_nodes(core: client.CoreV1Api, names: list[str]) -> None:
-    with ThreadPoolExecutor(SUBMIT_THREADS) as pool:
-        list(pool.map(lambda n: delete_node(core, n), names))
-
-
-def apply(*paths: Path) -> None:
-    for p in paths:
-        subprocess.run(
-            ["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(p)],
-            check=True,
-            capture_output=True,
-        )
+        remove_nodes(core, names)
 
 
 def main() -> None:
     sizes = parse_sizes(os.environ.get("BENCH_SIZES") or DEFAULT_SIZES)
     systems = parse_systems(os.environ.get("BENCH_SYSTEMS") or ",".join(SYSTEMS))
+    scenarios = parse_scenarios(os.environ.get("BENCH_SCENARIOS") or ",".join(SCENARIOS))
+    history = parse_count("BENCH_HISTORY", os.environ.get("BENCH_HISTORY"), DEFAULT_HISTORY)
+    history_new = Size(
+        parse_count("BENCH_HISTORY_NEW", os.environ.get("BENCH_HISTORY_NEW"), DEFAULT_HISTORY_NEW)
+    )
+    mixed = parse_sizes(os.environ.get("BENCH_MIXED") or DEFAULT_MIXED, "BENCH_MIXED")
+    mixed_nodes = parse_count("BENCH_MIXED_NODES", os.environ.get("BENCH_MIXED_NODES"), DEFAULT_MIXED_NODES)
     profile = os.environ.get("BENCH_PROFILE", "")
     if profile not in ("", "py-spy"):
         raise SystemExit("BENCH_PROFILE: only py-spy is supported")
@@ -469,27 +123,71 @@ def main() -> None:
     api.user_agent = BENCH_USER_AGENT
     bench = Bench(api, cluster.kubeconfig, run_dir, uuid.uuid4().hex[:5], profile)
     apply(REPO / "crds")
-    if "training-operator" in systems:
+    if "training-operator" in systems and {"burst", "mixed"} & set(scenarios):
         out = subprocess.run(
             [str(REPO / "hack" / "build-peer.sh")], check=True, capture_output=True, text=True
         )
         peer_dir = Path(out.stdout.strip().splitlines()[-1])
         bench.peer_binary = peer_dir / "training-operator"
         apply(peer_dir / "crds" / "kubeflow.org_pytorchjobs.yaml")
-    core = client.CoreV1Api(api)
     rows: list[Row] = []
+    restarts: list[RestartRow] = []
+
+    def save() -> None:
+        with_ratios(rows)
+        out = [r.as_json() for r in rows] + [r.as_json() for r in restarts]
+        RESULTS.write_text(json.dumps(out, indent=1) + "\n")
+
     started = time.monotonic()
-    try:
+    failed: list[str] = []
+
+    def attempt(scenario: str, fn: Callable[[], None]) -> None:
+        """One scenario; a failure is reported at the end and the other scenarios still run."""
+        try:
+            fn()
+        except Exception:
+            traceback.print_exc()
+            print(f"[bench] scenario {scenario} failed; going on with the others", flush=True)
+            failed.append(scenario)
+
+    def burst() -> None:
         for size in sizes:
-            names = [f"bench-{bench.tag}-{size}-{i}" for i in range(node_count(size))]
-            try:
-                add_nodes(core, names)
+            with nodes_for(bench, size, "burst") as nodes:
                 for system in systems:
-                    rows.append(bench.run(system, size, len(names)))
-                    with_ratios(rows)
-                    RESULTS.write_text(json.dumps([r.as_json() for r in rows], indent=1) + "\n")
-            finally:
-                remove_nodes(core, names)
+                    rows.append(bench.run(system, size, nodes))
+                    save()
+
+    def history_runs() -> None:
+        with nodes_for(bench, history_new, "history") as nodes:
+            # The raw-Jobs baseline of the size, unless the burst scenario measured it in this run.
+            if "raw" in systems and not any(r.system == "raw" and r.jobs == history_new.jobs for r in rows):
+                rows.append(bench.run("raw", history_new, nodes, "history"))
+            rows.append(bench.run("operator", history_new, nodes, "history"))
+            save()
+            rows.append(
+                bench.run(
+                    "operator", history_new, nodes, "history", lambda ns: fill_history(bench, ns, history)
+                )
+            )
+            save()
+
+    def restart_run() -> None:
+        with nodes_for(bench, history_new, "restart"):
+            restarts.append(restart(bench, history, history_new.jobs))
+            save()
+
+    def mixed_runs() -> None:
+        # One GPU per node: the multi-node jobs cannot all fit at once.
+        total = Size(sum(s.jobs for s in mixed), max(s.nodes_per_job for s in mixed))
+        with nodes_for(bench, total, "mixed", mixed_nodes, gpus=1) as nodes:
+            for system in systems:
+                rows.append(bench.run(system, total, nodes, "mixed", workload=mixed, run_for=MIXED_RUN_FOR))
+                save()
+
+    runs = {"burst": burst, "history": history_runs, "restart": restart_run, "mixed": mixed_runs}
+    try:
+        for scenario in scenarios:
+            attempt(scenario, runs[scenario])
     finally:
         if "training-operator" in systems:
             peer_cleanup(api)
@@ -498,7 +196,13 @@ def main() -> None:
     print()
     for r in rows:
         print(format_requests(r))
-    print(f"\n[bench] {len(rows)} runs in {time.monotonic() - started:.0f} s; rows in {RESULTS}")
+    for rr in restarts:
+        print(format_restart(rr))
+    print(
+        f"\n[bench] {len(rows) + len(restarts)} runs in {time.monotonic() - started:.0f} s; rows in {RESULTS}"
+    )
+    if failed:
+        raise SystemExit(f"[bench] failed scenarios: {', '.join(failed)} (tracebacks above)")
 
 
 if __name__ == "__main__":

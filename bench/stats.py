@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 SYSTEMS = ("raw", "operator", "training-operator")
 DEFAULT_SIZES = "100,500,2000,200x4"
+# burst: N new jobs on an empty namespace; history: the same after BENCH_HISTORY finished jobs; restart:
+# the operator SIGKILLed and started again with BENCH_HISTORY finished and BENCH_HISTORY_NEW running jobs.
+# mixed: multi-node and single-node jobs that cannot all fit at once on a few one-GPU nodes (gang scheduling).
+SCENARIOS = ("burst", "history", "restart", "mixed")
+DEFAULT_HISTORY = 10_000
+DEFAULT_HISTORY_NEW = 500
+DEFAULT_MIXED = "6x3,6x1"  # BENCH_MIXED: the jobs, submitted interleaved
+DEFAULT_MIXED_NODES = 4  # BENCH_MIXED_NODES: one GPU each, so two 3-node jobs never fit together
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 # Clients that are this operator (kopf's own aiohttp session, and the kubernetes client of kube.py).
 OPERATOR_CLIENTS = frozenset({"operator/kopf", "operator/client"})
@@ -28,8 +36,8 @@ class Size:
         return f"{self.jobs}" if self.nodes_per_job == 1 else f"{self.jobs}x{self.nodes_per_job}"
 
 
-def parse_sizes(text: str) -> list[Size]:
-    """`100,500,2000,200x4` -> sizes; `NxK` is N jobs of K nodes (pods) each."""
+def parse_sizes(text: str, name: str = "BENCH_SIZES") -> list[Size]:
+    """`100,500,2000,200x4` -> sizes; `NxK` is N jobs of K nodes (pods) each (BENCH_SIZES, BENCH_MIXED)."""
     sizes = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
@@ -38,24 +46,56 @@ def parse_sizes(text: str) -> list[Size]:
         try:
             size = Size(int(jobs), int(nodes) if x else 1)
         except ValueError:
-            raise ValueError(f"BENCH_SIZES: {part!r} is not N or NxK (e.g. 500 or 200x4)") from None
+            raise ValueError(f"{name}: {part!r} is not N or NxK (e.g. 500 or 200x4)") from None
         if size.jobs < 1 or size.nodes_per_job < 1:
-            raise ValueError(f"BENCH_SIZES: {part!r} must be positive")
+            raise ValueError(f"{name}: {part!r} must be positive")
         sizes.append(size)
     if not sizes:
-        raise ValueError("BENCH_SIZES is empty")
+        raise ValueError(f"{name} is empty")
     return sizes
+
+
+def interleave(sizes: Sequence[Size]) -> Iterator[int]:
+    """The node count of each job of these sizes, taking one job of each size in turn: 2x3,2x1 -> 3,1,3,1."""
+    left = [s.jobs for s in sizes]
+    while any(left):
+        for i, s in enumerate(sizes):
+            if left[i]:
+                left[i] -= 1
+                yield s.nodes_per_job
 
 
 def parse_systems(text: str) -> list[str]:
     """`raw,operator,training-operator` (any subset, in the canonical order; raw is the baseline)."""
+    return _subset("BENCH_SYSTEMS", text, SYSTEMS)
+
+
+def parse_scenarios(text: str) -> list[str]:
+    """`burst,history,restart,mixed` (any subset, in the canonical order)."""
+    return _subset("BENCH_SCENARIOS", text, SCENARIOS)
+
+
+def _subset(name: str, text: str, choices: Sequence[str]) -> list[str]:
     wanted = {s.strip() for s in text.split(",") if s.strip()}
-    unknown = wanted - set(SYSTEMS)
+    unknown = wanted - set(choices)
     if unknown:
-        raise ValueError(f"BENCH_SYSTEMS: unknown {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
+        raise ValueError(f"{name}: unknown {sorted(unknown)}; choose from {', '.join(choices)}")
     if not wanted:
-        raise ValueError("BENCH_SYSTEMS is empty")
-    return [s for s in SYSTEMS if s in wanted]
+        raise ValueError(f"{name} is empty")
+    return [s for s in choices if s in wanted]
+
+
+def parse_count(name: str, text: str | None, default: int) -> int:
+    """A positive job count from the environment (BENCH_HISTORY, BENCH_HISTORY_NEW)."""
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name}: {text!r} is not a number of jobs") from None
+    if value < 1:
+        raise ValueError(f"{name}: {text!r} must be positive")
+    return value
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -144,6 +184,38 @@ def count_requests(
     return counts
 
 
+def writes_by_verb(counter: Mapping[tuple[str, str, str], int]) -> dict[str, int]:
+    """{"verb resource": writes} summed over clients, e.g. {"patch trainingjobs/status": 3}."""
+    out: Counter[str] = Counter()
+    for (_, verb, resource), n in counter.items():
+        if verb in WRITE_VERBS:
+            out[f"{verb} {resource}"] += n
+    return dict(sorted(out.items()))
+
+
+def writes_to(
+    events: Iterable[Mapping[str, Any]],
+    namespace: str,
+    resource: str,
+    names: Container[str],
+    clients: frozenset[str],
+) -> int:
+    """Writes by `clients` to the objects of `resource` (any subresource) in `namespace` named `names`."""
+    n = 0
+    for ev in events:
+        ref = ev.get("objectRef") or {}
+        if (
+            is_counted(ev)
+            and ev.get("verb") in WRITE_VERBS
+            and ref.get("resource") == resource
+            and ref.get("namespace") == namespace
+            and ref.get("name") in names
+            and classify_client(str(ev.get("userAgent", ""))) in clients
+        ):
+            n += 1
+    return n
+
+
 def writes(counter: Mapping[tuple[str, str, str], int], exclude_clients: Iterable[str] = ()) -> int:
     skip = set(exclude_clients)
     return sum(n for (client, verb, _), n in counter.items() if verb in WRITE_VERBS and client not in skip)
@@ -218,6 +290,7 @@ class Row:
     lag_watch_p50_s: float | None = None
     lag_watch_p99_s: float | None = None
     rss_after_delete_mb: float | None = None
+    idle_rss_mb: float | None = None  # the controller's RSS before the first job (after its start)
     controller_writes_per_job: float | None = None
     controller_requests_per_job: float | None = None
     requests_per_job: float | None = None
@@ -229,18 +302,79 @@ class Row:
     failed_jobs: int = 0
     nodes: int = 0
     profiled: bool = False
+    scenario: str = "burst"
+    history_jobs: int = 0  # finished TrainingJobs in the namespace before the run (scenario history)
+    wall_ratio_to_no_history: float | None = None  # wall_s / the same run's row without history
+    workload: str | None = None  # scenario mixed: its sizes, e.g. 6x3,6x1
+    held_gpu_s: float | None = None  # GPU-seconds held by pods that waited for peers (observe.py)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def with_ratios(rows: Sequence[Row]) -> list[Row]:
-    """ratio_to_raw = wall_s / the raw row's wall_s of the same size in the same run (None without one)."""
-    raw = {(r.jobs, r.nodes_per_job): r.wall_s for r in rows if r.system == "raw"}
+    """ratio_to_raw = wall_s / the raw row's wall_s of the same size in the same run (None without one);
+    wall_ratio_to_no_history = wall_s / the same system's and size's history row without history; a mixed
+    row's baseline is the raw row of the same workload."""
+    raw = {_baseline_key(r): r.wall_s for r in rows if r.system == "raw"}
+    bare = {
+        (r.system, r.jobs, r.nodes_per_job): r.wall_s
+        for r in rows
+        if r.scenario == "history" and not r.history_jobs
+    }
     for r in rows:
-        base = raw.get((r.jobs, r.nodes_per_job))
+        base = raw.get(_baseline_key(r))
         r.ratio_to_raw = round(r.wall_s / base, 3) if base else None
+        if r.scenario == "history" and r.history_jobs:
+            no_history = bare.get((r.system, r.jobs, r.nodes_per_job))
+            r.wall_ratio_to_no_history = round(r.wall_s / no_history, 3) if no_history else None
     return list(rows)
+
+
+def _baseline_key(r: Row) -> tuple[Any, ...]:
+    """A row's raw baseline: the same size (a history row: the burst's), or the same mixed workload."""
+    return ("mixed", r.workload) if r.scenario == "mixed" else (r.jobs, r.nodes_per_job)
+
+
+@dataclass
+class RestartRow:
+    """The operator SIGKILLed and started again with `history_jobs` finished and `running_jobs` running
+    TrainingJobs, `ended_jobs` of which ended while it was down. The first five measured fields are the
+    issue's interface."""
+
+    history_jobs: int
+    running_jobs: int
+    ended_jobs: int
+    caught_up_s: float  # from the new process's start: every job's status current, the new job running
+    writes_to_finished: int  # the operator's writes to the finished TrainingJobs
+    writes_by_verb: dict[str, int]  # the operator's writes from its start until caught up (+ settle)
+    peak_rss_mb: float
+    cpu_s: float
+    new_job_running_s: float | None = None  # the job submitted right after the restart: status running
+    ended_status_s: float | None = None  # the last of the ended jobs' terminal status
+    live_s: float | None = None  # the new process answered its liveness probe
+    control_plane_cpu_s: dict[str, float] = field(default_factory=dict)
+    other_cpu_s: float | None = None
+    scenario: str = "restart"
+    system: str = "operator"
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def caught_up_at(
+    first_seen: Mapping[str, Mapping[str, float]], want: Mapping[str, Iterable[str]]
+) -> float | None:
+    """When every job reached one of the states it should (the bench's watch: name -> state -> first time
+    seen), or None while one has not."""
+    latest = 0.0
+    for name, states in want.items():
+        seen = [first_seen.get(name, {}).get(s) for s in states]
+        times = [t for t in seen if t is not None]
+        if not times:
+            return None
+        latest = max(latest, min(times))
+    return latest
 
 
 def _fmt(value: float | None, spec: str = ".1f") -> str:
@@ -248,8 +382,9 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
 
 
 TABLE_HEADER = (
-    "| system | jobs x nodes | wall s | ratio to raw | all running s | lag p50 / p99 s | "
-    "peak RSS MB | RSS after delete MB | CPU s | writes/job (controller's own) | other load (cores) |"
+    "| scenario | system | jobs x nodes | wall s | ratio to raw | all running s | lag p50 / p99 s | "
+    "peak RSS MB | RSS after delete MB | CPU s | writes/job (controller's own) | GPU s held waiting | "
+    "other load (cores) |"
 )
 
 
@@ -259,8 +394,9 @@ def format_table(rows: Sequence[Row]) -> str:
     for r in rows:
         own = "" if r.controller_writes_per_job is None else f" ({r.controller_writes_per_job:.1f})"
         cells = [
+            r.scenario if not r.history_jobs else f"{r.scenario} ({r.history_jobs} finished)",
             r.system,
-            f"{r.jobs} x {r.nodes_per_job}",
+            r.workload.replace("x", " x ") if r.workload else f"{r.jobs} x {r.nodes_per_job}",
             f"{r.wall_s:.1f}",
             _fmt(r.ratio_to_raw, ".2f"),
             _fmt(r.running_s),
@@ -269,11 +405,25 @@ def format_table(rows: Sequence[Row]) -> str:
             _fmt(r.rss_after_delete_mb, ".0f"),
             _fmt(r.cpu_s),
             f"{r.writes_per_job:.1f}{own}",
+            _fmt(r.held_gpu_s),
             # Busy cores spent outside this run meanwhile: a shared machine makes the figures noisier.
             _fmt(r.other_cpu_s / r.wall_s if r.other_cpu_s is not None and r.wall_s else None),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def format_restart(row: RestartRow) -> str:
+    """One line per restart run, and the operator's writes by verb."""
+    head = (
+        f"restart with {row.history_jobs} finished + {row.running_jobs} running ({row.ended_jobs} ended "
+        f"while down): caught up in {row.caught_up_s:.1f} s (live {_fmt(row.live_s)} s, new job running "
+        f"{_fmt(row.new_job_running_s)} s, ended jobs' status {_fmt(row.ended_status_s)} s), "
+        f"{row.writes_to_finished} writes to finished jobs, peak RSS {row.peak_rss_mb:.0f} MB, "
+        f"CPU {row.cpu_s:.1f} s"
+    )
+    verbs = ", ".join(f"{k}={v}" for k, v in row.writes_by_verb.items()) or "none"
+    return f"{head}\n  the operator's writes: {verbs}"
 
 
 def format_requests(row: Row) -> str:

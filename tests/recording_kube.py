@@ -26,6 +26,9 @@ class RecordingKube(KubeClient):
     async def controller_uid(self, kind: str, namespace: str, name: str) -> str | None:
         return self.existing.get((kind, name))
 
+    async def exists(self, kind: str, namespace: str, name: str) -> bool:
+        return (kind, name) in self.existing
+
     async def patch_json(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> bool:
         self.calls.append(("json-patch", (kind, namespace, name, ops)))
         return True

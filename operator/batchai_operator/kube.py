@@ -16,8 +16,8 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import kubernetes
-import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
 
 from .decide.gang import ServedApis, workload_api_served
 from .kube_errors import api_message
@@ -40,6 +40,7 @@ COLLECTIONS: dict[str, tuple[str, str]] = {
     "Secret": ("/api/v1", "secrets"),
     "Service": ("/api/v1", "services"),
     "DaemonSet": ("/apis/apps/v1", "daemonsets"),
+    "Pod": ("/api/v1", "pods"),
     "Workload": ("/apis/scheduling.k8s.io/v1beta1", "workloads"),
     "PodGroup": ("/apis/scheduling.k8s.io/v1beta1", "podgroups"),
 }
@@ -48,6 +49,7 @@ JSON = "application/json"
 WORKLOAD_API = "/apis/scheduling.k8s.io/v1beta1"
 KUEUE_API = "/apis/kueue.x-k8s.io"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 class KubeClient(Protocol):
@@ -61,6 +63,7 @@ class KubeClient(Protocol):
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None: ...
     async def delete_custom(self, plural: str, namespace: str, name: str) -> None: ...
     async def label_pod(self, namespace: str, name: str, labels: dict[str, str]) -> None: ...
+    async def exists(self, kind: str, namespace: str, name: str) -> bool: ...
     async def patch_batch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None: ...
     async def controller_uid(self, kind: str, namespace: str, name: str) -> str | None: ...
     async def secret_exists(self, namespace: str, name: str) -> bool: ...
@@ -68,15 +71,14 @@ class KubeClient(Protocol):
 
 
 class Kube(KubeClient):
-    """Thin async wrapper over the kubernetes client."""
+    """Thin async wrapper over the kubernetes client's ApiClient: its host, auth, TLS, User-Agent and
+    connection pool, but none of its generated API classes. In kubernetes 37 those import a pydantic model
+    per API type on first use (CoreV1Api alone: 270 modules, 21 MB of the idle operator's RSS), validate
+    request bodies into the models and parse replies back (a twentieth of the CPU at 2000 jobs, in
+    threads that hold the GIL the event loop needs). The operator reads only what it asks for, as JSON."""
 
     def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
         self.api = api_client or kubernetes.client.ApiClient()
-        self.core = kubernetes.client.CoreV1Api(self.api)
-        self.batch = kubernetes.client.BatchV1Api(self.api)
-        self.apps = kubernetes.client.AppsV1Api(self.api)
-        self.custom = kubernetes.client.CustomObjectsApi(self.api)
-        self.scheduling = kubernetes.client.SchedulingV1beta1Api(self.api)
 
     @staticmethod
     def load() -> Kube:
@@ -93,10 +95,10 @@ class Kube(KubeClient):
     async def _call(
         self, fn: Callable[..., Any], *args: Any, ok: tuple[int, ...] = (), **kwargs: Any
     ) -> bool:
-        """Run one client call in a worker thread with the request timeout; False when it failed with a
-        status in `ok` (e.g. 404 on delete), True when it succeeded."""
+        """Run one client call in a worker thread; False when it failed with a status in `ok` (e.g. 404
+        on delete), True when it succeeded."""
         try:
-            await asyncio.to_thread(fn, *args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+            await asyncio.to_thread(fn, *args, **kwargs)
             return True
         except ApiException as e:
             if e.status in ok:
@@ -104,86 +106,102 @@ class Kube(KubeClient):
             API_ERRORS.labels(str(e.status)).inc()
             raise
 
-    def _write(self, method: str, path: str, body: Any, content_type: str, **_: Any) -> None:
-        """One write whose reply is not read, through the client's ApiClient (its host, auth, TLS,
-        User-Agent and connection pool) but not through the generated method: in kubernetes 37 those
-        validate the body into the client's pydantic models and parse the reply back into them, about a
-        twentieth of the operator's CPU at 2000 jobs (in threads that hold the GIL the event loop needs)
-        and 8 MB of validators. Non-2xx raises ApiException, as the generated methods do."""
+    def _open(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = JSON,
+        query: list[tuple[str, Any]] | None = None,
+        accept: str = JSON,
+        timeout: Any = REQUEST_TIMEOUT,
+    ) -> Any:
+        """Send one request; the response, unread (its `.response` is urllib3's, for streaming). Non-2xx
+        raises ApiException, as the generated methods do."""
+        headers = {"Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = content_type
         request = self.api.param_serialize(
             method=method,
             resource_path=path,
-            header_params={"Content-Type": content_type, "Accept": JSON},
+            query_params=query or [],
+            header_params=headers,
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = self.api.call_api(*request, _request_timeout=REQUEST_TIMEOUT)
-        response.read()  # type: ignore[no-untyped-call]  # to the end: the pooled connection stays usable
+        response = self.api.call_api(*request, _request_timeout=timeout)
         if not 200 <= response.status <= 299:
+            response.read()  # type: ignore[no-untyped-call]
             raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response
+
+    def _request(
+        self, method: str, path: str, body: Any = None, content_type: str = JSON, **kw: Any
+    ) -> bytes:
+        """One request, read to the end (so the pooled connection stays usable); the body of the reply."""
+        data: bytes = self._open(method, path, body, content_type, **kw).read()
+        return data
 
     async def create(self, manifest: dict[str, Any]) -> bool:
         """Create the object; False when one of that name already exists."""
         prefix, plural = COLLECTIONS[manifest["kind"]]
         path = f"{prefix}/namespaces/{quote(manifest['metadata']['namespace'], safe='')}/{plural}"
-        return await self._call(self._write, "POST", path, manifest, JSON, ok=(409,))
+        return await self._call(self._request, "POST", path, manifest, ok=(409,))
 
     async def delete(self, kind: str, namespace: str, name: str, foreground: bool = False) -> None:
         """Delete with its dependents; `foreground`: the object stays until they are all gone."""
-        deleters: dict[str, Callable[..., Any]] = {
-            "Job": self.batch.delete_namespaced_job,
-            "DaemonSet": self.apps.delete_namespaced_daemon_set,
-        }
-        policy = "Foreground" if foreground else "Background"
-        await self._call(deleters[kind], name, namespace, propagation_policy=policy, ok=(404,))
+        body = {"propagationPolicy": "Foreground" if foreground else "Background"}
+        await self._call(self._request, "DELETE", _path(kind, namespace, name), body, ok=(404,))
 
     async def patch_json(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> bool:
         """Apply a JSON patch (RFC 6902, a "test" op may guard it); False when gone or the test failed."""
-        fn: Any = {"DaemonSet": self.apps.patch_namespaced_daemon_set}[kind]
-        return await self._call(fn, name, namespace, ops, ok=(404, 409, 422))
+        path = _path(kind, namespace, name)
+        return await self._call(self._request, "PATCH", path, ops, JSON_PATCH, ok=(404, 409, 422))
 
     async def patch_custom(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """Merge-patch one of our custom objects' metadata (the spec is the user's). 404: gone, fine."""
-        fn = self.custom.patch_namespaced_custom_object
-        await self._call(fn, GROUP, VERSION, namespace, plural, name, patch, ok=(404,))
+        path = _custom_path(plural, namespace, name)
+        await self._call(self._request, "PATCH", path, patch, MERGE_PATCH, ok=(404,))
 
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource of one of our custom objects (404: it is gone, fine)."""
-        ns, obj = quote(namespace, safe=""), quote(name, safe="")
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{plural}/{obj}/status"
-        await self._call(self._write, "PATCH", path, {"status": status}, MERGE_PATCH, ok=(404,))
+        path = _custom_path(plural, namespace, name) + "/status"
+        await self._call(self._request, "PATCH", path, {"status": status}, MERGE_PATCH, ok=(404,))
 
     async def delete_custom(self, plural: str, namespace: str, name: str) -> None:
-        fn = self.custom.delete_namespaced_custom_object
-        await self._call(fn, GROUP, VERSION, namespace, plural, name, ok=(404,))
+        path = _custom_path(plural, namespace, name)
+        await self._call(self._request, "DELETE", path, ok=(404,))
 
     async def label_pod(self, namespace: str, name: str, labels: dict[str, str]) -> None:
         """Merge labels into a pod (404: it is gone, fine)."""
-        await self._call(
-            self.core.patch_namespaced_pod, name, namespace, {"metadata": {"labels": labels}}, ok=(404,)
-        )
+        body = {"metadata": {"labels": labels}}
+        await self._call(self._request, "PATCH", _path("Pod", namespace, name), body, MERGE_PATCH, ok=(404,))
 
     async def patch_batch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        await self._call(self.batch.patch_namespaced_job, name, namespace, patch, ok=(404,))
+        await self._call(self._request, "PATCH", _path("Job", namespace, name), patch, MERGE_PATCH, ok=(404,))
 
     async def controller_uid(self, kind: str, namespace: str, name: str) -> str | None:
         """The uid of the controller of an existing child (metadata only); None: it has none, or is gone."""
-        readers: dict[str, Callable[..., Any]] = {
-            "Job": self.batch.read_namespaced_job,
-            "ConfigMap": self.core.read_namespaced_config_map,
-            "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
-            "Service": self.core.read_namespaced_service,
-            "DaemonSet": self.apps.read_namespaced_daemon_set,
-            "Workload": self.scheduling.read_namespaced_workload,
-            "PodGroup": self.scheduling.read_namespaced_pod_group,
-        }
+        meta = await self._metadata(kind, namespace, name)
+        return controller_uid(meta) if meta is not None else None
+
+    async def exists(self, kind: str, namespace: str, name: str) -> bool:
+        """Whether an object of ours exists (a metadata-only read)."""
+        return await self._metadata(kind, namespace, name) is not None
+
+    async def _metadata(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            data = await asyncio.to_thread(self._metadata, readers[kind], namespace, name)
+            data = await asyncio.to_thread(
+                self._request, "GET", _path(kind, namespace, name), accept=PARTIAL_METADATA
+            )
         except ApiException as e:
             if e.status == 404:
                 return None
             raise
-        return controller_uid(data.get("metadata") or {})
+        if b'"PartialObjectMetadata"' not in data:
+            raise RuntimeError("the apiserver did not honour a metadata-only request")
+        meta: dict[str, Any] = json.loads(data).get("metadata") or {}
+        return meta
 
     async def secret_exists(self, namespace: str, name: str) -> bool:
         """Whether a Secret exists, asked without reading it: a server-side dry run of creating an empty
@@ -194,8 +212,9 @@ class Kube(KubeClient):
         True, and the job's pods will say whether the Secret is missing.
         """
         body: Any = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "Opaque"}
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets"
         try:
-            await self._call(self.core.create_namespaced_secret, namespace, body, dry_run="All")
+            await self._call(self._request, "POST", path, body, query=[("dryRun", "All")])
             return False
         except ApiException as e:
             if e.status == 409:
@@ -207,16 +226,10 @@ class Kube(KubeClient):
 
     async def read_pod_group(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A PodGroup as the apiserver sends it (its status says why its gang waits); None when gone."""
-
-        def read() -> dict[str, Any]:
-            resp: Any = self.scheduling.read_namespaced_pod_group(
-                name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-            )
-            result: dict[str, Any] = json.loads(resp.read())
-            return result
-
         try:
-            return await asyncio.to_thread(read)
+            data = await asyncio.to_thread(self._request, "GET", _path("PodGroup", namespace, name))
+            result: dict[str, Any] = json.loads(data)
+            return result
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -245,21 +258,6 @@ class Kube(KubeClient):
         document: dict[str, Any] = json.loads(body)
         return document
 
-    def _metadata(self, read: Callable[..., Any], namespace: str, name: str) -> dict[str, Any]:
-        resp: Any = read(
-            name,
-            namespace,
-            _headers={"Accept": PARTIAL_METADATA},
-            _preload_content=False,
-            _request_timeout=REQUEST_TIMEOUT,
-        )
-        # Read the (metadata-only) body to the end so the pooled connection stays usable.
-        data: bytes = resp.read()
-        if b'"PartialObjectMetadata"' not in data:
-            raise RuntimeError("the apiserver did not honour a metadata-only request")
-        result: dict[str, Any] = json.loads(data)
-        return result
-
     def watch_events(
         self,
         field_selector: str,
@@ -274,44 +272,52 @@ class Kube(KubeClient):
 
         A field-selected watch of our own, not kopf's: kopf cannot filter by field, and watching every
         Event of a busy cluster to find rare ones (reconcile/trainingjob.py's EVENT_WATCHES) would cost
-        far more. It
-        starts from a fresh list's resourceVersion, so a (re)start does not replay old Events (a kubelet or
-        controller posts again on its next attempt), and again after a 410. Every request has a client-side
-        timeout, so a half-open connection ends in a retry instead of a silent stall.
+        far more. It starts from a fresh list's resourceVersion, so a (re)start does not replay old Events
+        (a kubelet or controller posts again on its next attempt), and again after a 410. Every request
+        has a client-side timeout, so a half-open connection ends in a retry instead of a silent stall.
         """
         version: str | None = None
-        if namespace is None:
-            lister: Callable[..., Any] = self.core.list_event_for_all_namespaces
-            args: tuple[Any, ...] = ()
-        else:
-            lister, args = self.core.list_namespaced_event, (namespace,)
+        path = (
+            "/api/v1/events"
+            if namespace is None
+            else f"/api/v1/namespaces/{quote(namespace, safe='')}/events"
+        )
+        selector = ("fieldSelector", field_selector)
         while not stop.is_set():
-            w = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+            response: Any = None
             try:
                 if version is None:
-                    listed = lister(
-                        *args, field_selector=field_selector, limit=1, _request_timeout=client_timeout
+                    listed = json.loads(
+                        self._request("GET", path, query=[selector, ("limit", 1)], timeout=client_timeout)
                     )
-                    if listed.metadata is None or not listed.metadata.resource_version:
+                    version = (listed.get("metadata") or {}).get("resourceVersion")
+                    if not version:
                         raise RuntimeError("the Event list has no resourceVersion")
-                    version = str(listed.metadata.resource_version)
-                for item in w.stream(  # type: ignore[no-untyped-call]
-                    lister,
-                    *args,
-                    field_selector=field_selector,
-                    resource_version=version,
-                    allow_watch_bookmarks=True,
-                    timeout_seconds=server_timeout,
-                    _request_timeout=client_timeout,
-                ):
+                query = [
+                    selector,
+                    ("watch", "true"),
+                    ("resourceVersion", version),
+                    ("allowWatchBookmarks", "true"),
+                    ("timeoutSeconds", server_timeout),
+                ]
+                response = self._open("GET", path, query=query, timeout=client_timeout)
+                for line in iter_resp_lines(response.response):  # type: ignore[no-untyped-call]
                     if stop.is_set():
                         break
-                    obj = self.api.sanitize_for_serialization(item["object"])  # type: ignore[no-untyped-call]
+                    if not line:
+                        continue
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        if obj.get("code") == 410:  # our resourceVersion is too old: list again, from now on
+                            version = None
+                            break
+                        raise RuntimeError(f"watch error {obj.get('code')}: {obj.get('message')}")
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                    if item.get("type") in ("ADDED", "MODIFIED"):
+                    if event.get("type") in ("ADDED", "MODIFIED"):
                         on_event(obj)
             except ApiException as e:
-                if e.status == 410:  # our resourceVersion is too old: list again, from now on
+                if e.status == 410:
                     version = None
                 else:
                     log.warning("watch of Events (%s): %s; retrying", field_selector, api_message(e))
@@ -320,4 +326,15 @@ class Kube(KubeClient):
                 log.warning("watch of Events (%s): %s: %s; retrying", field_selector, type(e).__name__, e)
                 stop.wait(retry_seconds)
             finally:
-                w.stop()  # type: ignore[no-untyped-call]
+                if response is not None:
+                    response.response.release_conn()
+
+
+def _path(kind: str, namespace: str, name: str) -> str:
+    prefix, plural = COLLECTIONS[kind]
+    return f"{prefix}/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}"
+
+
+def _custom_path(plural: str, namespace: str, name: str) -> str:
+    ns, obj = quote(namespace, safe=""), quote(name, safe="")
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{plural}/{obj}"

@@ -102,7 +102,9 @@ class StatusCollector(Collector):
 
 
 def serve(port: int, collector: StatusCollector, registry: CollectorRegistry = REGISTRY) -> None:
-    """Register the status collector and serve /metrics on all interfaces (0: not at all)."""
-    registry.register(collector)
+    """Serve /metrics on all interfaces (0: not at all), then register the status collector. In that order:
+    kopf retries a failed startup, and a port still taken must not leave a registered collector behind
+    (the retry's would then be refused as a duplicate, every minute, for good)."""
     if port:
         start_http_server(port, registry=registry)
+    registry.register(collector)

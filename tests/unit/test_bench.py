@@ -11,23 +11,31 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from manifests import PEER_CONTAINER, pytorch_job, raw_job, training_job
-from observe import JOB_KEY_LABEL, Observation, job_key, terminal
+from manifests import HISTORY_LABEL, PEER_CONTAINER, history_status, pytorch_job, raw_job, training_job
+from observe import JOB_KEY_LABEL, Observation, StateLog, all_bound_at, job_key, job_nodes, terminal
 from stats import (
     JobTiming,
+    RestartRow,
     Row,
     Size,
     by_client_verb,
+    caught_up_at,
     classify_client,
     count_requests,
+    format_restart,
     format_table,
+    interleave,
     lag_stats,
+    parse_count,
+    parse_scenarios,
     parse_sizes,
     parse_systems,
     percentile,
     slow_jobs,
     with_ratios,
     writes,
+    writes_by_verb,
+    writes_to,
 )
 
 # ---- sizes and systems --------------------------------------------------------------------------------
@@ -173,7 +181,7 @@ def test_rows_carry_the_issue_fields_and_the_table_shows_them() -> None:
     ]  # fmt: skip
     table = format_table([row]).splitlines()
     assert table[0].count("|") == table[1].count("|") == table[2].count("|")
-    assert "| training-operator | 100 x 1 | 25.0 | 0.50 |" in table[2]
+    assert "| burst | training-operator | 100 x 1 | 25.0 | 0.50 |" in table[2]
     assert "7.0 (3.0)" in table[2]
 
 
@@ -295,3 +303,147 @@ def test_profile_summary_inclusive_and_self_per_function() -> None:
     assert s.self_["dumps (json/__init__.py)"] == 4
     out = report(s, top=5, match="batchai")
     assert "100.0%  sync_job (batchai_operator/handlers.py)" in out and "dumps" not in out
+
+
+# ---- history and restart ----------------------------------------------------------------------------
+
+
+def test_scenarios_and_counts_from_the_environment() -> None:
+    assert parse_scenarios("restart,history") == ["history", "restart"]
+    with pytest.raises(ValueError, match="BENCH_SCENARIOS"):
+        parse_scenarios("history,upgrade")
+    assert parse_count("BENCH_HISTORY", None, 10_000) == 10_000
+    assert parse_count("BENCH_HISTORY", "500", 10_000) == 500
+    for bad in ("0", "many"):
+        with pytest.raises(ValueError, match="BENCH_HISTORY"):
+            parse_count("BENCH_HISTORY", bad, 10_000)
+
+
+def test_history_rows_compare_to_the_same_run_without_history() -> None:
+    bare = _row("operator", 500, 80.0)
+    bare.scenario = "history"
+    full = _row("operator", 500, 84.0)
+    full.scenario, full.history_jobs = "history", 10_000
+    burst = _row("operator", 500, 70.0)
+    rows = with_ratios([_row("raw", 500, 160.0), bare, full, burst])
+    assert [r.wall_ratio_to_no_history for r in rows] == [None, None, 1.05, None]
+    assert rows[2].ratio_to_raw == 0.525
+    assert "| history (10000 finished) | operator | 500 x 1 |" in format_table([full])
+
+
+def test_writes_by_verb_and_writes_to_named_objects() -> None:
+    op = "OpenAPI-Generator/37/python"
+    events = [
+        {**_event(op, "patch", "trainingjobs/status"), "objectRef": {
+            "resource": "trainingjobs", "subresource": "status", "namespace": "ns", "name": "history-00001"}},
+        {**_event(op, "patch", "trainingjobs/status"), "objectRef": {
+            "resource": "trainingjobs", "subresource": "status", "namespace": "ns", "name": "r1"}},
+        {**_event(op, "get", "trainingjobs"), "objectRef": {
+            "resource": "trainingjobs", "namespace": "ns", "name": "history-00002"}},
+        {**_event("batchai-bench", "patch", "trainingjobs"), "objectRef": {
+            "resource": "trainingjobs", "namespace": "ns", "name": "history-00002"}},
+        _event(op, "create", "jobs"),
+    ]  # fmt: skip
+    clients = frozenset({"operator/client"})
+    assert writes_to(events, "ns", "trainingjobs", {"history-00001", "history-00002"}, clients) == 1
+    counts = count_requests(events, "ns", clients)
+    assert writes_by_verb(counts.controller) == {"create jobs": 1, "patch trainingjobs/status": 2}
+
+
+def test_caught_up_when_every_job_reached_a_wanted_state() -> None:
+    log = StateLog()
+    log.job({"metadata": {"name": "a", "uid": "u-a"}, "status": {"executionState": "running"}}, 1.0)
+    log.job({"metadata": {"name": "a", "uid": "u-a"}, "status": {"executionState": "succeeded"}}, 5.0)
+    log.job({"metadata": {"name": "a", "uid": "u-a"}, "status": {"executionState": "succeeded"}}, 9.0)
+    log.job({"metadata": {"name": "new", "uid": "u-n"}, "status": {}}, 2.0)
+    want = {"a": ("succeeded",), "new": ("running", "succeeded")}
+    assert caught_up_at(log.first_seen, want) is None
+    log.job({"metadata": {"name": "new", "uid": "u-n"}, "status": {"executionState": "succeeded"}}, 4.0)
+    assert caught_up_at(log.first_seen, want) == 5.0
+    assert log.uids == {"a": "u-a", "new": "u-n"} and log.in_state(["a", "new"], "running") == 1
+
+
+def test_restart_row_fields_and_summary() -> None:
+    row = RestartRow(10_000, 500, 250, 12.5, 0, {"patch trainingjobs/status": 251}, 180.0, 20.0)
+    assert list(row.as_json())[3:8] == [
+        "caught_up_s", "writes_to_finished", "writes_by_verb", "peak_rss_mb", "cpu_s",
+    ]  # fmt: skip
+    assert row.as_json()["scenario"] == "restart"
+    assert "caught up in 12.5 s" in format_restart(row) and "patch trainingjobs/status=251" in format_restart(
+        row
+    )
+
+
+def test_history_jobs_get_the_template_status_with_their_own_names() -> None:
+    template = {
+        "executionState": "succeeded",
+        "jobOutputDirectoryPathSegment": "ns/history-template/uid-t",
+        "cluster": "bench",
+    }
+    out = history_status(template, "history-template", "uid-t", "history-00007", "uid-7")
+    assert out == {**template, "jobOutputDirectoryPathSegment": "ns/history-00007/uid-7"}
+    job = training_job("ns", "history-00007", 1, history=True)
+    assert job["metadata"]["labels"] == {HISTORY_LABEL: "true"}
+    assert "labels" not in training_job("ns", "j1", 1)["metadata"]
+
+
+# ---- scenario mixed: GPUs held by pods waiting for their peers ------------------------------------------
+
+
+def _bound_pod(uid: str, key: str, node: str | None, phase: str = "Running") -> dict[str, Any]:
+    return {
+        "metadata": {"uid": uid, "labels": {JOB_KEY_LABEL: key}},
+        "spec": {"nodeName": node, "containers": [{"resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+        "status": {"phase": phase},
+    }
+
+
+def test_gang_bound_together_holds_nothing_and_a_partial_job_holds_until_its_last_peer() -> None:
+    obs = Observation("operator")
+    obs.job({"metadata": {"uid": "gang"}, "spec": {"nodeCount": 2}}, 0.0)
+    obs.job({"metadata": {"uid": "part"}, "spec": {"nodeCount": 3}}, 0.0)
+    # The gang's two pods bound 0.2 s apart (within the grace): nothing held.
+    obs.pod(_bound_pod("g0", "gang", "n0"), 10.0)
+    obs.pod(_bound_pod("g1", "gang", "n1"), 10.2)
+    # Two of three bound at 10 and 12; the third only at 30, when the first two still hold their nodes.
+    obs.pod(_bound_pod("p0", "part", None, "Pending"), 9.0)
+    obs.pod(_bound_pod("p0", "part", "n2"), 10.0)
+    obs.pod(_bound_pod("p1", "part", "n3"), 12.0)
+    obs.pod(_bound_pod("p2", "part", "n0"), 30.0)
+    assert obs.held_gpu_seconds(end=40.0) == pytest.approx(20.0 + 18.0)
+
+
+def test_a_job_never_bound_whole_holds_until_each_pod_ended() -> None:
+    obs = Observation("raw")
+    raw = {"spec": {"parallelism": 3, "template": {"metadata": {"labels": {JOB_KEY_LABEL: "k"}}}}}
+    obs.job(raw, 0.0)
+    obs.pod(_bound_pod("a", "k", "n0"), 0.0)
+    obs.pod(_bound_pod("b", "k", "n1"), 0.0)
+    obs.pod(_bound_pod("a", "k", "n0", "Succeeded"), 10.0)  # ended before the third was bound
+    obs.pod(_bound_pod("c", "k", "n2"), 12.0)
+    # a: 10 s; b: until the end (50); c: 38 s, its peers never all on their nodes with it.
+    assert obs.held_gpu_seconds(end=50.0) == pytest.approx(10.0 + 50.0 + 38.0)
+    assert all_bound_at([(0.0, 10.0, 1), (0.0, 50.0, 1), (12.0, 50.0, 1)], 3) is None
+    assert all_bound_at([(0.0, 10.0, 1), (5.0, 50.0, 1), (6.0, 50.0, 1)], 3) == 6.0
+
+
+def test_node_counts_of_each_systems_job_and_interleaved_workloads() -> None:
+    assert job_nodes("operator", {"spec": {"nodeCount": 3}}) == 3
+    assert job_nodes("raw", raw_job("ns", "a", 3)) == 3
+    assert job_nodes("training-operator", pytorch_job("ns", "a", 3)) == 3
+    assert job_nodes("training-operator", pytorch_job("ns", "a", 1)) == 1
+    assert list(interleave(parse_sizes("2x3,3x1", "BENCH_MIXED"))) == [3, 1, 3, 1, 1]
+    with pytest.raises(ValueError, match="BENCH_MIXED"):
+        parse_sizes("3y", "BENCH_MIXED")
+
+
+def test_mixed_rows_compare_to_raw_of_the_same_workload_and_show_it() -> None:
+    mixed = [
+        Row(s, 12, 3, w, None, 1.0, 2.0, None, None, 6.0, scenario="mixed", workload="6x3,6x1", held_gpu_s=h)
+        for s, w, h in (("raw", 80.0, 120.0), ("operator", 60.0, 0.0))
+    ]
+    rows = with_ratios([_row("raw", 12, 200.0, nodes=3), *mixed])
+    assert [r.ratio_to_raw for r in rows] == [1.0, 1.0, 0.75]
+    table = format_table(rows).splitlines()
+    assert "| mixed | operator | 6 x 3,6 x 1 | 60.0 | 0.75 |" in table[4]
+    assert "| 0.0 |" in table[4] and "| 120.0 |" in table[3]

@@ -124,7 +124,7 @@ def indexes(
     return {
         indexers.CLUSTERS: {k: [v] for k, v in entry.items()},
         indexers.NODES: {n["name"]: [n] for n in nodes},
-        indexers.PODS_BY_NODE: {},
+        indexers.TRAININGJOB_PODS: {},
         indexers.SETUP_PODS: {},
         indexers.SETUP_DAEMONSETS: {"uid-1": [daemonset]} if daemonset else {},
     }

@@ -3,6 +3,9 @@ from the statuses, and the exposition named the Prometheus way."""
 
 from __future__ import annotations
 
+import socket
+
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from batchai_operator import metrics
@@ -49,6 +52,23 @@ def test_jobs_and_nodes_by_state_come_from_the_statuses() -> None:
     assert 'batchai_trainingjobs{state="running",toolkit="cntk"} 2.0' in text
     assert 'batchai_trainingjobs{state="queued",toolkit="pytorch"} 1.0' in text
     assert 'batchai_cluster_nodes{cluster="nc6",namespace="team-a",state="idle"} 2.0' in text
+
+
+def test_a_taken_port_leaves_nothing_registered_so_that_the_startup_retry_succeeds() -> None:
+    """kopf retries a failed startup hook: after a bind failure the same serve() must work again."""
+    registry = CollectorRegistry(auto_describe=True)  # as prometheus_client's REGISTRY, which serve() uses
+
+    def collector() -> metrics.StatusCollector:  # each attempt makes its own, as the startup hook does
+        return metrics.StatusCollector(lambda: [("running", "cntk")], lambda: [])
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError):
+            metrics.serve(port, collector(), registry)
+    metrics.serve(0, collector(), registry)  # the retry (its port free now; 0 binds nothing here)
+    assert 'batchai_trainingjobs{state="running",toolkit="cntk"} 1.0' in generate_latest(registry).decode()
 
 
 def test_names_follow_prometheus_conventions() -> None:

@@ -24,6 +24,7 @@ from batchai_operator.decide.trainingjob import (
     SetBatchJobSuspend,
     TrainingJobAction,
     TrainingJobDecision,
+    at_rest,
 )
 from decisions import NOW, batch_job, decision, mount_failure, pod, refused, spec, world
 
@@ -352,6 +353,26 @@ def test_status_says_where_outputs_are_in_storage() -> None:
     assert model["storage"]["accountName"] == "acct" and model["storage"]["shareName"] == "logs"
     assert model["storage"]["path"].endswith("ns/default/j/u1/outputs")
     assert wire["stdOutErrStorage"]["shareName"] == "logs"
+
+
+# ---- at rest: a finished job whose sync would change nothing -----------------------------------------
+
+
+def test_at_rest_only_when_decide_would_write_and_do_nothing() -> None:
+    done = {"executionState": "succeeded", "observedGeneration": 1, "nodes": {
+        "ready": 0, "running": 0, "succeeded": 1, "failed": 0}}  # fmt: skip
+    pods = [pod(0, phase="Succeeded", exit_code=0)]
+    complete = batch_job(("Complete", "True"))
+    assert at_rest(done, 1, spec(), complete, pods)
+    assert at_rest({"executionState": "succeeded", "observedGeneration": 1}, 1, None, None, [])
+    assert not at_rest({**done, "executionState": "running"}, 1, spec(), complete, pods)
+    assert not at_rest(done, 2, spec(), complete, pods)  # a new generation to acknowledge
+    assert not at_rest(done, 1, spec(ttlSecondsAfterFinished=60), complete, pods)  # a TTL to run out
+    assert not at_rest({**done, "nodes": None}, 1, spec(), complete, pods)  # counts not written yet
+    # A failure decided here while the batch Job still runs: decide stops it.
+    failed = {**done, "executionState": "failed"}
+    assert not at_rest(failed, 1, spec(), batch_job(), pods)
+    assert at_rest(failed, 1, spec(), batch_job(("Failed", "BackoffLimitExceeded")), pods)
 
 
 # ---- gang scheduling (decide/gang.py, decide/admission.py) -------------------------------------------

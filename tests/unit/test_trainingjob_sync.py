@@ -12,6 +12,7 @@ import kopf
 import pytest
 
 from batchai_operator.config import OperatorConfig
+from batchai_operator.manifests.configmap import build_launcher_config_map
 from batchai_operator.names import GROUP, VERSION
 from batchai_operator.observe import indexes as indexers
 from batchai_operator.observe.indexes import Indexes
@@ -65,14 +66,13 @@ def world(*objects: dict[str, Any], spec: dict[str, Any] | None = None, status: 
         for key, value in getattr(indexers, index)(body).items():
             out[index].setdefault(key, []).append(value)
 
-    add(indexers.TRAININGJOBS, trainingjob_body(spec or cntk_spec(), status))
+    add(indexers.TRAININGJOB_INDEX, trainingjob_body(spec or cntk_spec(), status))
     add(indexers.CLUSTERS, cluster_body())
     for obj in objects:
         if obj["kind"] == "Job":
             add(indexers.BATCH_JOBS_BY_OWNER, obj)
         else:
-            add(indexers.PODS_BY_OWNER, obj)
-            add(indexers.POD_OWNER_BY_NAME, obj)
+            add(indexers.TRAININGJOB_PODS, obj)
     return out
 
 
@@ -124,6 +124,16 @@ async def test_start_creates_children_in_order_after_the_status(env: Any) -> Non
     # The Job is not in the index yet: another event must not create the children again.
     await sync(world())
     assert kube.kinds().count("create Job") == 1
+
+
+async def test_after_a_restart_the_shared_launcher_config_map_is_asked_for_not_created(env: Any) -> None:
+    kube, _ = env
+    launcher = build_launcher_config_map(NS)
+    kube.existing[("ConfigMap", launcher["metadata"]["name"])] = None  # made before the restart
+    RT.shared_objects.clear()
+    await sync(world())
+    assert kube.kinds() == ["status", "create Job"]
+    assert (NS, launcher["metadata"]["name"]) in RT.shared_objects
 
 
 async def test_a_new_job_waits_for_a_start_slot_and_a_running_one_does_not(env: Any) -> None:
@@ -349,3 +359,60 @@ async def test_suspend_is_patched_onto_the_batch_job(env: Any) -> None:
     kube, _ = env
     await sync(world(owned_batch_job(), batch_job_pod(), spec=cntk_spec(suspend=True)))
     assert kube.of("patch-batch-job") == [("j", {"spec": {"suspend": True}})]
+
+
+# ---- finished jobs: a lookup, not a sync ------------------------------------------------------------
+
+
+def finished_status(**extra: Any) -> dict[str, Any]:
+    """A succeeded job's status as the operator writes it (the fields the index keeps, and more)."""
+    return {
+        "executionState": "succeeded",
+        "executionInfo": {
+            "startTime": "2026-01-01T00:00:00Z",
+            "endTime": "2026-01-01T00:01:00Z",
+            "exitCode": 0,
+        },
+        "observedGeneration": 1,
+        "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded", "message": "done"}],
+        "stdOutErrDirectory": "/logs/team-a/default/j/uid-tj/stdouterr",
+        "toolType": "cntk",
+        **extra,
+    }
+
+
+async def test_a_finished_job_at_rest_costs_no_sync_and_leaves_nothing_behind(env: Any) -> None:
+    kube, events = env
+    done_pod = batch_job_pod(terminated={"exitCode": 0, "reason": "Completed"})
+    done_pod["status"]["phase"] = "Succeeded"
+    complete = owned_batch_job(conditions=[{"type": "Complete", "status": "True"}])
+    counts = {"ready": 0, "running": 0, "succeeded": 1, "failed": 0}
+    for objects in ((), (complete, done_pod)):
+        status = finished_status(nodes=counts) if objects else finished_status()
+        RT.written[UID] = status  # the operator wrote it; the index now shows it
+        await sync(world(*objects, status=status))
+        assert kube.calls == [] and events == []
+        assert UID not in RT.written and not RT._locks  # the index holds the status; no lock kept
+
+
+async def test_a_finished_job_with_something_to_do_still_syncs(env: Any) -> None:
+    kube, _ = env
+    # A new generation (an edit of ttlSecondsAfterFinished): only observedGeneration is written.
+    await sync(world(status=finished_status(observedGeneration=0)))
+    assert kube.of("status") == [{"observedGeneration": 1}]
+    # Pods whose counts the status does not say yet.
+    kube.calls.clear()
+    running = batch_job_pod()
+    await sync(world(owned_batch_job(), running, status=finished_status()))
+    assert kube.of("status") == [{"nodes": {"ready": 0, "running": 1, "succeeded": 0, "failed": 0}}]
+
+
+def test_the_index_keeps_a_finished_jobs_status_slim_and_no_cluster_key() -> None:
+    body = trainingjob_body(cntk_spec(), finished_status())
+    (view,) = indexers.trainingjobs(body).values()
+    assert set(view["status"]) == {"executionState", "executionInfo", "observedGeneration", "toolType"}
+    assert indexers.trainingjobs_by_cluster(body) == {}
+    running = trainingjob_body(cntk_spec(), {"executionState": "running", "conditions": []})
+    (view,) = indexers.trainingjobs(running).values()
+    assert view["status"] == {"executionState": "running", "conditions": []}
+    assert list(indexers.trainingjobs_by_cluster(running).values()) == [UID]

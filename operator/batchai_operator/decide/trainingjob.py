@@ -23,7 +23,7 @@ next attempt's children.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -139,6 +139,31 @@ def decide(
     said = events(old, out, world.config.max_requeues)
     decision = Decision(new_status(world, out, now), said, actions, out.requeue_after)
     return _with_ttl(world, decision, now)
+
+
+def at_rest(
+    status: Mapping[str, Any],
+    generation: int,
+    spec: TrainingJobSpec | None,
+    batch_job: Mapping[str, Any] | None,
+    pods: Sequence[Mapping[str, Any]],
+) -> bool:
+    """A finished job that a sync would leave as it is (decide's step 1 with nothing to write or do): its
+    status (as on the wire) is for its current generation and says its pods' counts, no batch Job of its
+    is still to be stopped, and no TTL is to run out. Read before anything is parsed or built, so that a
+    finished job's events (each one's at the operator's start) cost a lookup, not a sync."""
+    state = status.get("executionState")
+    if state not in TERMINAL_STATES or status.get("observedGeneration") != generation:
+        return False
+    if spec is not None and spec.ttl_seconds_after_finished is not None:
+        return False
+    if state == FAILED and batch_job is not None and not _stopped(batch_job):
+        return False  # the failure may have been decided here: decide stops the batch Job
+    return not pods or status.get("nodes") == pod_readers.node_counts(pods).wire()
+
+
+def _stopped(batch_job: Mapping[str, Any]) -> bool:
+    return pod_readers.finishing(batch_job) or pod_readers.deleting(batch_job)
 
 
 def _outcome(

@@ -1,5 +1,6 @@
-"""kopf registrations for BatchAIClusters: a change of a cluster, a node, a job pod on a node, a setup pod
-or a setup DaemonSet syncs the clusters it concerns (reconcile/cluster.py)."""
+"""kopf registrations for BatchAIClusters: a change of a cluster, a node, a setup pod or a setup DaemonSet
+syncs the clusters it concerns (reconcile/cluster.py); so does a job pod's on a node, from the one handler
+of job pods (handlers/trainingjob.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import kopf
 from ..names import CLUSTER_PLURAL, GROUP, LABEL_CLUSTER_UID, VERSION
 from ..reconcile import cluster
 from ..reconcile.runtime import current
-from .indexes import SETUP_OBJECTS, TRAININGJOB_CHILDREN
+from .indexes import SETUP_OBJECTS
 
 
 @kopf.on.event(GROUP, VERSION, CLUSTER_PLURAL)
@@ -26,12 +27,6 @@ async def on_cluster(type: str, namespace: str | None, name: str, **_: Any) -> N
 @kopf.on.event("", "v1", "nodes")
 async def on_node(name: str, **_: Any) -> None:
     await cluster.on_node_event(current(), name)
-
-
-@kopf.on.event("", "v1", "pods", labels=TRAININGJOB_CHILDREN)
-async def on_trainingjob_pod(body: kopf.Body, **_: Any) -> None:
-    if body.spec.get("nodeName"):
-        await cluster.on_node_event(current(), body.spec["nodeName"])
 
 
 @kopf.on.event("", "v1", "pods", labels=SETUP_OBJECTS)

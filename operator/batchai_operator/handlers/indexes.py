@@ -37,13 +37,10 @@ def _index(
     kopf.index(*resource, labels=labels, id=entries.__name__)(indexer)
 
 
-_index(idx.trainingjobs, GROUP, VERSION, TRAININGJOB_PLURAL)
-_index(idx.trainingjobs_by_cluster, GROUP, VERSION, TRAININGJOB_PLURAL)
+_index(idx.trainingjob_index, GROUP, VERSION, TRAININGJOB_PLURAL)
 _index(idx.batch_jobs_by_owner, "batch", "v1", "jobs", labels=MANAGED)
-_index(idx.pods_by_owner, "", "v1", "pods", labels=TRAININGJOB_CHILDREN)
-_index(idx.pod_owner_by_name, "", "v1", "pods", labels=TRAININGJOB_CHILDREN)
+_index(idx.trainingjob_pods, "", "v1", "pods", labels=TRAININGJOB_CHILDREN)
 _index(idx.clusters, GROUP, VERSION, CLUSTER_PLURAL)
 _index(idx.nodes, "", "v1", "nodes")
-_index(idx.pods_by_node, "", "v1", "pods", labels=TRAININGJOB_CHILDREN)
 _index(idx.setup_pods, "", "v1", "pods", labels=SETUP_OBJECTS)
 _index(idx.setup_daemonsets, "apps", "v1", "daemonsets", labels=SETUP_OBJECTS)

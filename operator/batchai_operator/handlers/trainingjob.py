@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from ..names import CLUSTER_PLURAL, GROUP, LABEL_TRAININGJOB_UID, TRAININGJOB_PLURAL, VERSION
-from ..reconcile import trainingjob
+from ..reconcile import cluster, trainingjob
 from ..reconcile.runtime import current
 from .indexes import TRAININGJOB_CHILDREN
 
@@ -27,8 +27,14 @@ async def on_batch_job(labels: kopf.Labels, **_: Any) -> None:
 
 
 @kopf.on.event("", "v1", "pods", labels=TRAININGJOB_CHILDREN)
-async def on_pod(labels: kopf.Labels, **_: Any) -> None:
-    await trainingjob.request_sync(current(), labels[LABEL_TRAININGJOB_UID])
+async def on_pod(labels: kopf.Labels, body: kopf.Body, **_: Any) -> None:
+    """A job pod syncs its TrainingJob and, once on a node, that node's clusters: one handler for both
+    (kopf's own cost of calling a handler is most of a pod event's)."""
+    rt = current()
+    await trainingjob.request_sync(rt, labels[LABEL_TRAININGJOB_UID])
+    node = body.spec.get("nodeName")
+    if node:
+        await cluster.on_node_event(rt, node)
 
 
 @kopf.on.event(GROUP, VERSION, CLUSTER_PLURAL)

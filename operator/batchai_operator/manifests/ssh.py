@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
 
 def generate_ssh_keypair() -> tuple[str, str]:
     """(OpenSSH private key, public key line). Impure (random): called when the Secret is created."""
+    # Imported here: only multi-node jobs need a key, and cryptography is 7 MB of an idle operator's RSS.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     key = ed25519.Ed25519PrivateKey.generate()
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()

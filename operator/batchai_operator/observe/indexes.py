@@ -4,6 +4,10 @@ and `Indexes`, the read-only lookups into them.
 kopf calls the indexers for every watch event (handlers/ registers them under the names below); each
 returns {key: slim view}, or {} to drop the object (kopf keeps an object's previous values when given
 None). The startup hook hands kopf's indexes to the runtime, which wraps them in `Indexes`.
+
+One kopf index per watched resource: kopf's own cost of running an indexer (its context, arguments and
+bookkeeping) was most of a pod event's (py-spy in make bench), so the lookups of one resource are kept in
+one kopf index (PHYSICAL), each under keys tagged with its name, and filled by one indexer.
 """
 
 from __future__ import annotations
@@ -12,11 +16,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..api.trainingjob import cluster_name
-from ..names import LABEL_CLUSTER_UID, LABEL_TRAININGJOB_UID, TRAININGJOB_KIND
+from ..names import LABEL_CLUSTER_UID, LABEL_TRAININGJOB_UID, TERMINAL_STATES, TRAININGJOB_KIND
 from . import views
 
 TRAININGJOBS = "trainingjobs"  # uid -> TrainingJob view
-TRAININGJOBS_BY_CLUSTER = "trainingjobs_by_cluster"  # (namespace, cluster name) -> uid
+TRAININGJOBS_BY_CLUSTER = "trainingjobs_by_cluster"  # (namespace, cluster name) -> uid, unfinished jobs
 BATCH_JOBS_BY_OWNER = "batch_jobs_by_owner"  # (namespace, TrainingJob uid of its controller) -> Job view
 PODS_BY_OWNER = "pods_by_owner"  # (namespace, TrainingJob uid label) -> pod view (owner checked on use)
 POD_OWNER_BY_NAME = "pod_owner_by_name"  # (namespace, pod name) -> (TrainingJob uid label, pod view)
@@ -25,15 +29,23 @@ NODES = "nodes"  # node name -> slim node
 PODS_BY_NODE = "pods_by_node"  # node name -> job pods occupying it
 SETUP_PODS = "setup_pods"  # cluster uid -> slim setup pod
 SETUP_DAEMONSETS = "setup_daemonsets"  # cluster uid -> slim DaemonSet
+# The kopf indexes that hold several lookups, and which: TrainingJobs, and the pods of TrainingJobs.
+TRAININGJOB_INDEX = "trainingjob_index"
+TRAININGJOB_PODS = "trainingjob_pods"
+PHYSICAL = {
+    TRAININGJOBS: TRAININGJOB_INDEX,
+    TRAININGJOBS_BY_CLUSTER: TRAININGJOB_INDEX,
+    PODS_BY_OWNER: TRAININGJOB_PODS,
+    POD_OWNER_BY_NAME: TRAININGJOB_PODS,
+    PODS_BY_NODE: TRAININGJOB_PODS,
+}
+# The kopf indexes, by the names handlers/indexes.py registers them under.
 ALL = (
-    TRAININGJOBS,
-    TRAININGJOBS_BY_CLUSTER,
+    TRAININGJOB_INDEX,
     BATCH_JOBS_BY_OWNER,
-    PODS_BY_OWNER,
-    POD_OWNER_BY_NAME,
+    TRAININGJOB_PODS,
     CLUSTERS,
     NODES,
-    PODS_BY_NODE,
     SETUP_PODS,
     SETUP_DAEMONSETS,
 )
@@ -44,21 +56,64 @@ Index = Mapping[Any, Iterable[Any]]
 
 
 class Indexes:
-    """kopf's indexes by name, read only."""
+    """kopf's indexes by name, read only; the lookups kept in a shared kopf index (PHYSICAL) by their own
+    names."""
 
     def __init__(self, by_name: Mapping[str, Index]) -> None:
         self.by_name = by_name
 
     def __getitem__(self, index: str) -> Index:
+        if index in PHYSICAL:
+            raise KeyError(f"{index} is kept in the kopf index {PHYSICAL[index]}: read it with items()")
         return self.by_name[index]
+
+    def items(self, index: str) -> list[tuple[Any, Iterable[Any]]]:
+        """Every (key, values) of an index (a copy: kopf may change it meanwhile)."""
+        physical = PHYSICAL.get(index)
+        if physical is None:
+            return list(self.by_name[index].items())
+        return [(k[1], v) for k, v in list(self.by_name[physical].items()) if k[0] == index]
+
+    def _get(self, index: str, key: Any) -> Iterable[Any] | None:
+        physical = PHYSICAL.get(index)
+        if physical is None:
+            return self.by_name[index].get(key)
+        return self.by_name[physical].get((index, key))
 
     def first(self, index: str, key: Any) -> Any:
         """The one value indexed under `key`, or None."""
-        store = self.by_name[index].get(key)
+        store = self._get(index, key)
         return next(iter(store), None) if store else None
 
     def all(self, index: str, key: Any) -> list[Any]:
-        return list(self.by_name[index].get(key) or [])
+        return list(self._get(index, key) or [])
+
+
+def _tagged(index: str, entries: dict[Any, Any]) -> dict[Any, Any]:
+    return {(index, k): v for k, v in entries.items()}
+
+
+def trainingjob_index(body: Mapping[str, Any]) -> dict[Any, Any]:
+    """TRAININGJOBS and TRAININGJOBS_BY_CLUSTER of one TrainingJob."""
+    return {
+        **_tagged(TRAININGJOBS, trainingjobs(body)),
+        **_tagged(TRAININGJOBS_BY_CLUSTER, trainingjobs_by_cluster(body)),
+    }
+
+
+def trainingjob_pods(body: Mapping[str, Any]) -> dict[Any, Any]:
+    """PODS_BY_OWNER, POD_OWNER_BY_NAME and PODS_BY_NODE of one pod of a TrainingJob (one view shared)."""
+    meta = _meta(body)
+    owner = (meta.get("labels") or {}).get(LABEL_TRAININGJOB_UID)
+    if not owner:
+        return {}
+    view = views.pod_view(body)
+    namespace = meta.get("namespace")
+    out = {
+        (PODS_BY_OWNER, (namespace, owner)): view,
+        (POD_OWNER_BY_NAME, (namespace, meta.get("name"))): (owner, view),
+    }
+    return {**out, **_tagged(PODS_BY_NODE, pods_by_node(body))}
 
 
 def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -70,6 +125,10 @@ def trainingjobs(body: Mapping[str, Any]) -> dict[Any, Any]:
 
 
 def trainingjobs_by_cluster(body: Mapping[str, Any]) -> dict[Any, Any]:
+    """Only jobs that may still wait for their cluster: a cluster's every change (its node counts move
+    with each job) looks through its jobs, and finished ones would be most of them."""
+    if (body.get("status") or {}).get("executionState") in TERMINAL_STATES:
+        return {}
     meta = _meta(body)
     cluster = cluster_name(str((body.get("spec") or {}).get("cluster") or ""))
     return {(meta.get("namespace"), cluster): meta["uid"]}

@@ -30,6 +30,7 @@ from ..names import (
     RESOURCE_GPU,
     SETUP_CONTAINER,
     SETUP_SUCCEEDED,
+    TERMINAL_STATES,
     TRAININGJOB_KIND,
 )
 
@@ -138,9 +139,35 @@ def custom_object_view(body: Mapping[str, Any], model: type[ModelT], kind: str) 
     }
 
 
+# What the index keeps of a finished TrainingJob's status: what its sync reads (decide's step 1: the state,
+# its end time and errors, the node counts and generation it was written for) and the metrics' toolType.
+# A finished job's sync then patches only what differs from these (status_patch leaves other keys alone),
+# and 10,000 finished jobs keep a fifth of their statuses' memory (their conditions, paths, messages).
+FINISHED_STATUS_FIELDS = (
+    "executionState",
+    "executionStateTransitionTime",
+    "executionInfo",
+    "observedGeneration",
+    "nodes",
+    "toolType",
+)
+
+
 def trainingjob_view(body: Mapping[str, Any]) -> TrainingJobView:
     cluster = cluster_name(str((body.get("spec") or {}).get("cluster") or ""))
-    return {**custom_object_view(body, TrainingJobSpec, TRAININGJOB_KIND), "cluster": cluster}
+    view: TrainingJobView = {
+        **custom_object_view(body, TrainingJobSpec, TRAININGJOB_KIND),
+        "cluster": cluster,
+    }
+    view["status"] = indexed_status(view["status"])
+    return view
+
+
+def indexed_status(status: dict[str, Any]) -> dict[str, Any]:
+    """A TrainingJob's status as the index keeps it: whole, or a finished job's FINISHED_STATUS_FIELDS."""
+    if status.get("executionState") not in TERMINAL_STATES:
+        return status
+    return {k: status[k] for k in FINISHED_STATUS_FIELDS if k in status}
 
 
 def cluster_view(body: Mapping[str, Any]) -> ClusterView:

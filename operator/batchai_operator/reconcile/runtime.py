@@ -70,7 +70,7 @@ class Runtime:
         self.written: dict[Key, dict[str, Any]] = {}
         # Objects many jobs share (the launcher's ConfigMap per namespace), known to exist.
         self.shared_objects: set[tuple[str, str]] = set()
-        self._locks: dict[Key, asyncio.Lock] = {}
+        self._locks: dict[Key, tuple[asyncio.Lock, int]] = {}  # per object syncing: its lock, how many use it
         self.last_sync = 0.0  # monotonic time the last sync ended (reconcile/malloc.py: idle or not)
         self._failures: dict[Key, int] = {}
         self._timers: dict[tuple[Key, str], asyncio.TimerHandle] = {}
@@ -92,23 +92,36 @@ class Runtime:
         """One sync of an object, serialized per object. kopf does not retry event handlers, so a failed
         sync is retried here, with backoff, or the change that triggered it would be lost."""
         self.context = contextvars.copy_context()
-        async with self._locks.setdefault(key, asyncio.Lock()):
-            started = time.monotonic()
-            try:
-                await sync()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                RECONCILE_ERRORS.labels(kind).inc()
-                failures = self._failures[key] = self._failures.get(key, 0) + 1
-                delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS**failures)
-                log.exception("sync of %s failed (attempt %d); retrying in %.0fs", key, failures, delay)
-                self.after(key, "retry", delay, lambda: self.run(key, sync, kind))
-            else:
-                self._failures.pop(key, None)
-            finally:
-                self.last_sync = time.monotonic()
-                RECONCILE_SECONDS.labels(kind).observe(self.last_sync - started)
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                await self._run_locked(key, sync, kind)
+        finally:
+            # No lock kept for an object nobody syncs now (10,000 finished jobs need none).
+            entry = self._locks.get(key)
+            if entry is not None and entry[1] > 1:
+                self._locks[key] = (entry[0], entry[1] - 1)
+            elif entry is not None:
+                del self._locks[key]
+
+    async def _run_locked(self, key: Key, sync: Callable[[], Awaitable[None]], kind: str) -> None:
+        started = time.monotonic()
+        try:
+            await sync()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            RECONCILE_ERRORS.labels(kind).inc()
+            failures = self._failures[key] = self._failures.get(key, 0) + 1
+            delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS**failures)
+            log.exception("sync of %s failed (attempt %d); retrying in %.0fs", key, failures, delay)
+            self.after(key, "retry", delay, lambda: self.run(key, sync, kind))
+        else:
+            self._failures.pop(key, None)
+        finally:
+            self.last_sync = time.monotonic()
+            RECONCILE_SECONDS.labels(kind).observe(self.last_sync - started)
 
     def after(
         self, key: Key, purpose: str, delay: float | None, fn: Callable[[], Coroutine[Any, Any, None]]

@@ -21,6 +21,7 @@ from ..decide.trainingjob import (
     DeleteTrainingJob,
     SetBatchJobSuspend,
     TrainingJobAction,
+    at_rest,
     decide,
 )
 from ..manifests.children import TrainingJobChildren, build_children
@@ -39,8 +40,14 @@ from ..observe import indexes as idx
 from ..observe import trainingjob as observe_trainingjob
 from ..observe.gang import observe_gang
 from ..observe.memory import TrainingJobMemory
-from ..observe.trainingjob import TrainingJobWorld, batch_job_owner, our_batch_job, owner_of_pod
-from ..observe.views import TrainingJobView
+from ..observe.trainingjob import (
+    TrainingJobWorld,
+    batch_job_owner,
+    batch_job_pods,
+    our_batch_job,
+    owner_of_pod,
+)
+from ..observe.views import TrainingJobView, indexed_status
 from . import controller
 from .children import ensure
 from .runtime import Runtime
@@ -135,7 +142,26 @@ KIND = TrainingJobs()
 
 
 async def request_sync(rt: Runtime, uid: Key) -> None:
-    await controller.request_sync(rt, KIND, uid)
+    if not _at_rest(rt, uid):
+        await controller.request_sync(rt, KIND, uid)
+
+
+def _at_rest(rt: Runtime, uid: Key) -> bool:
+    """A finished job with nothing to do and nothing remembered (decide/trainingjob.py: at_rest). Its
+    status last written is dropped once the index shows it: the index holds it from then on."""
+    view: TrainingJobView | None = rt.indexes.first(idx.TRAININGJOBS, uid)
+    if view is None or uid in rt.memory(TrainingJobMemory):
+        return False
+    written = rt.written.get(uid)
+    if written is not None and indexed_status(written) != view["status"]:
+        return False  # the index has not caught up with our last write yet
+    meta = view["metadata"]
+    batch_job = our_batch_job(rt.indexes, meta["namespace"], uid)
+    pods = batch_job_pods(rt.indexes, meta["namespace"], uid, batch_job)
+    if not at_rest(view["status"], meta["generation"], view["spec"], batch_job, pods):
+        return False
+    rt.written.pop(uid, None)
+    return True
 
 
 async def on_cluster_event(rt: Runtime, namespace: str | None, name: str) -> None:
@@ -211,10 +237,12 @@ async def _create_children(
     if launcher is not None:
         where = (launcher["metadata"]["namespace"], launcher["metadata"]["name"])
         if where not in rt.shared_objects:
-            # Any of its name is it: its name is its content's hash.
-            memory.create_refused = await ensure(rt.kube, launcher, owner_uid=None)
-            if memory.create_refused is not None:
-                return True
+            # Any of its name is it: its name is its content's hash. Asked first (a read): after a
+            # restart it exists, and creating it again would be a write of what is already true.
+            if not await rt.kube.exists("ConfigMap", *where):
+                memory.create_refused = await ensure(rt.kube, launcher, owner_uid=None)
+                if memory.create_refused is not None:
+                    return True
             rt.shared_objects.add(where)
     for manifest in children.owned(generate_ssh_keypair):
         # The SSH Secret's name holds the TrainingJob's uid: one of that name is an earlier attempt's.
