@@ -118,7 +118,7 @@ def _gang_job(
 
 
 def _nodes(indexes: idx.Indexes) -> Iterator[NodeRoom]:
-    for name, store in list(indexes[idx.NODES].items()):
+    for name, store in indexes.items(idx.NODES):
         for node in store:
             used = sum(p.get("gpus", 0) for p in indexes.all(idx.PODS_BY_NODE, name))
             yield NodeRoom(
@@ -133,7 +133,7 @@ def _nodes(indexes: idx.Indexes) -> Iterator[NodeRoom]:
 
 def _admission_jobs(indexes: idx.Indexes, config: OperatorConfig, served: ServedApis) -> Iterator[GangJob]:
     """Every unfinished multi-node job the operator's admission serves, as the admission sees it."""
-    for uid, store in list(indexes[idx.TRAININGJOBS].items()):
+    for uid, store in indexes.items(idx.TRAININGJOBS):
         for view in store:
             spec = view["spec"]
             if (
