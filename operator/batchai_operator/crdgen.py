@@ -251,6 +251,11 @@ def crd(info: KindInfo) -> dict[str, Any]:
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": [dict(c) for c in info.columns],
                     "schema": {"openAPIV3Schema": root_schema(info)},
+                    **(
+                        {"selectableFields": [{"jsonPath": p} for p in info.selectable_fields]}
+                        if info.selectable_fields
+                        else {}
+                    ),
                 }
             ],
         },

@@ -85,7 +85,9 @@ class StatusCollector(Collector):
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         jobs = GaugeMetricFamily(
-            "batchai_trainingjobs", "TrainingJobs by executionState and toolkit.", labels=["state", "toolkit"]
+            "batchai_trainingjobs",
+            "TrainingJobs not yet settled (the ones the operator watches) by executionState and toolkit.",
+            labels=["state", "toolkit"],
         )
         for (state, toolkit), n in sorted(Tally(self._jobs()).items()):
             jobs.add_metric([state, toolkit], n)

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from devcluster import wait_for
 from jobs import (
+    GROUP,
     SECRET_KEY_VALUE,
+    VERSION,
     create_cluster,
     create_storage_secret,
     create_trainingjob,
@@ -315,6 +317,42 @@ def test_operator_restart_mid_job_keeps_status_and_creates_no_duplicate(namespac
     # No second "Succeeded" from the restarted operator (events are best-effort, so at most one).
     wait_for(lambda: trainingjob_event_reasons(namespace, "survivor"), timeout=10, what="its Event")
     assert trainingjob_event_reasons(namespace, "survivor") == ["Succeeded"]
+
+
+def test_a_finished_job_settles_and_the_operator_stops_watching_it(namespace: str, operator) -> None:  # type: ignore[no-untyped-def]
+    """status.settled: the job is finished for good; the operator's watch selects only jobs not settled
+    (CRD selectableFields), so a restart neither lists nor writes it, and an edit that would need the
+    operator is refused with a message naming the field."""
+    create_cluster(namespace)
+    create_storage_secret(namespace)
+    create_trainingjob(namespace, "settles", cntk_spec())
+    wait_state(namespace, "settles", "succeeded")
+
+    def settled_job() -> dict[str, Any] | None:
+        tj = get_trainingjob(namespace, "settles")
+        return tj if tj["status"].get("settled") else None
+
+    settled = wait_for(settled_job, timeout=30, what="status.settled")
+
+    def names(selector: str) -> list[str]:
+        found = custom().list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "trainingjobs", field_selector=selector
+        )
+        return [o["metadata"]["name"] for o in found["items"]]
+
+    assert names("status.settled!=true") == []  # what the operator's watch lists
+    assert names("status.executionState=succeeded") == ["settles"]
+    with pytest.raises(client.ApiException) as err:
+        patch_trainingjob(namespace, "settles", {"spec": {"ttlSecondsAfterFinished": 60}})
+    assert err.value.status == 422 and "spec.ttlSecondsAfterFinished" in err.value.body
+    assert "settled" in err.value.body
+    # A restarted operator runs a new job in the namespace and leaves the settled one as it was.
+    operator.kill()
+    operator.start()
+    create_trainingjob(namespace, "after-restart", cntk_spec())
+    wait_state(namespace, "after-restart", "succeeded", timeout=60)
+    again = get_trainingjob(namespace, "settles")
+    assert again["metadata"]["resourceVersion"] == settled["metadata"]["resourceVersion"]
 
 
 def test_image_pull_failure_reports_failed_starting_container(namespace: str) -> None:

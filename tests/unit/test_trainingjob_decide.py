@@ -375,6 +375,46 @@ def test_at_rest_only_when_decide_would_write_and_do_nothing() -> None:
     assert at_rest(failed, 1, spec(), batch_job(("Failed", "BackoffLimitExceeded")), pods)
 
 
+# ---- settled: finished for good, no longer watched (status.settled) ---------------------------------
+
+
+def test_a_job_that_completes_is_settled_in_the_write_that_finishes_it() -> None:
+    d = decided(status=running(), batch_job=batch_job(("Complete", "")), pods=[pod(0, "Succeeded", 0)])
+    assert reason(d) == ("succeeded", "Succeeded") and d.status.settled
+    assert d.status.wire()["settled"] is True
+    invalid = decided(unparsed="spec.nodeCount: Input should be a valid integer")
+    assert invalid.status.execution_state == "failed" and invalid.status.settled  # nothing was ever created
+
+
+def test_a_finished_job_with_something_left_to_happen_is_not_settled() -> None:
+    # A failure decided here: its batch Job is stopped first.
+    pull = decided(batch_job=batch_job(), pods=[pod(0, phase="Pending", waiting="ErrImageNeverPull")])
+    assert pull.status.execution_state == "failed" and not pull.status.settled
+    # A TTL to run out: the operator must still see the job to delete it.
+    ttl = decided(
+        s=spec(ttlSecondsAfterFinished=60), status=running(), batch_job=batch_job(("Complete", "")), pods=[]
+    )
+    assert ttl.status.execution_state == "succeeded" and not ttl.status.settled
+    # Pods still running or being deleted: their counts move on.
+    deleting = pod(0, "Succeeded", 0)
+    deleting["metadata"]["deletionTimestamp"] = "2026-11-29T12:00:00Z"
+    for state, pods in (("failed", [pod(0, "Failed", 1), pod(1)]), ("succeeded", [deleting])):
+        job = batch_job(("Failed", "BackoffLimitExceeded"))
+        d = decided(s=spec(nodeCount=2), status=finished(state), batch_job=job, pods=pods)
+        assert d.status.execution_state == state and not d.status.settled, pods
+
+
+def test_a_finished_job_settles_once_its_batch_job_and_pods_are_done() -> None:
+    gone = decided(status=finished("failed"), batch_job=None, pods=[])
+    assert gone.status.settled
+    expect_actions(gone)
+    # A succeeded job's pods decide before the Job controller says Complete: settled at once.
+    early = decided(status=running(), batch_job=batch_job(), pods=[pod(0, "Succeeded", 0)])
+    assert reason(early) == ("succeeded", "Succeeded") and early.status.settled
+    done = decided(status=finished(), batch_job=batch_job(("Complete", "")), pods=[pod(0, "Succeeded", 0)])
+    assert done.status.settled and done.status.nodes is not None and done.status.nodes.succeeded == 1
+
+
 # ---- gang scheduling (decide/gang.py, decide/admission.py) -------------------------------------------
 
 

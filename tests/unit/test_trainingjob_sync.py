@@ -381,25 +381,36 @@ def finished_status(**extra: Any) -> dict[str, Any]:
     }
 
 
-async def test_a_finished_job_at_rest_costs_no_sync_and_leaves_nothing_behind(env: Any) -> None:
+async def test_a_settled_job_costs_no_sync_and_leaves_nothing_behind(env: Any) -> None:
     kube, events = env
     done_pod = batch_job_pod(terminated={"exitCode": 0, "reason": "Completed"})
     done_pod["status"]["phase"] = "Succeeded"
     complete = owned_batch_job(conditions=[{"type": "Complete", "status": "True"}])
     counts = {"ready": 0, "running": 0, "succeeded": 1, "failed": 0}
     for objects in ((), (complete, done_pod)):
-        status = finished_status(nodes=counts) if objects else finished_status()
-        RT.written[UID] = status  # the operator wrote it; the index now shows it
+        status = finished_status(nodes=counts, settled=True) if objects else finished_status(settled=True)
+        RT.written[UID] = status  # the operator wrote it; the index now shows it (until the watch drops it)
         await sync(world(*objects, status=status))
         assert kube.calls == [] and events == []
         assert UID not in RT.written and not RT._locks  # the index holds the status; no lock kept
 
 
+async def test_a_finished_job_at_rest_that_is_not_settled_yet_is_settled_with_one_write(env: Any) -> None:
+    """A job finished by an operator that did not settle jobs: its first sync settles it, then nothing."""
+    kube, events = env
+    done_pod = batch_job_pod(terminated={"exitCode": 0, "reason": "Completed"})
+    done_pod["status"]["phase"] = "Succeeded"
+    complete = owned_batch_job(conditions=[{"type": "Complete", "status": "True"}])
+    counts = {"ready": 0, "running": 0, "succeeded": 1, "failed": 0}
+    await sync(world(complete, done_pod, status=finished_status(nodes=counts)))
+    assert kube.of("status") == [{"settled": True}] and events == []
+
+
 async def test_a_finished_job_with_something_to_do_still_syncs(env: Any) -> None:
     kube, _ = env
-    # A new generation (an edit of ttlSecondsAfterFinished): only observedGeneration is written.
+    # A new generation: observedGeneration is written (and, nothing being left to do, the job settles).
     await sync(world(status=finished_status(observedGeneration=0)))
-    assert kube.of("status") == [{"observedGeneration": 1}]
+    assert kube.of("status") == [{"observedGeneration": 1, "settled": True}]
     # Pods whose counts the status does not say yet.
     kube.calls.clear()
     running = batch_job_pod()

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from ..names import CLUSTER_KIND, CLUSTER_PLURAL, GROUP, TRAININGJOB_KIND, TRAININGJOB_PLURAL
 from .cluster import BatchAIClusterSpec, BatchAIClusterStatus
-from .trainingjob import JOB_NAME_PATTERN, MAX_JOB_NAME, TrainingJobSpec, TrainingJobStatus
+from .trainingjob import JOB_NAME_PATTERN, MAX_JOB_NAME, ROOT_RULES, TrainingJobSpec, TrainingJobStatus
 
 CATEGORY = "batchai"
 
@@ -29,6 +29,8 @@ class KindInfo:
     # Constraints on metadata.name (the only metadata field a structural schema may constrain).
     name_schema: Mapping[str, Any] = field(default_factory=dict)
     root_rules: Sequence[Mapping[str, str]] = field(default_factory=tuple)
+    # Fields `kubectl get --field-selector` (and the operator's own watch) may select on.
+    selectable_fields: Sequence[str] = ()
 
     @property
     def singular(self) -> str:
@@ -95,6 +97,8 @@ KINDS: tuple[KindInfo, ...] = (
             "maxLength": MAX_JOB_NAME,
             "pattern": JOB_NAME_PATTERN,
         },
+        root_rules=ROOT_RULES,
+        selectable_fields=(".status.settled", ".status.executionState", ".spec.cluster", ".spec.experiment"),
     ),
     KindInfo(
         CLUSTER_KIND,

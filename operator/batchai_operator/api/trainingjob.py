@@ -76,6 +76,20 @@ MSG_IMMUTABLE = (
     "job to change nodeCount, cluster, stdOutErrPathPrefix or experiment"
 )
 MSG_TERMINATE = "spec.terminate cannot be reverted once set"
+MSG_TTL_SETTLED = (
+    "spec.ttlSecondsAfterFinished cannot be set on a settled job (status.settled: finished for good, no "
+    "longer watched by the operator): delete the job instead"
+)
+# Rules on the whole object (they read status, which rules on spec cannot): a settled job is not watched,
+# so a change that would need the operator is refused, not left undone.
+ROOT_RULES = (
+    cel(
+        "!has(self.status) || !has(self.status.settled) || !self.status.settled || "
+        "!has(self.spec.ttlSecondsAfterFinished)",
+        MSG_TTL_SETTLED,
+        field_path=".spec.ttlSecondsAfterFinished",
+    ),
+)
 
 
 class RegistryCredentials(ApiModel):
@@ -607,3 +621,8 @@ class TrainingJobStatus(StatusModel):
         description="The job's nodes taken away by Kubernetes and run again, oldest first (requeueCount).",
     )
     observed_generation: int | None = Field(default=None, description="Last spec generation acted on.")
+    settled: bool | None = Field(
+        default=None,
+        description="true once the job has finished and nothing about it will change any more (its batch Job "
+        "and pods are done, no ttlSecondsAfterFinished to run): the operator no longer watches it.",
+    )

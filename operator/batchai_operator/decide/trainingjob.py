@@ -61,6 +61,8 @@ from .kueue import kueue_hold
 from .policy import cluster_problem
 from .trainingjob_status import Outcome, events, finished_status, new_status
 
+POD_DONE = ("Succeeded", "Failed")  # a pod in either phase will not change again
+
 # How long a job waits before its children are created again after the apiserver refused them
 # (a ResourceQuota, a policy), and before it looks again for Secrets that do not exist yet.
 CREATE_RETRY_SECONDS = 10.0
@@ -129,16 +131,17 @@ def decide(
             and errors[0].code not in failures.DECIDED_BY_THE_PODS
         )
         actions = _stop_if_running(world.batch_job) if decided_here else []
-        return _with_ttl(world, Decision(finished_status(world), [], actions), now)
+        return _settled(world, _with_ttl(world, Decision(finished_status(world), [], actions), now))
     spec = world.spec
     if spec is None:
         invalid = failures.failure(ERR_INVALID_SPEC, f"The spec cannot be parsed: {world.view['specError']}")
         out = Outcome.failed(invalid)
-        return Decision(new_status(world, out, now), events(old, out, world.config.max_requeues))
+        said = events(old, out, world.config.max_requeues)
+        return _settled(world, Decision(new_status(world, out, now), said))
     out, actions = _outcome(world, spec, desired, now)
     said = events(old, out, world.config.max_requeues)
     decision = Decision(new_status(world, out, now), said, actions, out.requeue_after)
-    return _with_ttl(world, decision, now)
+    return _settled(world, _with_ttl(world, decision, now))
 
 
 def at_rest(
@@ -160,6 +163,24 @@ def at_rest(
     if state == FAILED and batch_job is not None and not _stopped(batch_job):
         return False  # the failure may have been decided here: decide stops the batch Job
     return not pods or status.get("nodes") == pod_readers.node_counts(pods).wire()
+
+
+def _settled(world: TrainingJobWorld, decision: TrainingJobDecision) -> TrainingJobDecision:
+    """status.settled: a finished job at rest whose pods are done (none running, none being deleted) will
+    never change again but by a delete. The operator watches only jobs not settled (its
+    TrainingJob watch selects them by this field), so such a job costs it nothing from then on: not at a
+    restart, not in memory. Said in the write that finishes it when it can be, else in a later one."""
+    status = decision.status
+    if status.settled or decision.actions or decision.requeue_after is not None:
+        return decision
+    meta, pods = world.view["metadata"], world.pods
+    if not at_rest(status.wire(), meta["generation"], world.spec, world.batch_job, pods):
+        return decision
+    # Pods that ended stay as they are; the batch Job's own conditions may follow later (a succeeded
+    # job's Complete, after its pods), which changes nothing the status says.
+    if any(pod_readers.deleting(p) or p["status"].get("phase") not in POD_DONE for p in pods):
+        return decision
+    return Decision(status.model_copy(update={"settled": True}), decision.events)
 
 
 def _stopped(batch_job: Mapping[str, Any]) -> bool:

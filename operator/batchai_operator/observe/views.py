@@ -150,6 +150,7 @@ FINISHED_STATUS_FIELDS = (
     "observedGeneration",
     "nodes",
     "toolType",
+    "settled",
 )
 
 

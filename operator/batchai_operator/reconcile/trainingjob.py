@@ -147,8 +147,10 @@ async def request_sync(rt: Runtime, uid: Key) -> None:
 
 
 def _at_rest(rt: Runtime, uid: Key) -> bool:
-    """A finished job with nothing to do and nothing remembered (decide/trainingjob.py: at_rest). Its
-    status last written is dropped once the index shows it: the index holds it from then on."""
+    """A settled job with nothing to do and nothing remembered (decide/trainingjob.py: at_rest): seen only
+    until the watch, which selects jobs not settled, drops it. One at rest but not yet settled (finished
+    by an operator that did not settle jobs) syncs once more, which settles it. Its status last written
+    is dropped once the index shows it: the index holds it from then on."""
     view: TrainingJobView | None = rt.indexes.first(idx.TRAININGJOBS, uid)
     if view is None or uid in rt.memory(TrainingJobMemory):
         return False
@@ -158,6 +160,8 @@ def _at_rest(rt: Runtime, uid: Key) -> bool:
     meta = view["metadata"]
     batch_job = our_batch_job(rt.indexes, meta["namespace"], uid)
     pods = batch_job_pods(rt.indexes, meta["namespace"], uid, batch_job)
+    if not view["status"].get("settled"):
+        return False
     if not at_rest(view["status"], meta["generation"], view["spec"], batch_job, pods):
         return False
     rt.written.pop(uid, None)
