@@ -126,6 +126,22 @@ def end_pods(bench: Bench, ns: str, uids: set[str]) -> None:
 
     wait_for(ended, timeout=300, interval=1, what=f"{len(names)} pods ended")
 
+    # And until the Job controller has finished their batch Jobs: its 20 requests a second take most of a
+    # minute over 250 Jobs ending at once, and a job submitted meanwhile waits that long for its pod
+    # whatever the operator does. The restart measures the operator, so it starts on a settled cluster.
+    def complete() -> bool:
+        jobs = json.loads(bench.batch.list_namespaced_job(ns, _preload_content=False).data)["items"]
+        mine = [j for j in jobs if j["metadata"]["labels"].get(LABEL_TRAININGJOB_UID) in uids]
+        done = [j for j in mine if {"type": "Complete", "status": "True"}.items() <= _condition(j).items()]
+        return len(mine) == len(uids) == len(done)
+
+    wait_for(complete, timeout=300, interval=1, what=f"{len(uids)} batch Jobs complete")
+
+
+def _condition(job: dict[str, Any], type_: str = "Complete") -> dict[str, Any]:
+    """The batch Job's condition of that type ({} if none)."""
+    return next((c for c in job["status"].get("conditions") or [] if c["type"] == type_), {})
+
 
 def restart(bench: Bench, history: int, running: int) -> RestartRow:
     """`history` finished and `running` running TrainingJobs; the operator SIGKILLed; half the running

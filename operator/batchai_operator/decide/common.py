@@ -75,6 +75,9 @@ def set_condition(
     """
     value = "True" if status else "False"
     old = next((c for c in conditions if c.type == type_), None)
+    wanted = (value, reason, message, generation)
+    if old is not None and (old.status, old.reason, old.message, old.observed_generation) == wanted:
+        return list(conditions)  # as it was: most syncs, and no model to build (make bench's profile)
     since = old.last_transition_time if old is not None and old.status == value else None
     new = Condition(
         type=type_,

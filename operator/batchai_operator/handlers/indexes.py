@@ -31,7 +31,10 @@ def _index(
 ) -> None:
     """Register `entries` (named as the index) as a kopf indexer of the resource."""
 
-    def indexer(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    # async, though it awaits nothing: kopf runs a sync handler in a thread of its executor, a hop per watch
+    # event (a tenth of the operator's CPU at 500 jobs, py-spy in make bench); a view is built in
+    # microseconds and never blocks, so in the event loop it costs less than the hop.
+    async def indexer(body: kopf.Body, **_: Any) -> dict[Any, Any]:
         return entries(body)
 
     kopf.index(*resource, labels=labels, id=entries.__name__)(indexer)
