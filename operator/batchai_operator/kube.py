@@ -236,6 +236,21 @@ class Kube(KubeClient):
             API_ERRORS.labels(str(e.status)).inc()
             raise
 
+    async def selection_refused(self, plural: str, namespace: str | None, field_selector: str) -> str | None:
+        """Why the apiserver refuses to list our `plural` by `field_selector` (400: its CRD does not declare
+        the field selectable), or None when it lists."""
+        scope = f"/namespaces/{quote(namespace, safe='')}" if namespace else ""
+        query = [("fieldSelector", field_selector), ("limit", 1)]
+        try:
+            await asyncio.to_thread(
+                self._request, "GET", f"/apis/{GROUP}/{VERSION}{scope}/{plural}", query=query
+            )
+        except ApiException as e:
+            if e.status != 400:
+                raise
+            return api_message(e)
+        return None
+
     async def served_apis(self) -> ServedApis:
         """What the cluster serves of the gang mechanisms (API discovery, which needs no RBAC grant)."""
         workload, kueue = await asyncio.gather(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -25,6 +26,8 @@ from jobs import (
 )
 from kubernetes import client
 
+from batchai_operator.kube import Kube
+from batchai_operator.reconcile.lifecycle import NOT_SETTLED, crd_too_old
 from samples import cntk_spec, job_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("operator")]
@@ -353,6 +356,18 @@ def test_a_finished_job_settles_and_the_operator_stops_watching_it(namespace: st
     wait_state(namespace, "after-restart", "succeeded", timeout=60)
     again = get_trainingjob(namespace, "settles")
     assert again["metadata"]["resourceVersion"] == settled["metadata"]["resourceVersion"]
+
+
+def test_the_startup_check_tells_a_crd_that_cannot_select_unsettled_jobs(namespace: str) -> None:
+    """The operator's startup lists TrainingJobs by status.settled (limit 1): this release's CRD lets it;
+    a field the CRD does not declare selectable is refused with the apiserver's words, which the startup
+    error passes on with what to do (a CRD from before settled jobs refuses status.settled the same way)."""
+    kube = Kube(client.ApiClient(client.Configuration.get_default_copy()))
+    assert asyncio.run(kube.selection_refused("trainingjobs", namespace, NOT_SETTLED)) is None
+    assert asyncio.run(kube.selection_refused("trainingjobs", None, NOT_SETTLED)) is None
+    refused = asyncio.run(kube.selection_refused("trainingjobs", namespace, "status.cluster!=x"))
+    assert refused is not None and "status.cluster" in refused
+    assert "apply this release's CRDs" in crd_too_old(refused) and refused in crd_too_old(refused)
 
 
 def test_image_pull_failure_reports_failed_starting_container(namespace: str) -> None:

@@ -101,6 +101,15 @@ def configure(settings: kopf.OperatorSettings) -> None:
     quiet_client_logs()
 
 
+def crd_too_old(refused: str) -> str:
+    """The startup's error when the apiserver will not select TrainingJobs by status.settled."""
+    return (
+        f"the TrainingJob CRD in this cluster cannot select {NOT_SETTLED} ({refused}): it is older than "
+        "this operator; apply this release's CRDs (helm upgrade with crds.enabled, or kubectl apply "
+        "--server-side -f crds/)"
+    )
+
+
 def quiet_client_logs() -> None:
     """Even with --debug (chart logLevel: debug), the kubernetes client never logs request or response
     bodies: some of its versions do at DEBUG, and the bodies of the SSH key Secrets hold private keys."""
@@ -131,6 +140,12 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
     problem = setting_error(rt.config.gang, rt.served)
     if problem is not None:
         raise kopf.PermanentError(problem)
+    # A TrainingJob CRD from before settled jobs cannot select them out: kopf would retry the watch for
+    # ever while the liveness probe stays green. Say so once, and stop.
+    namespace = next(iter(rt.config.watch_namespaces), None)
+    refused = await kube.selection_refused(TRAININGJOB_PLURAL, namespace, NOT_SETTLED)
+    if refused is not None:
+        raise kopf.PermanentError(crd_too_old(refused))
     log.info(
         "gang scheduling of multi-node jobs: %s (the cluster serves the Workload API: %s; Kueue: %s)",
         rt.config.gang,
