@@ -496,6 +496,14 @@ def add_nodes(core: client.CoreV1Api, names: list[str], gpus: int = GPUS_PER_NOD
     wait_for(ready, timeout=300, interval=1, what=f"{len(names)} bench nodes Ready")
 
 
+def remove_leftover_nodes(core: client.CoreV1Api) -> int:
+    """Remove the fake nodes a bench that was stopped left behind (they would make every later run's, and
+    the tests', cluster bigger than it is); how many there were."""
+    names = [n.metadata.name for n in core.list_node(label_selector=f"agentpool={POOL}").items]
+    remove_nodes(core, names)
+    return len(names)
+
+
 def remove_nodes(core: client.CoreV1Api, names: list[str]) -> None:
     with ThreadPoolExecutor(SUBMIT_THREADS) as pool:
         list(pool.map(lambda n: delete_node(core, n), names))

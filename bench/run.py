@@ -57,6 +57,7 @@ from harness import (
     add_nodes,
     apply,
     node_count,
+    remove_leftover_nodes,
     remove_nodes,
 )
 from longlived import fill_history, restart
@@ -123,6 +124,8 @@ def main() -> None:
     api.user_agent = BENCH_USER_AGENT
     bench = Bench(api, cluster.kubeconfig, run_dir, uuid.uuid4().hex[:5], profile)
     apply(REPO / "crds")
+    if left := remove_leftover_nodes(client.CoreV1Api(api)):
+        print(f"[bench] removed {left} fake nodes an earlier, stopped bench left behind", flush=True)
     if "training-operator" in systems and {"burst", "mixed"} & set(scenarios):
         out = subprocess.run(
             [str(REPO / "hack" / "build-peer.sh")], check=True, capture_output=True, text=True
