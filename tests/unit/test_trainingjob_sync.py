@@ -381,12 +381,17 @@ def finished_status(**extra: Any) -> dict[str, Any]:
     }
 
 
-async def test_a_settled_job_costs_no_sync_and_leaves_nothing_behind(env: Any) -> None:
-    kube, events = env
+def succeeded_children() -> tuple[dict[str, Any], dict[str, Any], dict[str, int]]:
+    """A succeeded single-node job's pod and batch Job, and the node counts its status says."""
     done_pod = batch_job_pod(terminated={"exitCode": 0, "reason": "Completed"})
     done_pod["status"]["phase"] = "Succeeded"
     complete = owned_batch_job(conditions=[{"type": "Complete", "status": "True"}])
-    counts = {"ready": 0, "running": 0, "succeeded": 1, "failed": 0}
+    return done_pod, complete, {"ready": 0, "running": 0, "succeeded": 1, "failed": 0}
+
+
+async def test_a_settled_job_costs_no_sync_and_leaves_nothing_behind(env: Any) -> None:
+    kube, events = env
+    done_pod, complete, counts = succeeded_children()
     for objects in ((), (complete, done_pod)):
         status = finished_status(nodes=counts, settled=True) if objects else finished_status(settled=True)
         RT.written[UID] = status  # the operator wrote it; the index now shows it (until the watch drops it)
@@ -398,10 +403,7 @@ async def test_a_settled_job_costs_no_sync_and_leaves_nothing_behind(env: Any) -
 async def test_a_finished_job_at_rest_that_is_not_settled_yet_is_settled_with_one_write(env: Any) -> None:
     """A job finished by an operator that did not settle jobs: its first sync settles it, then nothing."""
     kube, events = env
-    done_pod = batch_job_pod(terminated={"exitCode": 0, "reason": "Completed"})
-    done_pod["status"]["phase"] = "Succeeded"
-    complete = owned_batch_job(conditions=[{"type": "Complete", "status": "True"}])
-    counts = {"ready": 0, "running": 0, "succeeded": 1, "failed": 0}
+    done_pod, complete, counts = succeeded_children()
     await sync(world(complete, done_pod, status=finished_status(nodes=counts)))
     assert kube.of("status") == [{"settled": True}] and events == []
 

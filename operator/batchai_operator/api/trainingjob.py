@@ -623,6 +623,6 @@ class TrainingJobStatus(StatusModel):
     observed_generation: int | None = Field(default=None, description="Last spec generation acted on.")
     settled: bool | None = Field(
         default=None,
-        description="true once the job has finished and nothing about it will change any more (its batch Job "
-        "and pods are done, no ttlSecondsAfterFinished to run): the operator no longer watches it.",
+        description="true once the job has finished and nothing about it will change any more (its pods are "
+        "done, no ttlSecondsAfterFinished to run): the operator no longer watches it.",
     )
