@@ -32,6 +32,8 @@ PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1
 REQUEST_TIMEOUT = (10, 30)
 # Watches: the server ends each one after WATCH_SECONDS; the client gives up a silent one a bit later.
 WATCH_SECONDS = 60
+# Lists come in pages of this many objects: thousands of pods are never one answer held whole.
+LIST_PAGE = 500
 # Where each kind of child is created: (API path prefix, plural).
 COLLECTIONS: dict[str, tuple[str, str]] = {
     "Job": ("/apis/batch/v1", "jobs"),
@@ -287,27 +289,55 @@ class Kube(KubeClient):
 
         A field-selected watch of our own, not kopf's: kopf cannot filter by field, and watching every
         Event of a busy cluster to find rare ones (reconcile/trainingjob.py's EVENT_WATCHES) would cost
-        far more. It starts from a fresh list's resourceVersion, so a (re)start does not replay old Events
-        (a kubelet or controller posts again on its next attempt), and again after a 410. Every request
-        has a client-side timeout, so a half-open connection ends in a retry instead of a silent stall.
+        far more. It starts from now (a fresh list's resourceVersion), so a (re)start does not replay old
+        Events (a kubelet or controller posts again on its next attempt), and again after a 410.
         """
-        version: str | None = None
-        path = (
-            "/api/v1/events"
-            if namespace is None
-            else f"/api/v1/namespaces/{quote(namespace, safe='')}/events"
+
+        def posted(kind: str, obj: dict[str, Any]) -> None:
+            if kind in ("ADDED", "MODIFIED"):
+                on_event(obj)
+
+        self.list_and_watch(
+            collection_path("/api/v1", "events", namespace),
+            ("fieldSelector", field_selector),
+            None,
+            posted,
+            stop,
+            what=f"Events ({field_selector})",
+            server_timeout=server_timeout,
+            client_timeout=client_timeout,
+            retry_seconds=retry_seconds,
         )
-        selector = ("fieldSelector", field_selector)
+
+    def list_and_watch(
+        self,
+        path: str,
+        selector: tuple[str, str],
+        on_list: Callable[[list[dict[str, Any]]], None] | None,
+        on_event: Callable[[str, dict[str, Any]], None],
+        stop: threading.Event,
+        what: str = "",
+        server_timeout: int = WATCH_SECONDS,
+        client_timeout: float = WATCH_SECONDS + 15,
+        retry_seconds: float = 5.0,
+    ) -> None:
+        """Blocking, until `stop`: list the collection at `path` by `selector` (("labelSelector", ...) or
+        ("fieldSelector", ...)), hand every object to `on_list` at once, then stream its changes to
+        `on_event` (ADDED, MODIFIED, DELETED) from the list's resourceVersion, with bookmarks; list again
+        whenever the apiserver says that version is gone (410), so nothing between is missed. `on_list`
+        None starts from now: the list only gives the version (Events: old ones are not wanted).
+
+        Our own rather than kopf's for the busiest children (reconcile/child_watches.py): kopf's machinery
+        around each watch event cost more than the operator's syncs (py-spy in make bench); and rather than
+        the client's Watch, which neither lists in pages nor relists on 410. Every request has a
+        client-side timeout, so a half-open connection ends in a retry instead of a silent stall."""
+        version: str | None = None
+        what = what or f"{path} ({selector[1]})"  # in the log lines
         while not stop.is_set():
             response: Any = None
             try:
                 if version is None:
-                    listed = json.loads(
-                        self._request("GET", path, query=[selector, ("limit", 1)], timeout=client_timeout)
-                    )
-                    version = (listed.get("metadata") or {}).get("resourceVersion")
-                    if not version:
-                        raise RuntimeError("the Event list has no resourceVersion")
+                    version = self._list(path, selector, on_list, client_timeout)
                 query = [
                     selector,
                     ("watch", "true"),
@@ -322,27 +352,61 @@ class Kube(KubeClient):
                     if not line:
                         continue
                     event = json.loads(line)
-                    obj = event.get("object") or {}
-                    if event.get("type") == "ERROR":
-                        if obj.get("code") == 410:  # our resourceVersion is too old: list again, from now on
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":
+                        if obj.get("code") == 410:  # our resourceVersion is too old: list again
                             version = None
                             break
                         raise RuntimeError(f"watch error {obj.get('code')}: {obj.get('message')}")
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                    if event.get("type") in ("ADDED", "MODIFIED"):
-                        on_event(obj)
+                    if kind in ("ADDED", "MODIFIED", "DELETED"):
+                        on_event(kind, obj)
             except ApiException as e:
                 if e.status == 410:
                     version = None
                 else:
-                    log.warning("watch of Events (%s): %s; retrying", field_selector, api_message(e))
+                    log.warning("watch of %s: %s; retrying", what, api_message(e))
                     stop.wait(retry_seconds)
             except Exception as e:  # network trouble, a client timeout: retry, never give up the watch
-                log.warning("watch of Events (%s): %s: %s; retrying", field_selector, type(e).__name__, e)
+                log.warning("watch of %s: %s: %s; retrying", what, type(e).__name__, e)
                 stop.wait(retry_seconds)
             finally:
                 if response is not None:
                     response.response.release_conn()
+
+    def _list(
+        self,
+        path: str,
+        selector: tuple[str, str],
+        on_list: Callable[[list[dict[str, Any]]], None] | None,
+        timeout: float,
+    ) -> str:
+        """List in pages (all of them to `on_list`, or one object when it is None); the list's version."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            query: list[tuple[str, Any]] = [selector, ("limit", 1 if on_list is None else LIST_PAGE)]
+            if token:
+                query.append(("continue", token))
+            listed = json.loads(self._request("GET", path, query=query, timeout=timeout))
+            meta = listed.get("metadata") or {}
+            items.extend(listed.get("items") or [])
+            token = meta.get("continue")
+            if on_list is None or not token:
+                break
+        version = meta.get("resourceVersion")
+        if not version:
+            raise RuntimeError(f"the list of {path} has no resourceVersion")
+        if on_list is not None:
+            on_list(items)
+        return str(version)
+
+
+def collection_path(prefix: str, plural: str, namespace: str | None) -> str:
+    """A collection's path, in one namespace or in all."""
+    if namespace is None:
+        return f"{prefix}/{plural}"
+    return f"{prefix}/namespaces/{quote(namespace, safe='')}/{plural}"
 
 
 def _path(kind: str, namespace: str, name: str) -> str:

@@ -429,3 +429,37 @@ def test_the_index_keeps_a_finished_jobs_status_slim_and_no_cluster_key() -> Non
     (view,) = indexers.trainingjobs(running).values()
     assert view["status"] == {"executionState": "running", "conditions": []}
     assert list(indexers.trainingjobs_by_cluster(running).values()) == [UID]
+
+
+async def test_the_echo_of_the_operators_own_status_write_syncs_nothing(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four of a single-node job's five TrainingJob events only echo the operator's status writes."""
+    await sync(world())
+    written = RT.written[UID]
+    syncs: list[str] = []
+    real = controller.request_sync
+
+    async def counted(rt: Runtime, kind: Any, key: str) -> None:
+        syncs.append(key)
+        await real(rt, kind, key)
+
+    monkeypatch.setattr(controller, "request_sync", counted)
+    RT.indexes = Indexes(world(status=written))  # the echo: our status, the metadata the sync began from
+    await trainingjob.on_trainingjob_event(RT, UID)
+    assert syncs == []
+    for changed in (
+        {"labels": {"team": "b"}},
+        {"generation": 2},
+        {"deletionTimestamp": "2026-12-07T00:00:00Z"},
+    ):
+        changed_world = world(status=written)
+        (store,) = [
+            v for k, v in changed_world[indexers.TRAININGJOB_INDEX].items() if k[0] == indexers.TRAININGJOBS
+        ]
+        store[0]["metadata"] = {**store[0]["metadata"], **changed}
+        RT.indexes = Indexes(changed_world)
+        await trainingjob.on_trainingjob_event(RT, UID)
+    RT.indexes = Indexes(world(status={**written, "executionState": "running"}))  # not what we wrote
+    await trainingjob.on_trainingjob_event(RT, UID)
+    assert syncs == [UID] * 4

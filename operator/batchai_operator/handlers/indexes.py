@@ -1,5 +1,6 @@
 """kopf registrations: the in-memory indexes both syncs read instead of the API, one line each
-(observe/indexes.py says what each keeps, and under which key)."""
+(observe/indexes.py says what each keeps, and under which key). The job pods' and batch Jobs' are not
+kopf's: reconcile/child_watches.py fills them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from ..names import (
     GROUP,
     LABEL_MANAGED_BY,
     LABEL_ROLE,
-    LABEL_TRAININGJOB_UID,
     MANAGED_BY,
     SETUP_ROLE,
     TRAININGJOB_PLURAL,
@@ -22,7 +22,6 @@ from ..names import (
 from ..observe import indexes as idx
 
 MANAGED: dict[str, Any] = {LABEL_MANAGED_BY: MANAGED_BY}
-TRAININGJOB_CHILDREN: dict[str, Any] = {**MANAGED, LABEL_TRAININGJOB_UID: kopf.PRESENT}
 SETUP_OBJECTS: dict[str, Any] = {**MANAGED, LABEL_ROLE: SETUP_ROLE}
 
 
@@ -41,8 +40,6 @@ def _index(
 
 
 _index(idx.trainingjob_index, GROUP, VERSION, TRAININGJOB_PLURAL)
-_index(idx.batch_jobs_by_owner, "batch", "v1", "jobs", labels=MANAGED)
-_index(idx.trainingjob_pods, "", "v1", "pods", labels=TRAININGJOB_CHILDREN)
 _index(idx.clusters, GROUP, VERSION, CLUSTER_PLURAL)
 _index(idx.nodes, "", "v1", "nodes")
 _index(idx.setup_pods, "", "v1", "pods", labels=SETUP_OBJECTS)

@@ -1,9 +1,11 @@
 """The in-memory indexes both syncs read instead of the API: their names, what each keeps per object,
 and `Indexes`, the read-only lookups into them.
 
-kopf calls the indexers for every watch event (handlers/ registers them under the names below); each
-returns {key: slim view}, or {} to drop the object (kopf keeps an object's previous values when given
-None). The startup hook hands kopf's indexes to the runtime, which wraps them in `Indexes`.
+Each index is filled, on every watch event of its resource, by one of the functions below: it returns
+{key: slim view}, or {} to drop the object. kopf calls them as indexers (handlers/ registers them under
+the names below; kopf keeps an object's previous values when given None); the job pods' and batch Jobs'
+are filled by the operator's own watches instead (reconcile/child_watches.py, into observe/store.py's
+ObjectIndex, read the same way). The startup hook hands both to the runtime, which wraps them in `Indexes`.
 
 One kopf index per watched resource: kopf's own cost of running an indexer (its context, arguments and
 bookkeeping) was most of a pod event's (py-spy in make bench), so the lookups of one resource are kept in
@@ -39,16 +41,17 @@ PHYSICAL = {
     POD_OWNER_BY_NAME: TRAININGJOB_PODS,
     PODS_BY_NODE: TRAININGJOB_PODS,
 }
-# The kopf indexes, by the names handlers/indexes.py registers them under.
-ALL = (
+# The indexes the child watches fill (reconcile/child_watches.py), and kopf's, by the names
+# handlers/indexes.py registers them under.
+OWN_INDEXES = (BATCH_JOBS_BY_OWNER, TRAININGJOB_PODS)
+KOPF_INDEXES = (
     TRAININGJOB_INDEX,
-    BATCH_JOBS_BY_OWNER,
-    TRAININGJOB_PODS,
     CLUSTERS,
     NODES,
     SETUP_PODS,
     SETUP_DAEMONSETS,
 )
+ALL = (*KOPF_INDEXES, *OWN_INDEXES)
 
 
 # A kopf index (or, in tests, a dict): key -> the values of every object indexed under that key.

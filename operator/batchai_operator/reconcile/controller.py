@@ -80,6 +80,11 @@ async def request_sync(rt: Runtime, kind: Kind[KeyT, Any, Any, Any, Any], key: K
     await rt.run(key, partial(sync, rt, kind, key), kind.name)
 
 
+def ask_sync(rt: Runtime, kind: Kind[KeyT, Any, Any, Any, Any], key: KeyT) -> None:
+    """`request_sync` in the background, for callbacks that cannot wait; asks before it begins are one."""
+    rt.ask(key, partial(sync, rt, kind, key), kind.name)
+
+
 async def sync(rt: Runtime, kind: Kind[KeyT, ViewT, WorldT, ChildrenT, ActionT], key: KeyT) -> None:
     """Bring one object's children and status in line with its spec (idempotent). A new object's first
     sync (it creates the children) waits for one of the runtime's start slots."""
@@ -90,6 +95,7 @@ async def sync(rt: Runtime, kind: Kind[KeyT, ViewT, WorldT, ChildrenT, ActionT],
             view = rt.indexes.first(kind.index, key)
             if view is None or view["metadata"]["deletionTimestamp"]:
                 return
+            rt.synced_meta[key] = view["metadata"]
             world = await kind.observe(rt, view)
             desired = await _desired(kind, world)
             decision = kind.decide(world, desired, datetime.now(UTC))

@@ -22,13 +22,15 @@ from ..names import (
     FINALIZER,
     GROUP,
     LABEL_MANAGED_BY,
+    LABEL_ROLE,
     MANAGED_BY,
+    SETUP_ROLE,
     TRAININGJOB_PLURAL,
     VERSION,
 )
 from ..observe import indexes as idx
 from ..scaling import AgentPoolScaler
-from . import trainingjob
+from . import child_watches, trainingjob
 from .malloc import (
     MALLOC_ARENAS,
     TRIM_INTERVAL_SECONDS,
@@ -54,7 +56,10 @@ CLIENT_THREADS = 32
 # with 8 slots, 11 s with none).
 START_SLOTS = CLIENT_THREADS
 EventHandler = Callable[[Runtime, Mapping[str, Any]], None]
-WATCHED_BY_LABEL = (("", "v1", "pods"), ("batch", "v1", "jobs"), ("apps", "v1", "daemonsets"))
+# What kopf watches of pods and DaemonSets: the clusters' setup objects (the job pods and batch Jobs are
+# the child watches', reconcile/child_watches.py).
+SETUP_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_ROLE}={SETUP_ROLE}"
+WATCHED_BY_LABEL = (("", "v1", "pods"), ("apps", "v1", "daemonsets"))
 LIST_CHUNK = 500
 NOT_SETTLED = "status.settled!=true"
 
@@ -85,10 +90,10 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # Events are posted explicitly (decide's); handler log lines never become Events.
     settings.posting.level = logging.CRITICAL + 1
     settings.networking.request_timeout = 30
-    # Filtered by the apiserver, not in the operator: of pods, batch Jobs and DaemonSets only its own reach
-    # it (every handler and index of theirs requires the label anyway), not every pod of a busy cluster.
+    # Filtered by the apiserver, not in the operator: of pods and DaemonSets only its setup objects reach
+    # kopf (every handler and index of theirs requires the labels anyway), not every pod of a busy cluster.
     for resource in WATCHED_BY_LABEL:
-        settings.watching.label_selectors[resource] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+        settings.watching.label_selectors[resource] = SETUP_SELECTOR
     # Settled TrainingJobs (finished for good: decide/trainingjob.py) are not watched at all: thousands of
     # them cost neither a restart's first list nor memory. Selected by the apiserver on the CRD's
     # selectableFields; an absent field reads as "", so a job not yet settled is selected.
@@ -127,10 +132,11 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
     loop = asyncio.get_running_loop()
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=CLIENT_THREADS))
     kube = Kube.load()
+    own_indexes = child_watches.make_indexes()
     rt = Runtime(
         kube,
         OperatorConfig.from_env(),
-        {name: kwargs[name] for name in idx.ALL},
+        {**{name: kwargs[name] for name in idx.KOPF_INDEXES}, **own_indexes},
         AgentPoolScaler(),
         status_intervals=STATUS_INTERVALS_SECONDS,
         coalesce_seconds=COALESCE_SECONDS,
@@ -153,6 +159,8 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
         "yes" if rt.served.kueue else "no",
     )
     install(rt)
+    # kopf starts its watches once the startup is done: no TrainingJob syncs before the children are known.
+    await child_watches.start(rt, kube, own_indexes)
     rt.spawn(release_freed_memory_periodically(rt.stopping, TRIM_INTERVAL_SECONDS, lambda: rt.last_sync))
     metrics.serve(int(os.environ.get("BATCHAI_METRICS_PORT") or 0), status_collector(rt))
     # Events no kopf handler sees come from narrow watches of our own (threads: the client is synchronous;

@@ -68,9 +68,13 @@ class Runtime:
         self._memory: dict[type, dict[Key, Any]] = {}
         # The status last written per object: the index may not have caught up with our own patch yet.
         self.written: dict[Key, dict[str, Any]] = {}
+        # The metadata each object's last sync began from: a watch event that changes neither it nor the
+        # status (the echo of our own status write) brings nothing to sync (reconcile/trainingjob.py).
+        self.synced_meta: dict[Key, Any] = {}
         # Objects many jobs share (the launcher's ConfigMap per namespace), known to exist.
         self.shared_objects: set[tuple[str, str]] = set()
         self._locks: dict[Key, tuple[asyncio.Lock, int]] = {}  # per object syncing: its lock, how many use it
+        self._asked: set[Key] = set()  # objects whose sync is asked for and has not begun (Runtime.ask)
         self.last_sync = 0.0  # monotonic time the last sync ended (reconcile/malloc.py: idle or not)
         self._failures: dict[Key, int] = {}
         self._timers: dict[tuple[Key, str], asyncio.TimerHandle] = {}
@@ -88,7 +92,17 @@ class Runtime:
 
     # ---- running syncs ------------------------------------------------------------------------------
 
-    async def run(self, key: Key, sync: Callable[[], Awaitable[None]], kind: str = "object") -> None:
+    def ask(self, key: Key, sync: Callable[[], Awaitable[None]], kind: str = "object") -> None:
+        """Run one sync of an object in the background (`run`). Asks that come before it has begun are
+        one: a burst of watch events about one job makes one sync, plus one for those during it."""
+        if key in self._asked:
+            return
+        self._asked.add(key)
+        self.spawn(self.run(key, sync, kind, asked=True))
+
+    async def run(
+        self, key: Key, sync: Callable[[], Awaitable[None]], kind: str = "object", asked: bool = False
+    ) -> None:
         """One sync of an object, serialized per object. kopf does not retry event handlers, so a failed
         sync is retried here, with backoff, or the change that triggered it would be lost."""
         self.context = contextvars.copy_context()
@@ -96,6 +110,8 @@ class Runtime:
         self._locks[key] = (lock, users + 1)
         try:
             async with lock:
+                if asked:  # from here on, what changes is not yet seen: a new ask makes a new sync
+                    self._asked.discard(key)
                 await self._run_locked(key, sync, kind)
         finally:
             # No lock kept for an object nobody syncs now (10,000 finished jobs need none).
@@ -166,6 +182,7 @@ class Runtime:
         for memory in self._memory.values():
             memory.pop(key, None)
         self.written.pop(key, None)
+        self.synced_meta.pop(key, None)
         self._last_write.pop(key, None)
         for timer_key in [k for k in self._timers if k[0] == key]:
             self._timers.pop(timer_key).cancel()

@@ -138,12 +138,36 @@ class TrainingJobs(
 KIND = TrainingJobs()
 
 
-# ---- entry points (called by handlers/ and the Event watches) -------------------------------------------
+# ---- entry points (called by handlers/, the child watches and the Event watches) -------------------------
 
 
 async def request_sync(rt: Runtime, uid: Key) -> None:
     if not _at_rest(rt, uid):
         await controller.request_sync(rt, KIND, uid)
+
+
+async def on_trainingjob_event(rt: Runtime, uid: Key) -> None:
+    """A TrainingJob changed: it syncs, unless the change is only the echo of the operator's own status
+    write (four of a single-node job's five events): the same metadata as its last sync began from (so the
+    same spec: its generation) and the status written since. What else a sync reads (the job's children,
+    its cluster, time) syncs it from its own watch or timer."""
+    view: TrainingJobView | None = rt.indexes.first(idx.TRAININGJOBS, uid)
+    written = rt.written.get(uid)
+    if (
+        view is not None
+        and written is not None
+        and rt.synced_meta.get(uid) == view["metadata"]
+        and indexed_status(written) == view["status"]
+        and not view["status"].get("settled")  # request_sync's at-rest check lets it go
+    ):
+        return
+    await request_sync(rt, uid)
+
+
+def ask_sync(rt: Runtime, uid: Key) -> None:
+    """request_sync from the child watches' callbacks (reconcile/child_watches.py): in the background."""
+    if not _at_rest(rt, uid):
+        controller.ask_sync(rt, KIND, uid)
 
 
 def _at_rest(rt: Runtime, uid: Key) -> bool:
