@@ -248,6 +248,7 @@ class Bench:
         self.tag = tag
         self.profile = profile
         self.peer_binary: Path | None = None
+        self.kcm_qps: int | None = None  # BENCH_KCM_QPS (None: the stock rate)
 
     def namespace(self, system: str, name: str) -> str:
         """A fresh namespace for one run (with the BatchAICluster for the operator's)."""
@@ -363,6 +364,7 @@ class Bench:
             history_jobs=history_jobs,
             workload=",".join(map(str, workload)) if workload else None,
             held_gpu_s=round(held, 1),
+            kcm_qps=self.kcm_qps,
         )
         print(f"[bench] {system} {name}: {json.dumps(row.as_json())}", flush=True)
         return row

@@ -9,6 +9,7 @@ installation meets (bench/longlived.py): finished jobs kept, and a restart among
     BENCH_PROFILE=py-spy BENCH_SIZES=500 BENCH_SYSTEMS=operator make bench   # + operator profile
 
     BENCH_SCENARIOS=mixed BENCH_MIXED=6x3,6x1 BENCH_MIXED_NODES=4 make bench   # gang scheduling
+    BENCH_KCM_QPS=100 BENCH_SCENARIOS=burst make bench    # kube-controller-manager at 100 requests/s
 
 Scenarios (BENCH_SCENARIOS, default all):
   burst    BENCH_SIZES new jobs per system, each size in a fresh namespace.
@@ -114,6 +115,12 @@ def main() -> None:
     if profile not in ("", "py-spy"):
         raise SystemExit("BENCH_PROFILE: only py-spy is supported")
     os.environ["BATCHAI_AUDIT"] = "1"  # devcluster: apiserver with the audit log (restarted if needed)
+    # kube-controller-manager's client rate: the stock one unless asked (devcluster restarts it to match).
+    kcm_qps = parse_count("BENCH_KCM_QPS", os.environ.get("BENCH_KCM_QPS"), 0) or None
+    if kcm_qps:
+        os.environ["BATCHAI_KCM_QPS"] = str(kcm_qps)
+    else:
+        os.environ.pop("BATCHAI_KCM_QPS", None)
     cluster = up()
     export_env(cluster)
     run_dir = Path(cluster.kubeconfig).parent  # the dev cluster's state dir (BATCHAI_RUN)
@@ -123,6 +130,7 @@ def main() -> None:
     api = client.ApiClient(cfg)
     api.user_agent = BENCH_USER_AGENT
     bench = Bench(api, cluster.kubeconfig, run_dir, uuid.uuid4().hex[:5], profile)
+    bench.kcm_qps = kcm_qps
     apply(REPO / "crds")
     if left := remove_leftover_nodes(client.CoreV1Api(api)):
         print(f"[bench] removed {left} fake nodes an earlier, stopped bench left behind", flush=True)

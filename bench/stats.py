@@ -86,13 +86,13 @@ def _subset(name: str, text: str, choices: Sequence[str]) -> list[str]:
 
 
 def parse_count(name: str, text: str | None, default: int) -> int:
-    """A positive job count from the environment (BENCH_HISTORY, BENCH_HISTORY_NEW)."""
+    """A positive count from the environment (BENCH_HISTORY, BENCH_HISTORY_NEW, BENCH_KCM_QPS)."""
     if not text:
         return default
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"{name}: {text!r} is not a number of jobs") from None
+        raise ValueError(f"{name}: {text!r} is not a whole number") from None
     if value < 1:
         raise ValueError(f"{name}: {text!r} must be positive")
     return value
@@ -307,6 +307,9 @@ class Row:
     wall_ratio_to_no_history: float | None = None  # wall_s / the same run's row without history
     workload: str | None = None  # scenario mixed: its sizes, e.g. 6x3,6x1
     held_gpu_s: float | None = None  # GPU-seconds held by pods that waited for peers (observe.py)
+    # kube-controller-manager's client rate (requests/s) when not the stock 20 (BENCH_KCM_QPS): each of its
+    # controllers, the Job controller among them, is held to it.
+    kcm_qps: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
