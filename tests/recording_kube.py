@@ -23,6 +23,9 @@ class RecordingKube(KubeClient):
         self.calls.append(("create", manifest))
         return (manifest["kind"], manifest["metadata"]["name"]) not in self.existing
 
+    async def post_event(self, manifest: dict[str, Any]) -> None:
+        self.calls.append(("event", manifest))
+
     async def controller_uid(self, kind: str, namespace: str, name: str) -> str | None:
         return self.existing.get((kind, name))
 

@@ -59,6 +59,7 @@ class KubeClient(Protocol):
     stand-in (tests/recording_kube.py) that mypy holds to this same protocol."""
 
     async def create(self, manifest: dict[str, Any]) -> bool: ...
+    async def post_event(self, manifest: dict[str, Any]) -> None: ...
     async def delete(self, kind: str, namespace: str, name: str, foreground: bool = False) -> None: ...
     async def patch_json(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> bool: ...
     async def patch_custom(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> None: ...
@@ -83,15 +84,16 @@ class Kube(KubeClient):
         self.api = api_client or kubernetes.client.ApiClient()
 
     @staticmethod
-    def load() -> Kube:
+    def load(connections: int) -> Kube:
+        """The client of the operator's configuration, keeping up to `connections` open."""
         try:
             kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
         config = kubernetes.client.Configuration.get_default_copy()
-        # As many pooled connections as the threads the calls run in (reconcile/lifecycle.py): with the
-        # default 10, bursts of jobs discard connections and pay new TLS handshakes.
-        config.connection_pool_maxsize = 32
+        # With fewer pooled connections than requests at once (urllib3's default is 10), bursts of jobs
+        # discard connections and pay new TLS handshakes.
+        config.connection_pool_maxsize = connections
         return Kube(kubernetes.client.ApiClient(config))
 
     async def _call(
@@ -149,6 +151,11 @@ class Kube(KubeClient):
         prefix, plural = COLLECTIONS[manifest["kind"]]
         path = f"{prefix}/namespaces/{quote(manifest['metadata']['namespace'], safe='')}/{plural}"
         return await self._call(self._request, "POST", path, manifest, ok=(409,))
+
+    async def post_event(self, manifest: dict[str, Any]) -> None:
+        """Create an Event (named by the apiserver from its generateName)."""
+        path = collection_path("/api/v1", "events", manifest["metadata"]["namespace"])
+        await self._call(self._request, "POST", path, manifest)
 
     async def delete(self, kind: str, namespace: str, name: str, foreground: bool = False) -> None:
         """Delete with its dependents; `foreground`: the object stays until they are all gone."""
@@ -327,7 +334,7 @@ class Kube(KubeClient):
         whenever the apiserver says that version is gone (410), so nothing between is missed. `on_list`
         None starts from now: the list only gives the version (Events: old ones are not wanted).
 
-        Our own rather than kopf's for the busiest children (reconcile/child_watches.py): kopf's machinery
+        Our own rather than kopf's for the busiest children (reconcile/own_watches.py): kopf's machinery
         around each watch event cost more than the operator's syncs (py-spy in make bench); and rather than
         the client's Watch, which neither lists in pages nor relists on 410. Every request has a
         client-side timeout, so a half-open connection ends in a retry instead of a silent stall."""

@@ -1,5 +1,5 @@
 """kube.Kube.list_and_watch, the operator's own list-then-watch of its job pods and batch Jobs
-(reconcile/child_watches.py), against the real apiserver: the first list in pages, then every change
+(reconcile/own_watches.py), against the real apiserver: the first list in pages, then every change
 (ADDED, MODIFIED, DELETED) from the list's version, in one namespace only, by label."""
 
 from __future__ import annotations

@@ -58,8 +58,10 @@ def env(
     kube, scaler = RecordingKube(), FakeScaler()
     RT = Runtime(kube, GRANTED, {}, scaler)
     events: list[tuple[str, str, str]] = []
-    monkeypatch.setattr(
-        kopf, "event", lambda body, type, reason, message: events.append((type, reason, message))
+    monkeypatch.setattr(  # Runtime.post's own tests: test_runtime_events.py
+        Runtime,
+        "post",
+        lambda self, obj, posted: events.extend((e.type, e.reason, e.message) for e in posted),
     )
     yield kube, scaler, events
     RT.forget(KEY)

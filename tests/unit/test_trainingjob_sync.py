@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import kopf
 import pytest
 
 from batchai_operator.config import OperatorConfig
@@ -32,8 +31,10 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RecordingKube, list[t
     kube.secrets.add("storage")
     RT = Runtime(kube, OperatorConfig(), world(), None)
     events: list[tuple[str, str, str]] = []
-    monkeypatch.setattr(
-        kopf, "event", lambda body, type, reason, message: events.append((type, reason, message))
+    monkeypatch.setattr(  # Runtime.post's own tests: test_runtime_events.py
+        Runtime,
+        "post",
+        lambda self, obj, posted: events.extend((e.type, e.reason, e.message) for e in posted),
     )
     yield kube, events
     RT.forget(UID)
@@ -296,50 +297,28 @@ async def test_failed_mounts_of_forged_pods_and_batch_jobs_do_not_count(env: Any
     assert all(s.get("executionState") != "failed" for s in kube.of("status"))
 
 
-async def test_events_from_the_watch_thread_are_posted_in_kopfs_context(env: Any) -> None:
-    """The FailedMount watch runs in a thread without kopf's context variables, and kopf sets its
-    Event-posting variables only in its per-object tasks (not in the startup hook that makes the
-    runtime). The callback runs in the context of the last sync a handler ran, so the Failed Event
-    reaches kopf's queue."""
+async def test_a_failed_mount_from_the_watch_thread_syncs_its_job_in_the_loop(env: Any) -> None:
+    """The FailedMount watch runs in a thread; its callback hands the Event to the loop, where the job
+    syncs and says why it failed."""
     import asyncio
-    import contextvars
     import threading
-
-    from kopf._core.engines import posting
 
     from batchai_operator.reconcile.lifecycle import event_callback
 
-    del env
-    loop = asyncio.get_running_loop()
-    RT.context = contextvars.Context()  # as captured by the startup hook: no posting variables
+    _, events = env
     RT.config.mount_failure_threshold = 1
     RT.indexes = Indexes(world(owned_batch_job(), pending(batch_job_pod(**CREATING))))
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    monkey = pytest.MonkeyPatch()
-    monkey.setattr(kopf, "event", posting.event)  # the real one, not the fixture's recorder
-
-    async def kopf_object_task() -> None:
-        """What kopf does for each object before calling its handlers, then a handler's sync."""
-        posting.settings_var.set(kopf.OperatorSettings())
-        posting.event_queue_loop_var.set(loop)
-        posting.event_queue_var.set(queue)
-        await trainingjob.request_sync(RT, UID)
-
-    try:
-        await asyncio.create_task(kopf_object_task())  # a task: its variables stay in it
-        with pytest.raises(LookupError):
-            posting.event_queue_var.get()  # not set here, nor in the thread below
-        callback = event_callback(RT, loop, trainingjob.on_failed_mount)
-        thread = threading.Thread(target=callback, args=(failed_mount_event(),))
-        thread.start()
-        thread.join()
-        posted = await asyncio.wait_for(queue.get(), timeout=5)
-        while posted.reason != "Failed":
-            posted = await asyncio.wait_for(queue.get(), timeout=5)
-    finally:
-        monkey.undo()
-    assert (posted.type, posted.reason) == ("Warning", "Failed")
-    assert "will not mount" in posted.message
+    callback = event_callback(RT, asyncio.get_running_loop(), trainingjob.on_failed_mount)
+    thread = threading.Thread(target=callback, args=(failed_mount_event(),))
+    thread.start()
+    thread.join()
+    for _ in range(50):
+        await asyncio.sleep(0.02)
+        await RT.settle()
+        if any(reason == "Failed" for _, reason, _ in events):
+            break
+    (failed,) = [e for e in events if e[1] == "Failed"]
+    assert failed[0] == "Warning" and "will not mount" in failed[2]
 
 
 async def test_ttl_deletes_the_trainingjob(env: Any) -> None:
@@ -438,15 +417,9 @@ async def test_the_echo_of_the_operators_own_status_write_syncs_nothing(
     await sync(world())
     written = RT.written[UID]
     syncs: list[str] = []
-    real = controller.request_sync
-
-    async def counted(rt: Runtime, kind: Any, key: str) -> None:
-        syncs.append(key)
-        await real(rt, kind, key)
-
-    monkeypatch.setattr(controller, "request_sync", counted)
+    monkeypatch.setattr(controller, "ask_sync", lambda rt, kind, key: syncs.append(key))
     RT.indexes = Indexes(world(status=written))  # the echo: our status, the metadata the sync began from
-    await trainingjob.on_trainingjob_event(RT, UID)
+    trainingjob.on_trainingjob_change(RT, UID)
     assert syncs == []
     for changed in (
         {"labels": {"team": "b"}},
@@ -459,7 +432,7 @@ async def test_the_echo_of_the_operators_own_status_write_syncs_nothing(
         ]
         store[0]["metadata"] = {**store[0]["metadata"], **changed}
         RT.indexes = Indexes(changed_world)
-        await trainingjob.on_trainingjob_event(RT, UID)
+        trainingjob.on_trainingjob_change(RT, UID)
     RT.indexes = Indexes(world(status={**written, "executionState": "running"}))  # not what we wrote
-    await trainingjob.on_trainingjob_event(RT, UID)
+    trainingjob.on_trainingjob_change(RT, UID)
     assert syncs == [UID] * 4

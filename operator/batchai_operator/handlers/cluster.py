@@ -1,6 +1,6 @@
 """kopf registrations for BatchAIClusters: a change of a cluster, a node, a setup pod or a setup DaemonSet
 syncs the clusters it concerns (reconcile/cluster.py); so does a job pod's on a node, from the operator's
-own watch of job pods (reconcile/child_watches.py)."""
+own watch of job pods (reconcile/own_watches.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """kopf registrations: the in-memory indexes both syncs read instead of the API, one line each
-(observe/indexes.py says what each keeps, and under which key). The job pods' and batch Jobs' are not
-kopf's: reconcile/child_watches.py fills them."""
+(observe/indexes.py says what each keeps, and under which key). The TrainingJobs', job pods' and batch
+Jobs' are not kopf's: reconcile/own_watches.py fills them."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from ..names import (
     LABEL_ROLE,
     MANAGED_BY,
     SETUP_ROLE,
-    TRAININGJOB_PLURAL,
     VERSION,
 )
 from ..observe import indexes as idx
@@ -39,7 +38,6 @@ def _index(
     kopf.index(*resource, labels=labels, id=entries.__name__)(indexer)
 
 
-_index(idx.trainingjob_index, GROUP, VERSION, TRAININGJOB_PLURAL)
 _index(idx.clusters, GROUP, VERSION, CLUSTER_PLURAL)
 _index(idx.nodes, "", "v1", "nodes")
 _index(idx.setup_pods, "", "v1", "pods", labels=SETUP_OBJECTS)

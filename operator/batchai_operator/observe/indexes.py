@@ -3,13 +3,14 @@ and `Indexes`, the read-only lookups into them.
 
 Each index is filled, on every watch event of its resource, by one of the functions below: it returns
 {key: slim view}, or {} to drop the object. kopf calls them as indexers (handlers/ registers them under
-the names below; kopf keeps an object's previous values when given None); the job pods' and batch Jobs'
-are filled by the operator's own watches instead (reconcile/child_watches.py, into observe/store.py's
-ObjectIndex, read the same way). The startup hook hands both to the runtime, which wraps them in `Indexes`.
+the names below; kopf keeps an object's previous values when given None); the TrainingJobs', job pods'
+and batch Jobs' are filled by the operator's own watches instead (reconcile/own_watches.py, into
+observe/store.py's ObjectIndex, read the same way). The startup hook hands both to the runtime, which
+wraps them in `Indexes`.
 
-One kopf index per watched resource: kopf's own cost of running an indexer (its context, arguments and
+One index per watched resource: kopf's own cost of running an indexer (its context, arguments and
 bookkeeping) was most of a pod event's (py-spy in make bench), so the lookups of one resource are kept in
-one kopf index (PHYSICAL), each under keys tagged with its name, and filled by one indexer.
+one index (PHYSICAL), each under keys tagged with its name, and filled by one function.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ NODES = "nodes"  # node name -> slim node
 PODS_BY_NODE = "pods_by_node"  # node name -> job pods occupying it
 SETUP_PODS = "setup_pods"  # cluster uid -> slim setup pod
 SETUP_DAEMONSETS = "setup_daemonsets"  # cluster uid -> slim DaemonSet
-# The kopf indexes that hold several lookups, and which: TrainingJobs, and the pods of TrainingJobs.
+# The indexes that hold several lookups, and which: TrainingJobs, and the pods of TrainingJobs.
 TRAININGJOB_INDEX = "trainingjob_index"
 TRAININGJOB_PODS = "trainingjob_pods"
 PHYSICAL = {
@@ -41,11 +42,10 @@ PHYSICAL = {
     POD_OWNER_BY_NAME: TRAININGJOB_PODS,
     PODS_BY_NODE: TRAININGJOB_PODS,
 }
-# The indexes the child watches fill (reconcile/child_watches.py), and kopf's, by the names
+# The indexes the operator's own watches fill (reconcile/own_watches.py), and kopf's, by the names
 # handlers/indexes.py registers them under.
-OWN_INDEXES = (BATCH_JOBS_BY_OWNER, TRAININGJOB_PODS)
+OWN_INDEXES = (TRAININGJOB_INDEX, BATCH_JOBS_BY_OWNER, TRAININGJOB_PODS)
 KOPF_INDEXES = (
-    TRAININGJOB_INDEX,
     CLUSTERS,
     NODES,
     SETUP_PODS,

@@ -1,4 +1,4 @@
-"""An index the operator fills from a watch of its own (reconcile/child_watches.py), read as kopf's indexes
+"""An index the operator fills from a watch of its own (reconcile/own_watches.py), read as kopf's indexes
 are: key -> the values of every object indexed under that key (observe/indexes.py, `Indexes`).
 
 Written and read in the event loop only; the watch's thread builds the entries (observe/indexes.py's

@@ -2,7 +2,7 @@
 
 The one request to the apiserver made here asks whether the Secrets a starting job's pods reference
 exist: a server-side dry run of creating each (nothing is stored, and the operator needs no `get` on
-Secrets; kube.py's secret_exists). Everything else comes from kopf's indexes.
+Secrets; kube.py's secret_exists). Everything else comes from the in-memory indexes.
 """
 
 from __future__ import annotations

@@ -20,23 +20,22 @@ from ..names import (
     CLUSTER_PLURAL,
     DOMAIN,
     FINALIZER,
-    GROUP,
     LABEL_MANAGED_BY,
     LABEL_ROLE,
     MANAGED_BY,
     SETUP_ROLE,
     TRAININGJOB_PLURAL,
-    VERSION,
 )
 from ..observe import indexes as idx
 from ..scaling import AgentPoolScaler
-from . import child_watches, trainingjob
+from . import own_watches, trainingjob
 from .malloc import (
     MALLOC_ARENAS,
     TRIM_INTERVAL_SECONDS,
     limit_malloc_arenas,
     release_freed_memory_periodically,
 )
+from .own_watches import NOT_SETTLED
 from .runtime import Runtime, current, install
 
 log = logging.getLogger("batchai_operator")
@@ -57,11 +56,10 @@ CLIENT_THREADS = 32
 START_SLOTS = CLIENT_THREADS
 EventHandler = Callable[[Runtime, Mapping[str, Any]], None]
 # What kopf watches of pods and DaemonSets: the clusters' setup objects (the job pods and batch Jobs are
-# the child watches', reconcile/child_watches.py).
+# the child watches', reconcile/own_watches.py).
 SETUP_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_ROLE}={SETUP_ROLE}"
 WATCHED_BY_LABEL = (("", "v1", "pods"), ("apps", "v1", "daemonsets"))
 LIST_CHUNK = 500
-NOT_SETTLED = "status.settled!=true"
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -94,10 +92,6 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # kopf (every handler and index of theirs requires the labels anyway), not every pod of a busy cluster.
     for resource in WATCHED_BY_LABEL:
         settings.watching.label_selectors[resource] = SETUP_SELECTOR
-    # Settled TrainingJobs (finished for good: decide/trainingjob.py) are not watched at all: thousands of
-    # them cost neither a restart's first list nor memory. Selected by the apiserver on the CRD's
-    # selectableFields; an absent field reads as "", so a job not yet settled is selected.
-    settings.watching.field_selectors[GROUP, VERSION, TRAININGJOB_PLURAL] = NOT_SETTLED
     # The first lists in pages: 10,000 finished jobs come in 20 answers, not in one that must be held whole.
     settings.watching.chunk_size = LIST_CHUNK
     settings.watching.server_timeout = 300
@@ -131,11 +125,16 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
     limit_malloc_arenas(MALLOC_ARENAS)
     loop = asyncio.get_running_loop()
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=CLIENT_THREADS))
-    kube = Kube.load()
-    own_indexes = child_watches.make_indexes()
+    config = OperatorConfig.from_env()
+    namespaces: list[str | None] = [*config.watch_namespaces] or [None]
+    # A pooled connection for each client thread and each of the operator's own watches (a stream holds
+    # its connection for minutes; py-spy in make bench saw TLS handshakes when the threads alone had one).
+    watches = len(namespaces) * (len(own_watches.OWN_WATCHES) + len(trainingjob.EVENT_WATCHES))
+    kube = Kube.load(CLIENT_THREADS + watches)
+    own_indexes = own_watches.make_indexes()
     rt = Runtime(
         kube,
-        OperatorConfig.from_env(),
+        config,
         {**{name: kwargs[name] for name in idx.KOPF_INDEXES}, **own_indexes},
         AgentPoolScaler(),
         status_intervals=STATUS_INTERVALS_SECONDS,
@@ -146,8 +145,8 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
     problem = setting_error(rt.config.gang, rt.served)
     if problem is not None:
         raise kopf.PermanentError(problem)
-    # A TrainingJob CRD from before settled jobs cannot select them out: kopf would retry the watch for
-    # ever while the liveness probe stays green. Say so once, and stop.
+    # A TrainingJob CRD from before settled jobs cannot select them out: the TrainingJob watch would retry
+    # for ever while the liveness probe stays green. Say so once, and stop.
     namespace = next(iter(rt.config.watch_namespaces), None)
     refused = await kube.selection_refused(TRAININGJOB_PLURAL, namespace, NOT_SETTLED)
     if refused is not None:
@@ -160,13 +159,12 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
     )
     install(rt)
     # kopf starts its watches once the startup is done: no TrainingJob syncs before the children are known.
-    await child_watches.start(rt, kube, own_indexes)
+    await own_watches.start(rt, kube, own_indexes)
     rt.spawn(release_freed_memory_periodically(rt.stopping, TRIM_INTERVAL_SECONDS, lambda: rt.last_sync))
     metrics.serve(int(os.environ.get("BATCHAI_METRICS_PORT") or 0), status_collector(rt))
     # Events no kopf handler sees come from narrow watches of our own (threads: the client is synchronous;
-    # one per watched namespace, or one for all), fed back into the loop in kopf's context (the threads
-    # have none, and Events are posted from there): those reconcile/trainingjob.py asks for.
-    namespaces: list[str | None] = [*rt.config.watch_namespaces] or [None]
+    # one per watched namespace, or one for all), fed back into the loop: those reconcile/trainingjob.py
+    # asks for.
     for namespace in namespaces:
         for name, selector, handler in trainingjob.EVENT_WATCHES:
             threading.Thread(
@@ -200,10 +198,10 @@ def status_collector(rt: Runtime) -> metrics.StatusCollector:
 def event_callback(
     rt: Runtime, loop: asyncio.AbstractEventLoop, handler: EventHandler
 ) -> Callable[[dict[str, Any]], None]:
-    """What a watch thread calls per Event: hand it to the loop, run in kopf's context."""
+    """What a watch thread calls per Event: hand it to the loop."""
 
     def on_event(event: dict[str, Any]) -> None:
-        loop.call_soon_threadsafe(handler, rt, event, context=rt.context)
+        loop.call_soon_threadsafe(handler, rt, event)
 
     return on_event
 

@@ -9,20 +9,23 @@ Objects are identified by a key: a TrainingJob by its uid, a BatchAICluster by (
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Mapping
-from typing import Any, TypeVar, cast
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-import kopf
+from kubernetes.client.exceptions import ApiException
 
 from ..api.base import StatusModel
 from ..config import OperatorConfig
 from ..decide.common import Event, status_patch
 from ..decide.gang import ServedApis
 from ..kube import KubeClient
+from ..kube_errors import api_message
+from ..manifests.event import event_manifest
 from ..metrics import RECONCILE_ERRORS, RECONCILE_SECONDS
 from ..observe.indexes import Index, Indexes
 from ..scaling import AgentPoolScaler
@@ -34,6 +37,7 @@ MemoryT = TypeVar("MemoryT")
 # A failed sync is retried after 2, 4, 8, ... seconds, at most a minute apart.
 RETRY_BASE_SECONDS = 2.0
 RETRY_MAX_SECONDS = 60.0
+EVENT_RETRY_SECONDS = (1.0, 5.0)
 
 
 class Runtime:
@@ -79,10 +83,8 @@ class Runtime:
         self._failures: dict[Key, int] = {}
         self._timers: dict[tuple[Key, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        # kopf's context (Event posting needs it), for callbacks from threads that do not have it. kopf
-        # sets its Event-posting variables in its per-object tasks, not in the startup hook that makes
-        # the runtime: every sync (run from a handler, or a task or timer one started) refreshes it.
-        self.context = contextvars.copy_context()
+        # Who posts the Events: the operator's pod (its host name), as reportingInstance.
+        self.instance = socket.gethostname()
         # Set at shutdown: threads of the operator's own watches stop.
         self.stopping = threading.Event()
 
@@ -105,7 +107,6 @@ class Runtime:
     ) -> None:
         """One sync of an object, serialized per object. kopf does not retry event handlers, so a failed
         sync is retried here, with backoff, or the change that triggered it would be lost."""
-        self.context = contextvars.copy_context()
         lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
         try:
@@ -233,9 +234,27 @@ class Runtime:
     # ---- Events -------------------------------------------------------------------------------------
 
     def post(self, obj: Mapping[str, Any], events: Iterable[Event]) -> None:
-        """Post Events about one of our objects (a view with apiVersion, kind, name, namespace, uid)."""
+        """Post Events about one of our objects (a view with apiVersion, kind, name, namespace, uid), in
+        the background. The operator's own poster, not kopf's: kopf's needs the context of a kopf
+        per-object task, and the operator's busiest objects are not kopf's (reconcile/own_watches.py)."""
+        now = datetime.now(UTC)
         for event in events:
-            kopf.event(cast(kopf.Body, obj), type=event.type, reason=event.reason, message=event.message)
+            self.spawn(self._post(event_manifest(obj, event, now, self.instance)))
+
+    async def _post(self, manifest: dict[str, Any]) -> None:
+        """Events are said at most once and never hold up a sync: a refused one is tried again twice,
+        then logged (kopf's poster did the same with its backoffs)."""
+        for delay in (*EVENT_RETRY_SECONDS, None):
+            try:
+                await self.kube.post_event(manifest)
+                return
+            except Exception as e:
+                if delay is None:
+                    what = f"{manifest['reason']} about {manifest['involvedObject']['name']}"
+                    why = api_message(e) if isinstance(e, ApiException) else f"{type(e).__name__}: {e}"
+                    log.warning("could not post the Event %s: %s", what, why)
+                    return
+                await asyncio.sleep(delay)
 
 
 _current: Runtime | None = None

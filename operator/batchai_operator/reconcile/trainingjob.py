@@ -146,11 +146,11 @@ async def request_sync(rt: Runtime, uid: Key) -> None:
         await controller.request_sync(rt, KIND, uid)
 
 
-async def on_trainingjob_event(rt: Runtime, uid: Key) -> None:
-    """A TrainingJob changed: it syncs, unless the change is only the echo of the operator's own status
-    write (four of a single-node job's five events): the same metadata as its last sync began from (so the
-    same spec: its generation) and the status written since. What else a sync reads (the job's children,
-    its cluster, time) syncs it from its own watch or timer."""
+def on_trainingjob_change(rt: Runtime, uid: Key) -> None:
+    """A TrainingJob changed (reconcile/own_watches.py): it syncs, unless the change is only the echo of the
+    operator's own status write (four of a single-node job's five events): the same metadata as its last
+    sync began from (so the same spec: its generation) and the status written since. What else a sync
+    reads (the job's children, its cluster, time) syncs it from its own watch or timer."""
     view: TrainingJobView | None = rt.indexes.first(idx.TRAININGJOBS, uid)
     written = rt.written.get(uid)
     if (
@@ -158,14 +158,14 @@ async def on_trainingjob_event(rt: Runtime, uid: Key) -> None:
         and written is not None
         and rt.synced_meta.get(uid) == view["metadata"]
         and indexed_status(written) == view["status"]
-        and not view["status"].get("settled")  # request_sync's at-rest check lets it go
+        and not view["status"].get("settled")  # ask_sync's at-rest check lets it go
     ):
         return
-    await request_sync(rt, uid)
+    ask_sync(rt, uid)
 
 
 def ask_sync(rt: Runtime, uid: Key) -> None:
-    """request_sync from the child watches' callbacks (reconcile/child_watches.py): in the background."""
+    """request_sync from the own watches' callbacks (reconcile/own_watches.py): in the background."""
     if not _at_rest(rt, uid):
         controller.ask_sync(rt, KIND, uid)
 

@@ -1,5 +1,5 @@
-"""The operator's own watches of job pods and batch Jobs (reconcile/child_watches.py), the index they fill
-(observe/store.py), and the coalesced background syncs they ask for (Runtime.ask)."""
+"""The operator's own watches of TrainingJobs, job pods and batch Jobs (reconcile/own_watches.py), the
+index they fill (observe/store.py), and the coalesced background syncs they ask for (Runtime.ask)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from batchai_operator.config import OperatorConfig
 from batchai_operator.names import LABEL_TRAININGJOB_UID
 from batchai_operator.observe import indexes as idx
 from batchai_operator.observe.store import ObjectIndex, replace_all
-from batchai_operator.reconcile import child_watches, cluster, trainingjob
-from batchai_operator.reconcile.child_watches import CHILD_WATCHES, change_of
+from batchai_operator.reconcile import cluster, own_watches, trainingjob
+from batchai_operator.reconcile.own_watches import CHILD_WATCHES, change_of
 from batchai_operator.reconcile.runtime import Runtime
 from recording_kube import RecordingKube
 
@@ -50,8 +50,16 @@ def batch_job(owner: str, namespace: str = "ns") -> dict[str, Any]:
     }
 
 
-def test_the_child_watches_fill_exactly_the_indexes_kopf_does_not() -> None:
-    assert set(child_watches.make_indexes()) == set(idx.OWN_INDEXES)
+def runtime_and_feed(watch: own_watches.OwnWatch) -> tuple[Runtime, Any]:
+    """A runtime with the own watches' indexes, and the feed of one watch (all namespaces) into it."""
+    own = own_watches.make_indexes()
+    rt = Runtime(RecordingKube(), OperatorConfig(), own)
+    loop = asyncio.get_running_loop()
+    return rt, own_watches._Feed(rt, loop, watch, own[watch.index], None, asyncio.Event())
+
+
+def test_the_own_watches_fill_exactly_the_indexes_kopf_does_not() -> None:
+    assert set(own_watches.make_indexes()) == set(idx.OWN_INDEXES)
     assert not set(idx.OWN_INDEXES) & set(idx.KOPF_INDEXES)
 
 
@@ -108,11 +116,11 @@ async def test_the_feed_fills_the_index_from_the_watch_thread_and_asks_for_the_s
         nodes.append(node)
 
     monkeypatch.setattr(cluster, "on_node_event", on_node_event)
-    own = child_watches.make_indexes()
+    own = own_watches.make_indexes()
     index = own[idx.TRAININGJOB_PODS]
     rt = Runtime(RecordingKube(), OperatorConfig(), own)
     listed = asyncio.Event()
-    feed = child_watches._Feed(rt, asyncio.get_running_loop(), PODS, index, None, listed)
+    feed = own_watches._Feed(rt, asyncio.get_running_loop(), PODS, index, None, listed)
 
     def from_thread(*calls: Any) -> None:
         for fn, *args in calls:
@@ -157,3 +165,65 @@ async def test_asks_before_a_sync_begins_are_one_and_an_ask_during_it_makes_one_
     release.set()
     await rt.settle()
     assert runs == [0, 1]
+
+
+async def test_a_burst_of_events_wakes_the_loop_once_and_keeps_their_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(trainingjob, "ask_sync", lambda rt, uid: asked.append(uid))
+    rt, feed = runtime_and_feed(JOBS)
+    drains: list[int] = []
+    drain = feed._drain
+
+    def counted() -> None:
+        drains.append(len(feed._pending))
+        drain()
+
+    monkeypatch.setattr(feed, "_drain", counted)
+
+    def burst() -> None:  # the loop is busy meanwhile (this test's thread.join)
+        feed.on_list([batch_job("t1")])
+        feed.on_event("ADDED", batch_job("t2"))
+        feed.on_event("DELETED", batch_job("t1"))
+
+    thread = threading.Thread(target=burst)
+    thread.start()
+    thread.join()
+    await asyncio.sleep(0.05)
+    assert drains == [3]  # one wake-up for the three
+    assert rt.indexes.all(idx.BATCH_JOBS_BY_OWNER, ("ns", "t1")) == []  # listed, then deleted: in order
+    assert len(rt.indexes.all(idx.BATCH_JOBS_BY_OWNER, ("ns", "t2"))) == 1
+    assert asked == ["t2", "t1"]  # the first list asks for nothing
+    feed.on_event("MODIFIED", batch_job("t2"))  # the next event wakes the loop again
+    await asyncio.sleep(0.05)
+    assert drains == [3, 1] and asked[-1] == "t2"
+
+
+def trainingjob_body(uid: str, settled: bool = False) -> dict[str, Any]:
+    return {
+        "apiVersion": "batchai.io/v1",
+        "kind": "TrainingJob",
+        "metadata": {"name": f"j-{uid}", "namespace": "ns", "uid": uid, "generation": 1},
+        "spec": {},
+        "status": {"executionState": "succeeded", "settled": True} if settled else {},
+    }
+
+
+async def test_the_trainingjob_watch_syncs_every_listed_job_then_each_change_and_forgets_the_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    changed: list[str] = []
+    monkeypatch.setattr(trainingjob, "on_trainingjob_change", lambda rt, uid: changed.append(uid))
+    rt, feed = runtime_and_feed(own_watches.TRAININGJOB_WATCH)
+    feed.on_list([trainingjob_body("a"), trainingjob_body("b")])
+    await asyncio.sleep(0.05)
+    assert sorted(changed) == ["a", "b"]  # at the start, every job not settled syncs once
+    assert rt.indexes.first(idx.TRAININGJOBS, "a")["metadata"]["name"] == "j-a"
+    rt.written["a"] = {"executionState": "succeeded"}
+    feed.on_event("MODIFIED", trainingjob_body("b"))
+    feed.on_event("DELETED", trainingjob_body("a", settled=True))  # settled: it left the selection
+    await asyncio.sleep(0.05)
+    assert changed[2:] == ["b"] and "a" not in rt.written
+    assert rt.indexes.first(idx.TRAININGJOBS, "a") is None
+    assert own_watches.TRAININGJOB_WATCH.selector == ("fieldSelector", "status.settled!=true")
