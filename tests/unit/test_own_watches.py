@@ -227,3 +227,24 @@ async def test_the_trainingjob_watch_syncs_every_listed_job_then_each_change_and
     assert changed[2:] == ["b"] and "a" not in rt.written
     assert rt.indexes.first(idx.TRAININGJOBS, "a") is None
     assert own_watches.TRAININGJOB_WATCH.selector == ("fieldSelector", "status.settled!=true")
+
+
+async def test_the_trainingjobs_watch_starts_after_the_childrens_first_lists_and_kopfs_indexes() -> None:
+    """A job's sync reads the clusters and nodes kopf indexes, which kopf fills only after the startup:
+    a job synced before would say its cluster is not found (seen at a restart mid-job)."""
+    started: list[str] = []
+
+    class ListingKube:
+        def list_and_watch(self, path: str, selector: Any, on_list: Any, *_: Any, **__: Any) -> None:
+            started.append(path.rsplit("/", 1)[-1])
+            on_list([])
+
+    own = own_watches.make_indexes()
+    rt = Runtime(RecordingKube(), OperatorConfig(), own)
+    await own_watches.start(rt, ListingKube(), own)  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert sorted(started) == ["jobs", "pods"]  # the children's, listed before start returned
+    rt.kopf_indexed.set()  # kopf's first handler call
+    await asyncio.sleep(0.05)
+    assert sorted(started) == ["jobs", "pods", "trainingjobs"]
+    await rt.close()

@@ -16,6 +16,7 @@ from .indexes import SETUP_OBJECTS
 
 @kopf.on.event(GROUP, VERSION, CLUSTER_PLURAL)
 async def on_cluster(type: str, namespace: str | None, name: str, **_: Any) -> None:
+    current().kopf_indexed.set()
     if namespace is None:
         return
     if type == "DELETED":
@@ -26,6 +27,7 @@ async def on_cluster(type: str, namespace: str | None, name: str, **_: Any) -> N
 
 @kopf.on.event("", "v1", "nodes")
 async def on_node(name: str, **_: Any) -> None:
+    current().kopf_indexed.set()
     await cluster.on_node_event(current(), name)
 
 

@@ -158,7 +158,7 @@ async def startup(settings: kopf.OperatorSettings, kwargs: Mapping[str, Any]) ->
         "yes" if rt.served.kueue else "no",
     )
     install(rt)
-    # kopf starts its watches once the startup is done: no TrainingJob syncs before the children are known.
+    # kopf starts its watches once the startup is done; the TrainingJobs' watch waits for their first lists.
     await own_watches.start(rt, kube, own_indexes)
     rt.spawn(release_freed_memory_periodically(rt.stopping, TRIM_INTERVAL_SECONDS, lambda: rt.last_sync))
     metrics.serve(int(os.environ.get("BATCHAI_METRICS_PORT") or 0), status_collector(rt))

@@ -7,8 +7,9 @@ Each watch lists and then streams its resource in a thread (kube.Kube.list_and_w
 entries there (observe/indexes.py's functions, as kopf's indexers did), and hands them to the event loop,
 which updates the index (observe/store.py) and asks for the syncs the change concerns: a TrainingJob's
 own; a pod's or batch Job's TrainingJob, and a pod's node's clusters. The startup waits for the first
-lists of the children, then for the TrainingJobs' (each listed job then syncs), so no sync runs before the
-indexes hold what exists (kopf's readiness did the same for its own indexes).
+lists of the children; the TrainingJobs' watch starts once kopf's indexes are filled too (each listed job
+then syncs), so no sync runs before the indexes hold what exists (kopf's readiness does the same for the
+handlers of what kopf watches).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,22 +145,38 @@ def make_indexes() -> dict[str, ObjectIndex]:
 
 async def start(rt: Runtime, kube: Kube, indexes: Mapping[str, ObjectIndex]) -> None:
     """Start every own watch (in each watched namespace, or in all): the children's first, and wait for
-    their first lists; then the TrainingJobs', and wait for theirs."""
+    their first lists; then, in the background, the TrainingJobs' once kopf's indexes hold their first
+    lists too (a job's sync reads the clusters and nodes kopf indexes; kopf fills them only after the
+    startup, and a job synced before would say its cluster is not found)."""
     namespaces: list[str | None] = [*rt.config.watch_namespaces] or [None]
-    for watches in (CHILD_WATCHES, (TRAININGJOB_WATCH,)):
-        listed = [
-            _start(rt, kube, watch, indexes[watch.index], namespace)
-            for watch in watches
-            for namespace in namespaces
-        ]
-        waiting = asyncio.gather(*(done.wait() for done in listed))
-        while True:
-            try:
-                await asyncio.wait_for(asyncio.shield(waiting), WAITING_LOG_SECONDS)
-                break
-            except TimeoutError:
-                names = ", ".join(watch.name for watch in watches)
-                log.info("waiting for the first lists of %s from the apiserver", names)
+    await _wait_listed(
+        "job pods and batch Jobs",
+        [_start(rt, kube, watch, indexes[watch.index], ns) for watch in CHILD_WATCHES for ns in namespaces],
+    )
+
+    async def trainingjobs() -> None:
+        await _wait("clusters and nodes (kopf's)", rt.kopf_indexed.wait())
+        await _wait_listed(
+            "TrainingJobs",
+            [_start(rt, kube, TRAININGJOB_WATCH, indexes[TRAININGJOB_WATCH.index], ns) for ns in namespaces],
+        )
+
+    rt.spawn(trainingjobs())
+
+
+async def _wait_listed(what: str, listed: list[asyncio.Event]) -> None:
+    await _wait(what, asyncio.gather(*(done.wait() for done in listed)))
+
+
+async def _wait(what: str, done: Awaitable[Any]) -> None:
+    """Wait, and say so every WAITING_LOG_SECONDS (an apiserver slow to list, or RBAC that refuses it)."""
+    waiting = asyncio.ensure_future(done)
+    while True:
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting), WAITING_LOG_SECONDS)
+            return
+        except TimeoutError:
+            log.info("waiting for the first lists of %s from the apiserver", what)
 
 
 def _start(

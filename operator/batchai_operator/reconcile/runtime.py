@@ -87,6 +87,9 @@ class Runtime:
         self.instance = socket.gethostname()
         # Set at shutdown: threads of the operator's own watches stop.
         self.stopping = threading.Event()
+        # Set by kopf's first handler call: kopf calls none before its indexes (clusters, nodes, setup
+        # objects) hold their first lists, and a TrainingJob's sync reads them (reconcile/own_watches.py).
+        self.kopf_indexed = asyncio.Event()
 
     def memory(self, kind: type[MemoryT]) -> dict[Key, MemoryT]:
         """One kind's memory of its objects (TrainingJobMemory, ClusterMemory), by key."""
