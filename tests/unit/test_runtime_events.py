@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from batchai_operator.config import OperatorConfig
 from batchai_operator.decide.common import Event
@@ -72,3 +73,25 @@ async def test_a_refused_event_is_tried_again_twice_then_logged(
         if posted
         else ["could not post the Event Started about cntk: ConnectionError: the apiserver went away"]
     )
+
+
+async def test_an_event_the_apiserver_refuses_for_good_is_logged_at_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 403 (RBAC) is not tried again: it would be refused the same way; its words are logged."""
+
+    class ForbiddingKube(RecordingKube):
+        tries = 0
+
+        async def post_event(self, manifest: dict[str, Any]) -> None:
+            self.tries += 1
+            raise ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(runtime, "EVENT_RETRY_SECONDS", (0.0, 0.0))
+    kube = ForbiddingKube()
+    rt = Runtime(kube, OperatorConfig(), {})
+    rt.post(JOB, [Event("Normal", "Started", "it runs")])
+    await rt.settle()
+    assert kube.tries == 1
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert logged == ["could not post the Event Started about cntk: Forbidden"]

@@ -56,7 +56,7 @@ CLIENT_THREADS = 32
 START_SLOTS = CLIENT_THREADS
 EventHandler = Callable[[Runtime, Mapping[str, Any]], None]
 # What kopf watches of pods and DaemonSets: the clusters' setup objects (the job pods and batch Jobs are
-# the child watches', reconcile/own_watches.py).
+# the operator's own watches', reconcile/own_watches.py).
 SETUP_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_ROLE}={SETUP_ROLE}"
 WATCHED_BY_LABEL = (("", "v1", "pods"), ("apps", "v1", "daemonsets"))
 LIST_CHUNK = 500

@@ -245,14 +245,16 @@ class Runtime:
             self.spawn(self._post(event_manifest(obj, event, now, self.instance)))
 
     async def _post(self, manifest: dict[str, Any]) -> None:
-        """Events are said at most once and never hold up a sync: a refused one is tried again twice,
-        then logged (kopf's poster did the same with its backoffs)."""
+        """Events are said at most once and never hold up a sync: one that failed is tried again twice,
+        then logged; one the apiserver refused for good (RBAC, a namespace being deleted, an invalid
+        Event: a 4xx but 429) is logged at once, as trying again would change nothing."""
         for delay in (*EVENT_RETRY_SECONDS, None):
             try:
                 await self.kube.post_event(manifest)
                 return
             except Exception as e:
-                if delay is None:
+                refused = isinstance(e, ApiException) and 400 <= (e.status or 0) < 500 and e.status != 429
+                if delay is None or refused:
                     what = f"{manifest['reason']} about {manifest['involvedObject']['name']}"
                     why = api_message(e) if isinstance(e, ApiException) else f"{type(e).__name__}: {e}"
                     log.warning("could not post the Event %s: %s", what, why)

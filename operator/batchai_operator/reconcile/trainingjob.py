@@ -138,7 +138,7 @@ class TrainingJobs(
 KIND = TrainingJobs()
 
 
-# ---- entry points (called by handlers/, the child watches and the Event watches) -------------------------
+# ---- entry points (called by handlers/, the own watches and the Event watches) ---------------------------
 
 
 async def request_sync(rt: Runtime, uid: Key) -> None:
