@@ -206,6 +206,14 @@ def cluster_events(ns: str, name: str) -> list[client.CoreV1Event]:
     return client.CoreV1Api().list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
 
 
+def wait_cluster_events(
+    ns: str, name: str, match: Callable[[client.CoreV1Event], bool], what: str
+) -> list[client.CoreV1Event]:
+    """The Events about a cluster that match; the operator posts them in the background, so one may
+    reach the apiserver just after the status that goes with it."""
+    return wait_for(lambda: [e for e in cluster_events(ns, name) if match(e)], timeout=10, what=what)
+
+
 def setup_pods(ns: str, name: str) -> list[client.V1Pod]:
     uid = get_bac(ns, name)["metadata"]["uid"]
     return client.CoreV1Api().list_namespaced_pod(ns, label_selector=f"batchai.io/cluster-uid={uid}").items
@@ -359,8 +367,12 @@ def test_failing_setup_task_makes_nodes_unusable_with_errors_naming_them(
         assert any(n in e["message"] for n in nodes)
     ready = {c["type"]: c for c in st["conditions"]}["Ready"]
     assert (ready["status"], ready["reason"]) == ("False", "SetupTaskFailed")
-    warnings = [e for e in cluster_events(namespace, "broken") if e.type == "Warning"]
-    assert any(e.reason == "SetupTaskFailed" and nodes[0] in e.message for e in warnings)
+    wait_cluster_events(
+        namespace,
+        "broken",
+        lambda e: e.type == "Warning" and e.reason == "SetupTaskFailed" and nodes[0] in e.message,
+        f"a SetupTaskFailed Event naming {nodes[0]}",
+    )
     # While the DaemonSet controller replaces the failed pods, the nodes stay unusable.
     for _ in range(20):
         assert counts_of(get_bac(namespace, "broken"))["unusable"] == 2
@@ -487,7 +499,7 @@ def test_arm_double_sees_exactly_the_updates_scale_settings_ask_for(
     assert json.loads(obj["metadata"]["annotations"]["batchai.io/applied-scale-settings"])["count"] == 3
     # One node of three: resizing (kwok does not add nodes for the double).
     assert obj["status"]["allocationState"] == "resizing"
-    assert any(e.reason == "Scaled" for e in cluster_events(namespace, "scaled"))
+    wait_cluster_events(namespace, "scaled", lambda e: e.reason == "Scaled", "a Scaled Event")
 
     # Switch to the autoscaler: exactly one more PUT.
     patch_bac(
@@ -561,10 +573,12 @@ def test_scale_failure_reported_without_secrets(
     assert "AuthorizationFailed" in err["message"] and pool in err["message"]
     ready = {c["type"]: c for c in obj["status"]["conditions"]}["Ready"]
     assert (ready["status"], ready["reason"]) == ("False", "ScaleFailed")
-    warnings = [
-        e for e in cluster_events(namespace, "denied") if e.type == "Warning" and e.reason == "ScaleFailed"
-    ]
-    assert warnings
+    warnings = wait_cluster_events(
+        namespace,
+        "denied",
+        lambda e: e.type == "Warning" and e.reason == "ScaleFailed",
+        "a ScaleFailed Event",
+    )
     shown = json.dumps(obj["status"]) + " ".join(e.message for e in warnings)
     for secret in [*arm.issued_tokens, arm.federated_token]:
         assert secret not in shown

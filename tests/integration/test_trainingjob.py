@@ -742,4 +742,4 @@ def test_a_multi_node_job_whose_pod_is_evicted_restarts_its_whole_attempt(namesp
     assert not {p.metadata.name for p in pods} & old
     tj = wait_state(namespace, "pair", "running", timeout=30)
     assert tj["status"]["executionInfo"]["requeueCount"] == 1
-    assert "Requeued" in trainingjob_event_reasons(namespace, "pair")
+    wait_for(lambda: "Requeued" in trainingjob_event_reasons(namespace, "pair"), timeout=10, what="Requeued")
