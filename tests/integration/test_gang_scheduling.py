@@ -20,7 +20,14 @@ from typing import Any
 import pytest
 from devcluster import SIM_RUN_FOR, wait_for
 from gang_watch import BindingWatch, violations
-from jobs import create_cluster, create_trainingjob, events_for, get_trainingjob, wait_state
+from jobs import (
+    create_cluster,
+    create_trainingjob,
+    events_for,
+    get_trainingjob,
+    trainingjob_pods,
+    wait_state,
+)
 from kubernetes import client
 from kueue_process import KueueProcess, gpu_cluster_queue
 from kueue_process import kueue as kueue
@@ -167,6 +174,46 @@ def test_operator_admission_two_3_node_jobs_on_4_nodes(
     assert not client.CustomObjectsApi().list_namespaced_custom_object(
         "scheduling.k8s.io", "v1beta1", namespace, "podgroups"
     )["items"]
+
+
+def test_operator_admission_starts_a_job_its_autoscaled_pool_must_grow_for(
+    operator_with: Callable[[str], OperatorProcess],
+    namespace: str,
+    fake_node: Callable[..., client.V1Node],
+) -> None:
+    """An autoscaled pool (0..4) with one node and a 3-node job: held until three nodes are free, the job
+    would wait for ever, as the cluster autoscaler adds nodes only for pods that wait for them. The
+    admission starts it: one pod takes the node, two wait, unschedulable in the scheduler's words (the
+    autoscaler's cue); the test then adds the nodes the autoscaler would, and the job runs."""
+    operator_with("admission")
+    pool = f"g{uuid.uuid4().hex[:8]}"
+
+    def pool_node() -> None:
+        fake_node("gang", gpus=1, agent_pool=pool, instance_type="Standard_NC6_gangtest")
+
+    pool_node()
+    autoscale = {"autoScale": {"minimumNodeCount": 0, "maximumNodeCount": 4}}
+    create_cluster(namespace, "pool", agentPool=pool, scaleSettings=autoscale)
+    create_trainingjob(namespace, "grow", three_node_job(), annotations={SIM_RUN_FOR: RUN_FOR})
+
+    def waiting_for_nodes() -> list[client.V1Pod] | None:
+        if client.BatchV1Api().read_namespaced_job("grow", namespace).spec.suspend:
+            return None
+        pods = trainingjob_pods(namespace, "grow")
+        waiting = [p for p in pods if not p.spec.node_name]
+        unschedulable = [
+            p
+            for p in waiting
+            for c in p.status.conditions or []
+            if (c.type, c.status, c.reason) == ("PodScheduled", "False", "Unschedulable")
+        ]
+        return waiting if len(pods) == 3 and len(waiting) == 2 and len(unschedulable) == 2 else None
+
+    wait_for(waiting_for_nodes, timeout=60, what="the job started, 1 pod on the node, 2 unschedulable")
+    assert get_trainingjob(namespace, "grow")["status"]["executionState"] == "queued"
+    pool_node()
+    pool_node()
+    wait_state(namespace, "grow", "succeeded", timeout=120)
 
 
 def test_kueue_two_3_node_jobs_on_4_nodes(

@@ -184,6 +184,22 @@ def test_a_job_larger_than_the_pool_can_never_run_and_says_so() -> None:
     assert admit([job("huge", 5, pool_max=8)], POOL4)["huge"].never is None  # the pool can grow to 8
 
 
+def test_on_an_autoscaled_pool_too_small_for_it_a_job_starts_so_that_the_autoscaler_adds_nodes() -> None:
+    """Held, it would wait for ever: the cluster autoscaler adds nodes only for pods that wait."""
+    # A 2-node job on a pool scaled to zero, autoscaler 0..4.
+    v = admit([job("a", 2, pool_max=4, grows_on_demand=True)], [])
+    assert v["a"].start and (v["a"].needed, v["a"].free) == (2, 0)
+    # One node there and free: it starts, its pods take it and wait for the second; a job behind it
+    # does not get that node.
+    v = admit([job("a", 2, "t1", pool_max=4, grows_on_demand=True), job("b", 1, "t2")], POOL4[:1])
+    assert v["a"].start and v["a"].free == 1 and not v["b"].start
+    # Enough nodes of its placement exist but are busy: it waits for them, as on any pool.
+    busy = [node(f"n{i}", used=1) for i in range(4)]
+    assert not admit([job("a", 2, pool_max=8, grows_on_demand=True)], busy)["a"].start
+    # A pool of a fixed size (a manual target) still being resized: the nodes come anyway; it waits.
+    assert not admit([job("a", 2, pool_max=4)], POOL4[:1])["a"].start
+
+
 def test_taints_not_tolerated_and_unschedulable_nodes_are_not_free() -> None:
     nodes = [
         node("n0", taints=[{"key": "x", "effect": "NoSchedule"}]),

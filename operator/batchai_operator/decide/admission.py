@@ -7,6 +7,10 @@ name). A job that does not fit blocks every job behind it from its nodes (no bac
 is not starved by a stream of small ones. Jobs already started but whose pods are not all bound yet
 keep the nodes they still need, so two passes cannot start two jobs on the same free nodes.
 
+On an autoscaled pool with fewer nodes of the job's placement than it needs, the job starts at its turn
+even so: the cluster autoscaler adds nodes only for pods that wait for them, so held it would wait for
+ever. Its pods take the free nodes and wait there for the new ones.
+
 The decision looks only at nodes and GPUs (node selector, taints, readiness, `nvidia.com/gpu`), as
 Batch AI did; the scheduler's own checks (setup-task affinity, other resources) still apply to the pods.
 """
@@ -51,6 +55,7 @@ class GangJob:
     started: bool = False  # its batch Job is unsuspended
     bound: int = 0  # its pods that have a node (started jobs)
     pool_max: int | None = None  # the most nodes its pool can have (autoscaler), None: the nodes there
+    grows_on_demand: bool = False  # an autoscaled pool: the cluster autoscaler adds nodes for waiting pods
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,14 @@ def _verdict(room: _Room, nodes: Sequence[NodeRoom], job: GangJob) -> Verdict:
     usable = _usable(room, nodes, job.placement, kept_ok=False)
     if len(usable) >= job.node_count:
         _take(room, usable, job.placement.gpus, job.node_count)
+        return Verdict(start=True, needed=job.node_count, free=len(usable))
+    if job.grows_on_demand and len(eligible) < job.node_count:
+        # Only nodes its pool does not have yet can run it, and the cluster autoscaler adds nodes only for
+        # pods that wait for them: held, it would wait for ever. It starts; its pods take the free nodes
+        # of its placement and wait there for the new ones (Batch AI too grew an autoscaled cluster for
+        # the jobs queued on it).
+        _take(room, usable, job.placement.gpus, len(usable))
+        room.kept.update(eligible)
         return Verdict(start=True, needed=job.node_count, free=len(usable))
     room.kept.update(eligible)  # first come first served: no job behind it starts on its nodes
     return Verdict(start=False, needed=job.node_count, free=len(usable))

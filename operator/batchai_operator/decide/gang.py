@@ -86,6 +86,11 @@ def choose(setting: str, served: ServedApis, node_count: int, queue: str | None)
     return None  # off, or kueue for a job that names no queue
 
 
+def admission_possible(setting: str, served: ServedApis) -> bool:
+    """Whether any job can be under the operator's own admission with this setting on this cluster."""
+    return setting == Mechanism.ADMISSION or (setting == "auto" and not served.workload)
+
+
 def pod_group_words(pod_group: Mapping[str, Any] | None) -> str | None:
     """The scheduler's words for why a PodGroup's gang is not placed yet (its PodGroupInitiallyScheduled
     condition while False), or None."""

@@ -119,6 +119,7 @@ def _gang_job(
         started=started,
         bound=bound,
         pool_max=_pool_max(cluster),
+        grows_on_demand=cluster.scale_settings is not None and cluster.scale_settings.auto_scale is not None,
     )
 
 

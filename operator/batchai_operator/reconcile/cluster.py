@@ -45,6 +45,7 @@ from ..scaling import DesiredScale, ScaleError
 from . import controller
 from .children import ensure, refused_or
 from .runtime import Runtime
+from .trainingjob import wake_held_gangs
 
 log = logging.getLogger("batchai_operator.clusters")
 ClusterDecision = Decision[BatchAIClusterStatus, ClusterAction]
@@ -99,13 +100,15 @@ async def request_sync(rt: Runtime, key: Key) -> None:
 
 
 async def on_node_event(rt: Runtime, node: str) -> None:
-    """A node, or a TrainingJob's pod on it, changed: its clusters sync (a burst of such changes makes one
-    sync)."""
+    """A node, or a TrainingJob's pod on it, changed: its clusters sync, and the gangs the operator's
+    admission holds there look again (a burst of such changes makes one of each)."""
     for key in clusters_of_node(rt.indexes, rt.memory(ClusterMemory), node):
         if rt.coalesce_seconds > 0:
             rt.soon(key, "nodes", rt.coalesce_seconds, partial(request_sync, rt, key))
+            rt.soon(key, "held-gangs", rt.coalesce_seconds, partial(wake_held_gangs, rt, key))
         else:
             await request_sync(rt, key)
+            await wake_held_gangs(rt, key)
 
 
 async def on_setup_object_event(rt: Runtime, namespace: str | None, cluster_uid: str | None) -> None:

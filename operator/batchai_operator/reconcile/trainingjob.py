@@ -15,6 +15,7 @@ from typing import Any
 from ..api.trainingjob import TrainingJobStatus
 from ..decide import failures
 from ..decide.common import Decision, Desired
+from ..decide.gang import Mechanism, admission_possible
 from ..decide.trainingjob import (
     CreateChildren,
     DeleteBatchJob,
@@ -38,7 +39,7 @@ from ..names import (
 )
 from ..observe import indexes as idx
 from ..observe import trainingjob as observe_trainingjob
-from ..observe.gang import observe_gang
+from ..observe.gang import mechanism_of, observe_gang
 from ..observe.memory import TrainingJobMemory
 from ..observe.trainingjob import (
     TrainingJobWorld,
@@ -197,6 +198,21 @@ async def on_cluster_event(rt: Runtime, namespace: str | None, name: str) -> Non
     for uid in rt.indexes.all(idx.TRAININGJOBS_BY_CLUSTER, (namespace, name)):
         view = rt.indexes.first(idx.TRAININGJOBS, uid)
         if view is not None and _waits_for_cluster(rt.written.get(uid) or view["status"]):
+            await request_sync(rt, uid)
+
+
+async def wake_held_gangs(rt: Runtime, cluster: tuple[str, str]) -> None:
+    """A node of the cluster, or a job's pod on one, changed (a pod ended, a node came back): the jobs the
+    operator's own gang admission holds there look again now, not at their next recheck, so that a gang
+    starts as soon as its nodes are free. Held: queued, and the admission's (single-node jobs are the
+    scheduler's, and other mechanisms' gangs are held elsewhere)."""
+    if not admission_possible(rt.config.gang, rt.served):
+        return
+    for uid in rt.indexes.all(idx.TRAININGJOBS_BY_CLUSTER, cluster):
+        view = rt.indexes.first(idx.TRAININGJOBS, uid)
+        if view is None or (rt.written.get(uid) or view["status"]).get("executionState") != QUEUED:
+            continue
+        if mechanism_of(view, rt.config, rt.served) is Mechanism.ADMISSION:
             await request_sync(rt, uid)
 
 
